@@ -1,0 +1,144 @@
+"""Scalar functions of the normalised conductance ``x = G / g_max_us``.
+
+Published device models give programming-noise sigma, drift-exponent statistics and 1/f
+read-noise amplitude as small closed forms in x (polynomials, clipped log-linear laws, clipped
+power laws, piecewise combinations, or tables).  One union, :data:`XFunction`, describes all of
+them; every model evaluates element-wise on a numpy array with ``.evaluate(x)``.
+
+``x`` is floored at ``x_floor`` before a logarithm or negative power is taken, so ``x = 0``
+(an unused device at g_min = 0) gives a finite value, which the clip bounds then cap.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "XFunction",
+    "ConstantFn",
+    "PolynomialFn",
+    "LogLinearFn",
+    "PowerFn",
+    "TableFn",
+    "PiecewiseFn",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _clip(y: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+    if lo is not None or hi is not None:
+        y = np.clip(y, lo, hi)
+    return y
+
+
+class _Clipped(_Strict):
+    min: FiniteFloat | None = Field(None, description="lower clip bound of the result (null: none)")
+    max: FiniteFloat | None = Field(None, description="upper clip bound of the result (null: none)")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "_Clipped":
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min must be <= max (got min={self.min}, max={self.max})")
+        return self
+
+
+class ConstantFn(_Strict):
+    """``f(x) = value``."""
+
+    kind: Literal["constant"] = "constant"
+    value: FiniteFloat = Field(description="the constant value")
+
+    def evaluate(self, x: np.ndarray) -> np.ndarray:
+        return np.full(np.shape(x), self.value, dtype=np.float64)
+
+
+class PolynomialFn(_Clipped):
+    """``f(x) = clip(sum_k coeffs[k] * x**k, min, max)`` (coefficients in increasing power)."""
+
+    kind: Literal["polynomial"] = "polynomial"
+    coeffs: list[FiniteFloat] = Field(min_length=1, max_length=16, description="c0, c1, c2, ... (increasing powers of x)")
+
+    def evaluate(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        y = np.zeros_like(x)
+        for c in reversed(self.coeffs):  # Horner
+            y = y * x + c
+        return _clip(y, self.min, self.max)
+
+
+class LogLinearFn(_Clipped):
+    """``f(x) = clip(slope * ln(max(x, x_floor)) + intercept, min, max)`` (natural log)."""
+
+    kind: Literal["log_linear"] = "log_linear"
+    slope: FiniteFloat = Field(description="coefficient of ln(x)")
+    intercept: FiniteFloat = Field(description="value at x = 1")
+    x_floor: float = Field(1e-6, gt=0, le=1, description="x is floored here before the log")
+
+    def evaluate(self, x: np.ndarray) -> np.ndarray:
+        x = np.maximum(np.asarray(x, dtype=np.float64), self.x_floor)
+        return _clip(self.slope * np.log(x) + self.intercept, self.min, self.max)
+
+
+class PowerFn(_Clipped):
+    """``f(x) = clip(coeff * max(x, x_floor)**exponent, min, max)``."""
+
+    kind: Literal["power"] = "power"
+    coeff: FiniteFloat = Field(description="prefactor")
+    exponent: FiniteFloat = Field(description="power of x")
+    x_floor: float = Field(1e-3, gt=0, le=1, description="x is floored here before the power")
+
+    def evaluate(self, x: np.ndarray) -> np.ndarray:
+        x = np.maximum(np.asarray(x, dtype=np.float64), self.x_floor)
+        return _clip(self.coeff * x**self.exponent, self.min, self.max)
+
+
+class TableFn(_Strict):
+    """Piecewise-linear interpolation of ``(x, y)`` pairs; constant beyond the end points."""
+
+    kind: Literal["table"] = "table"
+    x: list[FiniteFloat] = Field(min_length=2, max_length=4096, description="strictly increasing x")
+    y: list[FiniteFloat] = Field(min_length=2, max_length=4096, description="value at each x")
+
+    @model_validator(mode="after")
+    def _shape(self) -> "TableFn":
+        if len(self.x) != len(self.y):
+            raise ValueError(f"x and y must have equal lengths (got {len(self.x)} and {len(self.y)})")
+        if any(b <= a for a, b in zip(self.x, self.x[1:])):
+            raise ValueError(f"x must be strictly increasing (got {self.x})")
+        return self
+
+    def evaluate(self, x: np.ndarray) -> np.ndarray:
+        return np.interp(np.asarray(x, dtype=np.float64), self.x, self.y)
+
+
+_Leaf = Annotated[
+    Union[ConstantFn, PolynomialFn, LogLinearFn, PowerFn, TableFn], Field(discriminator="kind")
+]
+
+
+class PiecewiseFn(_Strict):
+    """``f(x) = below(x)`` for ``x < threshold``, else ``above(x)`` (one level, no nesting)."""
+
+    kind: Literal["piecewise"] = "piecewise"
+    threshold: FiniteFloat = Field(description="x at which `above` takes over")
+    below: _Leaf = Field(description="function used for x < threshold")
+    above: _Leaf = Field(description="function used for x >= threshold")
+
+    def evaluate(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        return np.where(x < self.threshold, self.below.evaluate(x), self.above.evaluate(x))
+
+
+XFunction = Annotated[
+    Union[ConstantFn, PolynomialFn, LogLinearFn, PowerFn, TableFn, PiecewiseFn],
+    Field(discriminator="kind"),
+]

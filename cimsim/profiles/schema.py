@@ -1,0 +1,362 @@
+"""The device-profile schema: one frozen pydantic model per section.
+
+Units are in the field names: ``_us`` microsiemens, ``_s`` seconds, ``_rel`` a fraction,
+``_lsb`` least-significant bits of the converter, ``n_`` counts.  Conductances are normalised
+as ``x = G / g_max_us`` wherever a device law is a function of x.  Every field's description is
+the documentation: ``docs/profiles.md`` is generated from it (``python -m cimsim.profiles.docgen``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .functions import XFunction
+
+__all__ = [
+    "DeviceProfile",
+    "Citation",
+    "Conductance",
+    "Programming",
+    "ProgNoiseNone",
+    "ProgNoiseConstant",
+    "ProgNoiseRelative",
+    "ProgNoiseFunction",
+    "Drift",
+    "DriftNone",
+    "DriftPowerLaw",
+    "NuModel",
+    "ReadNoise",
+    "ReadNoiseNone",
+    "ReadNoiseGaussian",
+    "ReadNoiseOneOverF",
+    "Faults",
+    "Variability",
+    "RangeFixed",
+    "RangeCalibrated",
+    "RangeDynamic",
+    "NonlinearityNone",
+    "NonlinearityPolynomial",
+    "NonlinearityTable",
+    "NonlinearitySCurve",
+    "NonlinearityInlTable",
+    "Dac",
+    "Adc",
+    "Tile",
+    "Mapping",
+    "Training",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Rate = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Bits = Annotated[int, Field(ge=1, le=16)]
+Percentile = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
+
+
+# --------------------------------------------------------------------------- provenance
+class Citation(_Strict):
+    reference: str = Field(min_length=1, description="authors, title, venue, year of the measurement paper")
+    doi: str | None = Field(None, description="DOI of the source")
+    url: str | None = Field(None, description="URL of the source (when there is no DOI, or in addition)")
+    figure: str | None = Field(None, description="figure/table/equation the numbers come from")
+
+
+# --------------------------------------------------------------------------- devices
+class Conductance(_Strict):
+    g_min_us: NonNeg = Field(0.0, description="lowest programmable conductance, µS (an unused device sits here)")
+    g_max_us: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
+        description="highest programmable conductance, µS; x = G / g_max_us in every device law"
+    )
+    n_levels: Annotated[int, Field(ge=2, le=1 << 20)] | None = Field(
+        None, description="number of evenly spaced programmable levels in [g_min_us, g_max_us]; null = continuous"
+    )
+
+
+class ProgNoiseNone(_Strict):
+    kind: Literal["none"] = Field("none", description="no programming noise: G = target")
+
+
+class ProgNoiseConstant(_Strict):
+    kind: Literal["constant"] = Field(description="additive Gaussian, G = G_T + sigma_us * N(0,1)")
+    sigma_us: NonNeg = Field(description="standard deviation, µS, the same for every target")
+
+
+class ProgNoiseRelative(_Strict):
+    kind: Literal["relative"] = Field(description="multiplicative Gaussian, G = G_T * (1 + sigma_rel * N(0,1))")
+    sigma_rel: NonNeg = Field(description="standard deviation relative to the target conductance")
+
+
+class ProgNoiseFunction(_Strict):
+    kind: Literal["function"] = Field(
+        description=(
+            "additive Gaussian with sigma_us(G_T) = max(sigma(x), 0) * g_max_us / g_ref_us, "
+            "x = G_T / g_max_us (the PCM/ReRAM fits: polynomial or table in x)"
+        )
+    )
+    sigma: XFunction = Field(description="sigma as a function of x, in µS at g_max_us = g_ref_us")
+    g_ref_us: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
+        description="g_max at which the fit was made, µS; the result scales by g_max_us / g_ref_us"
+    )
+
+
+ProgNoise = Annotated[
+    Union[ProgNoiseNone, ProgNoiseConstant, ProgNoiseRelative, ProgNoiseFunction], Field(discriminator="kind")
+]
+
+
+class Programming(_Strict):
+    noise: ProgNoise = Field(default_factory=ProgNoiseNone, description="programming-noise model (kind: none | constant | relative | function)")
+    stochastic_rounding: bool = Field(
+        False, description="round targets to levels stochastically (P(up) = distance to lower level / step) instead of to the nearest level"
+    )
+    clip_upper: bool = Field(
+        False, description="also clip programmed conductances at g_max_us (they are always clipped at g_min_us, as in the reference PCM model)"
+    )
+
+
+class NuModel(_Strict):
+    mean: XFunction = Field(description="mean drift exponent mu_nu(x), dimensionless")
+    std: XFunction = Field(description="device-to-device spread sigma_nu(x), dimensionless")
+
+
+class DriftNone(_Strict):
+    kind: Literal["none"] = Field("none", description="conductances do not drift")
+
+
+class DriftPowerLaw(_Strict):
+    kind: Literal["power_law"] = Field(
+        description="G(t) = G_prog * ((t + t0_s) / t0_s)^(-nu), t = seconds since programming; nu drawn once per device"
+    )
+    t0_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(description="reference time t0, seconds")
+    nu: NuModel = Field(description="nu ~ N(mu_nu(x), sigma_nu(x)) per device at programming (x of the target)")
+    absolute: bool = Field(True, description="fold the draw, nu = |N(mu, sigma)| (reference PCM model); false clips nu at 0")
+
+
+Drift = Annotated[Union[DriftNone, DriftPowerLaw], Field(discriminator="kind")]
+
+
+class ReadNoiseNone(_Strict):
+    kind: Literal["none"] = Field("none", description="reads are exact")
+
+
+class ReadNoiseGaussian(_Strict):
+    kind: Literal["gaussian"] = Field(description="white noise drawn anew for every read: G_read = G(t) * (1 + sigma_rel * N(0,1))")
+    sigma_rel: NonNeg = Field(description="per-read standard deviation relative to G(t)")
+
+
+class ReadNoiseOneOverF(_Strict):
+    kind: Literal["one_over_f"] = Field(
+        description=(
+            "1/f noise integrated up to the read time, static for one evaluation time: "
+            "sigma(t) = G(t) * Q_s(x) * sqrt(ln((t + t0 + t_read_s) / (2 t_read_s))), t0 from the drift section (20 s if none)"
+        )
+    )
+    q_s: XFunction = Field(description="Q_s(x), dimensionless amplitude")
+    t_read_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(description="duration of one read, seconds")
+    per_read_sigma_rel: NonNeg = Field(0.0, description="additional white noise drawn for every read, relative to G(t)")
+
+
+ReadNoise = Annotated[Union[ReadNoiseNone, ReadNoiseGaussian, ReadNoiseOneOverF], Field(discriminator="kind")]
+
+
+class Faults(_Strict):
+    stuck_at_g_min_rel: Rate = Field(0.0, description="fraction of devices stuck at g_min_us (they never drift)")
+    stuck_at_g_max_rel: Rate = Field(0.0, description="fraction of devices stuck at g_max_us (they never drift)")
+
+    @model_validator(mode="after")
+    def _sum(self) -> "Faults":
+        total = self.stuck_at_g_min_rel + self.stuck_at_g_max_rel
+        if total > 1:
+            raise ValueError(f"stuck_at_g_min_rel + stuck_at_g_max_rel must be <= 1 (got {total})")
+        return self
+
+
+class Variability(_Strict):
+    g_max_spread_rel: NonNeg = Field(
+        0.0, description="device-to-device spread of g_max: each device's range scales by max(1 + s * N(0,1), 0), drawn at programming"
+    )
+
+
+# --------------------------------------------------------------------------- peripherals
+class RangeFixed(_Strict):
+    kind: Literal["fixed"] = Field(description="a fixed bound")
+    bound: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
+        description="symmetric bound: DAC inputs in input units; ADC in normalised column units (sum of x_norm * w_norm)"
+    )
+
+
+class RangeCalibrated(_Strict):
+    kind: Literal["calibrated"] = Field(description="bound set by `calibrate(x_ref)` from reference data (per column for the ADC)")
+    percentile: Percentile = Field(99.99, description="percentile of |value| over the reference data used as the bound")
+
+
+class RangeDynamic(_Strict):
+    kind: Literal["dynamic"] = Field(description="DAC only: bound = max |x| of each input vector (per-vector abs-max scaling)")
+
+
+class NonlinearityNone(_Strict):
+    kind: Literal["none"] = Field("none", description="ideal linear transfer")
+
+
+class NonlinearityPolynomial(_Strict):
+    kind: Literal["polynomial"] = Field(description="u -> sum_k coeffs[k] u^k on the normalised signal u in [-1, 1] (odd symmetry not imposed)")
+    coeffs: list[Finite] = Field(min_length=1, max_length=16, description="c0, c1, ... (c1 = 1 and the rest 0 is ideal)")
+
+
+class NonlinearityTable(_Strict):
+    kind: Literal["table"] = Field(description="transfer curve u -> v on the normalised signal, linearly interpolated")
+    u: list[Finite] = Field(min_length=2, max_length=65536, description="strictly increasing inputs in [-1, 1]")
+    v: list[Finite] = Field(min_length=2, max_length=65536, description="outputs at each u")
+
+    @model_validator(mode="after")
+    def _shape(self) -> "NonlinearityTable":
+        if len(self.u) != len(self.v):
+            raise ValueError(f"u and v must have equal lengths (got {len(self.u)} and {len(self.v)})")
+        if any(b <= a for a, b in zip(self.u, self.u[1:])):
+            raise ValueError("u must be strictly increasing")
+        return self
+
+
+class NonlinearitySCurve(_Strict):
+    kind: Literal["s_curve"] = Field(description="compressive ADC front end: u -> tanh(k u) / tanh(k)")
+    k: Annotated[float, Field(gt=0, le=50, allow_inf_nan=False)] = Field(description="steepness k (-> 0 is linear)")
+
+
+class NonlinearityInlTable(_Strict):
+    kind: Literal["inl_table"] = Field(description="ADC only: integral nonlinearity per output code, in LSB, added to the code")
+    inl_lsb: list[Finite] = Field(min_length=2, max_length=65536, description="one entry per code, codes -(2^(b-1)-1) .. 2^(b-1)-1 in order")
+
+
+DacNonlinearity = Annotated[
+    Union[NonlinearityNone, NonlinearityPolynomial, NonlinearityTable], Field(discriminator="kind")
+]
+AdcNonlinearity = Annotated[
+    Union[NonlinearityNone, NonlinearityPolynomial, NonlinearityTable, NonlinearitySCurve, NonlinearityInlTable],
+    Field(discriminator="kind"),
+]
+DacRange = Annotated[Union[RangeFixed, RangeCalibrated, RangeDynamic], Field(discriminator="kind")]
+AdcRange = Annotated[Union[RangeFixed, RangeCalibrated], Field(discriminator="kind")]
+
+
+class Dac(_Strict):
+    bits: Bits | None = Field(None, description="signed symmetric resolution: 2^(bits-1)-1 levels per polarity; null = ideal (no quantization, no clipping)")
+    range: DacRange = Field(default_factory=lambda: RangeDynamic(kind="dynamic"), description="input range (kind: fixed | calibrated | dynamic)")
+    nonlinearity: DacNonlinearity = Field(default_factory=NonlinearityNone, description="transfer nonlinearity (kind: none | polynomial | table)")
+    noise_lsb: NonNeg = Field(0.0, description="Gaussian noise on each converted input, in LSB")
+
+
+class Adc(_Strict):
+    bits: Bits | None = Field(None, description="signed symmetric resolution: 2^(bits-1)-1 levels per polarity; null = ideal (no quantization, no saturation)")
+    range: AdcRange = Field(
+        default_factory=lambda: RangeFixed(kind="fixed", bound=16.0),
+        description="full scale per tile column (kind: fixed | calibrated), normalised column units",
+    )
+    nonlinearity: AdcNonlinearity = Field(default_factory=NonlinearityNone, description="transfer nonlinearity (kind: none | polynomial | table | s_curve | inl_table)")
+    gain_error_rel: NonNeg = Field(0.0, description="std of the static per-column gain error, drawn once per chip: gain = 1 + e")
+    offset_error_lsb: NonNeg = Field(0.0, description="std of the static per-column offset, LSB, drawn once per chip")
+    noise_lsb: NonNeg = Field(0.0, description="Gaussian conversion noise per conversion, LSB")
+
+
+class Tile(_Strict):
+    rows: Annotated[int, Field(ge=1, le=1 << 16)] = Field(256, description="rows per tile: inputs summed on one column before one ADC conversion")
+    cols: Annotated[int, Field(ge=1, le=1 << 16)] = Field(256, description="columns per tile (outputs)")
+
+
+class Mapping(_Strict):
+    kind: Literal["differential", "single_reference"] = Field(
+        "differential",
+        description=(
+            "differential: w -> (G+, G-), the unused device at g_min; single_reference: one device per weight, "
+            "G = g_min + (w+1)/2 (g_max-g_min), minus a reference column at mid-range"
+        ),
+    )
+    subtraction: Literal["analog", "digital"] = Field(
+        "analog", description="where G+ - G- (or G - G_ref) is taken: on the bit line before the ADC, or after two conversions"
+    )
+    scaling: Literal["per_layer", "per_tile", "per_column"] = Field(
+        "per_column", description="granularity of the weight scale s (w_norm = W / s)"
+    )
+    clip_percentile: Percentile | None = Field(
+        None, description="s = this percentile of |W| in each scaling group (weights beyond are clipped); null = max |W|"
+    )
+
+
+class Training(_Strict):
+    drift_t_min_s: NonNeg | None = Field(None, description="if set with drift_t_max_s: each training step draws t log-uniformly in [min, max] and trains on the drifted chip")
+    drift_t_max_s: NonNeg | None = Field(None, description="upper end of the training drift-time range, seconds")
+
+    @model_validator(mode="after")
+    def _pair(self) -> "Training":
+        lo, hi = self.drift_t_min_s, self.drift_t_max_s
+        if (lo is None) != (hi is None):
+            raise ValueError(f"drift_t_min_s and drift_t_max_s must be set together (got {lo}, {hi})")
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"drift_t_min_s must be <= drift_t_max_s (got {lo} > {hi})")
+        return self
+
+
+# --------------------------------------------------------------------------- profile
+class DeviceProfile(_Strict):
+    """A complete description of one analog CIM chip: device, peripherals, tiling and mapping."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$", description="short identifier, e.g. pcm")
+    description: str = Field("", description="one-paragraph summary of the device")
+    citation: Citation | None = Field(None, description="source of the numbers (required for shipped profiles)")
+    assumptions: list[str] = Field(default_factory=list, description="what is not from the source, and what the model leaves out")
+    conductance: Conductance
+    programming: Programming = Field(default_factory=Programming)
+    drift: Drift = Field(default_factory=DriftNone, description="drift model (kind: none | power_law)")
+    read_noise: ReadNoise = Field(default_factory=ReadNoiseNone, description="read-noise model (kind: none | gaussian | one_over_f)")
+    faults: Faults = Field(default_factory=Faults)
+    variability: Variability = Field(default_factory=Variability)
+    dac: Dac = Field(default_factory=Dac)
+    adc: Adc = Field(default_factory=Adc)
+    tile: Tile = Field(default_factory=Tile)
+    mapping: Mapping = Field(default_factory=Mapping)
+    training: Training = Field(default_factory=Training)
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> "DeviceProfile":
+        c = self.conductance
+        if c.g_max_us <= c.g_min_us:
+            raise ValueError(
+                f"conductance.g_max_us must be > conductance.g_min_us (got g_min_us={c.g_min_us}, g_max_us={c.g_max_us})"
+            )
+        nl = self.adc.nonlinearity
+        if isinstance(nl, NonlinearityInlTable):
+            if self.adc.bits is None:
+                raise ValueError("adc.nonlinearity.kind inl_table needs adc.bits (got null)")
+            want = 2 ** self.adc.bits - 1
+            if len(nl.inl_lsb) != want:
+                raise ValueError(
+                    f"adc.nonlinearity.inl_lsb must have 2^bits - 1 = {want} entries for adc.bits={self.adc.bits} (got {len(nl.inl_lsb)})"
+                )
+        return self
+
+    @property
+    def is_ideal(self) -> bool:
+        """True when every non-ideality is off (the simulator then equals a float matmul)."""
+        return (
+            self.conductance.n_levels is None
+            and isinstance(self.programming.noise, ProgNoiseNone)
+            and isinstance(self.drift, DriftNone)
+            and isinstance(self.read_noise, ReadNoiseNone)
+            and self.faults.stuck_at_g_min_rel == 0
+            and self.faults.stuck_at_g_max_rel == 0
+            and self.variability.g_max_spread_rel == 0
+            and self.dac.bits is None
+            and isinstance(self.dac.nonlinearity, NonlinearityNone)
+            and self.dac.noise_lsb == 0
+            and self.adc.bits is None
+            and isinstance(self.adc.nonlinearity, NonlinearityNone)
+            and self.adc.gain_error_rel == 0
+            and self.adc.offset_error_lsb == 0
+            and self.adc.noise_lsb == 0
+        )

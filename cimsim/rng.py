@@ -1,0 +1,57 @@
+"""Seeds and generators.
+
+Every random draw in cimsim comes from a ``numpy.random.Generator`` (or a ``torch.Generator``)
+handed in by the caller; nothing uses global random state and no Numba kernel draws numbers.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+from .errors import ParameterError
+
+__all__ = ["SeedLike", "as_generator", "spawn_seeds", "split_seed", "torch_generator"]
+
+SeedLike = int | np.random.Generator | np.random.SeedSequence
+
+
+def as_generator(rng: SeedLike) -> np.random.Generator:
+    """Return a Generator: an int or SeedSequence seeds a new PCG64, a Generator is used as is."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, np.random.SeedSequence):
+        return np.random.Generator(np.random.PCG64(rng))
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
+        if int(rng) < 0:
+            raise ParameterError(f"seed must be a non-negative integer (got {rng})")
+        return np.random.Generator(np.random.PCG64(int(rng)))
+    raise ParameterError(
+        f"rng must be a non-negative int seed or a numpy.random.Generator (got {type(rng).__name__}: {rng!r})"
+    )
+
+
+def spawn_seeds(seed: int, n: int) -> list[np.random.SeedSequence]:
+    """``n`` independent child seed sequences of ``seed`` (for Monte-Carlo repeats)."""
+    if n < 1:
+        raise ParameterError(f"n must be >= 1 (got {n})")
+    return np.random.SeedSequence(int(seed)).spawn(int(n))
+
+
+def split_seed(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """The (programming, read) generator pair used for one programmed chip with seed ``seed``.
+
+    Training-mode forwards and deployed chips both derive their draws through this function, so
+    a training forward with seed s equals the chip programmed with seed s, bit for bit.
+    """
+    prog, read = np.random.SeedSequence(int(seed)).spawn(2)
+    return as_generator(prog), as_generator(read)
+
+
+def torch_generator(seed: int) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with ``seed``."""
+    g = torch.Generator(device="cpu")
+    g.manual_seed(int(seed))
+    return g
