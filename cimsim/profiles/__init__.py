@@ -1,6 +1,30 @@
-"""Device profiles: the pydantic schema and the YAML loader."""
+"""Device profiles: the pydantic schema, functions of x, the YAML loader and the generated docs.
+
+``load_profile("pcm")`` reads ``device_models/pcm.yaml``; see ``docs/profiles.md`` for every field.
+"""
 
 from .functions import XFunction
+from .loader import (
+    MODELS_DIR,
+    dump_profile,
+    list_profiles,
+    load_profile,
+    parse_override,
+    profile_from_dict,
+    profile_from_yaml,
+    profile_path,
+)
 from .schema import DeviceProfile
 
-__all__ = ["DeviceProfile", "XFunction"]
+__all__ = [
+    "MODELS_DIR",
+    "DeviceProfile",
+    "XFunction",
+    "dump_profile",
+    "list_profiles",
+    "load_profile",
+    "parse_override",
+    "profile_from_dict",
+    "profile_from_yaml",
+    "profile_path",
+]

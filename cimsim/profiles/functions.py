@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 __all__ = [
     "XFunction",
@@ -47,7 +47,7 @@ class _Clipped(_Strict):
     @model_validator(mode="after")
     def _bounds(self) -> "_Clipped":
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min must be <= max (got min={self.min}, max={self.max})")
+            raise ValueError(f"max: must be >= min = {self.min} (got {self.max})")
         return self
 
 
@@ -111,9 +111,11 @@ class TableFn(_Strict):
     @model_validator(mode="after")
     def _shape(self) -> "TableFn":
         if len(self.x) != len(self.y):
-            raise ValueError(f"x and y must have equal lengths (got {len(self.x)} and {len(self.y)})")
-        if any(b <= a for a, b in zip(self.x, self.x[1:])):
-            raise ValueError(f"x must be strictly increasing (got {self.x})")
+            raise ValueError(f"y: must have as many entries as x (got {len(self.y)} and {len(self.x)})")
+        bad = [i for i in range(1, len(self.x)) if self.x[i] <= self.x[i - 1]]
+        if bad:
+            i = bad[0]
+            raise ValueError(f"x: must be strictly increasing (got x[{i - 1}]={self.x[i - 1]}, x[{i}]={self.x[i]})")
         return self
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
@@ -138,7 +140,15 @@ class PiecewiseFn(_Strict):
         return np.where(x < self.threshold, self.below.evaluate(x), self.above.evaluate(x))
 
 
+def _number_is_constant(value: object) -> object:
+    """A bare number where a function is expected means ``{kind: constant, value: N}``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"kind": "constant", "value": value}
+    return value
+
+
 XFunction = Annotated[
     Union[ConstantFn, PolynomialFn, LogLinearFn, PowerFn, TableFn, PiecewiseFn],
     Field(discriminator="kind"),
+    BeforeValidator(_number_is_constant),
 ]

@@ -8,8 +8,11 @@ the documentation: ``docs/profiles.md`` is generated from it (``python -m cimsim
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+import collections.abc as cabc
+from typing import Annotated, Any, Literal, Union
 
+import numpy as np
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .functions import XFunction
@@ -56,8 +59,25 @@ class _Strict(BaseModel):
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Rate = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
-Bits = Annotated[int, Field(ge=1, le=16)]
+Bits = Annotated[int, Field(ge=2, le=16)]  # signed symmetric: 1 bit would leave 0 levels per polarity
 Percentile = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
+
+
+_X_GRID = np.concatenate(([0.0, 1e-6, 1e-4, 1e-3], np.linspace(0.0, 1.0, 1001)[1:]))
+
+
+def _short(values: list[float]) -> str:
+    text = repr(values)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_nonneg(fn: Any, field: str) -> None:
+    """Raise when the x-function ``fn`` goes negative anywhere on x in [0, 1]."""
+    y = fn.evaluate(_X_GRID)
+    bad = np.flatnonzero(~(y >= 0))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{field}: must be >= 0 for every x in [0, 1] (got {float(y[i]):.6g} at x={float(_X_GRID[i]):.6g})")
 
 
 # --------------------------------------------------------------------------- provenance
@@ -125,6 +145,12 @@ class NuModel(_Strict):
     mean: XFunction = Field(description="mean drift exponent mu_nu(x), dimensionless")
     std: XFunction = Field(description="device-to-device spread sigma_nu(x), dimensionless")
 
+    @model_validator(mode="after")
+    def _nonneg(self) -> "NuModel":
+        _check_nonneg(self.mean, "mean")
+        _check_nonneg(self.std, "std")
+        return self
+
 
 class DriftNone(_Strict):
     kind: Literal["none"] = Field("none", description="conductances do not drift")
@@ -162,6 +188,11 @@ class ReadNoiseOneOverF(_Strict):
     t_read_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(description="duration of one read, seconds")
     per_read_sigma_rel: NonNeg = Field(0.0, description="additional white noise drawn for every read, relative to G(t)")
 
+    @model_validator(mode="after")
+    def _nonneg(self) -> "ReadNoiseOneOverF":
+        _check_nonneg(self.q_s, "q_s")
+        return self
+
 
 ReadNoise = Annotated[Union[ReadNoiseNone, ReadNoiseGaussian, ReadNoiseOneOverF], Field(discriminator="kind")]
 
@@ -174,7 +205,10 @@ class Faults(_Strict):
     def _sum(self) -> "Faults":
         total = self.stuck_at_g_min_rel + self.stuck_at_g_max_rel
         if total > 1:
-            raise ValueError(f"stuck_at_g_min_rel + stuck_at_g_max_rel must be <= 1 (got {total})")
+            raise ValueError(
+                f"stuck_at_g_max_rel: stuck_at_g_min_rel + stuck_at_g_max_rel must be <= 1 "
+                f"(got {self.stuck_at_g_min_rel} + {self.stuck_at_g_max_rel} = {total})"
+            )
         return self
 
 
@@ -218,9 +252,11 @@ class NonlinearityTable(_Strict):
     @model_validator(mode="after")
     def _shape(self) -> "NonlinearityTable":
         if len(self.u) != len(self.v):
-            raise ValueError(f"u and v must have equal lengths (got {len(self.u)} and {len(self.v)})")
+            raise ValueError(f"v: must have as many entries as u (got {len(self.v)} and {len(self.u)})")
         if any(b <= a for a, b in zip(self.u, self.u[1:])):
-            raise ValueError("u must be strictly increasing")
+            raise ValueError(f"u: must be strictly increasing (got {_short(self.u)})")
+        if self.u[0] < -1 or self.u[-1] > 1:
+            raise ValueError(f"u: must lie in [-1, 1] (got {self.u[0]} .. {self.u[-1]})")
         return self
 
 
@@ -296,9 +332,9 @@ class Training(_Strict):
     def _pair(self) -> "Training":
         lo, hi = self.drift_t_min_s, self.drift_t_max_s
         if (lo is None) != (hi is None):
-            raise ValueError(f"drift_t_min_s and drift_t_max_s must be set together (got {lo}, {hi})")
+            raise ValueError(f"drift_t_max_s: must be set together with drift_t_min_s, both or neither (got min={lo}, max={hi})")
         if lo is not None and hi is not None and lo > hi:
-            raise ValueError(f"drift_t_min_s must be <= drift_t_max_s (got {lo} > {hi})")
+            raise ValueError(f"drift_t_min_s: must be <= drift_t_max_s (got {lo} > {hi})")
         return self
 
 
@@ -307,38 +343,58 @@ class DeviceProfile(_Strict):
     """A complete description of one analog CIM chip: device, peripherals, tiling and mapping."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$", description="short identifier, e.g. pcm")
+    device: str = Field("", description="short device type shown by `cimsim profile list`, e.g. PCM (doped GST), IBM 1M-device array")
     description: str = Field("", description="one-paragraph summary of the device")
     citation: Citation | None = Field(None, description="source of the numbers (required for shipped profiles)")
     assumptions: list[str] = Field(default_factory=list, description="what is not from the source, and what the model leaves out")
-    conductance: Conductance
-    programming: Programming = Field(default_factory=Programming)
+    conductance: Conductance = Field(description="programmable conductance range and levels of one device")
+    programming: Programming = Field(default_factory=Programming, description="how targets become programmed conductances (noise, rounding, clipping)")
     drift: Drift = Field(default_factory=DriftNone, description="drift model (kind: none | power_law)")
     read_noise: ReadNoise = Field(default_factory=ReadNoiseNone, description="read-noise model (kind: none | gaussian | one_over_f)")
-    faults: Faults = Field(default_factory=Faults)
-    variability: Variability = Field(default_factory=Variability)
-    dac: Dac = Field(default_factory=Dac)
-    adc: Adc = Field(default_factory=Adc)
-    tile: Tile = Field(default_factory=Tile)
-    mapping: Mapping = Field(default_factory=Mapping)
-    training: Training = Field(default_factory=Training)
+    faults: Faults = Field(default_factory=Faults, description="stuck-at device rates")
+    variability: Variability = Field(default_factory=Variability, description="device-to-device spread of the conductance range")
+    dac: Dac = Field(default_factory=Dac, description="input digital-to-analog converter (one per row)")
+    adc: Adc = Field(default_factory=Adc, description="output analog-to-digital converter (one per tile column)")
+    tile: Tile = Field(default_factory=Tile, description="crossbar tile size; larger matrices are split into tiles")
+    mapping: Mapping = Field(default_factory=Mapping, description="how signed weights become conductances and back")
+    training: Training = Field(default_factory=Training, description="hardware-aware training options read by the torch layers")
 
     @model_validator(mode="after")
     def _cross_field(self) -> "DeviceProfile":
         c = self.conductance
         if c.g_max_us <= c.g_min_us:
             raise ValueError(
-                f"conductance.g_max_us must be > conductance.g_min_us (got g_min_us={c.g_min_us}, g_max_us={c.g_max_us})"
+                f"conductance.g_max_us: must be > conductance.g_min_us = {c.g_min_us} (got {c.g_max_us})"
             )
+        if self.programming.stochastic_rounding and c.n_levels is None:
+            raise ValueError("programming.stochastic_rounding: true needs conductance.n_levels (got n_levels null = continuous)")
+        for sec in ("dac", "adc"):
+            conv = getattr(self, sec)
+            if conv.bits is None:
+                for f in ("noise_lsb", "offset_error_lsb"):
+                    v = getattr(conv, f, 0.0)
+                    if v != 0:
+                        raise ValueError(f"{sec}.{f}: must be 0 when {sec}.bits is null (an ideal converter has no LSB) (got {v})")
         nl = self.adc.nonlinearity
         if isinstance(nl, NonlinearityInlTable):
             if self.adc.bits is None:
-                raise ValueError("adc.nonlinearity.kind inl_table needs adc.bits (got null)")
+                raise ValueError("adc.nonlinearity: kind inl_table needs adc.bits (got adc.bits null)")
             want = 2 ** self.adc.bits - 1
             if len(nl.inl_lsb) != want:
                 raise ValueError(
-                    f"adc.nonlinearity.inl_lsb must have 2^bits - 1 = {want} entries for adc.bits={self.adc.bits} (got {len(nl.inl_lsb)})"
+                    f"adc.nonlinearity.inl_lsb: must have 2^bits - 1 = {want} entries for adc.bits={self.adc.bits} (got {len(nl.inl_lsb)})"
                 )
         return self
+
+    def to_yaml(self) -> str:
+        """The complete profile (every default spelled out) as YAML; loading it gives an equal profile."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=100)
+
+    def with_overrides(self, overrides: cabc.Mapping[str, Any]) -> "DeviceProfile":
+        """A validated copy with dotted-path overrides applied, e.g. ``{"adc.bits": 6}``."""
+        from .loader import profile_from_dict  # the loader imports this module
+
+        return profile_from_dict(self.model_dump(mode="json"), source=f"<{self.name}>", overrides=overrides)
 
     @property
     def is_ideal(self) -> bool:

@@ -1,0 +1,165 @@
+"""Training cost of the torch bridge: seconds per epoch and peak memory per training mode.
+
+Run by hand (never by pytest):  .venv/bin/python benchmarks/bench_train.py [--quick]
+
+1. Digits MLP 64-256-256-10 (embedded data, batch 64, Adam): seconds per epoch for plain float
+   torch, and the converted model in ``ideal``, ``noise_injection`` and ``hardware`` modes on the
+   ``pcm`` profile; ratio to the float epoch.  Target: hardware <= 1.5x float.
+2. Large MLP 1024-4096-4096-10 (synthetic data, batch 256, a few batches): seconds per batch and
+   ratio to float.
+3. Peak memory of the large-MLP training (ru_maxrss), each mode in its own process; also the
+   part above a process that only holds the model, its gradients and the Adam state (no forward).
+   Target: hardware <= 0.65x noise_injection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from cimsim.data import digits  # noqa: E402
+from cimsim.models import mlp  # noqa: E402
+from cimsim.nn import convert  # noqa: E402
+from cimsim.profiles.loader import load_profile  # noqa: E402
+
+MODES = ("float", "ideal", "noise_injection", "hardware")
+LARGE = (1024, (4096, 4096), 10)
+
+
+def build(mode: str, sizes, seed: int = 0):
+    torch.manual_seed(seed)
+    model = mlp(sizes[0], sizes[1], sizes[2])
+    if mode != "float":
+        model = convert(model, load_profile("pcm"), mode=mode, seed=seed, inplace=True)
+    return model
+
+
+def step(model, opt, xb, yb):
+    loss = F.cross_entropy(model(xb), yb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def epoch(model, opt, x, y, batch, g):
+    perm = torch.randperm(len(x), generator=g)
+    for i in range(0, len(x), batch):
+        idx = perm[i:i + batch]
+        step(model, opt, x[idx], y[idx])
+
+
+def bench_digits(repeats: int):
+    data = digits(seed=0)
+    rows = {}
+    for mode in MODES:
+        model = build(mode, (64, (256, 256), 10))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        g = torch.Generator().manual_seed(0)
+        epoch(model, opt, data.x_train, data.y_train, 64, g)  # warm-up (Numba compile, allocator)
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            epoch(model, opt, data.x_train, data.y_train, 64, g)
+            ts.append(time.perf_counter() - t0)
+        rows[mode] = min(ts), statistics.median(ts)
+    return rows, len(data.x_train)
+
+
+def large_data(n, batch, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n * batch, LARGE[0], generator=g), torch.randint(0, LARGE[2], (n * batch,), generator=g)
+
+
+def bench_large(n_batches: int, batch: int = 256):
+    x, y = large_data(n_batches + 1, batch)
+    rows = {}
+    for mode in MODES:
+        model = build(mode, LARGE)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        step(model, opt, x[:batch], y[:batch])  # warm-up
+        ts = []
+        for i in range(1, n_batches + 1):
+            sl = slice(i * batch, (i + 1) * batch)
+            t0 = time.perf_counter()
+            step(model, opt, x[sl], y[sl])
+            ts.append(time.perf_counter() - t0)
+        rows[mode] = min(ts), statistics.median(ts)
+    return rows
+
+
+def mem_child(mode: str, n_steps: int, batch: int = 256) -> None:
+    """Runs in its own process: peak RSS of ``n_steps`` large-MLP training steps in ``mode``."""
+    x, y = large_data(n_steps, batch)
+    if mode == "static":  # weights + grads + Adam state, no forward at all
+        model = build("float", LARGE)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
+        opt.step()
+    else:
+        model = build(mode, LARGE)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        for i in range(n_steps):
+            sl = slice(i * batch, (i + 1) * batch)
+            step(model, opt, x[sl], y[sl])
+    print(json.dumps({"mode": mode, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+
+
+def bench_memory(n_steps: int):
+    out = {}
+    for mode in ("static",) + MODES:
+        res = subprocess.run([sys.executable, __file__, "--mem-child", mode, "--steps", str(n_steps)],
+                             capture_output=True, text=True, check=True, env=dict(os.environ))
+        out[mode] = json.loads(res.stdout.strip().splitlines()[-1])["maxrss_kb"] / 1024.0
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    ap.add_argument("--mem-child", choices=("static",) + MODES, help=argparse.SUPPRESS)
+    ap.add_argument("--steps", type=int, default=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.mem_child:
+        mem_child(args.mem_child, args.steps)
+        return
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, profile pcm\n")
+    rows, n = bench_digits(2 if args.quick else 5)
+    print(f"Digits MLP 64-256-256-10, {n} training samples, batch 64, Adam (best / median of repeats)\n")
+    print("| mode | s / epoch (best) | s / epoch (median) | x float |")
+    print("|---|---|---|---|")
+    for mode, (best, med) in rows.items():
+        print(f"| {mode} | {best:.4f} | {med:.4f} | {best / rows['float'][0]:.2f} |")
+    nb = 2 if args.quick else 4
+    rows = bench_large(nb)
+    print(f"\nLarge MLP 1024-4096-4096-10, synthetic data, batch 256, {nb} timed batches (best / median)\n")
+    print("| mode | s / batch (best) | s / batch (median) | x float |")
+    print("|---|---|---|---|")
+    for mode, (best, med) in rows.items():
+        print(f"| {mode} | {best:.3f} | {med:.3f} | {best / rows['float'][0]:.2f} |")
+    mem = bench_memory(3)
+    print("\nPeak memory, large MLP, 3 training steps, one process per mode (ru_maxrss)\n")
+    print("| mode | peak MiB | above static MiB | peak x noise_injection | above-static x noise_injection |")
+    print("|---|---|---|---|---|")
+    st, ni = mem["static"], mem["noise_injection"]
+    for mode in MODES:
+        m = mem[mode]
+        print(f"| {mode} | {m:.0f} | {m - st:.0f} | {m / ni:.2f} | {(m - st) / max(ni - st, 1e-9):.2f} |")
+    print(f"| static (model + grads + Adam state, no forward) | {st:.0f} | 0 | | |")
+
+
+if __name__ == "__main__":
+    main()

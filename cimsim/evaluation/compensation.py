@@ -1,0 +1,45 @@
+"""Drift-compensation glue: a name (``"none"``, ``"global"``, ``"per_column"``) -> per-layer objects.
+
+The physics lives in :mod:`cimsim.crossbar` (``GlobalDriftCompensation``,
+``PerColumnDriftCompensation``): right after programming a fixed reference input is read
+through the array and the summed absolute output is stored (one number per layer, or one per
+output column); at time t the same readout is repeated and the digital output is multiplied by
+the ratio reference / now, undoing the mean conductance decay ``((t + t0) / t0)^(-nu)`` (global
+practice of Joshi et al., Nat. Commun. 2020, and aihwkit's ``GlobalDriftCompensation``).
+
+Here a chip gets one object per analog layer, calibrated once per chip, from a generator that
+depends only on the chip seed and the layer index (so a chip saved and loaded again recalibrates
+to exactly the same factors).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import ParameterError
+
+__all__ = ["COMPENSATIONS", "make_compensation", "compensation_rng"]
+
+COMPENSATIONS = ("none", "global", "per_column")
+
+_COMP_TAG = 0xC0E5  # domain separation from the programming/read streams of the same seed
+
+
+def compensation_rng(chip_seed: int, layer_index: int) -> np.random.Generator:
+    """The generator that calibrates layer ``layer_index`` of the chip with seed ``chip_seed``."""
+    return np.random.default_rng(np.random.SeedSequence([int(chip_seed), _COMP_TAG, int(layer_index)]))
+
+
+def make_compensation(kind: str, state: Any, rng: np.random.Generator) -> Any:
+    """A calibrated compensation object for one programmed layer, or ``None`` for ``"none"``."""
+    if kind == "none":
+        return None
+    from ..crossbar import GlobalDriftCompensation, PerColumnDriftCompensation
+
+    if kind == "global":
+        return GlobalDriftCompensation.from_state(state, rng)
+    if kind == "per_column":
+        return PerColumnDriftCompensation.from_state(state, rng)
+    raise ParameterError(f"compensation must be one of {list(COMPENSATIONS)} (got {kind!r})")

@@ -1,0 +1,448 @@
+"""Numba kernels of the crossbar path (jitted twins of :mod:`cimsim.kernels._reference`).
+
+Rules (DESIGN.md section 4): kernels never validate, raise user errors or touch an RNG; every
+random input arrives as an array drawn by the public wrapper from the caller's Generator.
+``prange`` runs only over independent outputs (devices, batch rows); any reduction is a plain
+sequential loop.  So results depend on the seed alone, not on the thread count.
+
+fastmath flags come from :data:`FASTMATH` (no ``nnan``/``ninf``: NaN/Inf semantics are kept);
+the quantisers (:func:`dac_convert`, :func:`adc_accumulate`) compile without fastmath so that
+rounding at a level boundary matches the reference exactly.
+
+Encoded parameters
+------------------
+* XFunction spec (float64 array, see :func:`cimsim.devices.laws.encode_xfunction`):
+  ``[0, value]`` constant; ``[1, n, c0..c_{n-1}, lo, hi]`` polynomial; ``[2, slope, intercept,
+  floor, lo, hi]`` log-linear; ``[3, coeff, exponent, floor, lo, hi]`` power; ``[4, n, x.., y..]``
+  table (np.interp semantics); ``[5, threshold, n_below, below.., above..]`` piecewise.
+  Missing clip bounds are encoded as -inf/+inf.
+* Nonlinearity (DAC/ADC transfer of the normalised signal u): code 0 none, 1 polynomial
+  (spec = coefficients c0, c1, ...), 2 table (spec = ``[n, u.., v..]``), 3 s-curve (spec = ``[k]``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "FASTMATH",
+    "std_normal_from_bits",
+    "xfunction_eval",
+    "map_targets",
+    "program_devices",
+    "drift_to_blocks",
+    "dac_convert",
+    "adc_accumulate",
+    "square_into",
+]
+
+#: The one fastmath flag set used by the non-quantising kernels (never ``fastmath=True``).
+FASTMATH = frozenset({"nsz", "arcp", "contract"})
+_FM = set(FASTMATH)
+
+_TWO_M32 = 2.3283064365386963e-10  # 2**-32
+
+
+# --------------------------------------------------------------------------- random transforms
+@njit(cache=True, inline="always")
+def _ppnd7(p):
+    """Inverse standard-normal CDF, Wichura (1988) AS 241 PPND7 (|error| ~ 1e-7)."""
+    q = p - 0.5
+    if abs(q) <= 0.425:
+        r = 0.180625 - q * q
+        return (
+            q
+            * (((59.10937472 * r + 159.29113202) * r + 50.434271938) * r + 3.3871327179)
+            / (((67.1875636 * r + 78.757757664) * r + 17.895169469) * r + 1.0)
+        )
+    r = p if q < 0.0 else 1.0 - p
+    r = math.sqrt(-math.log(r))
+    if r <= 5.0:
+        r -= 1.6
+        v = (((0.17023821103 * r + 1.3067284816) * r + 2.75681539) * r + 1.4234372777) / (
+            (0.1202113297 * r + 0.7370016425) * r + 1.0
+        )
+    else:
+        r -= 5.0
+        v = (((0.017337203997 * r + 0.42848942) * r + 3.081226386) * r + 6.657905115) / (
+            (0.012258202635 * r + 0.24197894225) * r + 1.0
+        )
+    return -v if q < 0.0 else v
+
+
+@njit(cache=True, parallel=True)
+def std_normal_from_bits(bits, out):
+    """Two standard normals per 64-bit word: z = Phi^-1((k + 1/2) 2^-32) for each 32-bit half k.
+
+    Inverse-CDF transform (AS 241 PPND7) of the caller's random bits; tails are truncated at
+    |z| = 6.3 (probability 3e-10).  out[2i] uses the high half of bits[i], out[2i+1] the low half.
+    """
+    n = out.shape[0]
+    for i in prange(bits.shape[0]):
+        b = bits[i]
+        hi = np.float64(b >> np.uint64(32))
+        lo = np.float64(b & np.uint64(0xFFFFFFFF))
+        k = 2 * i
+        if k < n:
+            out[k] = _ppnd7((hi + 0.5) * _TWO_M32)
+        if k + 1 < n:
+            out[k + 1] = _ppnd7((lo + 0.5) * _TWO_M32)
+
+
+# --------------------------------------------------------------------------- x-functions
+@njit(cache=True, fastmath=_FM)
+def _interp(x, xs, ys, n):
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[n - 1]:
+        return ys[n - 1]
+    lo = 0
+    hi = n - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if xs[mid] <= x:
+            lo = mid
+        else:
+            hi = mid
+    t = (x - xs[lo]) / (xs[hi] - xs[lo])
+    return ys[lo] + t * (ys[hi] - ys[lo])
+
+
+@njit(cache=True, fastmath=_FM)
+def _leaf(spec, o, x):
+    kind = int(spec[o])
+    if kind == 0:
+        return spec[o + 1]
+    if kind == 1:
+        n = int(spec[o + 1])
+        y = 0.0
+        for i in range(n - 1, -1, -1):
+            y = y * x + spec[o + 2 + i]
+        return min(max(y, spec[o + 2 + n]), spec[o + 3 + n])
+    if kind == 2:
+        y = spec[o + 1] * math.log(max(x, spec[o + 3])) + spec[o + 2]
+        return min(max(y, spec[o + 4]), spec[o + 5])
+    if kind == 3:
+        y = spec[o + 1] * max(x, spec[o + 3]) ** spec[o + 2]
+        return min(max(y, spec[o + 4]), spec[o + 5])
+    n = int(spec[o + 1])
+    return _interp(x, spec[o + 2 : o + 2 + n], spec[o + 2 + n : o + 2 + 2 * n], n)
+
+
+@njit(cache=True, fastmath=_FM)
+def _xf(spec, x):
+    if spec[0] == 5.0:
+        if x < spec[1]:
+            return _leaf(spec, 3, x)
+        return _leaf(spec, 3 + int(spec[2]), x)
+    return _leaf(spec, 0, x)
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def xfunction_eval(spec, x, out):
+    """out[i] = f(x[i]) for the encoded XFunction ``spec`` (see the module docstring)."""
+    for i in prange(x.shape[0]):
+        out[i] = _xf(spec, np.float64(x[i]))
+
+
+# --------------------------------------------------------------------------- programming
+@njit(cache=True, parallel=True, fastmath=_FM)
+def map_targets(W, scales, rows, kind, g_min, dg, out_pos, out_neg):
+    """Weights -> target conductances (µS) of each device.
+
+    w_n = clip(W[o, j] / s[j // rows, o], -1, 1), s the weight scale of tile column (k, o).
+    kind 0, differential pair:  G+ = g_min + max(w_n, 0) dg,  G- = g_min + max(-w_n, 0) dg.
+    kind 1, single device with reference column:  G = g_min + (w_n + 1)/2 dg (out_neg unused).
+    dg = g_max - g_min.  Exact inverse: w = s (G+ - G-)/dg, resp. w = s 2 (G - G_ref)/dg with
+    G_ref = g_min + dg/2 (cf. aihwkit's SinglePairConductanceConverter).
+    """
+    n_out, n_in = W.shape
+    for o in prange(n_out):
+        for j in range(n_in):
+            s = scales[j // rows, o]
+            w = W[o, j] / s
+            if w > 1.0:
+                w = 1.0
+            elif w < -1.0:
+                w = -1.0
+            if kind == 0:
+                if w >= 0.0:
+                    out_pos[o, j] = g_min + w * dg
+                    out_neg[o, j] = g_min
+                else:
+                    out_pos[o, j] = g_min
+                    out_neg[o, j] = g_min - w * dg
+            else:
+                out_pos[o, j] = g_min + (w + 1.0) * 0.5 * dg
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
+                    sigma_spec, mu_spec, std_spec, qs_spec, g_out, nu_out, qs_out, fault_out):
+    """Program every device (flat arrays, one entry per device) in the order of the issue.
+
+    ip = [n_levels (0 = continuous), stochastic, prog_kind, clip_upper, has_drift, absolute,
+          has_qs, has_var, has_fault];  fp = [g_min, g_max, prog_param, var_sigma, p_min, p_max].
+
+    1. levels: G_T = g_min + q(G_T - g_min)/step * step, step = dg/(n_levels-1), q = rint, or
+       floor(v + u) (stochastic rounding: P(up) = distance to the lower level / step).
+    2. variability: G_T = g_min + (G_T - g_min) max(1 + s z, 0) (each device's range scales).
+    3. stuck-at faults: u < p_min -> stuck at g_min (code 1); u < p_min + p_max -> g_max (code 2);
+       stuck devices get no programming noise and nu = 0 (they never drift).
+    4. programming noise: kind 1 G = G_T + sigma_us z; kind 2 G = G_T (1 + sigma_rel z); kind 3
+       G = G_T + max(sigma(x_T), 0) (g_max/g_ref) z, x_T = G_T/g_max (Nandakumar et al. 2019,
+       Joshi et al. 2020 Fig. 3: sigma_prog(x) = max(0.26348 + 1.9650 x - 1.1731 x^2, 0) µS).
+    5. clip: G = max(G, g_min) (and min(G, g_max) if clip_upper).
+    6. drift exponent: nu = |N(mu_nu(x_T), sigma_nu(x_T))| (or max(., 0) if not absolute).
+    7. 1/f amplitude Q_s(x_P), x_P = G/g_max of the programmed conductance (aihwkit PCM model).
+    """
+    n_levels = ip[0]
+    stochastic = ip[1]
+    prog_kind = ip[2]
+    clip_upper = ip[3]
+    has_drift = ip[4]
+    absolute = ip[5]
+    has_qs = ip[6]
+    has_var = ip[7]
+    has_fault = ip[8]
+    g_min = fp[0]
+    g_max = fp[1]
+    prog_param = fp[2]
+    var_sigma = fp[3]
+    p_min = fp[4]
+    p_max = fp[5]
+    dg = g_max - g_min
+    step = dg / (n_levels - 1) if n_levels > 1 else 0.0
+    x0 = g_min / g_max
+    # values of the device laws at x = g_min / g_max (every unused device of a pair sits there)
+    sig0 = max(_xf(sigma_spec, x0), 0.0) * prog_param if prog_kind == 3 else 0.0
+    mu0 = _xf(mu_spec, x0) if has_drift else 0.0
+    sd0 = _xf(std_spec, x0) if has_drift else 0.0
+    qs0 = _xf(qs_spec, x0) if has_qs else 0.0
+    for i in prange(target.shape[0]):
+        t = np.float64(target[i])
+        if n_levels > 1:
+            v = (t - g_min) / step
+            if stochastic:
+                q = math.floor(v + u_round[i])
+            else:
+                q = np.rint(v)
+            t = g_min + q * step
+        if has_var:
+            f = 1.0 + var_sigma * z_var[i]
+            if f < 0.0:
+                f = 0.0
+            t = g_min + (t - g_min) * f
+        code = 0
+        if has_fault:
+            u = u_fault[i]
+            if u < p_min:
+                code = 1
+            elif u < p_min + p_max:
+                code = 2
+        fault_out[i] = code
+        if code != 0:
+            g = g_min if code == 1 else g_max
+            g_out[i] = g
+            nu_out[i] = 0.0
+            if has_qs:
+                qs_out[i] = qs0 if g == g_min else _xf(qs_spec, g / g_max)
+            continue
+        at0 = t == g_min
+        g = t
+        if prog_kind == 1:
+            g = t + prog_param * z_prog[i]
+        elif prog_kind == 2:
+            g = t * (1.0 + prog_param * z_prog[i])
+        elif prog_kind == 3:
+            sig = sig0 if at0 else max(_xf(sigma_spec, t / g_max), 0.0) * prog_param
+            g = t + sig * z_prog[i]
+        if g < g_min:
+            g = g_min
+        if clip_upper and g > g_max:
+            g = g_max
+        g_out[i] = g
+        if has_drift:
+            if at0:
+                mu = mu0
+                sd = sd0
+            else:
+                xt = t / g_max
+                mu = _xf(mu_spec, xt)
+                sd = _xf(std_spec, xt)
+            nu = mu + sd * z_nu[i]
+            if absolute:
+                nu = abs(nu)
+            elif nu < 0.0:
+                nu = 0.0
+            nu_out[i] = nu
+        if has_qs:
+            qs_out[i] = qs0 if g == g_min else _xf(qs_spec, g / g_max)
+
+
+# --------------------------------------------------------------------------- drift
+@njit(cache=True, inline="always", fastmath=_FM)
+def _g_at(g, nu, qs, z, log_ratio, c_read, has_nu, has_read):
+    if has_nu:
+        g = g * math.exp(-nu * log_ratio)
+    if has_read:
+        g = g + abs(g) * qs * c_read * z
+        if g < 0.0:
+            g = 0.0
+    return g
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def drift_to_blocks(g_pos, nu_pos, qs_pos, z_pos, g_neg, nu_neg, qs_neg, z_neg, neg_row,
+                    rows, fp, ip, out_w, out_wn, out_v, out_vn):
+    """Conductances at time t, in normalised weight units, written per input tile.
+
+    fp = [log_ratio, c_read, w_unit, var_rel2];  ip = [has_nu, has_read, digital, has_var].
+    Drift (Joshi et al. 2020; aihwkit PCM model): G(t) = G_prog ((t + t0)/t0)^(-nu), i.e.
+    G exp(-nu log_ratio) with log_ratio = ln((t + t0)/t0).  1/f read noise accumulated up to t
+    (static for one evaluation time): G += |G| Q_s(x_P) c_read z, c_read =
+    sqrt(ln((t + t0 + t_read)/(2 t_read))); then G = max(G, 0).
+    Output for input tile k (inputs k*rows .. k1-1, width rk): a C-ordered [out, rk] block at
+    offset out*k*rows of the flat arrays: analog subtraction w = w_unit (G+ - G-), digital
+    subtraction w = w_unit G+ and wn = w_unit G-; per-read variance (if has_var)
+    v = var_rel2 w_unit^2 (G+^2 + G-^2) (analog) or separately per device (digital).
+    The G- device of output o is row neg_row[o] of g_neg (the reference column in
+    single_reference mapping, the partner device in differential mapping).
+    """
+    log_ratio = fp[0]
+    c_read = fp[1]
+    w_unit = fp[2]
+    var_rel2 = fp[3]
+    has_nu = ip[0] != 0
+    has_read = ip[1] != 0
+    digital = ip[2] != 0
+    has_var = ip[3] != 0
+    n_out, n_in = g_pos.shape
+    vscale = var_rel2 * w_unit * w_unit
+    for o in prange(n_out):
+        r = neg_row[o]
+        for j in range(n_in):
+            k0 = (j // rows) * rows
+            rk = min(rows, n_in - k0)
+            idx = n_out * k0 + o * rk + (j - k0)
+            zp = z_pos[o, j] if has_read else 0.0
+            zn = z_neg[r, j] if has_read else 0.0
+            np_ = nu_pos[o, j] if has_nu else 0.0
+            nn_ = nu_neg[r, j] if has_nu else 0.0
+            qp = qs_pos[o, j] if has_read else 0.0
+            qn = qs_neg[r, j] if has_read else 0.0
+            gp = _g_at(np.float64(g_pos[o, j]), np_, qp, zp, log_ratio, c_read, has_nu, has_read)
+            gn = _g_at(np.float64(g_neg[r, j]), nn_, qn, zn, log_ratio, c_read, has_nu, has_read)
+            if digital:
+                out_w[idx] = w_unit * gp
+                out_wn[idx] = w_unit * gn
+                if has_var:
+                    out_v[idx] = vscale * gp * gp
+                    out_vn[idx] = vscale * gn * gn
+            else:
+                out_w[idx] = w_unit * (gp - gn)
+                if has_var:
+                    out_v[idx] = vscale * (gp * gp + gn * gn)
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def square_into(x, out):
+    """out = x * x element-wise (2-D), for the per-read variance GEMM."""
+    for b in prange(x.shape[0]):
+        for j in range(x.shape[1]):
+            out[b, j] = x[b, j] * x[b, j]
+
+
+# --------------------------------------------------------------------------- converters
+@njit(cache=True)
+def _nl(code, spec, u):
+    if code == 0:
+        return u
+    if code == 1:
+        y = 0.0
+        for i in range(spec.shape[0] - 1, -1, -1):
+            y = y * u + spec[i]
+        return y
+    if code == 2:
+        n = int(spec[0])
+        return _interp(u, spec[1 : 1 + n], spec[1 + n : 1 + 2 * n], n)
+    return math.tanh(spec[0] * u) / math.tanh(spec[0])
+
+
+@njit(cache=True, parallel=True)
+def dac_convert(x, bound, levels, nl_code, nl_spec, noise_lsb, z, x_norm, x_q, clip, want_masks):
+    """Input DAC, per element (signed, symmetric, L = 2^(bits-1) - 1 levels per polarity).
+
+    u = x / bound[b]; if L > 0: clip[b, j] = |u| > 1, u = rint(clip(u, -1, 1) L) / L;
+    v = f(u) (nonlinearity); if noise_lsb > 0: v += noise_lsb z / L.  x_norm = v is what drives
+    the array (normalised units); x_q = v bound[b] the same in input units (what the array saw).
+    levels = 0 means an ideal converter: no clipping, no quantisation, no noise.
+    """
+    n_b, n_in = x.shape
+    for b in prange(n_b):
+        bd = bound[b]
+        inv = 1.0 / bd
+        for j in range(n_in):
+            u = x[b, j] * inv
+            c = False
+            if levels > 0:
+                if u > 1.0:
+                    u = 1.0
+                    c = True
+                elif u < -1.0:
+                    u = -1.0
+                    c = True
+                u = np.rint(u * levels) / levels
+            v = _nl(nl_code, nl_spec, u)
+            if noise_lsb > 0.0:
+                v = v + noise_lsb * z[b, j] / levels
+            x_norm[b, j] = v
+            if want_masks:
+                x_q[b, j] = v * bd
+                clip[b, j] = c
+
+
+@njit(cache=True, parallel=True)
+def adc_accumulate(part, var, z_read, z_conv, bound, gain, offset, colscale, rowscale, sign,
+                   levels, nl_code, nl_spec, inl, noise_lsb, y, sat, want_sat):
+    """One tile's ADC conversion of every column, rescaled to weight x input units, added to y.
+
+    val = part[b, o] (+ sqrt(var[b, o]) z_read[b, o], the per-read noise of the column, exact in
+    distribution: a sum of independent Gaussians sum_j x_j^2 sigma_ij^2);  u = val / bound[o];
+    u = f(u) (front-end nonlinearity);  u = (1 + gain[o]) u + offset[o]/L (static errors);
+    u += noise_lsb z_conv/L (conversion noise);  if L > 0: sat = |u| > 1,
+    code = clip(rint(u L), -L, L) + inl[code + L] (INL in LSB), u = code / L.
+    y[b, o] += sign u bound[o] colscale[o] rowscale[b]  (bound, weight scale, input scale).
+    """
+    n_b, n_out = part.shape
+    has_var = var.shape[0] > 0
+    has_inl = inl.shape[0] > 0
+    for b in prange(n_b):
+        rs = rowscale[b] * sign
+        for o in range(n_out):
+            val = np.float64(part[b, o])
+            if has_var:
+                vv = var[b, o]
+                if vv > 0.0:
+                    val = val + math.sqrt(vv) * z_read[b, o]
+            u = val / bound[o]
+            u = _nl(nl_code, nl_spec, u)
+            u = (1.0 + gain[o]) * u
+            if levels > 0:
+                u = u + offset[o] / levels
+                if noise_lsb > 0.0:
+                    u = u + noise_lsb * z_conv[b, o] / levels
+                if want_sat and (u > 1.0 or u < -1.0):
+                    sat[b, o] = True
+                c = np.rint(u * levels)
+                if c > levels:
+                    c = levels
+                elif c < -levels:
+                    c = -levels
+                if has_inl:
+                    c = c + inl[int(c) + levels]
+                u = c / levels
+            y[b, o] += u * bound[o] * colscale[o] * rs

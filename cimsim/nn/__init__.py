@@ -1,0 +1,27 @@
+"""The torch bridge: analog layers, model conversion and the extended straight-through estimator.
+
+See ``docs/training.md``. Layers keep float weights as ordinary Parameters; in ``"hardware"``
+mode every forward programs the simulated chip from the current weights and the backward is the
+extended STE of :class:`AnalogMatmulSTE`.
+"""
+
+from .convert import analog_layers, convert, set_mode, to_digital
+from .functional import AnalogMatmulSTE, analog_matmul, hardware_mvm, programming_noise_std
+from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogLayer, AnalogLinear, group_seed
+
+__all__ = [
+    "AnalogLinear",
+    "AnalogConv1d",
+    "AnalogConv2d",
+    "AnalogLayer",
+    "AnalogMatmulSTE",
+    "MODES",
+    "analog_layers",
+    "analog_matmul",
+    "convert",
+    "group_seed",
+    "hardware_mvm",
+    "programming_noise_std",
+    "set_mode",
+    "to_digital",
+]

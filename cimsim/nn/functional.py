@@ -1,0 +1,356 @@
+"""The extended straight-through estimator: one ``torch.autograd.Function`` and its helpers.
+
+A hardware-mode forward runs in two steps:
+
+1. :func:`hardware_mvm` (outside autograd, on detached numpy arrays) programs the chip from the
+   current float weights and runs :func:`cimsim.crossbar.tile_mvm` with ``return_masks=True``:
+   the noisy, quantised output ``y_hw`` plus what the backward needs (``x_q``, the DAC-clip mask
+   and the per-tile ADC-saturation mask).  Seed ``s`` means exactly what a deployed chip with seed
+   ``s`` means: ``prog, read = split_seed(s)``; ``program_matrix(W, profile, rng=prog)``;
+   ``tile_mvm(x, state, t_s=t, rng=read)``.  So the training forward *is* the chip's forward.
+2. :class:`AnalogMatmulSTE` adds the bias digitally and defines the backward (the equation is in
+   its docstring).  It saves only ``x_q`` (or ``x``), the boolean masks, and the backward weight
+   (the float ``W`` itself, a Parameter that is alive anyway, or the programmed effective weights
+   when asked): nothing of the noise model.
+
+:func:`analog_matmul` chains the two; :func:`programming_noise_std` gives the per-weight standard
+deviation used by the ``noise_injection`` training mode.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import ParameterError, ShapeError
+from ..rng import SeedLike, split_seed
+
+__all__ = [
+    "AnalogMatmulSTE",
+    "HardwareResult",
+    "hardware_mvm",
+    "analog_matmul",
+    "programming_noise_std",
+    "BACKWARD_WEIGHTS",
+]
+
+BACKWARD_WEIGHTS = ("float", "programmed")
+
+
+# --------------------------------------------------------------------------- hardware forward
+@dataclass(frozen=True)
+class HardwareResult:
+    """What one hardware MVM hands to the STE (torch tensors on the input's device).
+
+    ``x_q`` is ``None`` when the DAC is ideal (then the array saw ``x`` itself); ``dac_clip`` is
+    ``None`` when no input was clipped and ``adc_sat`` ``None`` when no tile output saturated, so
+    the common case saves and computes nothing for them. ``w_programmed`` is only set when the
+    programmed effective weights were asked for.
+    """
+
+    y: torch.Tensor
+    x_q: torch.Tensor | None
+    dac_clip: torch.Tensor | None
+    adc_sat: torch.Tensor | None
+    w_programmed: torch.Tensor | None
+    tile_rows: int
+
+
+def _dac_is_ideal(profile) -> bool:
+    dac = profile.dac
+    return dac.bits is None and dac.noise_lsb == 0 and getattr(dac.nonlinearity, "kind", "none") == "none"
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    t = t.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.float()
+    return t.contiguous().numpy()
+
+
+def _to_torch(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    if t.device != like.device:
+        t = t.to(like.device)
+    return t
+
+
+def hardware_mvm(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    profile,
+    *,
+    seed: int | None = None,
+    state=None,
+    rng: SeedLike | None = None,
+    t_s: float | None = 0.0,
+    masks: bool = True,
+    backward_weights: str = "float",
+    compensation=None,
+) -> HardwareResult:
+    """Run ``x [batch, in] @ W[out, in]^T`` on the simulated chip, outside autograd.
+
+    Either ``seed`` (program the chip from ``weight`` now: ``prog, read = split_seed(seed)``) or
+    ``state`` (an already programmed ``ProgrammedState``/``DriftedState``) plus ``rng`` (the read
+    generator) is given. ``masks=False`` skips the masks (inference). The result is in ``x``'s
+    dtype and on its device.
+    """
+    from ..crossbar import program_matrix, tile_mvm  # nn sits on top of crossbar
+
+    if backward_weights not in BACKWARD_WEIGHTS:
+        raise ParameterError(f"backward_weights must be one of {BACKWARD_WEIGHTS} (got {backward_weights!r})")
+    if x.dim() != 2 or weight.dim() != 2 or x.shape[1] != weight.shape[1]:
+        raise ShapeError(
+            f"hardware_mvm needs x [batch, in] and weight [out, in] with equal 'in' "
+            f"(got x {tuple(x.shape)} and weight {tuple(weight.shape)})"
+        )
+    if state is None:
+        if seed is None:
+            raise ParameterError("hardware_mvm needs either seed= (program now) or state= and rng= (a programmed chip)")
+        prog, read = split_seed(seed)
+        state = program_matrix(_to_numpy(weight), profile, rng=prog)
+    else:
+        if rng is None:
+            raise ParameterError("hardware_mvm with a programmed state needs rng= (the chip's read generator)")
+        read = rng
+        profile = state.profile
+    xn = _to_numpy(x)
+    kwargs = {"rng": read}
+    if t_s is not None:
+        kwargs["t_s"] = t_s
+    if compensation is not None:
+        kwargs["compensation"] = compensation
+    rows = int(profile.tile.rows)
+    if not masks:
+        y = tile_mvm(xn, state, **kwargs)
+        return HardwareResult(_to_torch(y, x).to(x.dtype), None, None, None, None, rows)
+    y, m = tile_mvm(xn, state, return_masks=True, **kwargs)
+    x_q = None if _dac_is_ideal(profile) else _to_torch(m.x_q, x).to(x.dtype)
+    dac_clip = m.dac_clip if m.dac_clip is not None and m.dac_clip.any() else None
+    adc_sat = m.adc_sat if m.adc_sat is not None and m.adc_sat.any() else None
+    w_prog = None
+    if backward_weights == "programmed":
+        # The 1/f read noise of the effective weights is drawn from a third child of the seed
+        # (children 0 and 1 are the chip's programming and read generators), so asking for it
+        # never changes the forward's bits.
+        w_rng = np.random.default_rng(np.random.SeedSequence(int(seed if seed is not None else state.seed)).spawn(3)[2])
+        w_prog = _to_torch(np.asarray(state.effective_weights(0.0 if t_s is None else t_s, w_rng)), x).to(x.dtype)
+    return HardwareResult(
+        _to_torch(y, x).to(x.dtype),
+        x_q,
+        None if dac_clip is None else _to_torch(dac_clip, x),
+        None if adc_sat is None else _to_torch(adc_sat, x),
+        w_prog,
+        rows,
+    )
+
+
+# --------------------------------------------------------------------------- the STE
+class AnalogMatmulSTE(torch.autograd.Function):
+    r"""Extended straight-through estimator for one analog matrix-vector product.
+
+    Forward (the hardware output ``y_hw = F_hw(W, x; xi)`` was computed outside autograd by
+    :func:`hardware_mvm`; this adds the bias digitally)::
+
+        y = y_hw + b
+
+    Backward, with ``g = dL/dy`` from the noisy forward, ``m_out[:, k, :] = ~adc_sat[:, k, :]``
+    (zero where input tile ``k``'s partial sum hit an ADC rail), ``m_in = ~dac_clip``, ``x_q`` the
+    DAC-quantised input (``x`` when the DAC is ideal) and ``W_b`` the float ``W`` (default) or the
+    programmed effective weights (``backward_weights="programmed"``); for every input tile
+    ``k`` (inputs ``I_k = k*rows : (k+1)*rows``)::
+
+        dL/dx[:, I_k] = m_in[:, I_k] * ((m_out[:, k, :] * g) @ W_b[:, I_k])
+        dL/dW[:, I_k] = (m_out[:, k, :] * g)^T @ x_q[:, I_k]
+        dL/db         = sum_batch g
+
+    With no saturation anywhere this is one GEMM each (``g @ W_b`` and ``g^T @ x_q``); with the
+    ``ideal`` profile it is exactly the backward of ``torch.nn.functional.linear``.
+
+    ``apply(x, weight, bias, y_hw, x_q, dac_clip, adc_sat, w_b, tile_rows)``: ``x [B, in]``,
+    ``weight [out, in]``, ``bias [out]`` or ``None``, ``y_hw [B, out]`` (no grad),
+    ``x_q [B, in]`` or ``None``, ``dac_clip [B, in]`` bool or ``None`` (no clipping),
+    ``adc_sat [B, T, out]`` bool or ``None`` (no saturation), ``w_b [out, in]`` or ``None``
+    (use ``weight``), ``tile_rows`` int. Only ``save_for_backward`` holds tensors: ``x_q`` (or
+    ``x``), the two masks and ``W_b``, each only when the requested gradients need it.
+    """
+
+    @staticmethod
+    def forward(x, weight, bias, y_hw, x_q, dac_clip, adc_sat, w_b, tile_rows):
+        if bias is None:
+            return y_hw.clone()
+        return torch.add(y_hw, bias)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, weight, bias, _y_hw, x_q, dac_clip, adc_sat, w_b, tile_rows = inputs
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        saved_x = (x if x_q is None else x_q) if need_w else None
+        saved_wb = (weight if w_b is None else w_b) if need_x else None
+        ctx.save_for_backward(saved_x, dac_clip if need_x else None, adc_sat if (need_x or need_w) else None, saved_wb)
+        ctx.tile_rows = int(tile_rows)  # a plain int: the geometry of the tiles, no tensor
+
+    @staticmethod
+    def backward(ctx, g):
+        x_s, dac_clip, adc_sat, w_b = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        dx = dw = db = None
+        if adc_sat is None:
+            if need_x:
+                dx = g @ w_b.to(g.dtype)
+            if need_w:
+                dw = g.t() @ x_s.to(g.dtype)
+        else:
+            rows = ctx.tile_rows
+            n_in = adc_sat.shape[1]
+            if need_x:
+                dx = g.new_empty((g.shape[0], w_b.shape[1]))
+            if need_w:
+                dw = g.new_empty((g.shape[1], x_s.shape[1]))
+            for k in range(n_in):
+                sl = slice(k * rows, (k + 1) * rows)
+                gk = g.masked_fill(adc_sat[:, k, :], 0.0)
+                if need_x:
+                    torch.matmul(gk, w_b[:, sl].to(g.dtype), out=dx[:, sl])
+                if need_w:
+                    torch.matmul(gk.t(), x_s[:, sl].to(g.dtype), out=dw[:, sl])
+        if need_x and dac_clip is not None:
+            dx = dx.masked_fill(dac_clip, 0.0)
+        if need_b:
+            db = g.sum(0)
+        return dx, dw, db, None, None, None, None, None, None
+
+
+def analog_matmul(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    profile,
+    *,
+    seed: int | None = None,
+    state=None,
+    rng: SeedLike | None = None,
+    t_s: float | None = 0.0,
+    backward_weights: str = "float",
+    compensation=None,
+) -> torch.Tensor:
+    """``y = F_hw(W, x) + b`` for ``x [B, in]`` with the extended-STE backward.
+
+    Programs the chip from ``weight`` with ``seed`` (or uses ``state`` + read ``rng``), runs the
+    hardware MVM, and wraps it in :class:`AnalogMatmulSTE`. Outside autograd (``no_grad`` or no
+    input requiring grad) it skips the masks and the Function altogether; the output bits are
+    the same either way.
+    """
+    track = torch.is_grad_enabled() and (
+        x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+    )
+    hw = hardware_mvm(
+        x, weight, profile, seed=seed, state=state, rng=rng, t_s=t_s, masks=track,
+        backward_weights=backward_weights, compensation=compensation,
+    )
+    if not track:
+        return hw.y if bias is None else hw.y + bias
+    return AnalogMatmulSTE.apply(
+        x, weight, bias, hw.y, hw.x_q, hw.dac_clip, hw.adc_sat, hw.w_programmed, hw.tile_rows
+    )
+
+
+# --------------------------------------------------------------------------- noise injection
+def _mapping_scale(w: torch.Tensor, profile) -> torch.Tensor:
+    """Weight scale ``s`` (broadcastable to ``w [out, in]``): ``w_norm = W / s``.
+
+    Follows the profile's mapping: ``per_layer`` one scale, ``per_tile`` one per ``rows x cols``
+    tile, ``per_column`` one per output in each input tile; max |W| or the ``clip_percentile``
+    of |W| in each group. A group of zeros gets scale 1.
+    """
+    out_f, in_f = w.shape
+    rows, cols = int(profile.tile.rows), int(profile.tile.cols)
+    pct = profile.mapping.clip_percentile
+    kind = profile.mapping.scaling
+    a = w.abs()
+
+    def group_max(block: torch.Tensor) -> torch.Tensor:  # [groups, n] -> [groups]
+        if pct is None:
+            return block.amax(dim=1)
+        return torch.from_numpy(np.percentile(block.cpu().double().numpy(), pct, axis=1)).to(block)
+
+    n_i = -(-in_f // rows)
+    n_o = -(-out_f // cols)
+    if kind == "per_layer":
+        s = group_max(a.reshape(1, -1)).reshape(1, 1)
+    elif kind == "per_column":
+        if n_i == 1:
+            s = group_max(a)[:, None]
+        else:
+            s = torch.stack([group_max(a[:, k * rows:(k + 1) * rows]) for k in range(n_i)], 1)
+            s = s.repeat_interleave(rows, dim=1)[:, :in_f]
+    else:  # per_tile
+        s = torch.stack([
+            torch.stack([group_max(a[j * cols:(j + 1) * cols, k * rows:(k + 1) * rows].reshape(1, -1))[0]
+                         for k in range(n_i)])
+            for j in range(n_o)
+        ])
+        s = s.repeat_interleave(cols, dim=0)[:out_f].repeat_interleave(rows, dim=1)[:, :in_f]
+    return torch.where(s > 0, s, torch.ones_like(s))
+
+
+def _sigma_us(g: torch.Tensor, profile) -> torch.Tensor:
+    """Programming-noise std (µS) at target conductance ``g`` (µS) for the profile's noise kind."""
+    noise = profile.programming.noise
+    kind = noise.kind
+    if kind == "none":
+        return torch.zeros_like(g)
+    if kind == "constant":
+        return torch.full_like(g, float(noise.sigma_us))
+    if kind == "relative":
+        return g.abs() * float(noise.sigma_rel)
+    g_max = float(profile.conductance.g_max_us)
+    xg = g / g_max
+    fn = noise.sigma
+    if getattr(fn, "kind", None) == "polynomial":  # evaluate in torch (Horner): the common PCM fit
+        coeffs = [float(c) for c in fn.coeffs]
+        y = torch.full_like(xg, coeffs[-1])
+        for c in reversed(coeffs[:-1]):
+            y.mul_(xg).add_(c)
+        if fn.min is not None or fn.max is not None:
+            y.clamp_(min=fn.min, max=fn.max)
+    else:
+        y = torch.from_numpy(np.asarray(fn.evaluate(xg.cpu().numpy()), dtype=np.float64)).to(g)
+    return y.clamp_min_(0.0).mul_(g_max / float(noise.g_ref_us))
+
+
+@torch.no_grad()
+def programming_noise_std(weight: torch.Tensor, profile) -> torch.Tensor:
+    """Std of the programming noise of each weight, in weight units (no gradient).
+
+    The weight is mapped as the crossbar does (scale ``s`` per the profile's mapping, ``w_norm =
+    clip(W / s, -1, 1)``): ``differential`` puts ``G+ = g_min + max(w_norm, 0) * (g_max - g_min)``
+    and ``G- = g_min + max(-w_norm, 0) * (g_max - g_min)`` on two devices with independent noise,
+    so ``sigma_w = sqrt(sigma(G+)^2 + sigma(G-)^2) * s / (g_max - g_min)``; ``single_reference``
+    puts ``G = g_min + (w_norm + 1)/2 * (g_max - g_min)`` and ``sigma_w = 2 sigma(G) s / (g_max - g_min)``.
+    Only the Gaussian programming noise is modelled (this is the noise-injection baseline, not
+    the chip).
+    """
+    w = weight.detach()
+    if w.dim() != 2:
+        w = w.reshape(w.shape[0], -1)
+    c = profile.conductance
+    g_min, g_max = float(c.g_min_us), float(c.g_max_us)
+    span = g_max - g_min
+    s = _mapping_scale(w, profile)
+    wn = (w / s).clamp(-1.0, 1.0)
+    if profile.mapping.kind == "differential":
+        # one device of the pair sits at g_min (the unused one), the other at g_min + |w_norm| span
+        g_used = wn.abs_().mul_(span).add_(g_min)
+        sig = _sigma_us(g_used, profile)
+        sig0 = _sigma_us(torch.full((1,), g_min, dtype=w.dtype, device=w.device), profile)
+        out = sig.square_().add_(sig0.square()).sqrt_().mul_(s).div_(span)
+    else:
+        g = wn.add_(1.0).mul_(0.5 * span).add_(g_min)
+        out = _sigma_us(g, profile).mul_(s).mul_(2.0 / span)
+    return out.reshape(weight.shape).to(weight.dtype)

@@ -1,0 +1,395 @@
+"""Analog layers: ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` whose forward runs on the simulated chip.
+
+Each layer keeps its float weights as ordinary Parameters (optimizers, ``state_dict``,
+``torch.save`` and ``copy.deepcopy`` work unchanged; the state dict is exactly the float layer's)
+and holds a device profile, a training mode and a seeded ``torch.Generator``.
+
+Modes (``layer.mode``):
+
+* ``"hardware"``: every forward draws a 63-bit seed ``s`` from the layer's generator, programs
+  the chip from the *current* float weights (``prog, read = split_seed(s)``;
+  ``program_matrix(W, profile, rng=prog)``) and runs ``tile_mvm(x, state, t_s=t, rng=read)``;
+  the backward is the extended STE of :class:`cimsim.nn.functional.AnalogMatmulSTE`. There is no
+  programmed state to fall out of step with the weights and no ``synchronize()``.
+  ``layer.last_seed`` / ``layer.last_t_s`` record the draws; ``layer.hardware_forward(x, seed)``
+  runs the same path with a forced seed; ``layer.program(seed)`` returns the chip that seed
+  programs. ``t`` is 0, or drawn log-uniformly per forward from the profile's ``training``
+  section (``drift_t_min_s``/``drift_t_max_s``) in training mode, or ``layer.eval_t_s`` in eval.
+* ``"noise_injection"``: ``F.linear(x, W + sigma(W) * N(0, 1))`` inside autograd, with
+  ``sigma`` the profile's programming noise in weight units
+  (:func:`cimsim.nn.functional.programming_noise_std`), noise drawn from the layer's generator.
+* ``"ideal"``: the plain float layer.
+
+Eval mode (``model.eval()``) runs the same mode unless ``layer.eval_mode`` names another one.
+A programmed chip can be attached (``attach_chip``) so that every forward reads that fixed chip
+instead (the drift evaluation does this).
+
+Convolutions run as im2col (``F.unfold``) followed by the same analog matmul: output pixels
+are the batch rows; stride, padding (numbers, ``"same"``, ``"valid"``, every ``padding_mode``),
+dilation and groups are supported. With ``groups > 1`` every group is its own matrix
+``[out/groups, in/groups * prod(kernel)]`` programmed with seed :func:`group_seed` ``(s, g)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ParameterError, ShapeError
+from ..rng import split_seed, torch_generator
+from .functional import BACKWARD_WEIGHTS, analog_matmul, programming_noise_std
+
+__all__ = ["AnalogLinear", "AnalogConv1d", "AnalogConv2d", "AnalogLayer", "MODES", "group_seed", "resolve_profile"]
+
+MODES = ("hardware", "noise_injection", "ideal")
+_SEED_HIGH = (1 << 63) - 1
+
+
+def resolve_profile(profile):
+    """A ``DeviceProfile`` as is; a preset name or YAML path through ``load_profile``."""
+    from ..profiles.schema import DeviceProfile
+
+    if isinstance(profile, DeviceProfile):
+        return profile
+    if isinstance(profile, str):
+        from ..profiles.loader import load_profile
+
+        return load_profile(profile)
+    raise ParameterError(
+        f"profile must be a DeviceProfile or a preset name such as 'pcm' (got {type(profile).__name__}: {profile!r})"
+    )
+
+
+def group_seed(seed: int, group: int) -> int:
+    """Seed of convolution group ``group`` when a grouped layer is programmed with ``seed``."""
+    state = np.random.SeedSequence([int(seed), int(group)]).generate_state(2, np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1])) & _SEED_HIGH
+
+
+def _check_mode(mode, what="mode", allow_none=False):
+    if allow_none and mode is None:
+        return None
+    if mode not in MODES:
+        raise ParameterError(f"{what} must be one of {MODES}{' or None' if allow_none else ''} (got {mode!r})")
+    return mode
+
+
+class AnalogLayer:
+    """Behaviour shared by the analog layers (a mixin over the matching ``torch.nn`` class)."""
+
+    _FLOAT_CLS: type[nn.Module]
+
+    # ------------------------------------------------------------------ setup
+    def _setup_analog(self, profile, mode, seed, backward_weights, eval_mode):
+        if backward_weights not in BACKWARD_WEIGHTS:
+            raise ParameterError(f"backward_weights must be one of {BACKWARD_WEIGHTS} (got {backward_weights!r})")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or int(seed) < 0:
+            raise ParameterError(f"seed must be a non-negative int (got {seed!r})")
+        self.profile = resolve_profile(profile)
+        self.mode = _check_mode(mode)
+        self.eval_mode = _check_mode(eval_mode, "eval_mode", allow_none=True)
+        self.backward_weights = backward_weights
+        self.seed = int(seed)
+        self.generator = torch_generator(self.seed)
+        self.eval_t_s = 0.0
+        self.last_seed: int | None = None
+        self.last_t_s: float | None = None
+        self._chip = None
+
+    @classmethod
+    def from_float(cls, module: nn.Module, profile, *, mode: str = "hardware", seed: int = 0,
+                   backward_weights: str = "float", eval_mode: str | None = None):
+        """The analog twin of a float layer, sharing its Parameter objects (no copy)."""
+        if type(module) is not cls._FLOAT_CLS and not isinstance(module, AnalogLayer):
+            raise ParameterError(
+                f"{cls.__name__}.from_float expects a {cls._FLOAT_CLS.__name__} (got {type(module).__name__})"
+            )
+        new = cls._empty_like(module, profile=profile, mode=mode, seed=seed,
+                              backward_weights=backward_weights, eval_mode=eval_mode)
+        new.weight = module.weight
+        new.bias = module.bias
+        new.train(module.training)
+        return new
+
+    def to_float(self) -> nn.Module:
+        """The plain float layer (sharing this layer's Parameter objects)."""
+        new = self._empty_float()
+        new.weight = self.weight
+        new.bias = self.bias
+        new.train(self.training)
+        return new
+
+    def reseed(self, seed: int) -> None:
+        """Restart the layer's generator from ``seed`` (the per-forward seeds repeat from there)."""
+        self.seed = int(seed)
+        self.generator = torch_generator(self.seed)
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr() + f", profile={self.profile.name}, mode={self.mode}"
+        if self.eval_mode is not None:
+            s += f", eval_mode={self.eval_mode}"
+        if self.backward_weights != "float":
+            s += f", backward_weights={self.backward_weights}"
+        return s
+
+    # ------------------------------------------------------------------ chips
+    def weight_matrices(self) -> list[torch.Tensor]:
+        """The layer's weights as the matrices put on the chip: one ``[out, in]`` per group."""
+        w = self.weight.reshape(self.weight.shape[0], -1)
+        groups = getattr(self, "groups", 1)
+        if groups == 1:
+            return [w]
+        return list(w.chunk(groups, dim=0))
+
+    def program(self, seed: int):
+        """The chip a hardware forward with seed ``seed`` programs from the current weights.
+
+        ``ProgrammedState`` for a linear layer or an ungrouped conv; a tuple with one state per
+        group otherwise (group ``g`` uses :func:`group_seed` ``(seed, g)``). Its reads use
+        ``split_seed(seed)[1]`` (per group: ``split_seed(group_seed(seed, g))[1]``).
+        """
+        from ..crossbar import program_matrix
+
+        mats = self.weight_matrices()
+        seeds = self._group_seeds(seed)
+        states = tuple(
+            program_matrix(m.detach().cpu().contiguous().numpy(), self.profile, rng=split_seed(s)[0])
+            for m, s in zip(mats, seeds)
+        )
+        return states[0] if len(states) == 1 else states
+
+    def read_rng(self, seed: int):
+        """The read generator(s) matching :meth:`program` ``(seed)``."""
+        rngs = tuple(split_seed(s)[1] for s in self._group_seeds(seed))
+        return rngs[0] if len(rngs) == 1 else rngs
+
+    def attach_chip(self, state, *, rng, t_s: float | None = None, compensation=None) -> None:
+        """Read this fixed chip on every forward (any mode, train or eval) until :meth:`detach_chip`.
+
+        ``state``: what :meth:`program` returned (or its ``DriftedState`` snapshot(s)); ``rng``: the
+        read generator(s); ``t_s``: time since programming (needed for a ``ProgrammedState``).
+        Gradients still flow through the extended STE.
+        """
+        states = state if isinstance(state, tuple) else (state,)
+        rngs = rng if isinstance(rng, tuple) else (rng,)
+        n = getattr(self, "groups", 1)
+        if len(states) != n or len(rngs) != n:
+            raise ParameterError(
+                f"attach_chip: this layer has {n} group(s); got {len(states)} state(s) and {len(rngs)} rng(s)"
+            )
+        comps = compensation if isinstance(compensation, tuple) else (compensation,) * n
+        self._chip = (states, rngs, t_s, comps)
+
+    def detach_chip(self) -> None:
+        """Go back to programming a fresh chip on every forward."""
+        self._chip = None
+
+    @property
+    def chip_attached(self) -> bool:
+        return self._chip is not None
+
+    def _group_seeds(self, seed: int) -> list[int]:
+        seed = int(seed)
+        groups = getattr(self, "groups", 1)
+        if groups == 1:
+            return [seed]
+        return [group_seed(seed, g) for g in range(groups)]
+
+    # ------------------------------------------------------------------ forward
+    def active_mode(self) -> str:
+        """The mode the next forward runs in (``eval_mode`` applies in eval only)."""
+        if self.training or self.eval_mode is None:
+            return self.mode
+        return self.eval_mode
+
+    def _draw_seed(self) -> int:
+        return int(torch.randint(0, _SEED_HIGH, (1,), generator=self.generator).item())
+
+    def _draw_t(self) -> float:
+        tr = self.profile.training
+        if not self.training:
+            return float(self.eval_t_s)
+        if tr.drift_t_min_s is None:
+            return 0.0
+        u = float(torch.rand((), generator=self.generator, dtype=torch.float64))
+        lo, hi = float(tr.drift_t_min_s), float(tr.drift_t_max_s)
+        if lo > 0:
+            return lo * (hi / lo) ** u
+        return (hi + 1.0) ** u - 1.0  # log-uniform in t + 1 s when the range starts at 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._chip is not None:
+            states, rngs, t_s, comps = self._chip
+            return self._analog(x, [dict(state=s, rng=r, t_s=t_s, compensation=c)
+                                    for s, r, c in zip(states, rngs, comps)])
+        mode = self.active_mode()
+        if mode == "ideal":
+            return self._float(x, self.weight)
+        if mode == "noise_injection":
+            return self._float(x, self.noisy_weight())
+        seed = self._draw_seed()
+        t = self._draw_t()
+        return self.hardware_forward(x, seed, t_s=t)
+
+    def hardware_forward(self, x: torch.Tensor, seed: int, *, t_s: float = 0.0) -> torch.Tensor:
+        """The hardware-mode forward with a forced seed (what ``forward`` does after its draws)."""
+        self.last_seed = int(seed)
+        self.last_t_s = float(t_s)
+        return self._analog(x, [dict(seed=s, t_s=t_s) for s in self._group_seeds(seed)])
+
+    def forward_chip(self, x: torch.Tensor, state, *, rng, t_s: float | None = None, compensation=None) -> torch.Tensor:
+        """One forward through a given programmed chip (see :meth:`attach_chip` for the arguments)."""
+        saved = self._chip
+        try:
+            self.attach_chip(state, rng=rng, t_s=t_s, compensation=compensation)
+            return self.forward(x)
+        finally:
+            self._chip = saved
+
+    def noisy_weight(self) -> torch.Tensor:
+        """``W + sigma(W) * N(0, 1)`` (noise-injection mode), differentiable in ``W``."""
+        std = programming_noise_std(self.weight, self.profile)
+        noise = torch.randn(self.weight.shape, generator=self.generator, dtype=self.weight.dtype)
+        if noise.device != self.weight.device:
+            noise = noise.to(self.weight.device)
+        return self.weight + std * noise
+
+    def _mm(self, x2: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, kw: dict) -> torch.Tensor:
+        return analog_matmul(x2, w, b, self.profile, backward_weights=self.backward_weights, **kw)
+
+
+class AnalogLinear(AnalogLayer, nn.Linear):
+    """``nn.Linear`` on a simulated analog chip (see the module docstring for the modes).
+
+    ``AnalogLinear(in_features, out_features, bias=True, *, profile, mode="hardware", seed=0,
+    backward_weights="float", eval_mode=None)``. Inputs may have any leading dimensions.
+    """
+
+    _FLOAT_CLS = nn.Linear
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None, *,
+                 profile, mode: str = "hardware", seed: int = 0, backward_weights: str = "float",
+                 eval_mode: str | None = None):
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self._setup_analog(profile, mode, seed, backward_weights, eval_mode)
+
+    @classmethod
+    def _empty_like(cls, m, **kw):
+        return cls(m.in_features, m.out_features, bias=m.bias is not None, device="meta", **kw)
+
+    def _empty_float(self):
+        return nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, device="meta")
+
+    def _float(self, x, w):
+        return F.linear(x, w, self.bias)
+
+    def _analog(self, x, calls):
+        if x.shape[-1] != self.in_features:
+            raise ShapeError(
+                f"{type(self).__name__}: input's last dimension must be in_features={self.in_features} (got input {tuple(x.shape)})"
+            )
+        lead = x.shape[:-1]
+        y = self._mm(x.reshape(-1, self.in_features), self.weight, self.bias, calls[0])
+        return y.reshape(*lead, self.out_features)
+
+
+class _AnalogConvNd(AnalogLayer):
+    _ND: int
+
+    @classmethod
+    def _empty_like(cls, m, **kw):
+        return cls(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
+                   dilation=m.dilation, groups=m.groups, bias=m.bias is not None,
+                   padding_mode=m.padding_mode, device="meta", **kw)
+
+    def _empty_float(self):
+        return self._FLOAT_CLS(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
+                               padding=self.padding, dilation=self.dilation, groups=self.groups,
+                               bias=self.bias is not None, padding_mode=self.padding_mode, device="meta")
+
+    def _float(self, x, w):
+        return self._conv_forward(x, w, self.bias)
+
+    def _im2col(self, x: torch.Tensor):
+        """``x [N, C, *spatial]`` -> patches ``[N * L, C * prod(kernel)]`` and the output spatial size."""
+        pad = list(self._reversed_padding_repeated_twice)
+        if any(pad):
+            mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
+            x = F.pad(x, pad, mode=mode)
+        k, d, s = list(self.kernel_size), list(self.dilation), list(self.stride)
+        if self._ND == 1:
+            x = x.unsqueeze(2)
+            k, d, s = [1] + k, [1] + d, [1] + s
+        n = x.shape[0]
+        spatial = tuple((size - dd * (kk - 1) - 1) // ss + 1 for size, kk, dd, ss in zip(x.shape[2:], k, d, s))
+        if any(o <= 0 for o in spatial):
+            raise ShapeError(
+                f"{type(self).__name__}: input {tuple(x.shape)} (after padding) is smaller than the kernel "
+                f"{tuple(self.kernel_size)} with dilation {tuple(self.dilation)}"
+            )
+        cols = F.unfold(x, kernel_size=k, dilation=d, stride=s)  # [N, C*K, L]
+        cols = cols.transpose(1, 2).reshape(n * cols.shape[2], cols.shape[1])
+        if self._ND == 1:
+            spatial = spatial[1:]
+        return cols, spatial
+
+    def _analog(self, x, calls):
+        nd = self._ND
+        if x.dim() == nd + 1:
+            return self._analog(x.unsqueeze(0), calls).squeeze(0)
+        if x.dim() != nd + 2 or x.shape[1] != self.in_channels:
+            raise ShapeError(
+                f"{type(self).__name__}: expected input [N, {self.in_channels}, {', '.join(['*'] * nd)}] "
+                f"(got {tuple(x.shape)})"
+            )
+        n = x.shape[0]
+        cols, spatial = self._im2col(x)
+        mats = self.weight_matrices()
+        g = self.groups
+        if g == 1:
+            y = self._mm(cols, mats[0], self.bias, calls[0])
+        else:
+            cin = cols.shape[1] // g
+            cout = self.out_channels // g
+            ys = []
+            for i in range(g):
+                b = None if self.bias is None else self.bias[i * cout:(i + 1) * cout]
+                ys.append(self._mm(cols[:, i * cin:(i + 1) * cin], mats[i], b, calls[i]))
+            y = torch.cat(ys, dim=1)
+        L = math.prod(spatial)
+        return y.reshape(n, L, self.out_channels).transpose(1, 2).reshape(n, self.out_channels, *spatial)
+
+
+class AnalogConv1d(_AnalogConvNd, nn.Conv1d):
+    """``nn.Conv1d`` on a simulated analog chip (im2col + the analog matmul; see the module docstring)."""
+
+    _FLOAT_CLS = nn.Conv1d
+    _ND = 1
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None, *,
+                 profile, mode: str = "hardware", seed: int = 0, backward_weights: str = "float",
+                 eval_mode: str | None = None):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                         groups=groups, bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
+        self._setup_analog(profile, mode, seed, backward_weights, eval_mode)
+
+
+class AnalogConv2d(_AnalogConvNd, nn.Conv2d):
+    """``nn.Conv2d`` on a simulated analog chip (im2col + the analog matmul; see the module docstring)."""
+
+    _FLOAT_CLS = nn.Conv2d
+    _ND = 2
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None, *,
+                 profile, mode: str = "hardware", seed: int = 0, backward_weights: str = "float",
+                 eval_mode: str | None = None):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                         groups=groups, bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
+        self._setup_analog(profile, mode, seed, backward_weights, eval_mode)
+

@@ -1,0 +1,302 @@
+"""Load, resolve and dump device profiles.
+
+* ``load_profile("pcm")`` reads ``device_models/pcm.yaml``; ``load_profile("my/chip.yaml")`` reads
+  that file.  ``extends: NAME_OR_PATH`` inherits another profile: the file's own keys are
+  deep-merged over the base (mappings merge key by key; a section whose ``kind`` changes, and
+  ``citation``, are replaced whole; lists, ``assumptions`` included, are replaced).
+* ``overrides={"adc.bits": 6}`` sets dotted paths after inheritance, for sweeps.
+* YAML is read with a safe loader only: ``!!python/...`` tags are rejected, never executed;
+  duplicate keys are an error.
+* Every problem raises :class:`cimsim.errors.ProfileError` with one line per problem,
+  ``FILE: dotted.field: what is allowed (got VALUE)`` (see :mod:`cimsim.profiles._messages`).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import ValidationError
+
+from ..errors import ProfileError
+from ._messages import DOCS_HINT, format_validation_error, show_value
+from .schema import DeviceProfile
+
+__all__ = [
+    "MODELS_DIR",
+    "dump_profile",
+    "list_profiles",
+    "load_profile",
+    "parse_override",
+    "profile_from_dict",
+    "profile_from_yaml",
+    "profile_path",
+]
+
+MODELS_DIR: Path = Path(__file__).resolve().parents[2] / "device_models"
+"""Folder of the shipped profiles (``device_models/`` at the repository root)."""
+
+_MAX_EXTENDS_DEPTH = 16
+_REPLACED_WHOLE = frozenset({"citation"})  # a derived profile's source is its own, not a mix
+
+
+# --------------------------------------------------------------------------- YAML reading
+class _SafeUniqueLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also rejects duplicate keys in a mapping."""
+
+
+def _construct_mapping(loader: _SafeUniqueLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:  # unhashable key: SafeLoader reports it below
+            continue
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (each key may appear once per mapping)", key_node.start_mark
+            )
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_SafeUniqueLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_SafeUniqueLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+        problem = exc.problem or exc.context or "invalid YAML"
+        if "could not determine a constructor for the tag" in problem:
+            tag = problem.split("tag", 1)[1].strip().strip("'\"")
+            tag = tag.replace("tag:yaml.org,2002:", "!!")
+            problem = f"tag {tag} is not allowed: profiles are plain YAML (read with a safe loader); remove the tag"
+        kind = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+        raise ProfileError(f"{where}: {kind}: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{source}: YAML error: {exc}") from None
+    except RecursionError:
+        raise ProfileError(f"{source}: YAML nested too deeply to be a device profile") from None
+
+
+def _mapping_or_error(data: Any, source: str) -> dict[str, Any]:
+    if data is None:
+        raise ProfileError(
+            f"{source}: the file is empty: a profile is a mapping with at least name: and conductance: (see {DOCS_HINT})"
+        )
+    if not isinstance(data, dict):
+        raise ProfileError(
+            f"{source}: the top level must be a mapping of profile sections (name:, conductance:, ...) "
+            f"(got {type(data).__name__} {show_value(data)})"
+        )
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise ProfileError(f"{source}: section names must be strings (got {show_value(bad[0])})")
+    return data
+
+
+def _read_file(path: Path, source: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileError(f"{source}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ProfileError(f"{source}: cannot read ({exc.strerror or exc})") from None
+    return _mapping_or_error(_parse_yaml(text, source), source)
+
+
+# --------------------------------------------------------------------------- names and paths
+def list_profiles() -> list[str]:
+    """Names of the shipped profiles (``device_models/*.yaml``), sorted."""
+    if not MODELS_DIR.is_dir():
+        return []
+    return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
+
+
+def _looks_like_path(name_or_path: str | os.PathLike[str]) -> bool:
+    if isinstance(name_or_path, os.PathLike):
+        return True
+    s = str(name_or_path)
+    return s.endswith((".yaml", ".yml")) or "/" in s or os.sep in s
+
+
+def profile_path(name_or_path: str | os.PathLike[str], relative_to: Path | None = None) -> Path:
+    """The file a profile name or path refers to; a bare name is a shipped profile."""
+    if _looks_like_path(name_or_path):
+        p = Path(name_or_path).expanduser()
+        if not p.is_absolute() and relative_to is not None:
+            p = relative_to / p
+        return p
+    name = str(name_or_path)
+    p = MODELS_DIR / f"{name}.yaml"
+    if not p.is_file():
+        names = list_profiles()
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ProfileError(
+            f"{name}: no shipped profile of that name{hint} (shipped: {', '.join(names) or 'none'}; "
+            "a path to a .yaml file also works)"
+        )
+    return p
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------- merging
+def _merge(base: Any, over: Any, key: str | None = None) -> Any:
+    """Deep merge ``over`` onto ``base`` (neither is modified)."""
+    if key in _REPLACED_WHOLE or not (isinstance(base, dict) and isinstance(over, dict)):
+        return copy.deepcopy(over)
+    if "kind" in over and base.get("kind") != over.get("kind"):
+        return copy.deepcopy(over)  # another variant: the base's keys would not fit it
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v, k) if k in out else copy.deepcopy(v)
+    return out
+
+
+def _resolve_extends(data: dict[str, Any], source: str, base_dir: Path | None, chain: tuple[str, ...]) -> dict[str, Any]:
+    if "extends" not in data:
+        return data
+    data = dict(data)
+    ext = data.pop("extends")
+    if not isinstance(ext, str) or not ext.strip():
+        raise ProfileError(f"{source}: extends: must be a profile name or a path to a .yaml file (got {show_value(ext)})")
+    if len(chain) >= _MAX_EXTENDS_DEPTH:
+        raise ProfileError(f"{source}: extends: more than {_MAX_EXTENDS_DEPTH} levels of inheritance (got {' -> '.join(chain)})")
+    try:
+        path = profile_path(ext, relative_to=base_dir)
+    except ProfileError as exc:
+        raise ProfileError(f"{source}: extends: {exc}") from None
+    key = str(path.resolve())
+    if key in chain:
+        names = " -> ".join(Path(c).name for c in (*chain, key))
+        raise ProfileError(f"{source}: extends: circular inheritance ({names})")
+    base_source = _display(path)
+    base = _resolve_extends(_read_file(path, base_source), base_source, path.parent, (*chain, key))
+    merged = _merge(base, data)
+    if "name" not in data and base_dir is not None and source.endswith((".yaml", ".yml")):
+        merged["name"] = Path(source).stem  # a derived file without a name: its file name
+    return merged
+
+
+# --------------------------------------------------------------------------- overrides
+def _plain(value: Any) -> Any:
+    """numpy scalars/arrays -> Python values, so overrides from a sweep validate and dump cleanly."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"adc.bits=6"`` -> ``("adc.bits", 6)``: the value is read as YAML (``null``, ``[1, 2]`` ...)."""
+    if "=" not in text:
+        raise ProfileError(f"override {text!r}: expected dotted.path=value, e.g. adc.bits=6")
+    key, raw = text.split("=", 1)
+    return key.strip(), _parse_yaml(raw, f"override {key.strip()}")
+
+
+def _apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any], source: str) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    # a `kind` change first, so that the variant's own keys set afterwards survive
+    items = sorted(overrides.items(), key=lambda kv: not str(kv[0]).endswith("kind"))
+    for dotted, value in items:
+        if not isinstance(dotted, str) or not dotted or any(not p for p in dotted.split(".")):
+            raise ProfileError(f"{source}: override {show_value(dotted)}: must be a dotted field path such as adc.bits")
+        parts = dotted.split(".")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise ProfileError(f"{source}: override {dotted}: {where} is a value, not a section (got {show_value(child)})")
+            node = child
+        last = parts[-1]
+        value = _plain(value)
+        if last == "kind" and node.get("kind") != value:
+            node.clear()
+        if isinstance(value, dict) and isinstance(node.get(last), dict):
+            node[last] = _merge(node[last], value, last)
+        else:
+            node[last] = value
+    return out
+
+
+# --------------------------------------------------------------------------- public API
+def _validate(data: dict[str, Any], source: str) -> DeviceProfile:
+    try:
+        return DeviceProfile.model_validate(data)
+    except ValidationError as exc:
+        raise ProfileError(format_validation_error(exc, source)) from None
+    except RecursionError:
+        raise ProfileError(f"{source}: nested too deeply to be a device profile") from None
+
+
+def _finish(data: dict[str, Any], source: str, base_dir: Path | None, overrides: Mapping[str, Any] | None,
+            chain: tuple[str, ...] = ()) -> DeviceProfile:
+    data = _resolve_extends(data, source, base_dir, chain)
+    if overrides:
+        if not isinstance(overrides, Mapping):
+            raise ProfileError(f"{source}: overrides must be a mapping of dotted paths to values (got {show_value(overrides)})")
+        source = f"{source} (with overrides)"
+        data = _apply_overrides(data, overrides, source)
+    return _validate(data, source)
+
+
+def load_profile(name_or_path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> DeviceProfile:
+    """Load a shipped profile by name (``"pcm"``) or a YAML file by path, resolving ``extends:``.
+
+    ``overrides`` maps dotted paths to values, e.g. ``{"adc.bits": 6, "drift.kind": "none"}``.
+    Raises :class:`~cimsim.errors.ProfileError` (one line per problem) on any invalid input.
+    """
+    if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
+        raise ProfileError(f"profile: expected a shipped profile name or a path to a .yaml file (got {show_value(name_or_path)})")
+    path = profile_path(name_or_path)
+    source = _display(path)
+    return _finish(_read_file(path, source), source, path.parent, overrides, (str(path.resolve()),))
+
+
+def profile_from_dict(data: Mapping[str, Any], source: str = "<dict>",
+                      overrides: Mapping[str, Any] | None = None) -> DeviceProfile:
+    """Validate a profile given as a mapping (``extends:`` names resolve against the shipped ones)."""
+    if not isinstance(data, Mapping):
+        raise ProfileError(f"{source}: a profile must be a mapping (got {type(data).__name__} {show_value(data)})")
+    return _finish(_mapping_or_error(_plain(dict(data)), source), source, None, overrides)
+
+
+def profile_from_yaml(text: str, source: str = "<string>",
+                      overrides: Mapping[str, Any] | None = None) -> DeviceProfile:
+    """Validate a profile given as YAML text."""
+    return _finish(_mapping_or_error(_parse_yaml(text, source), source), source, None, overrides)
+
+
+def dump_profile(profile: DeviceProfile) -> str:
+    """The fully resolved profile as YAML; ``profile_from_yaml(dump_profile(p)) == p``."""
+    return profile.to_yaml()

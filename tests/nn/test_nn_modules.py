@@ -1,0 +1,287 @@
+"""Analog layers as torch modules: simulated == deployed, modes, state_dict/save/deepcopy, convert."""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cimsim.crossbar import program_matrix, tile_mvm
+from cimsim.errors import ParameterError, ShapeError
+from cimsim.models import lenet, mlp
+from cimsim.nn import (
+    AnalogConv1d,
+    AnalogConv2d,
+    AnalogLinear,
+    analog_layers,
+    convert,
+    group_seed,
+    programming_noise_std,
+    set_mode,
+    to_digital,
+)
+from cimsim.profiles.loader import load_profile
+from cimsim.rng import split_seed
+
+
+# --------------------------------------------------------------------------- simulated == deployed
+def test_training_forward_equals_chip_programmed_with_same_seed_bit_for_bit(pcm):
+    torch.manual_seed(0)
+    layer = AnalogLinear(300, 40, profile=pcm, seed=11).train()
+    x = torch.randn(16, 300, requires_grad=True)
+    y = layer(x)
+    s = layer.last_seed
+    assert layer.last_t_s == 0.0
+    prog, read = split_seed(s)
+    state = program_matrix(layer.weight.detach().numpy(), pcm, rng=prog)
+    y_chip = tile_mvm(x.detach().numpy(), state, t_s=0.0, rng=read) + layer.bias.detach().numpy()
+    assert np.array_equal(y.detach().numpy(), y_chip)
+    # ... and through the layer's own chip API
+    y2 = layer.forward_chip(x, layer.program(s), rng=layer.read_rng(s), t_s=0.0)
+    assert torch.equal(y.detach(), y2.detach())
+
+
+def test_grouped_conv_equals_its_chips(pcm):
+    torch.manual_seed(1)
+    conv = AnalogConv2d(4, 6, 3, padding=1, groups=2, profile=pcm)
+    x = torch.randn(2, 4, 6, 6)
+    y = conv(x)
+    s = conv.last_seed
+    states = conv.program(s)
+    assert isinstance(states, tuple) and len(states) == 2
+    assert torch.equal(y, conv.forward_chip(x, states, rng=conv.read_rng(s), t_s=0.0))
+    # group g is the matrix [out/groups, in/groups * k*k] programmed with group_seed(s, g)
+    cols = F.unfold(F.pad(x, [1, 1, 1, 1]), 3).transpose(1, 2).reshape(-1, 36)
+    w1 = conv.weight[3:].reshape(3, 18).detach().numpy()
+    prog, read = split_seed(group_seed(s, 1))
+    y1 = tile_mvm(cols[:, 18:].contiguous().numpy(), program_matrix(w1, pcm, rng=prog), t_s=0.0, rng=read)
+    y1 = y1 + conv.bias[3:].detach().numpy()
+    assert np.array_equal(y[:, 3:].detach().permute(0, 2, 3, 1).reshape(-1, 3).numpy(), y1)
+
+
+def test_training_drift_time_is_drawn_per_step_and_reproducible():
+    prof = load_profile("pcm", overrides={"training.drift_t_min_s": 60.0, "training.drift_t_max_s": 3.15e7})
+    layer = AnalogLinear(20, 5, profile=prof, seed=3).train()
+    x = torch.randn(4, 20)
+    ts = []
+    for _ in range(50):
+        y = layer(x)
+        ts.append(layer.last_t_s)
+        assert 60.0 <= layer.last_t_s <= 3.15e7
+    # the last one is the chip with that seed read at that time
+    s, t = layer.last_seed, layer.last_t_s
+    assert torch.equal(y, layer.forward_chip(x, layer.program(s), rng=layer.read_rng(s), t_s=t))
+    # log-uniform: the median of log10(t) is near the middle of [log10(60), log10(3.15e7)] (5 SE)
+    logs = np.log10(ts)
+    mid = (np.log10(60.0) + np.log10(3.15e7)) / 2
+    se = (np.log10(3.15e7) - np.log10(60.0)) / np.sqrt(12 * len(ts))
+    assert abs(logs.mean() - mid) < 5 * se
+    layer.eval()
+    layer(x)
+    assert layer.last_t_s == 0.0  # eval reads at eval_t_s (0 by default)
+
+
+def test_same_generator_seed_gives_same_forward_and_reseed_restarts(pcm):
+    a = AnalogLinear(30, 8, profile=pcm, seed=5)
+    b = copy.deepcopy(a)
+    x = torch.randn(3, 30)
+    assert torch.equal(a(x), b(x))
+    y1 = a(x)
+    a.reseed(5)
+    a(x)
+    assert torch.equal(a(x), y1)
+
+
+# --------------------------------------------------------------------------- modes
+def test_modes_ideal_eval_mode_and_errors(pcm):
+    torch.manual_seed(2)
+    layer = AnalogLinear(20, 6, profile=pcm, mode="ideal")
+    x = torch.randn(3, 20)
+    assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
+    layer.mode = "hardware"
+    layer.eval_mode = "ideal"
+    layer.eval()
+    assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
+    layer.train()
+    assert not torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
+    with pytest.raises(ParameterError, match="mode must be one of"):
+        AnalogLinear(2, 2, profile=pcm, mode="fast")
+    with pytest.raises(ParameterError, match="backward_weights"):
+        AnalogLinear(2, 2, profile=pcm, backward_weights="chip")
+    with pytest.raises(ShapeError, match=r"in_features=20 \(got input \(3, 21\)\)"):
+        AnalogLinear(20, 2, profile=pcm)(torch.randn(3, 21))
+
+
+def test_eval_mode_default_is_the_hardware_forward(pcm):
+    layer = AnalogLinear(20, 6, profile=pcm).eval()
+    x = torch.randn(3, 20)
+    with torch.no_grad():
+        y = layer(x)
+    s = layer.last_seed
+    assert torch.equal(y, layer.forward_chip(x, layer.program(s), rng=layer.read_rng(s), t_s=0.0))
+
+
+def test_noise_injection_std_matches_profile_and_gradient_is_identity():
+    prof = load_profile("ideal", overrides={"programming.noise": {"kind": "constant", "sigma_us": 0.05},
+                                            "conductance.g_max_us": 1.0})
+    torch.manual_seed(3)
+    w = torch.randn(64, 300)
+    std = programming_noise_std(w, prof)
+    # differential pair, both devices noisy: sqrt(2) * sigma_us * s / (g_max - g_min), s per column per tile
+    s0 = w[:, :256].abs().amax(1, keepdim=True)
+    s1 = w[:, 256:].abs().amax(1, keepdim=True)
+    expect = torch.cat([s0.expand(64, 256), s1.expand(64, 44)], 1) * 0.05 * np.sqrt(2)
+    torch.testing.assert_close(std, expect)
+    layer = AnalogLinear(300, 64, profile=prof, mode="noise_injection")
+    layer.weight.data.copy_(w)
+    x = torch.randn(5, 300)
+    # statistics of W_noisy - W over 64*300*20 draws: std ratio within 5 standard errors
+    d = torch.stack([layer.noisy_weight().detach() - w for _ in range(20)])
+    ratio = (d / expect).std().item()
+    n = d.numel()
+    assert abs(ratio - 1) < 5 / np.sqrt(2 * n)
+    # gradient: identity through the noise (dL/dW = dL/dW_noisy)
+    layer.reseed(9)
+    y = layer(x)
+    y.sum().backward()
+    layer.reseed(9)
+    wn = layer.noisy_weight().detach().requires_grad_()
+    F.linear(x, wn, layer.bias).sum().backward()
+    torch.testing.assert_close(layer.weight.grad, wn.grad)
+
+
+def test_noise_injection_pcm_std_follows_the_polynomial(pcm):
+    w = torch.tensor([[1.0, -0.5, 0.0, 0.25], [0.0, 0.0, -2.0, 2.0]])
+    std = programming_noise_std(w, pcm)
+
+    def sig(x):  # pcm: sigma(x) = 0.26348 + 1.965 x - 1.1731 x^2 uS at g_ref = g_max = 25 uS
+        return 0.26348 + 1.9650 * x - 1.1731 * x**2
+
+    s = torch.tensor([[1.0], [2.0]])
+    x = (w / s).abs()
+    expect = torch.sqrt(sig(x) ** 2 + sig(torch.zeros_like(x)) ** 2) * s / 25.0
+    torch.testing.assert_close(std, expect)
+
+
+# --------------------------------------------------------------------------- torch plumbing
+def test_state_dict_is_the_float_layers(pcm):
+    lin = nn.Linear(10, 4)
+    a = AnalogLinear.from_float(lin, pcm)
+    assert list(a.state_dict()) == list(lin.state_dict())
+    b = AnalogLinear(10, 4, profile=pcm)
+    b.load_state_dict(lin.state_dict())
+    assert torch.equal(b.weight, lin.weight)
+    lin2 = nn.Linear(10, 4)
+    lin2.load_state_dict(b.state_dict())
+    assert torch.equal(lin2.weight, lin.weight)
+
+
+def test_torch_save_load_deepcopy_pickle_and_optimizer(pcm):
+    torch.manual_seed(4)
+    model = convert(mlp(16, (12,), 3), pcm, seed=7)
+    x = torch.randn(5, 16)
+    for clone in (
+        copy.deepcopy(model),
+        pickle.loads(pickle.dumps(model)),
+        _torch_roundtrip(model),
+    ):
+        assert torch.equal(clone(x), copy.deepcopy(model)(x))
+        assert clone[1].profile == model[1].profile
+    # state dict round trip through torch.save with weights_only
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    buf.seek(0)
+    fresh = convert(mlp(16, (12,), 3), pcm, seed=7)
+    fresh.load_state_dict(torch.load(buf, weights_only=True))
+    assert torch.equal(fresh(x), copy.deepcopy(model)(x))
+    # an optimizer built before conversion in place still steps the same Parameters
+    base = mlp(16, (12,), 3)
+    opt = torch.optim.Adam(base.parameters(), lr=1e-2)
+    convert(base, pcm, inplace=True)
+    w0 = base[1].weight.detach().clone()
+    loss = F.cross_entropy(base(x), torch.tensor([0, 1, 2, 0, 1]))
+    loss.backward()
+    opt.step()
+    assert not torch.equal(base[1].weight, w0)
+    # and the next forward programs from the new weights
+    s = 123
+    prog, read = split_seed(s)
+    state = program_matrix(base[1].weight.detach().numpy(), pcm, rng=prog)
+    y_ref = tile_mvm(x.numpy(), state, t_s=0.0, rng=read) + base[1].bias.detach().numpy()
+    assert np.array_equal(base[1].hardware_forward(x, s).detach().numpy(), y_ref)
+
+
+def _torch_roundtrip(model):
+    buf = io.BytesIO()
+    torch.save(model, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=False)
+
+
+# --------------------------------------------------------------------------- convert / to_digital
+class _Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv1d(4, 4, 1))
+        self.blocks = nn.ModuleList([nn.Linear(8, 8), nn.Linear(8, 8)])
+        self.heads = nn.ModuleDict({"a": nn.Linear(8, 2)})
+        self.shared = self.blocks[0]  # the same module under two names
+        self.norm = nn.LayerNorm(8)
+        self.attn = nn.MultiheadAttention(8, 2)  # its out_proj is a Linear subclass: left alone
+
+    def forward(self, x):
+        return self.heads["a"](self.blocks[1](self.shared(x)))
+
+
+def test_convert_walks_any_tree_and_to_digital_reverses(pcm):
+    net = _Net()
+    out = convert(net, pcm, seed=10)
+    assert isinstance(net.blocks[0], nn.Linear) and not isinstance(net.blocks[0], AnalogLinear)  # not in place
+    names = [n for n, _ in analog_layers(out)]
+    assert names == ["features.0", "features.2", "blocks.0", "blocks.1", "heads.a"]
+    assert [m.seed for _, m in analog_layers(out)] == [10, 11, 12, 13, 14]
+    assert isinstance(out.features[0], AnalogConv2d) and isinstance(out.features[2], AnalogConv1d)
+    assert out.shared is out.blocks[0]
+    assert type(out.attn.out_proj) is not AnalogLinear
+    back = to_digital(out)
+    assert not analog_layers(back)
+    assert type(back.blocks[0]) is nn.Linear and back.shared is back.blocks[0]
+    assert list(back.state_dict()) == list(net.state_dict())
+    x = torch.randn(3, 8)
+    set_mode(out, "ideal")
+    torch.testing.assert_close(out(x), back(x), rtol=0, atol=0)
+    torch.testing.assert_close(out(x), net(x), rtol=0, atol=0)
+
+
+def test_convert_filter_overrides_and_root_layer(pcm):
+    net = _Net()
+    out = convert(net, pcm, filter=lambda m, name: not name.startswith("features"),
+                  overrides={"blocks.*": {"mode": "noise_injection"},
+                             "heads.a": {"profile": {"adc.bits": 6}, "seed": 99}})
+    assert [n for n, _ in analog_layers(out)] == ["blocks.0", "blocks.1", "heads.a"]
+    assert out.blocks[0].mode == "noise_injection" and out.heads["a"].mode == "hardware"
+    assert out.heads["a"].profile.adc.bits == 6 and out.blocks[0].profile.adc.bits == 8
+    assert out.heads["a"].seed == 99
+    with pytest.raises(ParameterError, match="unknown key"):
+        convert(net, pcm, overrides={"heads.a": {"bits": 6}})
+    with pytest.raises(ParameterError, match="mode must be one of"):
+        convert(net, pcm, mode="analog")
+    lin = nn.Linear(3, 2)
+    a = convert(lin, "ideal", inplace=True)
+    assert isinstance(a, AnalogLinear) and a.weight is lin.weight
+    assert type(to_digital(a)) is nn.Linear
+
+
+def test_models_shapes():
+    assert mlp()(torch.zeros(2, 64)).shape == (2, 10)
+    assert mlp()(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    for size, ch in ((8, 1), (28, 1), (32, 3)):
+        assert lenet(ch, input_size=size)(torch.zeros(2, ch, size, size)).shape == (2, 10)
+    with pytest.raises(ParameterError):
+        lenet(input_size=4)
