@@ -451,6 +451,7 @@ def plot_reports(
     ax: Any = None,
     labels: Sequence[str] | None = None,
     colors: Sequence[Any] | None = None,
+    linestyles: Sequence[str] | None = None,
     title: str | None = None,
 ):
     """Several reports on one axis (e.g. hardware- vs float-trained, with/without compensation)."""
@@ -469,12 +470,13 @@ def plot_reports(
         t = np.array(rep.times_s, dtype=np.float64)
         if t.size and t[0] == 0:
             t[0] = t[1] / 10 if t.size > 1 else 1.0
-        (line,) = ax.plot(t, k * rep.mean, marker="o", ms=3, label=lab, color=c)
+        ls = linestyles[j] if linestyles else "-"
+        (line,) = ax.plot(t, k * rep.mean, marker="o", ms=3, label=lab, color=c, ls=ls)
         if rep.repeats > 1:
             ax.fill_between(t, k * rep.ci_low, k * rep.ci_high, color=line.get_color(), alpha=0.2, lw=0)
         if rep.digital_score is not None and rep.digital_score not in seen_digital:
             seen_digital.add(rep.digital_score)
-            ax.axhline(k * rep.digital_score, color=line.get_color(), ls="--", lw=1, alpha=0.7)
+            ax.axhline(k * rep.digital_score, color=line.get_color(), ls=(0, (2, 2)), lw=1, alpha=0.6)
     ax.set_xscale("log")
     ax.set_xlabel("time since programming (s)")
     metric = reports[0].metric if reports else "score"

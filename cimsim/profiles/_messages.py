@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import reprlib
 import types
 import typing
 from typing import Any, Literal, Union
@@ -25,6 +26,10 @@ __all__ = ["DOCS_HINT", "format_validation_error", "show_value"]
 
 DOCS_HINT = "docs/profiles.md"
 _MAX_SHOWN = 60
+_MAX_LINES = 40
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxtuple, _REPR.maxset = 3, 6, 4, 6, 6
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 50, 50, 40
 
 
 def show_value(value: Any) -> str:
@@ -40,7 +45,7 @@ def show_value(value: Any) -> str:
             return "inf" if value > 0 else "-inf"
         return repr(value)
     try:
-        text = repr(value)
+        text = _REPR.repr(value)  # bounded: a huge or deeply nested value costs nothing to show
     except Exception:  # noqa: BLE001 - a value whose repr fails must not hide the real error
         text = f"<{type(value).__name__}>"
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
@@ -186,7 +191,7 @@ def _allowed_number(site: _Site, word: str | None = None) -> str:
 
 
 def _did_you_mean(word: Any, choices: list[str]) -> str:
-    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.7)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -243,6 +248,10 @@ def _line(err: dict[str, Any], source: str) -> str:
             what = f"a mapping with kind: one of {_quoted(tags)}"
         else:
             base, _ = _strip_annotated(site.ann)
+            args = _union_args(base)
+            if args and type(None) in args:
+                rest = [_strip_annotated(a)[0] for a in args if a is not type(None)]
+                base = rest[0] if len(rest) == 1 else base
             keys = sorted(base.model_fields) if _is_model(base) else []
             what = f"a mapping with keys {', '.join(keys)}" if keys else "a mapping"
         return f"{source}: {path}: must be {what} {got}"
@@ -266,12 +275,15 @@ def _line(err: dict[str, Any], source: str) -> str:
 def format_validation_error(exc: ValidationError, source: str) -> str:
     """One line per problem, then a pointer to the field reference."""
     lines: list[str] = []
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for err in errors[:_MAX_LINES]:
         try:
             line = _line(dict(err), source)
         except Exception as inner:  # noqa: BLE001 - never let the formatter hide the error
             line = f"{source}: {'.'.join(map(str, err.get('loc', ())))}: {err.get('msg')} ({type(inner).__name__} while formatting)"
         if line not in lines:
             lines.append(line)
+    if len(errors) > _MAX_LINES:
+        lines.append(f"{source}: ... and {len(errors) - _MAX_LINES} more problems")
     lines.append(f"(every field, its unit and its allowed values: {DOCS_HINT})")
     return "\n".join(lines)

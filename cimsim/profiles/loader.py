@@ -43,6 +43,7 @@ MODELS_DIR: Path = Path(__file__).resolve().parents[2] / "device_models"
 """Folder of the shipped profiles (``device_models/`` at the repository root)."""
 
 _MAX_EXTENDS_DEPTH = 16
+_MAX_DEPTH = 32  # a profile nests about 6 levels; anything far deeper is a mistake or an attack
 _REPLACED_WHOLE = frozenset({"citation"})  # a derived profile's source is its own, not a mix
 
 
@@ -89,6 +90,33 @@ def _parse_yaml(text: str, source: str) -> Any:
         raise ProfileError(f"{source}: YAML error: {exc}") from None
     except RecursionError:
         raise ProfileError(f"{source}: YAML nested too deeply to be a device profile") from None
+    except Exception as exc:  # noqa: BLE001 - PyYAML's constructors can fail oddly on bad scalars
+        raise ProfileError(f"{source}: YAML error: unreadable value ({type(exc).__name__}: {exc})") from None
+
+
+def _check_structure(data: Any, source: str) -> None:
+    """Reject structures nested deeper than any profile, and self-referencing YAML aliases."""
+    stack: list[tuple[Any, int, bool]] = [(data, 0, False)]
+    on_path: set[int] = set()
+    done: set[int] = set()
+    while stack:
+        node, depth, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(node))
+            done.add(id(node))
+            continue
+        if not isinstance(node, (Mapping, list, tuple, set)):
+            continue
+        if id(node) in on_path:
+            raise ProfileError(f"{source}: a mapping or list contains itself (a recursive YAML alias?), which no profile needs")
+        if id(node) in done:
+            continue
+        if depth > _MAX_DEPTH:
+            raise ProfileError(f"{source}: nested deeper than {_MAX_DEPTH} levels, more than any device profile")
+        on_path.add(id(node))
+        stack.append((node, depth, True))
+        children = [*node.keys(), *node.values()] if isinstance(node, Mapping) else list(node)
+        stack.extend((c, depth + 1, False) for c in children)
 
 
 def _mapping_or_error(data: Any, source: str) -> dict[str, Any]:
@@ -101,6 +129,7 @@ def _mapping_or_error(data: Any, source: str) -> dict[str, Any]:
             f"{source}: the top level must be a mapping of profile sections (name:, conductance:, ...) "
             f"(got {type(data).__name__} {show_value(data)})"
         )
+    _check_structure(data, source)
     bad = [k for k in data if not isinstance(k, str)]
     if bad:
         raise ProfileError(f"{source}: section names must be strings (got {show_value(bad[0])})")
@@ -145,7 +174,7 @@ def profile_path(name_or_path: str | os.PathLike[str], relative_to: Path | None 
     p = MODELS_DIR / f"{name}.yaml"
     if not p.is_file():
         names = list_profiles()
-        close = difflib.get_close_matches(name, names, n=1)
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.7)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ProfileError(
             f"{name}: no shipped profile of that name{hint} (shipped: {', '.join(names) or 'none'}; "
@@ -192,6 +221,8 @@ def _resolve_extends(data: dict[str, Any], source: str, base_dir: Path | None, c
         names = " -> ".join(Path(c).name for c in (*chain, key))
         raise ProfileError(f"{source}: extends: circular inheritance ({names})")
     base_source = _display(path)
+    if not path.is_file():
+        raise ProfileError(f"{source}: extends: {base_source}: no such file")
     base = _resolve_extends(_read_file(path, base_source), base_source, path.parent, (*chain, key))
     merged = _merge(base, data)
     if "name" not in data and base_dir is not None and source.endswith((".yaml", ".yml")):
@@ -239,6 +270,7 @@ def _apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any], source:
                 raise ProfileError(f"{source}: override {dotted}: {where} is a value, not a section (got {show_value(child)})")
             node = child
         last = parts[-1]
+        _check_structure(value, f"{source}: override {dotted}")
         value = _plain(value)
         if last == "kind" and node.get("kind") != value:
             node.clear()
@@ -288,6 +320,7 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<dict>",
     """Validate a profile given as a mapping (``extends:`` names resolve against the shipped ones)."""
     if not isinstance(data, Mapping):
         raise ProfileError(f"{source}: a profile must be a mapping (got {type(data).__name__} {show_value(data)})")
+    _check_structure(data, source)
     return _finish(_mapping_or_error(_plain(dict(data)), source), source, None, overrides)
 
 

@@ -1,0 +1,393 @@
+"""``cimsim train`` / ``cimsim drift`` / ``cimsim demo``: train against a chip, then age it.
+
+A run directory (``--out runs/NAME``) holds everything needed to rebuild the trained model:
+
+* ``run.json``: the model spec (built-in model, sizes, data set), profile, mode, seed, training
+  settings and final accuracy;
+* ``model.pt``: the weights (a plain ``state_dict``: loaded with ``weights_only=True``);
+* ``profile.yaml``: the resolved device profile (inheritance and overrides applied);
+* ``curve.csv`` (+ ``curve.png``): loss and accuracy per epoch.
+
+``cimsim drift runs/NAME`` rebuilds the model from these files and writes
+``drift_<compensation>.{json,csv,png}`` next to them (plus ``.points.jsonl``: an interrupted
+study re-run with the same arguments resumes from there).
+
+The same steps are plain functions here (:func:`train_run`, :func:`load_run`, :func:`drift_run`)
+for scripts and tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import torch
+import torch.nn.functional as F
+
+from ..errors import CimsimError, ParameterError, StateFormatError
+
+__all__ = ["register", "train_run", "load_run", "drift_run", "build_model", "RUN_FORMAT"]
+
+RUN_FORMAT = "cimsim.run/1"
+MODEL_NAMES = ("mlp", "lenet")
+TRAIN_MODES = ("hardware", "noise_injection", "ideal", "float")
+
+
+# --------------------------------------------------------------------------- model + data
+def build_model(spec: dict[str, Any]) -> torch.nn.Module:
+    """The float built-in model of a run spec (``model``, ``input_shape``, ``n_classes``, ``hidden``)."""
+    from .. import models
+
+    name = spec["model"]
+    shape = list(spec["input_shape"])
+    if name == "mlp":
+        return models.mlp(math.prod(shape), tuple(spec.get("hidden") or (256, 256)), spec["n_classes"])
+    if name == "lenet":
+        if len(shape) != 3 or shape[1] != shape[2]:
+            raise ParameterError(f"lenet needs square images [C, H, H] (got input shape {shape}); use --model mlp")
+        return models.lenet(shape[0], spec["n_classes"], input_size=shape[1])
+    raise ParameterError(f"unknown model {name!r}; built-in models: {list(MODEL_NAMES)}")
+
+
+def _dataset(spec: dict[str, Any]):
+    from ..data import load_dataset
+
+    return load_dataset(spec["data"], root=spec.get("data_root"), image=spec["model"] == "lenet", seed=spec.get("data_seed", 0))
+
+
+@torch.no_grad()
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2048) -> float:
+    model.eval()
+    correct = sum(int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum()) for i in range(0, len(x), batch))
+    return correct / len(x)
+
+
+# --------------------------------------------------------------------------- train
+def train_run(
+    out: str | Path,
+    *,
+    profile: str = "pcm",
+    model: str = "mlp",
+    data: str = "digits",
+    data_root: str | None = None,
+    mode: str = "hardware",
+    epochs: int = 12,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    seed: int = 0,
+    hidden: tuple[int, ...] = (256, 256),
+    echo=None,
+) -> dict[str, Any]:
+    """Train a built-in model against the chip of ``profile`` and save the run to ``out``.
+
+    ``mode``: ``hardware`` (extended STE on the chip), ``noise_injection``, or ``ideal``/``float``
+    (plain float training; the chip is only used at evaluation). Returns the run spec.
+    """
+    from ..nn import convert
+    from ..profiles import dump_profile, load_profile
+
+    if mode not in TRAIN_MODES:
+        raise ParameterError(f"mode must be one of {list(TRAIN_MODES)} (got {mode!r})")
+    if model not in MODEL_NAMES:
+        raise ParameterError(f"unknown model {model!r}; built-in models: {list(MODEL_NAMES)}")
+    if epochs < 1 or batch_size < 1 or not lr > 0:
+        raise ParameterError(f"epochs and batch size must be >= 1 and lr > 0 (got epochs={epochs}, batch_size={batch_size}, lr={lr})")
+    nn_mode = "ideal" if mode == "float" else mode
+    prof = load_profile(profile)
+    spec: dict[str, Any] = {
+        "format": RUN_FORMAT,
+        "model": model,
+        "hidden": list(hidden) if model == "mlp" else None,
+        "data": data,
+        "data_root": None if data_root is None else str(data_root),
+        "data_seed": 0,
+        "profile": prof.name,
+        "mode": nn_mode,
+        "seed": int(seed),
+        "epochs": int(epochs),
+        "batch_size": int(batch_size),
+        "lr": float(lr),
+    }
+    ds = _dataset(spec)
+    spec["input_shape"] = list(ds.input_shape)
+    spec["n_classes"] = int(ds.n_classes)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = build_model(spec)
+    net = convert(net, prof, mode=nn_mode, seed=int(seed))
+
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(int(seed))
+    x, y = ds.x_train, ds.y_train
+    curve = []
+    t0 = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        net.train()
+        perm = torch.randperm(len(x), generator=g)
+        total, correct = 0.0, 0
+        for i in range(0, len(x), batch_size):
+            idx = perm[i : i + batch_size]
+            logits = net(x[idx])
+            loss = F.cross_entropy(logits, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.item()) * len(idx)
+            correct += int((logits.argmax(1) == y[idx]).sum())
+        test_acc = _accuracy(net, ds.x_test, ds.y_test)
+        row = {"epoch": epoch, "train_loss": total / len(x), "train_acc": correct / len(x), "test_acc": test_acc}
+        curve.append(row)
+        if echo:
+            echo(f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  train {100 * row['train_acc']:.2f} %  test {100 * test_acc:.2f} %")
+    spec["train_s"] = time.perf_counter() - t0
+    spec["test_acc"] = curve[-1]["test_acc"]
+    spec["test_acc_note"] = (
+        "on the chip at t = 0 (fresh chip per batch)" if nn_mode == "hardware" else f"{nn_mode} forward (no chip)"
+    )
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), out / "model.pt")
+    (out / "profile.yaml").write_text(dump_profile(prof))
+    with open(out / "curve.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(curve[0]))
+        w.writeheader()
+        w.writerows(curve)
+    (out / "run.json").write_text(json.dumps(spec, indent=1) + "\n")
+    _plot_curve(curve, out / "curve.png", f"{model} on {data}, {prof.name}, {nn_mode} mode")
+    return spec
+
+
+def _plot_curve(curve: list[dict[str, float]], path: Path, title: str) -> None:
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:  # plotting is optional
+        return
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ep = [r["epoch"] for r in curve]
+    ax.plot(ep, [100 * r["train_acc"] for r in curve], label="train")
+    ax.plot(ep, [100 * r["test_acc"] for r in curve], label="test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)")
+    ax2 = ax.twinx()
+    ax2.plot(ep, [r["train_loss"] for r in curve], color="gray", ls=":", label="loss")
+    ax2.set_ylabel("train loss")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="center right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def load_run(run_dir: str | Path, *, profile: str | None = None):
+    """``(model, spec, dataset)`` of a run saved by :func:`train_run`.
+
+    The model is rebuilt from ``run.json``, converted with the saved ``profile.yaml`` (or with
+    ``profile``, a name or YAML path, to deploy the trained weights on another chip) and gets the
+    saved weights.
+    """
+    from ..nn import convert
+    from ..profiles import load_profile
+
+    run_dir = Path(run_dir)
+    sp = run_dir / "run.json"
+    if not sp.is_file():
+        raise StateFormatError(f"{run_dir} is not a cimsim run (no run.json); create one with `cimsim train --out {run_dir}`")
+    spec = json.loads(sp.read_text())
+    if spec.get("format") != RUN_FORMAT:
+        raise StateFormatError(f"{sp}: format {spec.get('format')!r}, expected {RUN_FORMAT!r}")
+    prof = load_profile(profile) if profile is not None else load_profile(run_dir / "profile.yaml")
+    net = convert(build_model(spec), prof, mode=spec["mode"], seed=int(spec["seed"]))
+    try:
+        net.load_state_dict(torch.load(run_dir / "model.pt", weights_only=True))
+    except (RuntimeError, FileNotFoundError) as exc:
+        raise StateFormatError(f"cannot load the weights of {run_dir} ({exc})") from exc
+    net.eval()
+    return net, spec, _dataset(spec)
+
+
+def drift_run(
+    run_dir: str | Path,
+    *,
+    times: str = "1s,1h,1d,1y,10y",
+    repeats: int = 20,
+    compensation: str = "global",
+    seed: int = 0,
+    workers: int | None = None,
+    profile: str | None = None,
+    progress: bool | None = None,
+    plot: bool = True,
+    label: str | None = None,
+):
+    """Drift study of a saved run; writes ``drift_<comp>[_<profile>].{json,csv,png}`` into the run."""
+    from ..evaluation import evaluate_drift
+    from ..profiles import load_profile
+
+    run_dir = Path(run_dir)
+    net, spec, ds = load_run(run_dir, profile=profile)
+    stem = f"drift_{compensation}" + ("" if profile is None else f"_{load_profile(profile).name}")
+    rep = evaluate_drift(
+        net, ds, times_s=times, repeats=repeats, compensation=compensation, seed=seed, workers=workers,
+        out=run_dir / f"{stem}.json", progress=progress, label=label or f"{run_dir.name} ({spec['mode']}-trained), {compensation}",
+    )
+    rep.to_csv(run_dir / f"{stem}.csv")
+    if plot:
+        try:
+            rep.plot(run_dir / f"{stem}.png")
+        except ParameterError:  # matplotlib missing: the plot is optional
+            pass
+    return rep
+
+
+# --------------------------------------------------------------------------- click
+def _fail(exc: CimsimError) -> None:
+    for line in str(exc).splitlines():
+        click.echo(f"error: {line}", err=True)
+    raise SystemExit(2)
+
+
+def _workers_opt(value: str) -> int | None:
+    if value == "auto":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"use auto, 1 (serial), n processes or -1 (all cores) (got {value!r})")
+
+
+@click.command("train")
+@click.option("--profile", default="pcm", show_default=True, help="device profile: a shipped name (cimsim profile list) or a YAML path")
+@click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), default="mlp", show_default=True, help="built-in model")
+@click.option("--data", default="digits", show_default=True, help="digits (embedded) or mnist/fashion_mnist/cifar10 under --data-root")
+@click.option("--data-root", default=None, help="directory that already holds a torchvision data set (never downloaded)")
+@click.option("--mode", type=click.Choice(TRAIN_MODES), default="hardware", show_default=True, help="training mode (float = plain float training)")
+@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="Adam learning rate")
+@click.option("--hidden", default="256,256", show_default=True, help="MLP hidden sizes, comma-separated")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="run directory, e.g. runs/NAME")
+@click.option("--quiet", is_flag=True, help="no per-epoch lines")
+def train_cmd(profile, model_name, data, data_root, mode, epochs, batch_size, lr, hidden, seed, out, quiet):
+    """Train a built-in model against a simulated chip and save the run (model, profile, curve)."""
+    try:
+        hid = tuple(int(h) for h in hidden.split(",") if h.strip())
+    except ValueError:
+        raise click.BadParameter(f"--hidden must be comma-separated integers (got {hidden!r})")
+    try:
+        spec = train_run(
+            out, profile=profile, model=model_name, data=data, data_root=data_root, mode=mode, epochs=epochs,
+            batch_size=batch_size, lr=lr, seed=seed, hidden=hid, echo=None if quiet else click.echo,
+        )
+    except CimsimError as exc:
+        _fail(exc)
+    click.echo(
+        f"saved {out}: {spec['model']} on {spec['data']}, profile {spec['profile']}, {spec['mode']} mode, "
+        f"test accuracy {100 * spec['test_acc']:.2f} % ({spec['test_acc_note']}), {spec['train_s']:.1f} s"
+    )
+    click.echo(f"next: cimsim drift {out} --times 1s,1h,1d,1y,10y --repeats 20 --compensation global")
+
+
+@click.command("drift")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--times", default="1s,1h,1d,1y,10y", show_default=True, help="times since programming (units s, min, h, d, w, mo, y)")
+@click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True, help="independently programmed chips")
+@click.option("--compensation", default="global", show_default=True, help="none, global, per_column, or a comma list of them")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--workers", default="auto", show_default=True, help="auto, 1 (serial), n processes, -1 (all cores)")
+@click.option("--profile", default=None, help="deploy on another profile than the one trained on")
+@click.option("--no-plot", is_flag=True, help="do not write the PNG plot")
+def drift_cmd(run_dir, times, repeats, compensation, seed, workers, profile, no_plot):
+    """Accuracy vs time since programming over many chips; writes drift_<comp>.{json,csv,png} into RUN_DIR."""
+    from ..evaluation import COMPENSATIONS
+
+    comps = [c.strip() for c in compensation.split(",") if c.strip()]
+    bad = [c for c in comps if c not in COMPENSATIONS]
+    if bad or not comps:
+        raise click.BadParameter(f"choose from {list(COMPENSATIONS)} (got {compensation!r})", param_hint="--compensation")
+    try:
+        for comp in comps:
+            rep = drift_run(run_dir, times=times, repeats=repeats, compensation=comp, seed=seed,
+                            workers=_workers_opt(workers), profile=profile, plot=not no_plot)
+            click.echo(rep.to_markdown())
+            m = rep.meta
+            click.echo(
+                f"{m['points_computed']} points computed, {m['points_resumed']} resumed, {m['workers']} process(es), "
+                f"{m['wall_s']:.1f} s; wrote {Path(run_dir) / ('drift_' + comp)}.{{json,csv{'' if no_plot else ',png'}}}\n"
+            )
+    except CimsimError as exc:
+        _fail(exc)
+
+
+def _table(reports, labels) -> str:
+    """Markdown table: one column per study (mean [95 % CI] in %), the digital reference first."""
+    lines = ["| time | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    lines.append("| digital | " + " | ".join(f"{100 * r.digital_score:.2f}" for r in reports) + " |")
+    from ..evaluation import format_time
+
+    for i, t in enumerate(reports[0].times_s):
+        cells = []
+        for r in reports:
+            half = r.ci_high[i] - r.mean[i]
+            cells.append(f"{100 * r.mean[i]:.2f} ± {100 * half:.2f}" if math.isfinite(half) else f"{100 * r.mean[i]:.2f}")
+        lines.append(f"| {format_time(t)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@click.command("demo")
+@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False), help="output directory")
+@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--times", default="1s,1h,1d,1mo,1y,10y", show_default=True)
+@click.option("--hidden", default="256,256", show_default=True, help="MLP hidden sizes")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--workers", default="auto", show_default=True, help="auto, 1 (serial), n processes, -1 (all cores)")
+def demo_cmd(out, epochs, repeats, times, hidden, seed, workers):
+    """The main job on embedded data: digits MLP on pcm, trained in hardware mode and in float,
+    then accuracy vs time on the chip, with and without drift compensation."""
+    from ..evaluation import plot_reports
+
+    t_start = time.perf_counter()
+    out = Path(out)
+    hid = tuple(int(h) for h in hidden.split(",") if h.strip())
+    reports, labels = [], []
+    try:
+        for mode, name in (("hardware", "hardware"), ("float", "float")):
+            t0 = time.perf_counter()
+            spec = train_run(out / name, profile="pcm", model="mlp", data="digits", mode=mode, epochs=epochs, seed=seed, hidden=hid)
+            click.echo(f"trained {name:8s} ({spec['mode']} mode, {epochs} epochs) in {time.perf_counter() - t0:.1f} s")
+            for comp in ("none", "global"):
+                t0 = time.perf_counter()
+                rep = drift_run(out / name, times=times, repeats=repeats, compensation=comp, seed=seed,
+                                workers=_workers_opt(workers), plot=False, label=f"{name}-trained, {comp}")
+                click.echo(f"  drift study {comp:6s}: {repeats} chips x {len(rep.times_s)} times in {time.perf_counter() - t0:.1f} s")
+                reports.append(rep)
+                labels.append(f"{name}-trained, {'no comp.' if comp == 'none' else comp + ' comp.'}")
+    except CimsimError as exc:
+        _fail(exc)
+    table = _table(reports, labels)
+    head = (
+        f"Digits MLP {'-'.join(['64', *map(str, hid), '10'])} on `pcm`: test accuracy (%) vs time since programming, "
+        f"mean ± 95 % CI over {repeats} chips (digital: the float weights without a chip)\n\n"
+    )
+    (out / "demo.md").write_text(head + table)
+    click.echo("\n" + head + table)
+    try:
+        plot_reports(reports, out / "demo.png", labels=labels, colors=["C0", "C0", "C3", "C3"],
+                     linestyles=[":", "-", ":", "-"],
+                     title=f"digits MLP on pcm, {repeats} chips (band: 95 % CI; dashed: digital)")
+        fig_note = f", plot {out / 'demo.png'}"
+    except ParameterError:
+        fig_note = ""
+    click.echo(f"wrote {out / 'demo.md'}{fig_note}; total {time.perf_counter() - t_start:.1f} s")
+
+
+def register(main: click.Group) -> None:
+    main.add_command(train_cmd)
+    main.add_command(drift_cmd)
+    main.add_command(demo_cmd)

@@ -1,0 +1,29 @@
+"""Inference under drift: programmed chips, drift compensation, Monte-Carlo drift studies, reports.
+
+* :func:`program` ``(model, seed=s) -> Chip``: program every analog layer once; read it at any time.
+* :func:`evaluate_drift` ``(model_or_chip, data, times_s=..., repeats=..., compensation=..., seed=...)``
+  ``-> DriftReport``: independent chips, each ageing over the given times.
+* :class:`DriftReport`: per-repeat scores, mean/std/95 % CI per time, markdown/CSV/JSON/plot.
+"""
+
+from .chip import Chip, analog_layers, digital_copy, layer_seed, program
+from .compensation import COMPENSATIONS
+from .drift import METRICS, chip_seeds_for, evaluate_drift
+from .report import DriftReport, format_time, parse_time, parse_times, plot_reports
+
+__all__ = [
+    "Chip",
+    "COMPENSATIONS",
+    "DriftReport",
+    "METRICS",
+    "analog_layers",
+    "chip_seeds_for",
+    "digital_copy",
+    "evaluate_drift",
+    "format_time",
+    "layer_seed",
+    "parse_time",
+    "parse_times",
+    "plot_reports",
+    "program",
+]

@@ -1,0 +1,319 @@
+"""A programmed chip: :func:`program` a converted model once, then read it at any time after.
+
+``program(model, seed=s)`` programs every analog layer of ``model`` (in ``analog_layers`` order;
+layer ``i`` with the integer seed ``layer_seed(s, i)``) exactly as a hardware-mode training
+forward with that seed does: ``layer.program(layer_seed)``, i.e. ``prog, read = split_seed(seed)``,
+``program_matrix(W, profile, rng=prog)`` (per group for grouped convolutions). The chip keeps a
+private eval-mode copy of the model (the digital parts: biases, activations, pooling, ...) and the
+``ProgrammedState`` of each layer; the model passed in is never touched.
+
+Reading the chip at time ``t`` (seconds since programming):
+
+* each layer's state is drifted to ``t`` (``state.drift(t, rng)``: ``G(t) = G_prog ((t+t0)/t0)^-nu``
+  plus the 1/f read noise accumulated up to ``t``, one static realisation), then every batch runs
+  through ``tile_mvm`` on that snapshot, with per-read noise from the same generator;
+* the generator of layer ``i`` at time ``t`` is keyed by ``(layer seed, t)`` only
+  (:meth:`Chip.read_rng`), so a chip read at ``t`` gives the same result whatever was read before,
+  in this process or another, and a saved-and-loaded chip reads the same bits;
+* drift compensation, if asked, is calibrated once per chip right after programming
+  (:meth:`Chip.compensator`), from a generator keyed by the chip seed and layer.
+
+``chip.at(t_s, compensation=...)`` returns a module that is used like the model in eval mode
+(``chip.at(3600)(x)``); ``chip.forward(x, t_s=..., compensation=...)`` is the one-call form.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ParameterError, StateFormatError
+from .compensation import COMPENSATIONS, compensation_rng, make_compensation
+
+__all__ = ["Chip", "program", "analog_layers", "digital_copy", "layer_seed", "CHIP_FORMAT"]
+
+CHIP_FORMAT = "cimsim.chip/1"
+_SEED_HIGH = (1 << 63) - 1
+_LAYER_TAG = 0x1A7E5
+_READ_TAG = 0x2EAD
+
+
+def analog_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(name, layer)`` for every analog layer of ``model`` (``cimsim.nn.analog_layers``)."""
+    from ..nn import analog_layers as _al
+
+    return _al(model)
+
+
+def digital_copy(model: nn.Module) -> nn.Module:
+    """A float (digital) eval-mode copy of ``model``: analog layers back to ``nn.Linear``/``nn.Conv*``."""
+    from ..nn import to_digital
+
+    m = to_digital(model)
+    m.eval()
+    return m
+
+
+def layer_seed(chip_seed: int, index: int) -> int:
+    """The seed analog layer ``index`` of the chip with seed ``chip_seed`` is programmed with."""
+    s = np.random.SeedSequence([int(chip_seed), _LAYER_TAG, int(index)]).generate_state(2, np.uint32)
+    return int((int(s[0]) << 31) ^ int(s[1])) & _SEED_HIGH
+
+
+def _time_key(t_s: float) -> list[int]:
+    bits = struct.unpack("<Q", struct.pack("<d", float(t_s)))[0]
+    return [bits & 0xFFFFFFFF, bits >> 32]
+
+
+def _check_t(t_s: Any) -> float:
+    try:
+        t = float(t_s)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"t_s must be a number of seconds since programming (got {t_s!r})") from exc
+    if not math.isfinite(t) or t < 0:
+        raise ParameterError(f"t_s must be finite seconds >= 0 since programming (got {t_s!r}); use 0 for right after programming")
+    return t
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= _SEED_HIGH:
+        raise ParameterError(f"seed must be an int in [0, 2^63 - 1] (got {seed!r}), e.g. program(model, seed=0)")
+    return int(seed)
+
+
+def _as_tuple(x: Any) -> tuple:
+    return x if isinstance(x, tuple) else (x,)
+
+
+def _untuple(x: tuple) -> Any:
+    return x[0] if len(x) == 1 else x
+
+
+class Chip:
+    """The programmed states of every analog layer of one model, plus that model's digital parts.
+
+    Build with :func:`program` or :meth:`Chip.load`. Attributes: ``seed``, ``layer_names``,
+    ``layer_seeds``, ``states`` (``{name: ProgrammedState or tuple per group}``), ``model`` (the
+    chip's private eval-mode copy; treat it as read-only).
+    """
+
+    def __init__(self, model: nn.Module, states: dict[str, Any], *, seed: int, layer_seeds: list[int]):
+        self.model = model
+        self.states = dict(states)
+        self.seed = int(seed)
+        self.layer_names = [n for n, _ in analog_layers(model)]
+        self.layer_seeds = [int(s) for s in layer_seeds]
+        if list(self.states) != self.layer_names or len(self.layer_seeds) != len(self.layer_names):
+            raise StateFormatError(
+                f"chip states {list(self.states)} / {len(self.layer_seeds)} seeds do not match the model's analog layers {self.layer_names}"
+            )
+        self._comp_cache: dict[str, dict[str, Any]] = {}
+        self.model.eval()
+        for p in self.model.parameters():  # the chip is read, never trained
+            p.requires_grad_(False)
+
+    # ------------------------------------------------------------------ info
+    @property
+    def profiles(self) -> dict[str, Any]:
+        return {n: l.profile for n, l in analog_layers(self.model)}
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(getattr(s, "nbytes", 0) for st in self.states.values() for s in _as_tuple(st)))
+
+    def __repr__(self) -> str:
+        profs = sorted({p.name for p in self.profiles.values()})
+        return f"Chip(seed={self.seed}, layers={self.layer_names}, profiles={profs}, nbytes={self.nbytes})"
+
+    def fingerprint(self) -> str:
+        """A hash of what determines the chip: model weights and structure, profiles, seeds."""
+        h = hashlib.sha256()
+        for k, v in self.model.state_dict().items():
+            h.update(k.encode())
+            if isinstance(v, torch.Tensor):
+                h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        h.update(repr(self.model).encode())
+        for p in self.profiles.values():
+            h.update(p.model_dump_json().encode())
+        h.update(json.dumps([self.seed, self.layer_seeds]).encode())
+        return h.hexdigest()
+
+    # ------------------------------------------------------------------ generators
+    def read_rng(self, t_s: float) -> dict[str, Any]:
+        """The read generator(s) of each layer at time ``t_s`` (one per group for grouped convs).
+
+        Keyed by (layer seed, group, t) only: the same time gives the same 1/f realisation and
+        per-read noise in any process, in any order.
+        """
+        t = _check_t(t_s)
+        out = {}
+        for name, ls in zip(self.layer_names, self.layer_seeds):
+            n = len(_as_tuple(self.states[name]))
+            out[name] = _untuple(
+                tuple(np.random.default_rng(np.random.SeedSequence([ls, _READ_TAG, g, *_time_key(t)])) for g in range(n))
+            )
+        return out
+
+    def compensator(self, kind: str = "global") -> dict[str, Any] | None:
+        """Per-layer drift-compensation objects (``None`` for ``"none"``), calibrated once per chip
+        right after programming (cached; a loaded chip recalibrates to the same factors)."""
+        if kind not in COMPENSATIONS:
+            raise ParameterError(f"compensation must be one of {list(COMPENSATIONS)} (got {kind!r})")
+        if kind == "none":
+            return None
+        if kind not in self._comp_cache:
+            comps = {}
+            for i, name in enumerate(self.layer_names):
+                rng = compensation_rng(self.seed, i)
+                comps[name] = _untuple(tuple(make_compensation(kind, s, rng) for s in _as_tuple(self.states[name])))
+            self._comp_cache[kind] = comps
+        return self._comp_cache[kind]
+
+    def _resolve_comp(self, compensation: Any) -> dict[str, Any] | None:
+        if compensation is None or isinstance(compensation, str):
+            return self.compensator(compensation or "none")
+        if isinstance(compensation, dict):
+            missing = [n for n in self.layer_names if n not in compensation]
+            if missing:
+                raise ParameterError(f"compensation dict lacks layers {missing}; use chip.compensator('global') or a name")
+            return compensation
+        raise ParameterError(
+            f"compensation must be one of {list(COMPENSATIONS)}, None or chip.compensator(...) (got {type(compensation).__name__})"
+        )
+
+    # ------------------------------------------------------------------ reading
+    def drifted(self, t_s: float, rng: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Each layer's ``DriftedState`` at ``t_s`` (drawn from ``rng``, default :meth:`read_rng`)."""
+        t = _check_t(t_s)
+        rngs = self.read_rng(t) if rng is None else rng
+        return {
+            n: _untuple(tuple(s.drift(t, r) for s, r in zip(_as_tuple(self.states[n]), _as_tuple(rngs[n]))))
+            for n in self.layer_names
+        }
+
+    def at(self, t_s: float, *, compensation: Any = "none", rng: dict[str, Any] | None = None) -> nn.Module:
+        """The chip ``t_s`` seconds after programming, as a module used like the model in eval mode.
+
+        ``compensation``: ``"none"``, ``"global"``, ``"per_column"`` or :meth:`compensator`'s result.
+        ``rng``: per-layer read generators (default :meth:`read_rng` ``(t_s)``); they advance with
+        every batch when the profile has per-read noise. The view shares the chip's parameters.
+        """
+        t = _check_t(t_s)
+        comps = self._resolve_comp(compensation)
+        rngs = self.read_rng(t) if rng is None else rng
+        snaps = self.drifted(t, rngs)
+        # a structural copy sharing every tensor with the chip's model
+        memo: dict[int, Any] = {id(p): p for p in self.model.parameters()}
+        memo.update({id(b): b for b in self.model.buffers()})
+        view = copy.deepcopy(self.model, memo)
+        view.eval()
+        for name, layer in analog_layers(view):
+            layer.attach_chip(
+                snaps[name], rng=rngs[name], t_s=None, compensation=None if comps is None else comps[name]
+            )
+        return view
+
+    def forward(self, x: torch.Tensor, *, t_s: float, compensation: Any = "none", rng: dict[str, Any] | None = None) -> torch.Tensor:
+        """Outputs of the chip read ``t_s`` seconds after programming (no gradient)."""
+        with torch.no_grad():
+            return self.at(t_s, compensation=compensation, rng=rng)(x)
+
+    __call__ = forward
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | Path) -> Path:
+        """Write the chip to directory ``path``: ``chip.json``, ``model.pt`` (the chip's model copy) and
+        one state file per layer (and group). :meth:`load` gives back the same bits."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        files: dict[str, list[str]] = {}
+        for i, name in enumerate(self.layer_names):
+            files[name] = []
+            for g, s in enumerate(_as_tuple(self.states[name])):
+                fname = f"layer{i:03d}_g{g:03d}.npz"
+                s.save(path / fname)
+                files[name].append(fname)
+        torch.save(self.model, path / "model.pt")
+        torch.save(self.model.state_dict(), path / "state_dict.pt")
+        manifest = {
+            "format": CHIP_FORMAT,
+            "seed": self.seed,
+            "layers": self.layer_names,
+            "layer_seeds": self.layer_seeds,
+            "state_files": files,
+            "profiles": {n: p.name for n, p in self.profiles.items()},
+        }
+        (path / "chip.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, model: nn.Module | None = None) -> "Chip":
+        """Read a chip written by :meth:`save`.
+
+        ``model``: the same architecture (converted), whose weights are replaced by the saved ones
+        (``weights_only`` loading, no pickled code). Without it ``model.pt`` is unpickled, which
+        runs code from the file: only load chips you trust.
+        """
+        from ..crossbar import ProgrammedState
+
+        path = Path(path)
+        mpath = path / "chip.json"
+        if not mpath.is_file():
+            raise StateFormatError(f"no chip at {path} (missing chip.json); write one with chip.save(path)")
+        try:
+            manifest = json.loads(mpath.read_text())
+        except json.JSONDecodeError as exc:
+            raise StateFormatError(f"{mpath} is not valid JSON ({exc})") from exc
+        if manifest.get("format") != CHIP_FORMAT:
+            raise StateFormatError(f"{mpath}: format {manifest.get('format')!r}, expected {CHIP_FORMAT!r}")
+        if model is None:
+            net = torch.load(path / "model.pt", weights_only=False)
+        else:
+            net = copy.deepcopy(model)
+            try:
+                net.load_state_dict(torch.load(path / "state_dict.pt", weights_only=True))
+            except RuntimeError as exc:
+                raise StateFormatError(f"the model given to Chip.load does not match the saved chip ({exc})") from exc
+        net.eval()
+        names = [n for n, _ in analog_layers(net)]
+        if names != manifest["layers"]:
+            raise StateFormatError(f"the saved chip has analog layers {manifest['layers']}, the model {names}")
+        states = {}
+        for name in names:
+            states[name] = _untuple(tuple(ProgrammedState.load(path / f) for f in manifest["state_files"][name]))
+        return cls(net, states, seed=manifest["seed"], layer_seeds=manifest["layer_seeds"])
+
+
+def program(model: nn.Module, *, seed: int) -> Chip:
+    """Program every analog layer of ``model`` once onto a new :class:`Chip` (``model`` is not changed).
+
+    Layer ``i`` (``cimsim.nn.analog_layers`` order) gets ``layer_seed(seed, i)`` and is programmed
+    with ``layer.program(that seed)``: the chip a hardware-mode forward with that seed programs.
+    """
+    seed = _check_seed(seed)
+    if not isinstance(model, nn.Module):
+        raise ParameterError(f"program() needs a torch nn.Module with analog layers (got {type(model).__name__})")
+    net = copy.deepcopy(model)
+    net.eval()
+    layers = analog_layers(net)
+    if not layers:
+        raise ParameterError(
+            f"the model ({type(model).__name__}) has no analog layers to program: convert it first, e.g. "
+            f"model = cimsim.nn.convert(model, 'pcm'); then cimsim.program(model, seed={seed})"
+        )
+    states, seeds = {}, []
+    for i, (name, layer) in enumerate(layers):
+        layer.detach_chip()
+        s = layer_seed(seed, i)
+        seeds.append(s)
+        states[name] = layer.program(s)
+    return Chip(net, states, seed=seed, layer_seeds=seeds)
