@@ -255,7 +255,8 @@ def _read_points(path: Path, fingerprint: str) -> dict[tuple[int, float], float]
     """Points already computed: ``{(chip_seed, t_s): score}``. A torn last line is ignored."""
     if not path.exists():
         return {}
-    lines = path.read_bytes().split(b"\n")
+    raw_bytes = path.read_bytes()
+    lines = raw_bytes.split(b"\n")
     try:
         header = json.loads(lines[0])
     except (json.JSONDecodeError, IndexError):
@@ -267,6 +268,9 @@ def _read_points(path: Path, fingerprint: str) -> dict[tuple[int, float], float]
             f"{path} holds points of a different study (another model, profile, data set, seed, compensation or "
             f"metric: {header.get('study')}); pass another out path to start a new study, or delete the file"
         )
+    if not raw_bytes.endswith(b"\n"):
+        with open(path, "ab") as f:  # close a line torn by an interruption before appending more
+            f.write(b"\n")
     done: dict[tuple[int, float], float] = {}
     for raw in lines[1:]:
         if not raw.strip():
@@ -279,7 +283,7 @@ def _read_points(path: Path, fingerprint: str) -> dict[tuple[int, float], float]
     return done
 
 
-def _fingerprint(model: Any, x: torch.Tensor, y: torch.Tensor, seed: int, compensation: str, metric: str) -> tuple[str, dict]:
+def _fingerprint(model: Any, x: torch.Tensor, y: torch.Tensor, seed: int, compensation: str, metric: str, batch_size: int) -> tuple[str, dict]:
     from .chip import Chip
 
     h = hashlib.sha256()
@@ -300,7 +304,7 @@ def _fingerprint(model: Any, x: torch.Tensor, y: torch.Tensor, seed: int, compen
         kind = type(model).__name__
     h.update(x.numpy().tobytes())
     h.update(y.numpy().tobytes())
-    study = {"model": kind, "seed": seed, "compensation": compensation, "metric": metric, "n_samples": len(x)}
+    study = {"model": kind, "seed": seed, "compensation": compensation, "metric": metric, "n_samples": len(x), "batch_size": batch_size}
     h.update(json.dumps(study, sort_keys=True).encode())
     return h.hexdigest(), study
 
@@ -397,7 +401,7 @@ def evaluate_drift(
         digital_score = float(metric_fn(_forward_all(digital_copy(model), x, batch_size), y))
 
     seeds = [model_or_chip.seed] if is_chip else chip_seeds_for(seed, repeats)
-    fp, study = _fingerprint(model_or_chip, x, y, int(seed), comp_kind, metric_name)
+    fp, study = _fingerprint(model_or_chip, x, y, int(seed), comp_kind, metric_name, int(batch_size))
     pfile: Path | None = None
     done: dict[tuple[int, float], float] = {}
     if out is not None:

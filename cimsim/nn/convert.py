@@ -24,7 +24,7 @@ from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogLayer, AnalogLinea
 __all__ = ["convert", "to_digital", "set_mode", "analog_layers"]
 
 _ANALOG_OF: dict[type, type] = {nn.Linear: AnalogLinear, nn.Conv1d: AnalogConv1d, nn.Conv2d: AnalogConv2d}
-_OVERRIDE_KEYS = ("profile", "mode", "backward_weights", "eval_mode", "seed")
+_OVERRIDE_KEYS = ("profile", "mode", "backward_weights", "eval_mode", "learn_input_range", "seed")
 
 
 def _layer_settings(name: str, base: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -69,6 +69,7 @@ def convert(
     overrides: Mapping[str, Any] | None = None,
     backward_weights: str = "float",
     eval_mode: str | None = None,
+    learn_input_range: bool = False,
 ) -> nn.Module:
     """Return ``model`` with its Linear/Conv1d/Conv2d layers replaced by analog ones.
 
@@ -78,7 +79,9 @@ def convert(
     copy and leaves ``model`` untouched. ``overrides`` maps a layer name or glob pattern
     (``"classifier"``, ``"features.*"``) to a profile, or to a dict with any of ``profile``
     (a profile, or a dict of dotted overrides such as ``{"adc.bits": 6}`` applied on top),
-    ``mode``, ``backward_weights``, ``eval_mode``, ``seed``; later patterns win.
+    ``mode``, ``backward_weights``, ``eval_mode``, ``learn_input_range``, ``seed``; later
+    patterns win. ``learn_input_range=True`` gives each layer a learnable DAC input range
+    (a Parameter ``input_range``; needs a fixed-range DAC in the profile).
 
     Example: ``convert(net, "pcm", overrides={"fc3": {"mode": "ideal"}})``.
     """
@@ -88,7 +91,8 @@ def convert(
         raise ParameterError(f"convert: model must be a torch.nn.Module (got {type(model).__name__})")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ParameterError(f"convert: seed must be a non-negative int (got {seed!r})")
-    base = dict(profile=resolve_profile(profile), mode=mode, backward_weights=backward_weights, eval_mode=eval_mode)
+    base = dict(profile=resolve_profile(profile), mode=mode, backward_weights=backward_weights, eval_mode=eval_mode,
+                learn_input_range=learn_input_range)
     if not inplace:
         model = copy.deepcopy(model)
 

@@ -19,6 +19,7 @@ deviation used by the ``noise_injection`` training mode.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -57,6 +58,31 @@ class HardwareResult:
     adc_sat: torch.Tensor | None
     w_programmed: torch.Tensor | None
     tile_rows: int
+
+
+# Below this many multiply-accumulates per MVM the crossbar's numpy BLAS runs single-threaded:
+# on a small layer a second BLAS thread gains nothing, and its idle spinning after the call
+# competes with torch's own OpenMP threads for the cores (measured here: a 5-10x slower step
+# on 2 cores). Larger products keep every BLAS thread.
+BLAS_SINGLE_THREAD_BELOW = 1 << 24
+_BLAS_CONTROLLER: list = []
+
+
+def _blas_limit(macs: int):
+    """A context limiting the BLAS thread pool to 1 for small products (no-op without threadpoolctl)."""
+    if macs >= BLAS_SINGLE_THREAD_BELOW:
+        return contextlib.nullcontext()
+    if not _BLAS_CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS_CONTROLLER.append(ThreadpoolController())
+        except Exception:  # pragma: no cover - threadpoolctl missing or broken: leave threads alone
+            _BLAS_CONTROLLER.append(None)
+    ctl = _BLAS_CONTROLLER[0]
+    if ctl is None:  # pragma: no cover
+        return contextlib.nullcontext()
+    return ctl.limit(limits=1, user_api="blas")
 
 
 def _dac_is_ideal(profile) -> bool:
@@ -100,8 +126,6 @@ def hardware_mvm(
     generator) is given. ``masks=False`` skips the masks (inference). The result is in ``x``'s
     dtype and on its device.
     """
-    from ..crossbar import program_matrix, tile_mvm  # nn sits on top of crossbar
-
     if backward_weights not in BACKWARD_WEIGHTS:
         raise ParameterError(f"backward_weights must be one of {BACKWARD_WEIGHTS} (got {backward_weights!r})")
     if x.dim() != 2 or weight.dim() != 2 or x.shape[1] != weight.shape[1]:
@@ -109,6 +133,13 @@ def hardware_mvm(
             f"hardware_mvm needs x [batch, in] and weight [out, in] with equal 'in' "
             f"(got x {tuple(x.shape)} and weight {tuple(weight.shape)})"
         )
+    with _blas_limit(x.shape[0] * weight.shape[0] * weight.shape[1]):
+        return _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_weights, compensation)
+
+
+def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_weights, compensation):
+    from ..crossbar import program_matrix, tile_mvm  # nn sits on top of crossbar
+
     if state is None:
         if seed is None:
             raise ParameterError("hardware_mvm needs either seed= (program now) or state= and rng= (a programmed chip)")
@@ -165,19 +196,27 @@ class AnalogMatmulSTE(torch.autograd.Function):
     programmed effective weights (``backward_weights="programmed"``); for every input tile
     ``k`` (inputs ``I_k = k*rows : (k+1)*rows``)::
 
-        dL/dx[:, I_k] = m_in[:, I_k] * ((m_out[:, k, :] * g) @ W_b[:, I_k])
+        G[:, I_k]     = (m_out[:, k, :] * g) @ W_b[:, I_k]          (= dL/dx_q)
+        dL/dx         = m_in * G
         dL/dW[:, I_k] = (m_out[:, k, :] * g)^T @ x_q[:, I_k]
         dL/db         = sum_batch g
 
-    With no saturation anywhere this is one GEMM each (``g @ W_b`` and ``g^T @ x_q``); with the
-    ``ideal`` profile it is exactly the backward of ``torch.nn.functional.linear``.
+    With a learnable DAC input range ``alpha`` (the DAC clips at ``|x| = alpha`` and quantises
+    with step ``alpha / L``; LSQ/PACT-style range learning)::
 
-    ``apply(x, weight, bias, y_hw, x_q, dac_clip, adc_sat, w_b, tile_rows)``: ``x [B, in]``,
+        dL/dalpha = sum( G * (sign(x) where clipped, else (x_q - x) / alpha) )
+
+    With no saturation anywhere ``G`` and ``dL/dW`` are one GEMM each (``g @ W_b`` and
+    ``g^T @ x_q``); with the ``ideal`` profile this is exactly the backward of
+    ``torch.nn.functional.linear``.
+
+    ``apply(x, weight, bias, y_hw, x_q, dac_clip, adc_sat, w_b, tile_rows, alpha)``: ``x [B, in]``,
     ``weight [out, in]``, ``bias [out]`` or ``None``, ``y_hw [B, out]`` (no grad),
     ``x_q [B, in]`` or ``None``, ``dac_clip [B, in]`` bool or ``None`` (no clipping),
     ``adc_sat [B, T, out]`` bool or ``None`` (no saturation), ``w_b [out, in]`` or ``None``
-    (use ``weight``), ``tile_rows`` int. Only ``save_for_backward`` holds tensors: ``x_q`` (or
-    ``x``), the two masks and ``W_b``, each only when the requested gradients need it.
+    (use ``weight``), ``tile_rows`` int, ``alpha`` a 0-d tensor or ``None``. Only
+    ``save_for_backward`` holds tensors: ``x_q`` (or ``x``), the two masks and ``W_b`` (plus
+    ``x`` when ``alpha`` is learnt), each only when the requested gradients need it.
     """
 
     @classmethod
@@ -186,54 +225,68 @@ class AnalogMatmulSTE(torch.autograd.Function):
         # ``setup_context`` is defined (~50 us, a third of a small layer's step). ``forward`` has
         # no defaults and is called positionally, so binding is a no-op: skip it unless a
         # functorch transform is active (then take the documented path).
-        if len(args) == 9 and not torch._C._are_functorch_transforms_active():
+        if len(args) == 10 and not torch._C._are_functorch_transforms_active():
             return super(torch.autograd.Function, cls).apply(*args)
         return super().apply(*args)
 
     @staticmethod
-    def forward(x, weight, bias, y_hw, x_q, dac_clip, adc_sat, w_b, tile_rows):
+    def forward(x, weight, bias, y_hw, x_q, dac_clip, adc_sat, w_b, tile_rows, alpha):
         if bias is None:
             return y_hw.clone()
         return torch.add(y_hw, bias)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, weight, bias, _y_hw, x_q, dac_clip, adc_sat, w_b, tile_rows = inputs
-        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        saved_x = (x if x_q is None else x_q) if need_w else None
-        saved_wb = (weight if w_b is None else w_b) if need_x else None
-        ctx.save_for_backward(saved_x, dac_clip if need_x else None, adc_sat if (need_x or need_w) else None, saved_wb)
+        x, weight, bias, _y_hw, x_q, dac_clip, adc_sat, w_b, tile_rows, alpha = inputs
+        need_x, need_w, need_a = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[9]
+        need_g = need_x or need_a
+        xq = x if x_q is None else x_q
+        ctx.save_for_backward(
+            xq if (need_w or need_a) else None,
+            dac_clip if need_g else None,
+            adc_sat if (need_g or need_w) else None,
+            (weight if w_b is None else w_b) if need_g else None,
+            x if need_a else None,
+            alpha if need_a else None,
+        )
         ctx.tile_rows = int(tile_rows)  # a plain int: the geometry of the tiles, no tensor
 
     @staticmethod
     def backward(ctx, g):
-        x_s, dac_clip, adc_sat, w_b = ctx.saved_tensors
+        x_s, dac_clip, adc_sat, w_b, x_raw, alpha = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        dx = dw = db = None
+        need_a = ctx.needs_input_grad[9]
+        need_g = need_x or need_a
+        G = dw = db = da = None
         if adc_sat is None:
-            if need_x:
-                dx = g @ w_b.to(g.dtype)
+            if need_g:
+                G = g @ w_b.to(g.dtype)
             if need_w:
                 dw = g.t() @ x_s.to(g.dtype)
         else:
             rows = ctx.tile_rows
-            n_in = adc_sat.shape[1]
-            if need_x:
-                dx = g.new_empty((g.shape[0], w_b.shape[1]))
+            if need_g:
+                G = g.new_empty((g.shape[0], w_b.shape[1]))
             if need_w:
                 dw = g.new_empty((g.shape[1], x_s.shape[1]))
-            for k in range(n_in):
+            for k in range(adc_sat.shape[1]):
                 sl = slice(k * rows, (k + 1) * rows)
                 gk = g.masked_fill(adc_sat[:, k, :], 0.0)
-                if need_x:
-                    torch.matmul(gk, w_b[:, sl].to(g.dtype), out=dx[:, sl])
+                if need_g:
+                    torch.matmul(gk, w_b[:, sl].to(g.dtype), out=G[:, sl])
                 if need_w:
                     torch.matmul(gk.t(), x_s[:, sl].to(g.dtype), out=dw[:, sl])
-        if need_x and dac_clip is not None:
-            dx = dx.masked_fill(dac_clip, 0.0)
+        if need_a:
+            d = (x_s - x_raw) / alpha
+            if dac_clip is not None:
+                d = torch.where(dac_clip, torch.sign(x_raw), d)
+            da = (G * d.to(G.dtype)).sum().reshape(alpha.shape).to(alpha.dtype)
+        dx = None
+        if need_x:
+            dx = G if dac_clip is None else G.masked_fill(dac_clip, 0.0)
         if need_b:
             db = g.sum(0)
-        return dx, dw, db, None, None, None, None, None, None
+        return dx, dw, db, None, None, None, None, None, None, da
 
 
 def analog_matmul(
@@ -248,6 +301,7 @@ def analog_matmul(
     t_s: float | None = 0.0,
     backward_weights: str = "float",
     compensation=None,
+    input_range: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``y = F_hw(W, x) + b`` for ``x [B, in]`` with the extended-STE backward.
 
@@ -255,18 +309,38 @@ def analog_matmul(
     hardware MVM, and wraps it in :class:`AnalogMatmulSTE`. Outside autograd (``no_grad`` or no
     input requiring grad) it skips the masks and the Function altogether; the output bits are
     the same either way.
+
+    ``input_range`` (a 0-d tensor ``alpha``, possibly a learnable Parameter) needs a profile with
+    a fixed-range DAC of bound ``B``: the input is scaled digitally by ``B / alpha`` before the
+    DAC and the output by ``alpha / B`` after the ADC, so the DAC clips at ``|x| = alpha``.
     """
     track = torch.is_grad_enabled() and (
         x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+        or (input_range is not None and input_range.requires_grad)
     )
+    k = None
+    if input_range is not None:
+        prof = profile if state is None else state.profile
+        if prof.dac.bits is None or prof.dac.range.kind != "fixed":
+            raise ParameterError(
+                "input_range needs a profile with a fixed-range DAC (dac.bits set, dac.range.kind: fixed); "
+                f"got dac.bits={prof.dac.bits}, dac.range.kind={prof.dac.range.kind}"
+            )
+        a = float(input_range.detach().abs())
+        if not a > 0 or not math.isfinite(a):
+            raise ParameterError(f"input_range must be a positive finite number (got {a})")
+        k = float(prof.dac.range.bound) / a
+    x_hw = x if k is None else x.detach() * k
     hw = hardware_mvm(
-        x, weight, profile, seed=seed, state=state, rng=rng, t_s=t_s, masks=track,
+        x_hw, weight, profile, seed=seed, state=state, rng=rng, t_s=t_s, masks=track,
         backward_weights=backward_weights, compensation=compensation,
     )
+    y_hw = hw.y if k is None else hw.y / k
     if not track:
-        return hw.y if bias is None else hw.y + bias
+        return y_hw if bias is None else y_hw + bias
+    x_q = hw.x_q if (k is None or hw.x_q is None) else hw.x_q / k
     return AnalogMatmulSTE.apply(
-        x, weight, bias, hw.y, hw.x_q, hw.dac_clip, hw.adc_sat, hw.w_programmed, hw.tile_rows
+        x, weight, bias, y_hw, x_q, hw.dac_clip, hw.adc_sat, hw.w_programmed, hw.tile_rows, input_range
     )
 
 

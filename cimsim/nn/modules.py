@@ -84,14 +84,14 @@ class AnalogLayer:
     _FLOAT_CLS: type[nn.Module]
 
     # ------------------------------------------------------------------ setup
-    def _setup_analog(self, profile, mode, seed, backward_weights, eval_mode):
+    def _setup_analog(self, profile, mode, seed, backward_weights, eval_mode, learn_input_range=False):
         if backward_weights not in BACKWARD_WEIGHTS:
             raise ParameterError(f"backward_weights must be one of {BACKWARD_WEIGHTS} (got {backward_weights!r})")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or int(seed) < 0:
             raise ParameterError(f"seed must be a non-negative int (got {seed!r})")
         self.profile = resolve_profile(profile)
-        self.mode = _check_mode(mode)
-        self.eval_mode = _check_mode(eval_mode, "eval_mode", allow_none=True)
+        self.mode = mode
+        self.eval_mode = eval_mode
         self.backward_weights = backward_weights
         self.seed = int(seed)
         self.generator = torch_generator(self.seed)
@@ -99,19 +99,60 @@ class AnalogLayer:
         self.last_seed: int | None = None
         self.last_t_s: float | None = None
         self._chip = None
+        if learn_input_range:
+            self.input_range = nn.Parameter(self._initial_input_range(self.weight))
+        else:
+            self.input_range = None
+
+    def _initial_input_range(self, like: torch.Tensor) -> torch.Tensor:
+        dac = self.profile.dac
+        if dac.bits is None or dac.range.kind != "fixed":
+            raise ParameterError(
+                "learn_input_range=True needs a profile with a fixed-range DAC (dac.bits set and "
+                f"dac.range.kind: fixed; got dac.bits={dac.bits}, dac.range.kind={dac.range.kind}), e.g. "
+                "load_profile('pcm', overrides={'dac.range': {'kind': 'fixed', 'bound': 1.0}})"
+            )
+        return torch.tensor(float(dac.range.bound), dtype=like.dtype, device=like.device)
+
+    @property
+    def learn_input_range(self) -> bool:
+        return self.input_range is not None
+
+    @property
+    def mode(self) -> str:
+        """Training mode: ``"hardware"``, ``"noise_injection"`` or ``"ideal"`` (checked on assignment)."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        self._mode = _check_mode(value)
+
+    @property
+    def eval_mode(self) -> str | None:
+        """Mode used in eval (``None``: the same as ``mode``)."""
+        return self._eval_mode
+
+    @eval_mode.setter
+    def eval_mode(self, value: str | None) -> None:
+        self._eval_mode = _check_mode(value, "eval_mode", allow_none=True)
 
     @classmethod
     def from_float(cls, module: nn.Module, profile, *, mode: str = "hardware", seed: int = 0,
-                   backward_weights: str = "float", eval_mode: str | None = None):
+                   backward_weights: str = "float", eval_mode: str | None = None,
+                   learn_input_range: bool = False):
         """The analog twin of a float layer, sharing its Parameter objects (no copy)."""
         if type(module) is not cls._FLOAT_CLS and not isinstance(module, AnalogLayer):
             raise ParameterError(
                 f"{cls.__name__}.from_float expects a {cls._FLOAT_CLS.__name__} (got {type(module).__name__})"
             )
         new = cls._empty_like(module, profile=profile, mode=mode, seed=seed,
-                              backward_weights=backward_weights, eval_mode=eval_mode)
+                              backward_weights=backward_weights, eval_mode=eval_mode,
+                              learn_input_range=learn_input_range)
         new.weight = module.weight
         new.bias = module.bias
+        if learn_input_range:
+            old = getattr(module, "input_range", None)
+            new.input_range = old if old is not None else nn.Parameter(new._initial_input_range(module.weight))
         new.train(module.training)
         return new
 
@@ -134,6 +175,8 @@ class AnalogLayer:
             s += f", eval_mode={self.eval_mode}"
         if self.backward_weights != "float":
             s += f", backward_weights={self.backward_weights}"
+        if self.input_range is not None:
+            s += ", learn_input_range=True"
         return s
 
     # ------------------------------------------------------------------ chips
@@ -259,7 +302,8 @@ class AnalogLayer:
         return self.weight + std * noise
 
     def _mm(self, x2: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, kw: dict) -> torch.Tensor:
-        return analog_matmul(x2, w, b, self.profile, backward_weights=self.backward_weights, **kw)
+        return analog_matmul(x2, w, b, self.profile, backward_weights=self.backward_weights,
+                             input_range=self.input_range, **kw)
 
 
 class AnalogLinear(AnalogLayer, nn.Linear):
@@ -273,9 +317,9 @@ class AnalogLinear(AnalogLayer, nn.Linear):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None, *,
                  profile, mode: str = "hardware", seed: int = 0, backward_weights: str = "float",
-                 eval_mode: str | None = None):
+                 eval_mode: str | None = None, learn_input_range: bool = False):
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self._setup_analog(profile, mode, seed, backward_weights, eval_mode)
+        self._setup_analog(profile, mode, seed, backward_weights, eval_mode, learn_input_range)
 
     @classmethod
     def _empty_like(cls, m, **kw):
@@ -373,10 +417,10 @@ class AnalogConv1d(_AnalogConvNd, nn.Conv1d):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None, *,
                  profile, mode: str = "hardware", seed: int = 0, backward_weights: str = "float",
-                 eval_mode: str | None = None):
+                 eval_mode: str | None = None, learn_input_range: bool = False):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
                          groups=groups, bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
-        self._setup_analog(profile, mode, seed, backward_weights, eval_mode)
+        self._setup_analog(profile, mode, seed, backward_weights, eval_mode, learn_input_range)
 
 
 class AnalogConv2d(_AnalogConvNd, nn.Conv2d):
@@ -388,8 +432,8 @@ class AnalogConv2d(_AnalogConvNd, nn.Conv2d):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None, *,
                  profile, mode: str = "hardware", seed: int = 0, backward_weights: str = "float",
-                 eval_mode: str | None = None):
+                 eval_mode: str | None = None, learn_input_range: bool = False):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
                          groups=groups, bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
-        self._setup_analog(profile, mode, seed, backward_weights, eval_mode)
+        self._setup_analog(profile, mode, seed, backward_weights, eval_mode, learn_input_range)
 

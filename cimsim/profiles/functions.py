@@ -147,8 +147,13 @@ def _number_is_constant(value: object) -> object:
     return value
 
 
-XFunction = Annotated[
+_Tagged = Annotated[
     Union[ConstantFn, PolynomialFn, LogLinearFn, PowerFn, TableFn, PiecewiseFn],
     Field(discriminator="kind"),
-    BeforeValidator(_number_is_constant),
+]
+
+XFunction = Annotated[
+    _Tagged,
+    # the JSON Schema says a bare number is accepted too, so editors do not flag `std: 0`
+    BeforeValidator(_number_is_constant, json_schema_input_type=Union[float, _Tagged]),
 ]

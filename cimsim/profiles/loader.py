@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ MODELS_DIR: Path = Path(__file__).resolve().parents[2] / "device_models"
 
 _MAX_EXTENDS_DEPTH = 16
 _MAX_DEPTH = 32  # a profile nests about 6 levels; anything far deeper is a mistake or an attack
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}")
 _REPLACED_WHOLE = frozenset({"citation"})  # a derived profile's source is its own, not a mix
 
 
@@ -143,8 +145,8 @@ def _read_file(path: Path, source: str) -> dict[str, Any]:
         raise ProfileError(f"{source}: no such file") from None
     except UnicodeDecodeError as exc:
         raise ProfileError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ProfileError(f"{source}: cannot read ({exc.strerror or exc})") from None
+    except (OSError, ValueError) as exc:
+        raise ProfileError(f"{source}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     return _mapping_or_error(_parse_yaml(text, source), source)
 
 
@@ -166,11 +168,19 @@ def _looks_like_path(name_or_path: str | os.PathLike[str]) -> bool:
 def profile_path(name_or_path: str | os.PathLike[str], relative_to: Path | None = None) -> Path:
     """The file a profile name or path refers to; a bare name is a shipped profile."""
     if _looks_like_path(name_or_path):
-        p = Path(name_or_path).expanduser()
-        if not p.is_absolute() and relative_to is not None:
-            p = relative_to / p
+        try:
+            p = Path(name_or_path).expanduser()
+            if not p.is_absolute() and relative_to is not None:
+                p = relative_to / p
+            p.is_file()  # raises on a null byte, a name too long ...
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ProfileError(f"{show_value(str(name_or_path))}: not a usable path ({exc})") from None
         return p
     name = str(name_or_path)
+    if not _NAME.fullmatch(name):
+        raise ProfileError(
+            f"{show_value(name)}: not a shipped profile name (letters, digits, _ . -) nor a path to a .yaml file"
+        )
     p = MODELS_DIR / f"{name}.yaml"
     if not p.is_file():
         names = list_profiles()
@@ -186,8 +196,16 @@ def profile_path(name_or_path: str | os.PathLike[str], relative_to: Path | None 
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (OSError, ValueError, RuntimeError):
         return str(path)
+
+
+def _key(path: Path) -> str:
+    """Identity of a file for cycle detection."""
+    try:
+        return str(path.resolve())
+    except (OSError, ValueError, RuntimeError):
+        return str(path.absolute())
 
 
 # --------------------------------------------------------------------------- merging
@@ -216,7 +234,7 @@ def _resolve_extends(data: dict[str, Any], source: str, base_dir: Path | None, c
         path = profile_path(ext, relative_to=base_dir)
     except ProfileError as exc:
         raise ProfileError(f"{source}: extends: {exc}") from None
-    key = str(path.resolve())
+    key = _key(path)
     if key in chain:
         names = " -> ".join(Path(c).name for c in (*chain, key))
         raise ProfileError(f"{source}: extends: circular inheritance ({names})")
@@ -312,7 +330,7 @@ def load_profile(name_or_path: str | os.PathLike[str], overrides: Mapping[str, A
         raise ProfileError(f"profile: expected a shipped profile name or a path to a .yaml file (got {show_value(name_or_path)})")
     path = profile_path(name_or_path)
     source = _display(path)
-    return _finish(_read_file(path, source), source, path.parent, overrides, (str(path.resolve()),))
+    return _finish(_read_file(path, source), source, path.parent, overrides, (_key(path),))
 
 
 def profile_from_dict(data: Mapping[str, Any], source: str = "<dict>",

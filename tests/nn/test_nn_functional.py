@@ -264,9 +264,9 @@ def test_ste_direct_apply_without_masks():
     b = torch.randn(4, dtype=torch.float64, requires_grad=True)
     y_hw = (x @ w.t()).detach()
     assert torch.autograd.gradcheck(
-        lambda x, w, b: AnalogMatmulSTE.apply(x, w, b, (x @ w.t()).detach(), None, None, None, None, 256), (x, w, b)
+        lambda x, w, b: AnalogMatmulSTE.apply(x, w, b, (x @ w.t()).detach(), None, None, None, None, 256, None), (x, w, b)
     )
-    assert torch.equal(AnalogMatmulSTE.apply(x, w, None, y_hw, None, None, None, None, 256).detach(), y_hw)
+    assert torch.equal(AnalogMatmulSTE.apply(x, w, None, y_hw, None, None, None, None, 256, None).detach(), y_hw)
 
 
 def test_chip_reference_direct(pcm):
@@ -277,3 +277,33 @@ def test_chip_reference_direct(pcm):
     prog, read = split_seed(2024)
     ref = tile_mvm(x.numpy(), program_matrix(w.numpy(), pcm, rng=prog), t_s=0.0, rng=read)
     assert np.array_equal(hw.y.numpy(), ref)
+
+
+def test_learnable_input_range_gradient_equals_lsq_pact_formula(harsh):
+    torch.manual_seed(9)
+    layer = AnalogLinear(50, 20, profile=harsh, learn_input_range=True)
+    assert float(layer.input_range) == harsh.dac.range.bound
+    with torch.no_grad():
+        layer.input_range.fill_(0.8)
+    x = (1.2 * torch.randn(32, 50)).requires_grad_()
+    y = layer(x)
+    g = torch.randn_like(y)
+    (y * g).sum().backward()
+    k = harsh.dac.range.bound / 0.8
+    hw = hardware_mvm(x.detach() * k, layer.weight.detach(), harsh, seed=layer.last_seed, t_s=0.0)
+    torch.testing.assert_close(y.detach(), hw.y / k + layer.bias.detach(), rtol=0, atol=0)
+    assert hw.dac_clip is not None
+    x_q = hw.x_q / k
+    # G = dL/dx_q per tile (masks applied by hand), then the range gradient
+    rows = harsh.tile.rows
+    assert hw.adc_sat is not None
+    G = torch.zeros(32, 50)
+    for t in range(hw.adc_sat.shape[1]):
+        sl = slice(t * rows, (t + 1) * rows)
+        G[:, sl] = (g * ~hw.adc_sat[:, t, :]) @ layer.weight.detach()[:, sl]
+    d = torch.where(hw.dac_clip, torch.sign(x.detach()), (x_q - x.detach()) / 0.8)
+    torch.testing.assert_close(layer.input_range.grad, (G * d).sum(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x.grad, G.masked_fill(hw.dac_clip, 0.0), rtol=1e-5, atol=1e-5)
+    assert "input_range" in layer.state_dict()
+    with pytest.raises(Exception, match="fixed-range DAC"):
+        AnalogLinear(4, 2, profile=load_profile("pcm"), learn_input_range=True)

@@ -18,7 +18,7 @@ SHIPPED: dict[str, dict[str, Any]] = {
     n: yaml.safe_load((MODELS_DIR / f"{n}.yaml").read_text(encoding="utf-8")) for n in list_profiles()
 }
 NAMES = sorted(SHIPPED)
-FUZZ = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 scalars = st.one_of(
     st.none(),
@@ -165,3 +165,10 @@ def test_arbitrary_values_raise_only_profile_error(value: Any) -> None:
 def test_regressions_found_by_fuzzing() -> None:
     for text in ("!!timestamp 2001-12-14# comment\nname: x\n", "!!timestamp 2001-13-45\n", "!!binary '%%%'\n"):
         _only_profile_errors(profile_from_yaml, text, source="fuzz.yaml")
+
+
+@FUZZ
+@given(st.text(max_size=40), st.sampled_from(["", ".yaml", "/", "~/", "~nouser/", "../"]))
+def test_arbitrary_names_and_paths_raise_only_profile_error(text: str, affix: str) -> None:
+    _only_profile_errors(load_profile, affix + text if affix.endswith("/") else text + affix)
+    _only_profile_errors(profile_from_dict, {"extends": affix + text, "name": "x"})
