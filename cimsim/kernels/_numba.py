@@ -247,7 +247,8 @@ def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
         if code != 0:
             g = g_min if code == 1 else g_max
             g_out[i] = g
-            nu_out[i] = 0.0
+            if has_drift:
+                nu_out[i] = 0.0
             if has_qs:
                 qs_out[i] = qs0 if g == g_min else _xf(qs_spec, g / g_max)
             continue

@@ -171,8 +171,10 @@ def test_saturated_outputs_get_exactly_zero_gradient(harsh):
 
 
 def test_additive_output_noise_only_matches_autograd_through_noise():
-    prof = load_profile("ideal", overrides={"adc.bits": 16, "adc.range": {"kind": "fixed", "bound": 1e6},
-                                            "adc.noise_lsb": 1000.0})
+    # 16-bit ADC whose rails (64) lie beyond any possible column sum of 30 inputs: no saturation,
+    # quantisation step 0.002, conversion noise 100 LSB = 0.2 normalised units
+    prof = load_profile("ideal", overrides={"adc.bits": 16, "adc.range": {"kind": "fixed", "bound": 64.0},
+                                            "adc.noise_lsb": 100.0})
     torch.manual_seed(6)
     layer = AnalogLinear(30, 7, profile=prof)
     x = torch.randn(9, 30, requires_grad=True)

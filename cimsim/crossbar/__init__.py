@@ -1,0 +1,17 @@
+"""The crossbar core: program weights onto simulated tiles and run tiled analog MVMs."""
+
+from .compensation import DriftCompensation, GlobalDriftCompensation, PerColumnDriftCompensation
+from .mvm import tile_mvm
+from .program import program_matrix
+from .state import DriftedState, MvmMasks, ProgrammedState
+
+__all__ = [
+    "program_matrix",
+    "tile_mvm",
+    "ProgrammedState",
+    "DriftedState",
+    "MvmMasks",
+    "DriftCompensation",
+    "GlobalDriftCompensation",
+    "PerColumnDriftCompensation",
+]

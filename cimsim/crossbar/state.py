@@ -1,0 +1,308 @@
+"""ProgrammedState (a programmed chip), DriftedState (its snapshot at time t), MvmMasks."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import numbers
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..devices.random import normals
+from ..errors import CalibrationError, ParameterError, StateFormatError
+from ..kernels import backend
+from ..profiles.schema import (
+    DeviceProfile,
+    DriftPowerLaw,
+    RangeCalibrated,
+    RangeFixed,
+    ReadNoiseGaussian,
+    ReadNoiseOneOverF,
+)
+from ..rng import SeedLike, as_generator
+from .tiling import TileGrid
+
+__all__ = ["ProgrammedState", "DriftedState", "MvmMasks", "FORMAT_VERSION"]
+
+FORMAT_VERSION = "cimsim.ProgrammedState/1"
+_DEFAULT_T0_S = 20.0
+_ARRAYS = ("g_pos", "g_neg", "nu_pos", "nu_neg", "qs_pos", "qs_neg", "fault_pos", "fault_neg",
+           "scales", "adc_gain", "adc_offset_lsb", "adc_bound")
+
+
+def check_time(t_s) -> float:
+    if isinstance(t_s, bool) or not isinstance(t_s, numbers.Real) or not math.isfinite(float(t_s)) or float(t_s) < 0:
+        raise ParameterError(f"t_s must be a finite number of seconds >= 0 (0 = right after programming) (got {t_s!r})")
+    return float(t_s)
+
+
+@dataclass(frozen=True)
+class MvmMasks:
+    """What the backward pass needs from one ``tile_mvm`` call.
+
+    x_q ``[batch, in]``: the DAC output in input units (what the array saw); dac_clip bool
+    ``[batch, in]``: the input was clipped by the DAC; adc_sat bool ``[batch, n_in_tiles, out]``:
+    that input tile's partial sum was beyond an ADC rail.  For a 1-D ``x`` the batch axis is dropped.
+    """
+
+    x_q: np.ndarray
+    dac_clip: np.ndarray
+    adc_sat: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class ProgrammedState:
+    """A weight matrix programmed onto simulated crossbar tiles (immutable; arrays read-only).
+
+    g_pos ``[out, in]`` µS: the G+ device of each weight (differential) or the single device
+    (single_reference); g_neg ``[R, in]`` µS: the G- device (R = out) or the reference column of
+    each output tile (R = n_out_tiles); nu_*: drift exponents (None without drift); qs_*: 1/f
+    amplitude Q_s(x) of each device (None without 1/f noise); fault_*: int8 codes 0 ok, 1 stuck
+    at g_min, 2 stuck at g_max (None without faults); scales ``[n_in_tiles, out]``: weight scale
+    of each tile column; adc_gain / adc_offset_lsb ``[n_conv, n_in_tiles, out]`` static ADC
+    errors (n_conv = 2 with digital subtraction); dac_bound / adc_bound: calibrated ranges
+    (None until :meth:`calibrate`).
+    """
+
+    profile: DeviceProfile
+    shape: tuple[int, int]
+    seed: int | None
+    g_pos: np.ndarray
+    g_neg: np.ndarray
+    nu_pos: np.ndarray | None
+    nu_neg: np.ndarray | None
+    qs_pos: np.ndarray | None
+    qs_neg: np.ndarray | None
+    fault_pos: np.ndarray | None
+    fault_neg: np.ndarray | None
+    scales: np.ndarray
+    adc_gain: np.ndarray
+    adc_offset_lsb: np.ndarray
+    dac_bound: float | None = None
+    adc_bound: np.ndarray | None = None
+
+    def __post_init__(self):
+        for name in _ARRAYS:
+            a = getattr(self, name)
+            if a is not None:
+                a.flags.writeable = False
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def grid(self) -> TileGrid:
+        t = self.profile.tile
+        return TileGrid(self.shape[0], self.shape[1], t.rows, t.cols)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.g_pos.dtype
+
+    @property
+    def neg_row(self) -> np.ndarray:
+        """Row of g_neg that each output's G- (or reference) device lives in."""
+        if self.profile.mapping.kind == "differential":
+            return np.arange(self.shape[0], dtype=np.int64)
+        return np.arange(self.shape[0], dtype=np.int64) // self.profile.tile.cols
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(getattr(self, n).nbytes for n in _ARRAYS if getattr(self, n) is not None))
+
+    # ------------------------------------------------------------------ ranges
+    def dac_fixed_bound(self) -> float | None:
+        """The DAC bound in input units (None for dynamic per-vector scaling)."""
+        r = self.profile.dac.range
+        if isinstance(r, RangeFixed):
+            return float(r.bound)
+        if isinstance(r, RangeCalibrated):
+            if self.dac_bound is None:
+                raise CalibrationError(
+                    "dac.range.kind is 'calibrated' but this state was never calibrated: call state = state.calibrate(x_ref) first"
+                )
+            return float(self.dac_bound)
+        return None
+
+    def adc_bounds(self) -> np.ndarray:
+        """ADC full scale of every tile column, float64 ``[n_in_tiles, out]`` (normalised units)."""
+        r = self.profile.adc.range
+        g = self.grid
+        if isinstance(r, RangeFixed):
+            return np.full((g.n_in_tiles, g.n_out), float(r.bound))
+        if self.adc_bound is None:
+            raise CalibrationError(
+                "adc.range.kind is 'calibrated' but this state was never calibrated: call state = state.calibrate(x_ref) first"
+            )
+        return self.adc_bound
+
+    # ------------------------------------------------------------------ time
+    def drift(self, t_s: float, rng: SeedLike, *, backend_name: str = "numba") -> "DriftedState":
+        """The chip at ``t_s`` seconds after programming, 1/f noise realised (static for one time).
+
+        Draws (from ``rng``, in this order): the 1/f normals of the G+ devices, then of g_neg.
+        Equations in :func:`cimsim.kernels._numba.drift_to_blocks`.
+        """
+        t = check_time(t_s)
+        return _drift(self, t, as_generator(rng), backend(backend_name), noiseless=False)
+
+    def effective_weights(self, t_s: float, rng: SeedLike) -> np.ndarray:
+        """Weights ``[out, in]`` the chip realises at ``t_s`` (w = s (G+(t) - G-(t)) / dg)."""
+        return self.drift(t_s, rng).effective_weights()
+
+    def calibrate(self, x_ref: np.ndarray, *, backend_name: str = "numba") -> "ProgrammedState":
+        """A copy with calibrated DAC/ADC ranges set from reference inputs ``x_ref [n, in]``.
+
+        DAC: bound = percentile of |x_ref|.  ADC: per tile column, percentile of |partial sum|
+        over x_ref, computed on the programmed conductances (t = 0, no read noise).
+        """
+        from .mvm import calibrate_state
+
+        return calibrate_state(self, x_ref, backend(backend_name))
+
+    def replace(self, **kw) -> "ProgrammedState":
+        return dataclasses.replace(self, **kw)
+
+    # ------------------------------------------------------------------ io
+    def save(self, path) -> None:
+        """Write the state (arrays bit-exact, profile as JSON, format version) to an .npz file."""
+        meta = {
+            "format": FORMAT_VERSION,
+            "shape": list(self.shape),
+            "seed": self.seed,
+            "dac_bound": self.dac_bound,
+            "profile": self.profile.model_dump(mode="json"),
+        }
+        arrays = {n: getattr(self, n) for n in _ARRAYS if getattr(self, n) is not None}
+        with open(os.fspath(path), "wb") as f:
+            np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays)
+
+    @classmethod
+    def load(cls, path) -> "ProgrammedState":
+        """Read a state written by :meth:`save`; anything else raises StateFormatError."""
+        p = os.fspath(path)
+        try:
+            with open(p, "rb") as f:
+                data = f.read()
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                files = {k: z[k] for k in z.files}
+        except FileNotFoundError:
+            raise StateFormatError(f"{p}: no such file") from None
+        except Exception as e:  # noqa: BLE001 - any reader failure is a format problem
+            raise StateFormatError(f"{p}: not a cimsim state file (.npz): {e}") from None
+        try:
+            meta = json.loads(str(files.pop("__meta__")))
+        except Exception:  # noqa: BLE001
+            raise StateFormatError(f"{p}: missing or unreadable __meta__ record; not a cimsim state file") from None
+        if meta.get("format") != FORMAT_VERSION:
+            raise StateFormatError(f"{p}: format {meta.get('format')!r} is not {FORMAT_VERSION!r}")
+        try:
+            profile = DeviceProfile.model_validate(meta["profile"])
+            shape = tuple(int(v) for v in meta["shape"])
+            kw = {n: files.get(n) for n in _ARRAYS}
+            for n in ("g_pos", "g_neg", "scales", "adc_gain", "adc_offset_lsb"):
+                if kw[n] is None:
+                    raise KeyError(n)
+            state = cls(profile=profile, shape=shape, seed=meta["seed"], dac_bound=meta["dac_bound"], **kw)
+        except StateFormatError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise StateFormatError(f"{p}: incomplete or inconsistent state file ({type(e).__name__}: {e})") from None
+        if state.g_pos.shape != shape:
+            raise StateFormatError(f"{p}: g_pos has shape {state.g_pos.shape}, expected {shape}")
+        return state
+
+
+@dataclass(frozen=True, eq=False)
+class DriftedState:
+    """A ProgrammedState at one time, in per-input-tile blocks ready for the GEMMs.
+
+    w: flat array; tile k's C-ordered ``[out, rk]`` block (normalised weights, G+ - G- over dg,
+    or G+ alone with digital subtraction) starts at ``grid.block_offset(k)``.  wn: the G- blocks
+    (digital subtraction only).  v / vn: per-read variance blocks (None without per-read noise).
+    """
+
+    state: ProgrammedState
+    t_s: float
+    w: np.ndarray
+    wn: np.ndarray | None
+    v: np.ndarray | None
+    vn: np.ndarray | None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.state.shape
+
+    @property
+    def profile(self) -> DeviceProfile:
+        return self.state.profile
+
+    def block(self, arr: np.ndarray, k: int) -> np.ndarray:
+        g = self.state.grid
+        k0, k1 = g.in_slice(k)
+        off = g.block_offset(k)
+        return arr[off : off + g.n_out * (k1 - k0)].reshape(g.n_out, k1 - k0)
+
+    def effective_weights(self, t_s: float | None = None, rng=None) -> np.ndarray:
+        """Weights ``[out, in]`` of this snapshot (``t_s``, if given, must equal the snapshot's)."""
+        if t_s is not None and check_time(t_s) != self.t_s:
+            raise ParameterError(f"this DriftedState is at t_s={self.t_s}; got t_s={t_s}")
+        g = self.state.grid
+        out = np.empty(self.shape, dtype=np.float64)
+        for k in range(g.n_in_tiles):
+            k0, k1 = g.in_slice(k)
+            b = self.block(self.w, k).astype(np.float64)
+            if self.wn is not None:
+                b = b - self.block(self.wn, k)
+            out[:, k0:k1] = b * self.state.scales[k][:, None]
+        return out.astype(self.state.dtype)
+
+
+def _drift(state: ProgrammedState, t: float, rng: np.random.Generator, K, *, noiseless: bool) -> DriftedState:
+    p = state.profile
+    n_out, n_in = state.shape
+    dt = state.dtype
+    dg = p.conductance.g_max_us - p.conductance.g_min_us
+    has_nu = isinstance(p.drift, DriftPowerLaw) and not noiseless
+    t0 = p.drift.t0_s if isinstance(p.drift, DriftPowerLaw) else _DEFAULT_T0_S
+    log_ratio = math.log((t + t0) / t0) if has_nu else 0.0
+    has_read = isinstance(p.read_noise, ReadNoiseOneOverF) and not noiseless
+    c_read = 0.0
+    if has_read:
+        tr = p.read_noise.t_read_s
+        c_read = math.sqrt(max(math.log((t + t0 + tr) / (2.0 * tr)), 0.0))
+    if isinstance(p.read_noise, ReadNoiseGaussian):
+        var_rel = p.read_noise.sigma_rel
+    elif isinstance(p.read_noise, ReadNoiseOneOverF):
+        var_rel = p.read_noise.per_read_sigma_rel
+    else:
+        var_rel = 0.0
+    has_var = var_rel > 0 and not noiseless
+    digital = p.mapping.subtraction == "digital"
+    w_unit = (1.0 if p.mapping.kind == "differential" else 2.0) / dg
+    e2 = np.zeros((0, 0), dt)
+    if has_read:
+        z_pos = normals(rng, state.g_pos.shape, dt, K)
+        z_neg = normals(rng, state.g_neg.shape, dt, K)
+    else:
+        z_pos = z_neg = e2
+    n = n_out * n_in
+    e1 = np.zeros(0, dt)
+    w = np.empty(n, dt)
+    wn = np.empty(n, dt) if digital else None
+    v = np.empty(n, dt) if has_var else None
+    vn = np.empty(n, dt) if (has_var and digital) else None
+    K.drift_to_blocks(
+        state.g_pos, state.nu_pos if has_nu else e2, state.qs_pos if has_read else e2, z_pos,
+        state.g_neg, state.nu_neg if has_nu else e2, state.qs_neg if has_read else e2, z_neg,
+        state.neg_row, int(p.tile.rows),
+        np.array([log_ratio, c_read, w_unit, var_rel * var_rel]),
+        np.array([has_nu, has_read, digital, has_var], dtype=np.int64),
+        w, e1 if wn is None else wn, e1 if v is None else v, e1 if vn is None else vn,
+    )
+    for a in (w, wn, v, vn):
+        if a is not None:
+            a.flags.writeable = False
+    return DriftedState(state=state, t_s=t, w=w, wn=wn, v=v, vn=vn)

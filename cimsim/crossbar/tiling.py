@@ -1,0 +1,38 @@
+"""Tiling of an [out, in] layer onto rows x cols crossbar tiles.
+
+Input tile k covers inputs k*rows .. min((k+1)*rows, in) - 1 and each of its columns has its own
+ADC conversion; the digital partial sums of the input tiles are added.  Output tile a covers
+outputs a*cols .. (a+1)*cols - 1.  Ragged edges are padded with g_min devices that receive no
+input (padded rows) or are never read (padded columns); they change no result, so they are not
+stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["TileGrid"]
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    n_out: int
+    n_in: int
+    rows: int
+    cols: int
+
+    @property
+    def n_in_tiles(self) -> int:
+        return -(-self.n_in // self.rows)
+
+    @property
+    def n_out_tiles(self) -> int:
+        return -(-self.n_out // self.cols)
+
+    def in_slice(self, k: int) -> tuple[int, int]:
+        """(start, stop) of the inputs of input tile k."""
+        return k * self.rows, min((k + 1) * self.rows, self.n_in)
+
+    def block_offset(self, k: int) -> int:
+        """Offset of tile k's [out, rk] block in a flat per-tile array (see drift_to_blocks)."""
+        return self.n_out * k * self.rows
