@@ -341,13 +341,15 @@ def _table(reports, labels) -> str:
 
 @click.command("demo")
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False), help="output directory")
-@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--lr", type=float, default=5e-3, show_default=True, help="Adam learning rate")
 @click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--times", default="1s,1h,1d,1mo,1y,10y", show_default=True)
 @click.option("--hidden", default="256,256", show_default=True, help="MLP hidden sizes")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--workers", default="auto", show_default=True, help="auto, 1 (serial), n processes, -1 (all cores)")
-def demo_cmd(out, epochs, repeats, times, hidden, seed, workers):
+def demo_cmd(out, epochs, batch_size, lr, repeats, times, hidden, seed, workers):
     """The main job on embedded data: digits MLP on pcm, trained in hardware mode and in float,
     then accuracy vs time on the chip, with and without drift compensation."""
     from ..evaluation import plot_reports
@@ -359,8 +361,10 @@ def demo_cmd(out, epochs, repeats, times, hidden, seed, workers):
     try:
         for mode, name in (("hardware", "hardware"), ("float", "float")):
             t0 = time.perf_counter()
-            spec = train_run(out / name, profile="pcm", model="mlp", data="digits", mode=mode, epochs=epochs, seed=seed, hidden=hid)
-            click.echo(f"trained {name:8s} ({spec['mode']} mode, {epochs} epochs) in {time.perf_counter() - t0:.1f} s")
+            spec = train_run(out / name, profile="pcm", model="mlp", data="digits", mode=mode, epochs=epochs,
+                             batch_size=batch_size, lr=lr, seed=seed, hidden=hid)
+            click.echo(f"trained {name:8s} ({spec['mode']} mode, {epochs} epochs) in {time.perf_counter() - t0:.1f} s: "
+                       f"test accuracy {100 * spec['test_acc']:.2f} % ({spec['test_acc_note']})")
             for comp in ("none", "global"):
                 t0 = time.perf_counter()
                 rep = drift_run(out / name, times=times, repeats=repeats, compensation=comp, seed=seed,

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from ..errors import ParameterError, StateFormatError
-from .compensation import COMPENSATIONS, compensation_rng, make_compensation
+from .compensation import COMPENSATIONS, ReadCompensation, compensation_rng, make_compensation
 
 __all__ = ["Chip", "program", "analog_layers", "digital_copy", "layer_seed", "CHIP_FORMAT"]
 
@@ -217,9 +217,15 @@ class Chip:
         view = copy.deepcopy(self.model, memo)
         view.eval()
         for name, layer in analog_layers(view):
-            layer.attach_chip(
-                snaps[name], rng=rngs[name], t_s=None, compensation=None if comps is None else comps[name]
-            )
+            comp = None
+            if comps is not None:  # the reference readout at t, taken once, right after the drift draws
+                comp = _untuple(
+                    tuple(
+                        ReadCompensation(c, d, r)
+                        for c, d, r in zip(_as_tuple(comps[name]), _as_tuple(snaps[name]), _as_tuple(rngs[name]))
+                    )
+                )
+            layer.attach_chip(snaps[name], rng=rngs[name], t_s=None, compensation=comp)
         return view
 
     def forward(self, x: torch.Tensor, *, t_s: float, compensation: Any = "none", rng: dict[str, Any] | None = None) -> torch.Tensor:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["COMPENSATIONS", "make_compensation", "compensation_rng"]
+__all__ = ["COMPENSATIONS", "make_compensation", "compensation_rng", "ReadCompensation"]
 
 COMPENSATIONS = ("none", "global", "per_column")
 
@@ -43,3 +43,23 @@ def make_compensation(kind: str, state: Any, rng: np.random.Generator) -> Any:
     if kind == "per_column":
         return PerColumnDriftCompensation.from_state(state, rng)
     raise ParameterError(f"compensation must be one of {list(COMPENSATIONS)} (got {kind!r})")
+
+
+class ReadCompensation:
+    """A compensation whose readout at one time was taken once: ``factor`` returns it.
+
+    A chip read at time t takes the reference readout once (as the hardware would, before
+    serving inferences) and applies the same digital factor to every batch; ``tile_mvm`` then
+    does not repeat the readout per batch, and the factor does not depend on the batch size.
+    """
+
+    def __init__(self, compensation: Any, drifted: Any, rng: np.random.Generator):
+        self.compensation = compensation
+        self.t_s = float(drifted.t_s)
+        self.value = np.asarray(compensation.factor(drifted, rng))
+        self.value.flags.writeable = False
+
+    def factor(self, drifted: Any, rng: Any = None, **_: Any) -> np.ndarray:
+        if float(drifted.t_s) != self.t_s:
+            raise ParameterError(f"this compensation factor was read at t = {self.t_s} s, not {drifted.t_s} s")
+        return self.value

@@ -60,7 +60,7 @@ __all__ = ["evaluate_drift", "chip_seeds_for", "resolve_metric", "as_eval_data",
 POINTS_FORMAT = "cimsim.drift_points/1"
 
 # worker processes start paying off when the remaining serial work is longer than this
-_PARALLEL_MIN_S = 6.0
+_PARALLEL_MIN_S = 20.0
 
 
 # --------------------------------------------------------------------------- metrics

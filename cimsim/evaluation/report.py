@@ -463,6 +463,7 @@ def plot_reports(
     pct = all(r.metric == "accuracy" for r in reports)
     k = 100.0 if pct else 1.0
     seen_digital: set[float] = set()
+    tick_labels: dict[float, str] = {}
     for j, rep in enumerate(reports):
         lab = labels[j] if labels else (rep.label or f"{rep.profile}, {rep.compensation}")
         c = colors[j] if colors else None
@@ -470,6 +471,8 @@ def plot_reports(
         t = np.array(rep.times_s, dtype=np.float64)
         if t.size and t[0] == 0:
             t[0] = t[1] / 10 if t.size > 1 else 1.0
+        for v, raw in zip(t, rep.times_s):
+            tick_labels.setdefault(float(v), format_time(raw))
         ls = linestyles[j] if linestyles else "-"
         (line,) = ax.plot(t, k * rep.mean, marker="o", ms=3, label=lab, color=c, ls=ls)
         if rep.repeats > 1:
@@ -478,11 +481,15 @@ def plot_reports(
             seen_digital.add(rep.digital_score)
             ax.axhline(k * rep.digital_score, color=line.get_color(), ls=(0, (2, 2)), lw=1, alpha=0.6)
     ax.set_xscale("log")
-    ax.set_xlabel("time since programming (s)")
+    if tick_labels:
+        ticks = sorted(tick_labels)
+        ax.set_xticks(ticks, [tick_labels[t] for t in ticks])
+        ax.minorticks_off()
+    ax.set_xlabel("time since programming")
     metric = reports[0].metric if reports else "score"
     ax.set_ylabel(f"{metric} (%)" if pct else metric)
     ax.set_title(title or "score vs time (band: 95 % CI; dashed: digital reference)", fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     if path is not None:

@@ -45,6 +45,12 @@ _FM = set(FASTMATH)
 
 _TWO_M32 = 2.3283064365386963e-10  # 2**-32
 
+#: The per-call MVM kernels (DAC, ADC, square) run between BLAS calls; threading them makes
+#: Numba's and BLAS's thread pools fight over the cores (measured 3-10x slower on 2 cores with
+#: the OpenMP layer), so they run on the calling thread.  Their loops are still written over
+#: independent outputs (prange), so switching this on keeps results bitwise identical.
+_MVM_PARALLEL = False
+
 
 # --------------------------------------------------------------------------- random transforms
 @njit(cache=True, inline="always")
@@ -126,7 +132,7 @@ def _leaf(spec, o, x):
         y = spec[o + 1] * math.log(max(x, spec[o + 3])) + spec[o + 2]
         return min(max(y, spec[o + 4]), spec[o + 5])
     if kind == 3:
-        y = spec[o + 1] * max(x, spec[o + 3]) ** spec[o + 2]
+        y = spec[o + 1] * math.exp(spec[o + 2] * math.log(max(x, spec[o + 3])))
         return min(max(y, spec[o + 4]), spec[o + 5])
     n = int(spec[o + 1])
     return _interp(x, spec[o + 2 : o + 2 + n], spec[o + 2 + n : o + 2 + 2 * n], n)
@@ -349,7 +355,7 @@ def drift_to_blocks(g_pos, nu_pos, qs_pos, z_pos, g_neg, nu_neg, qs_neg, z_neg, 
                     out_v[idx] = vscale * (gp * gp + gn * gn)
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, parallel=_MVM_PARALLEL, fastmath=_FM)
 def square_into(x, out):
     """out = x * x element-wise (2-D), for the per-read variance GEMM."""
     for b in prange(x.shape[0]):
@@ -358,7 +364,7 @@ def square_into(x, out):
 
 
 # --------------------------------------------------------------------------- converters
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _nl(code, spec, u):
     if code == 0:
         return u
@@ -373,7 +379,7 @@ def _nl(code, spec, u):
     return math.tanh(spec[0] * u) / math.tanh(spec[0])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=_MVM_PARALLEL)
 def dac_convert(x, bound, levels, nl_code, nl_spec, noise_lsb, z, x_norm, x_q, clip, want_masks):
     """Input DAC, per element (signed, symmetric, L = 2^(bits-1) - 1 levels per polarity).
 
@@ -397,7 +403,7 @@ def dac_convert(x, bound, levels, nl_code, nl_spec, noise_lsb, z, x_norm, x_q, c
                     u = -1.0
                     c = True
                 u = np.rint(u * levels) / levels
-            v = _nl(nl_code, nl_spec, u)
+            v = _nl(nl_code, nl_spec, u) if nl_code != 0 else u
             if noise_lsb > 0.0:
                 v = v + noise_lsb * z[b, j] / levels
             x_norm[b, j] = v
@@ -406,7 +412,7 @@ def dac_convert(x, bound, levels, nl_code, nl_spec, noise_lsb, z, x_norm, x_q, c
                 clip[b, j] = c
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=_MVM_PARALLEL)
 def adc_accumulate(part, var, z_read, z_conv, bound, gain, offset, colscale, rowscale, sign,
                    levels, nl_code, nl_spec, inl, noise_lsb, y, sat, want_sat):
     """One tile's ADC conversion of every column, rescaled to weight x input units, added to y.
@@ -421,29 +427,43 @@ def adc_accumulate(part, var, z_read, z_conv, bound, gain, offset, colscale, row
     n_b, n_out = part.shape
     has_var = var.shape[0] > 0
     has_inl = inl.shape[0] > 0
+    L = np.float64(levels)
+    general = nl_code != 0 or has_inl or noise_lsb > 0.0
     for b in prange(n_b):
         rs = rowscale[b] * sign
+        if not general and levels > 0:
+            # fast path: linear transfer, no INL, no conversion noise (same arithmetic)
+            for o in range(n_out):
+                val = np.float64(part[b, o])
+                if has_var:
+                    vv = np.float64(var[b, o])
+                    if vv > 0.0:
+                        val = val + math.sqrt(vv) * np.float64(z_read[b, o])
+                u = (1.0 + gain[o]) * (val / bound[o])
+                u = u + offset[o] / L
+                if want_sat:
+                    sat[b, o] = sat[b, o] or u > 1.0 or u < -1.0
+                c = min(max(np.rint(u * L), -L), L)
+                y[b, o] += (c / L) * bound[o] * colscale[o] * rs
+            continue
         for o in range(n_out):
             val = np.float64(part[b, o])
             if has_var:
-                vv = var[b, o]
+                vv = np.float64(var[b, o])
                 if vv > 0.0:
-                    val = val + math.sqrt(vv) * z_read[b, o]
+                    val = val + math.sqrt(vv) * np.float64(z_read[b, o])
             u = val / bound[o]
-            u = _nl(nl_code, nl_spec, u)
+            if nl_code != 0:
+                u = _nl(nl_code, nl_spec, u)
             u = (1.0 + gain[o]) * u
             if levels > 0:
-                u = u + offset[o] / levels
+                u = u + offset[o] / L
                 if noise_lsb > 0.0:
-                    u = u + noise_lsb * z_conv[b, o] / levels
+                    u = u + noise_lsb * np.float64(z_conv[b, o]) / L
                 if want_sat and (u > 1.0 or u < -1.0):
                     sat[b, o] = True
-                c = np.rint(u * levels)
-                if c > levels:
-                    c = levels
-                elif c < -levels:
-                    c = -levels
+                c = min(max(np.rint(u * L), -L), L)
                 if has_inl:
                     c = c + inl[int(c) + levels]
-                u = c / levels
+                u = c / L
             y[b, o] += u * bound[o] * colscale[o] * rs

@@ -112,6 +112,7 @@ def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
     )
     g_min, g_max, prog_param, var_sigma, p_min, p_max = (float(v) for v in fp)
     dg = g_max - g_min
+    u_round, z_var, u_fault, z_prog, z_nu = (np.asarray(a, dtype=np.float64) for a in (u_round, z_var, u_fault, z_prog, z_nu))
     t = target.astype(np.float64)
     if n_levels > 1:
         step = dg / (n_levels - 1)
@@ -155,6 +156,7 @@ def drift_to_blocks(g_pos, nu_pos, qs_pos, z_pos, g_neg, nu_neg, qs_neg, z_neg, 
 
     def at(g, nu, qs, z):
         g = g.astype(np.float64)
+        nu, qs, z = (np.asarray(a, dtype=np.float64) for a in (nu, qs, z))
         if has_nu:
             g = g * np.exp(-nu * log_ratio)
         if has_read:
@@ -208,7 +210,7 @@ def dac_convert(x, bound, levels, nl_code, nl_spec, noise_lsb, z, x_norm, x_q, c
         u = np.rint(np.clip(u, -1.0, 1.0) * levels) / levels
     v = _nl_np(nl_code, nl_spec, u)
     if noise_lsb > 0.0:
-        v = v + noise_lsb * z / levels
+        v = v + noise_lsb * z.astype(np.float64) / levels
     x_norm[...] = v
     if want_masks:
         x_q[...] = v * bd
@@ -219,14 +221,14 @@ def adc_accumulate(part, var, z_read, z_conv, bound, gain, offset, colscale, row
                    levels, nl_code, nl_spec, inl, noise_lsb, y, sat, want_sat):
     val = part.astype(np.float64)
     if var.shape[0] > 0:
-        val = val + np.sqrt(np.maximum(var, 0.0)) * z_read
+        val = val + np.sqrt(np.maximum(var.astype(np.float64), 0.0)) * z_read.astype(np.float64)
     u = val / bound
     u = _nl_np(nl_code, nl_spec, u)
     u = (1.0 + gain) * u
     if levels > 0:
         u = u + offset / levels
         if noise_lsb > 0.0:
-            u = u + noise_lsb * z_conv / levels
+            u = u + noise_lsb * z_conv.astype(np.float64) / levels
         if want_sat:
             sat |= np.abs(u) > 1.0
         c = np.clip(np.rint(u * levels), -levels, levels)

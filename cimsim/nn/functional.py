@@ -138,7 +138,8 @@ def hardware_mvm(
 
 
 def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_weights, compensation):
-    from ..crossbar import program_matrix, tile_mvm  # nn sits on top of crossbar
+    from ..crossbar import DriftedState, program_matrix, tile_mvm  # nn sits on top of crossbar
+    from ..rng import as_generator
 
     if state is None:
         if seed is None:
@@ -148,8 +149,18 @@ def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_wei
     else:
         if rng is None:
             raise ParameterError("hardware_mvm with a programmed state needs rng= (the chip's read generator)")
-        read = rng
+        read = as_generator(rng)
         profile = state.profile
+    w_prog = None
+    if masks and backward_weights == "programmed":
+        # Drift explicitly (what tile_mvm does first with the same generator, so the forward's
+        # bits do not change) to read the weights this very chip realised, 1/f noise included.
+        if not isinstance(state, DriftedState):
+            if t_s is None:
+                raise ParameterError("hardware_mvm on a ProgrammedState needs t_s (seconds since programming, 0 allowed)")
+            state = state.drift(t_s, read)
+        t_s = None
+        w_prog = state.effective_weights()
     xn = _to_numpy(x)
     kwargs = {"rng": read}
     if t_s is not None:
@@ -164,19 +175,12 @@ def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_wei
     x_q = None if _dac_is_ideal(profile) else _to_torch(m.x_q, x).to(x.dtype)
     dac_clip = m.dac_clip if m.dac_clip is not None and m.dac_clip.any() else None
     adc_sat = m.adc_sat if m.adc_sat is not None and m.adc_sat.any() else None
-    w_prog = None
-    if backward_weights == "programmed":
-        # The 1/f read noise of the effective weights is drawn from a third child of the seed
-        # (children 0 and 1 are the chip's programming and read generators), so asking for it
-        # never changes the forward's bits.
-        w_rng = np.random.default_rng(np.random.SeedSequence(int(seed if seed is not None else state.seed)).spawn(3)[2])
-        w_prog = _to_torch(np.asarray(state.effective_weights(0.0 if t_s is None else t_s, w_rng)), x).to(x.dtype)
     return HardwareResult(
         _to_torch(y, x).to(x.dtype),
         x_q,
         None if dac_clip is None else _to_torch(dac_clip, x),
         None if adc_sat is None else _to_torch(adc_sat, x),
-        w_prog,
+        None if w_prog is None else _to_torch(np.asarray(w_prog), x).to(x.dtype),
         rows,
     )
 

@@ -248,6 +248,14 @@ def test_backward_weights_programmed_uses_effective_weights():
     assert hw.w_programmed is not None and not torch.equal(hw.w_programmed, layer.weight.detach())
     dx, _, _ = _hand_grads(hw, x.detach(), hw.w_programmed, g, prof.tile.rows)
     np.testing.assert_allclose(x.grad.numpy(), dx, rtol=1e-5, atol=1e-5)
+    # the effective weights are those of this very chip (drift + 1/f noise from the read generator)
+    prog, read = split_seed(layer.last_seed)
+    ref = program_matrix(layer.weight.detach().numpy(), prof, rng=prog).drift(0.0, read).effective_weights()
+    assert np.array_equal(hw.w_programmed.numpy(), ref)
+    # and asking for them leaves the forward's bits unchanged
+    plain = AnalogLinear(40, 10, profile=prof)
+    plain.load_state_dict(layer.state_dict())
+    assert torch.equal(plain.hardware_forward(x, layer.last_seed).detach(), y.detach())
 
 
 def test_no_grad_forward_has_the_same_bits(pcm):

@@ -1,0 +1,82 @@
+"""Speed of tile_mvm against a plain fp32 torch matmul and the numpy reference, timed in one run.
+
+    python benchmarks/bench_mvm.py [--sizes 512 1024 4096] [--batch 256] [--repeats 10]
+
+pcm profile (8-bit DAC/ADC, 256x256 tiles), drifted to 1 h; tile_mvm is called on the
+DriftedState (drift once per evaluation time, many batches).  Also: program_matrix + 1-year
+drift at 4096x4096, and ProgrammedState memory.  Never run by pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from cimsim.crossbar import program_matrix, tile_mvm
+from cimsim.profiles.loader import load_profile
+
+
+def best_ms(fn, repeats: int) -> float:
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(ts))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 4096])
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--no-reference", action="store_true", help="skip the numpy-reference timings")
+    a = ap.parse_args()
+    print(f"torch threads {torch.get_num_threads()}; batch {a.batch}; median of {a.repeats}")
+    hdr = f"{'N':>5} {'noise':>9} {'torch ms':>9} {'cimsim ms':>10} {'x torch':>8} {'numpy ms':>9} {'numpy/cimsim':>12}"
+    print(hdr)
+    print("-" * len(hdr))
+    for n in a.sizes:
+        rng = np.random.default_rng(0)
+        W = (rng.standard_normal((n, n)) / np.sqrt(n)).astype(np.float32)
+        x = rng.standard_normal((a.batch, n)).astype(np.float32)
+        xt, Wt = torch.from_numpy(x), torch.from_numpy(W)
+        for label, ov in (("off", {}), ("per-read", {"read_noise.per_read_sigma_rel": 0.02})):
+            prof = load_profile("pcm", overrides=ov)
+            st = program_matrix(W, prof, rng=1)
+            ds = st.drift(3600.0, 2)
+            g = np.random.default_rng(3)
+            t_torch = best_ms(lambda: torch.matmul(xt, Wt.T), a.repeats)
+            t_sim = best_ms(lambda: tile_mvm(x, ds, rng=g), a.repeats)
+            if a.no_reference or n > 1024:
+                ref = "-"
+                ratio_ref = "-"
+            else:
+                dsr = st.drift(3600.0, 2, backend_name="reference")
+                t_ref = best_ms(lambda: tile_mvm(x, dsr, rng=g, backend_name="reference"), max(2, a.repeats // 5))
+                ref, ratio_ref = f"{t_ref:9.2f}", f"{t_ref / t_sim:12.1f}"
+            print(f"{n:5d} {label:>9} {t_torch:9.2f} {t_sim:10.2f} {t_sim / t_torch:8.2f} {ref:>9} {ratio_ref:>12}")
+    n = 4096
+    W = (np.random.default_rng(0).standard_normal((n, n)) / np.sqrt(n)).astype(np.float32)
+    prof = load_profile("pcm")
+    program_matrix(W[:64, :64], prof, rng=0).drift(1.0, 0)  # compile
+    ts = []
+    for i in range(3):
+        t0 = time.perf_counter()
+        st = program_matrix(W, prof, rng=i)
+        t1 = time.perf_counter()
+        ds = st.drift(365.25 * 86400, i)
+        t2 = time.perf_counter()
+        ts.append((t1 - t0, t2 - t1))
+    tp, td = np.median([t[0] for t in ts]), np.median([t[1] for t in ts])
+    print(f"\nprogram_matrix 4096x4096: {tp:.3f} s; drift to 1 year: {td:.3f} s; together {tp + td:.3f} s (target < 0.5 s)")
+    print(f"ProgrammedState {n}x{n}: {st.nbytes / 2**20:.1f} MiB = {st.nbytes / W.nbytes:.2f}x the float32 weights; "
+          f"DriftedState blocks {ds.w.nbytes / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Bad input raises a named error that says what is allowed."""
+
+import numpy as np
+import pytest
+
+from cimsim.crossbar import ProgrammedState, program_matrix, tile_mvm
+from cimsim.errors import CalibrationError, NonFiniteError, ParameterError, ShapeError, StateFormatError
+from cimsim.profiles.loader import load_profile
+
+
+@pytest.fixture(scope="module")
+def state():
+    return program_matrix(np.ones((4, 6), np.float32), load_profile("pcm"), rng=0)
+
+
+@pytest.mark.parametrize("W,err,msg", [
+    (np.array([[1.0, np.nan]]), NonFiniteError, r"W has 1 NaN/Inf.*\(0, 1\)"),
+    (np.array([[np.inf, 1.0]]), NonFiniteError, r"NaN/Inf"),
+    (np.ones(3), ShapeError, r"2-D \[out, in\].*\(3,\)"),
+    (np.ones((0, 3)), ShapeError, r"out >= 1"),
+])
+def test_bad_w(W, err, msg):
+    with pytest.raises(err, match=msg):
+        program_matrix(W, load_profile("ideal"), rng=0)
+
+
+def test_bad_x_and_time(state):
+    with pytest.raises(ShapeError, match=r"x has shape \(2, 5\).*\(4, 6\).*\[batch, 6\]"):
+        tile_mvm(np.ones((2, 5)), state, t_s=0, rng=0)
+    with pytest.raises(NonFiniteError, match=r"x has 1 NaN/Inf"):
+        tile_mvm(np.array([1, 2, 3, 4, 5, np.inf]), state, t_s=0, rng=0)
+    for bad in (-1.0, float("nan"), float("inf"), "1"):
+        with pytest.raises(ParameterError, match=r"t_s must be a finite number of seconds >= 0"):
+            tile_mvm(np.ones(6), state, t_s=bad, rng=0)
+    with pytest.raises(ParameterError, match=r"needs t_s"):
+        tile_mvm(np.ones(6), state, rng=0)
+    with pytest.raises(ParameterError, match=r"DriftedState at t_s=10.0; got t_s=5"):
+        tile_mvm(np.ones(6), state.drift(10.0, 0), t_s=5, rng=0)
+    with pytest.raises(ParameterError, match=r"seed must be a non-negative"):
+        tile_mvm(np.ones(6), state, t_s=0, rng=-3)
+    with pytest.raises(ParameterError, match=r"t_s must be"):
+        state.drift(-5, 0)
+
+
+def test_lsb_without_bits_and_calibration():
+    ideal = load_profile("ideal")
+    bad = ideal.model_copy(update={"adc": ideal.adc.model_copy(update={"noise_lsb": 0.5})})  # bypasses validation
+    with pytest.raises(ParameterError, match=r"adc.offset_error_lsb / adc.noise_lsb are in LSB and need adc.bits"):
+        program_matrix(np.ones((2, 2)), bad, rng=0)
+    prof = load_profile("pcm", overrides={"adc.range": {"kind": "calibrated"}})
+    st = program_matrix(np.ones((2, 2)), prof, rng=0)
+    with pytest.raises(CalibrationError, match=r"calibrate\(x_ref\)"):
+        tile_mvm(np.ones(2), st, t_s=0, rng=0)
+
+
+def test_bad_state_files(tmp_path, state):
+    with pytest.raises(StateFormatError, match="no such file"):
+        ProgrammedState.load(tmp_path / "missing.npz")
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(StateFormatError, match="not a cimsim state file"):
+        ProgrammedState.load(junk)
+    other = tmp_path / "other.npz"
+    np.savez(other, a=np.ones(3))
+    with pytest.raises(StateFormatError, match="__meta__"):
+        ProgrammedState.load(other)
+    good = tmp_path / "good.npz"
+    state.save(good)
+    data = dict(np.load(good))
+    import json
+    meta = json.loads(str(data["__meta__"]))
+    meta["format"] = "cimsim.ProgrammedState/999"
+    data["__meta__"] = np.array(json.dumps(meta))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **data)
+    with pytest.raises(StateFormatError, match="/999"):
+        ProgrammedState.load(bad)
+    data = dict(np.load(good))
+    del data["g_neg"]
+    np.savez(bad, **data)
+    with pytest.raises(StateFormatError, match="incomplete"):
+        ProgrammedState.load(bad)

@@ -1,0 +1,187 @@
+"""Statistics of the simulated chip against the profile; tolerances from the sample size."""
+
+import math
+
+import numpy as np
+import pytest
+
+from cimsim.crossbar import program_matrix, tile_mvm
+from cimsim.profiles.loader import load_profile
+
+Z = 5.0  # tolerance: 5 standard errors
+
+
+def _sd_se(n):  # standard error of a sample standard deviation (normal data)
+    return 1.0 / math.sqrt(2 * (n - 1))
+
+
+def test_programming_noise_sigma_vs_target():
+    prof = load_profile("pcm", overrides={"mapping.scaling": "per_layer"})
+    x_t = np.array([1.0, 0.5, 0.1])
+    W = np.repeat(x_t[:, None], 40000, axis=1).astype(np.float32)
+    W[:, 0] = 1.0  # per-column scale = 1 -> targets x_t * 25 µS
+    st = program_matrix(W, prof, rng=0)
+    g = st.g_pos[:, 1:].astype(np.float64)
+    table = {1.0: 1.0554, 0.5: 0.9527, 0.1: 0.4482}  # devices.md closed-form checks
+    for i, x in enumerate(x_t):
+        n = g.shape[1]
+        sd = g[i].std(ddof=1)
+        assert abs(sd / table[x] - 1) < Z * _sd_se(n), (x, sd)
+        assert abs(g[i].mean() - 25 * x) < Z * table[x] / math.sqrt(n)
+    # unused device: target 0 + N(0, 0.26348) clipped at 0 -> half of them exactly 0
+    frac0 = np.mean(st.g_neg == 0)
+    n = st.g_neg.size
+    assert abs(frac0 - 0.5) < Z * math.sqrt(0.25 / n)
+
+
+def test_nu_statistics_and_drift_slope():
+    prof = load_profile("pcm", overrides={"read_noise": {"kind": "none"}, "programming.noise": {"kind": "none"}})
+    W = np.ones((4, 50000), np.float32)
+    st = program_matrix(W, prof, rng=1)
+    nu = st.nu_pos.astype(np.float64).ravel()
+    # x = 1: nu = |N(0.049, 0.008)| (folding negligible at 6 sigma)
+    assert abs(nu.mean() - 0.049) < Z * 0.008 / math.sqrt(nu.size)
+    assert abs(nu.std(ddof=1) / 0.008 - 1) < Z * _sd_se(nu.size)
+    # drift with noise off: log G vs log((t+t0)/t0) has slope exactly -nu
+    t0 = 20.0
+    ts = np.array([0.0, 100.0, 1e4, 1e7])
+    ws = np.stack([st.effective_weights(t, 0) for t in ts]).astype(np.float64)
+    lr = np.log((ts + t0) / t0)
+    slope = (np.log(ws[-1]) - np.log(ws[1])) / (lr[-1] - lr[1])
+    np.testing.assert_allclose(-slope, st.nu_pos, rtol=2e-4, atol=1e-6)
+    np.testing.assert_array_equal(ws[0], W)
+
+
+@pytest.mark.parametrize("t", [0.0, 3600.0, 3.15e7])
+def test_one_over_f_sigma(t):
+    prof = load_profile("pcm", overrides={"programming.noise": {"kind": "none"}, "drift": {"kind": "none"},
+                                          "mapping.scaling": "per_layer"})
+    W = np.full((2, 50000), 0.5, np.float32)
+    W[:, 0] = 1.0
+    st = program_matrix(W, prof, rng=2)
+    w = st.effective_weights(t, 3)[:, 1:].astype(np.float64).ravel()
+    x = 0.5
+    qs = min(0.0088 / x**0.65, 0.2)
+    sd = x * qs * math.sqrt(math.log((t + 20 + 2.5e-7) / (2 * 2.5e-7)))  # relative to w_max = 1
+    assert abs(w.std(ddof=1) / sd - 1) < Z * _sd_se(w.size)
+    assert abs(w.mean() - x) < Z * sd / math.sqrt(w.size)
+
+
+def test_per_read_noise_output_variance():
+    sig = 0.05
+    prof = load_profile("ideal", overrides={"read_noise": {"kind": "gaussian", "sigma_rel": sig}, "tile.rows": 8})
+    rng = np.random.default_rng(3)
+    W = rng.uniform(-1, 1, (3, 20))
+    W[:, 0] = 1.0
+    x = rng.uniform(-1, 1, (1, 20))
+    x[0, 0] = 1.0  # dynamic DAC bound = 1
+    st = program_matrix(W, prof, rng=0)
+    xs = np.repeat(x, 20000, axis=0)
+    y = tile_mvm(xs, st, t_s=0, rng=4)
+    # G+ and G- per weight (g_min = 0): w = G+ - G-, var = sum_j x_j^2 sig^2 (G+^2 + G-^2) = sig^2 sum x^2 w^2
+    var = sig**2 * (x**2 @ (W**2).T)[0]
+    n = xs.shape[0]
+    np.testing.assert_allclose(y.mean(0), (x @ W.T)[0], atol=float(Z * np.sqrt(var.max() / n)))
+    ratio = y.var(0, ddof=1) / var
+    assert np.all(np.abs(ratio - 1) < Z * _sd_se(n)), ratio
+
+
+def test_level_count_and_stochastic_rounding():
+    prof = load_profile("ideal", overrides={"conductance.n_levels": 5})
+    W = np.linspace(-1, 1, 1001)[None, :]
+    st = program_matrix(W, prof, rng=0)
+    assert np.unique(st.g_pos).size == 5 and np.unique(st.g_neg).size == 5
+    np.testing.assert_allclose(np.unique(st.g_pos), np.linspace(0, 1, 5), atol=1e-7)
+    prof = load_profile("ideal", overrides={"conductance.n_levels": 5, "programming.stochastic_rounding": True,
+                                            "mapping.scaling": "per_layer"})
+    W = np.full((1, 100000), 0.1)
+    W[0, 0] = 1.0
+    g = program_matrix(W, prof, rng=1).g_pos[0, 1:]
+    assert set(np.unique(g)) == {0.0, 0.25}
+    p_up = 0.1 / 0.25
+    assert abs(np.mean(g == 0.25) - p_up) < Z * math.sqrt(p_up * (1 - p_up) / g.size)
+    assert abs(g.mean() - 0.1) < Z * 0.25 * math.sqrt(p_up * (1 - p_up) / g.size)
+
+
+def test_fault_rates_and_variability():
+    prof = load_profile("pcm", overrides={"faults.stuck_at_g_min_rel": 0.02, "faults.stuck_at_g_max_rel": 0.05,
+                                          "variability.g_max_spread_rel": 0.1, "programming.noise": {"kind": "none"},
+                                          "mapping.scaling": "per_layer"})
+    W = np.full((10, 20000), 0.5, np.float32)
+    W[:, 0] = 1.0
+    st = program_matrix(W, prof, rng=0)
+    codes = np.concatenate([st.fault_pos.ravel(), st.fault_neg.ravel()])
+    n = codes.size
+    for c, p in ((1, 0.02), (2, 0.05)):
+        assert abs(np.mean(codes == c) - p) < Z * math.sqrt(p * (1 - p) / n)
+    assert np.all(st.g_pos[st.fault_pos == 2] == 25.0) and np.all(st.g_pos[st.fault_pos == 1] == 0.0)
+    assert np.all(st.nu_pos[st.fault_pos != 0] == 0)  # stuck devices never drift
+    ok = st.g_pos[:, 1:][st.fault_pos[:, 1:] == 0].astype(np.float64)
+    assert abs(ok.std(ddof=1) / (12.5 * 0.1) - 1) < Z * _sd_se(ok.size)
+    w_late = st.effective_weights(1e7, 0)
+    stuck = st.fault_pos == 2
+    # stuck-at-g_max G+ keeps its value; with 1/f noise the mean over many stays at 25 µS
+    assert abs(w_late[stuck & (st.fault_neg == 0)].mean() - 1.0) < 0.05
+
+
+def test_adc_codes_and_saturation():
+    bits = 4
+    prof = load_profile("ideal", overrides={"adc.bits": bits, "adc.range": {"kind": "fixed", "bound": 2.0},
+                                            "dac.range": {"kind": "fixed", "bound": 1.0}, "tile.rows": 4})
+    W = np.ones((1, 4))
+    x = np.linspace(-1, 1, 4001)[:, None] * np.ones((1, 4))
+    st = program_matrix(W, prof, rng=0)
+    y, m = tile_mvm(x, st, t_s=0, rng=0, return_masks=True)
+    L = 2 ** (bits - 1) - 1
+    codes = np.unique(np.round(y[:, 0] / 2.0 * L, 6))
+    assert codes.size == 2 * L + 1 and codes.min() == -L and codes.max() == L
+    pre = x.sum(1)
+    np.testing.assert_array_equal(m.adc_sat[:, 0, 0], np.abs(pre) > 2.0)
+    assert np.all(np.abs(y[:, 0]) <= 2.0 + 1e-12)
+
+
+def test_dac_clipping_fixed_range():
+    prof = load_profile("ideal", overrides={"dac.bits": 8, "dac.range": {"kind": "fixed", "bound": 1.0}})
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 50))
+    st = program_matrix(np.eye(50), prof, rng=0)
+    y, m = tile_mvm(x, st, t_s=0, rng=0, return_masks=True)
+    np.testing.assert_array_equal(m.dac_clip, np.abs(x) > 1.0)
+    np.testing.assert_allclose(m.x_q, np.round(np.clip(x, -1, 1) * 127) / 127, atol=1e-12)
+    np.testing.assert_allclose(y, m.x_q, atol=1e-12)
+
+
+def test_conversion_noise_and_static_errors():
+    prof = load_profile("ideal", overrides={"adc.bits": 8, "adc.range": {"kind": "fixed", "bound": 1.0},
+                                            "adc.noise_lsb": 2.0, "tile.rows": 4})
+    W = np.array([[0.5, 0, 0, 0]])
+    W[0, 0] = 0.5
+    st = program_matrix(np.array([[1.0, 0, 0, 0]]), prof, rng=0)
+    x = np.tile([[0.3, 0, 0, 0]], (40000, 1))
+    x[:, 1] = 1.0  # bound 1
+    y = tile_mvm(x, st, t_s=0, rng=1)[:, 0]
+    lsb = 1.0 / 127
+    sd = y.std(ddof=1) / lsb
+    expect = math.sqrt(4.0 + 1 / 12)  # Gaussian noise + rounding (dithered)
+    assert abs(sd / expect - 1) < Z * _sd_se(y.size) + 0.01
+    prof = load_profile("ideal", overrides={"adc.bits": 8, "adc.gain_error_rel": 0.1, "adc.offset_error_lsb": 3.0,
+                                            "tile.rows": 4})
+    st = program_matrix(np.ones((5000, 4)), prof, rng=2)
+    g = st.adc_gain.ravel()
+    o = st.adc_offset_lsb.ravel()
+    assert abs(g.std(ddof=1) / 0.1 - 1) < Z * _sd_se(g.size)
+    assert abs(o.std(ddof=1) / 3.0 - 1) < Z * _sd_se(o.size)
+
+
+def test_calibrated_ranges():
+    prof = load_profile("pcm", overrides={"adc.range": {"kind": "calibrated", "percentile": 100.0},
+                                          "dac.range": {"kind": "calibrated", "percentile": 100.0}})
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((8, 300)).astype(np.float32)
+    x = rng.standard_normal((50, 300)).astype(np.float32)
+    st = program_matrix(W, prof, rng=0).calibrate(x)
+    assert st.dac_bound == pytest.approx(np.abs(x).max())
+    assert st.adc_bound.shape == (2, 8)
+    y, m = tile_mvm(x, st, t_s=0, rng=1, return_masks=True)
+    assert not m.dac_clip.any()
+    assert m.adc_sat.mean() < 0.05  # only read noise can push a column past its calibrated 100th percentile

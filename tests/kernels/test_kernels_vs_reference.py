@@ -1,0 +1,195 @@
+"""Every jitted kernel against its plain-numpy twin, over shapes and dtypes.
+
+Tolerances: the twins do the same float64 arithmetic in the same order except where numpy
+vectorises (libm vs numpy log/exp/pow: a few ulp), so float64 outputs agree to rtol 1e-12 and
+float32 outputs to 2 float32 ulp (rtol 3e-7); quantised outputs (DAC/ADC codes, masks) must
+agree exactly.
+"""
+
+import numpy as np
+import pytest
+
+from cimsim.devices.laws import encode_xfunction
+from cimsim.kernels import FASTMATH, KERNEL_NAMES, _numba as NB, _reference as RF
+from cimsim.profiles.loader import load_profile
+
+SHAPES = [(1, 1), (256, 256), (37, 300), (1, 513), (5, 7)]
+DTYPES = [(np.float32, 3e-7), (np.float64, 1e-12)]
+
+
+def test_every_kernel_has_a_twin_and_fastmath_is_safe():
+    for name in KERNEL_NAMES:
+        assert callable(getattr(NB, name)) and callable(getattr(RF, name))
+    assert not FASTMATH & {"nnan", "ninf", "fast"}
+    for name in ("dac_convert", "adc_accumulate"):
+        assert not getattr(NB, name).targetoptions.get("fastmath")
+
+
+def test_std_normal_from_bits():
+    bits = np.random.default_rng(0).bit_generator.random_raw(50001)
+    for n in (1, 2, 100001):
+        a = np.empty(n)
+        b = np.empty(n)
+        NB.std_normal_from_bits(bits[: (n + 1) // 2], a)
+        RF.std_normal_from_bits(bits[: (n + 1) // 2], b)
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
+    assert abs(a.mean()) < 5 / np.sqrt(n) and abs(a.std() - 1) < 5 / np.sqrt(2 * n)
+
+
+def test_xfunction_eval_matches_profile_laws():
+    prof = load_profile("pcm")
+    x = np.concatenate([[0.0, 1e-9, 1e-3], np.linspace(0, 1.2, 1001)])
+    fns = [prof.programming.noise.sigma, prof.drift.nu.mean, prof.drift.nu.std, prof.read_noise.q_s]
+    from cimsim.profiles.functions import ConstantFn, PiecewiseFn, TableFn
+    fns += [ConstantFn(value=2.5), TableFn(x=[0, 0.5, 1], y=[1, 3, 2]),
+            PiecewiseFn(threshold=0.3, below=fns[1], above=TableFn(x=[0, 1], y=[0.1, 0.2]))]
+    for fn in fns:
+        spec = encode_xfunction(fn)
+        a = np.empty_like(x)
+        b = np.empty_like(x)
+        NB.xfunction_eval(spec, x, a)
+        RF.xfunction_eval(spec, x, b)
+        np.testing.assert_allclose(a, fn.evaluate(x), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(b, fn.evaluate(x), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype,rtol", DTYPES)
+@pytest.mark.parametrize("kind", [0, 1])
+def test_map_targets(shape, dtype, rtol, kind):
+    rng = np.random.default_rng(1)
+    W = (rng.standard_normal(shape) * 2).astype(dtype)
+    rows = 64
+    scales = rng.uniform(0.5, 3, (-(-shape[1] // rows), shape[0]))
+    outs = []
+    for K in (NB, RF):
+        a = np.empty(shape, dtype)
+        b = np.empty(shape if kind == 0 else (0, 0), dtype)
+        K.map_targets(W, scales, rows, kind, 1.0, 24.0, a, b)
+        outs.append((a, b))
+    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=rtol)
+    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=rtol)
+
+
+@pytest.mark.parametrize("n", [1, 1000, 4097])
+@pytest.mark.parametrize("dtype,rtol", DTYPES)
+@pytest.mark.parametrize("variant", ["pcm", "levels_sr_faults_var", "constant", "relative", "none"])
+def test_program_devices(n, dtype, rtol, variant):
+    prof = load_profile("pcm")
+    rng = np.random.default_rng(2)
+    target = rng.uniform(0, 25, n).astype(dtype)
+    target[::3] = 0.0
+    u = rng.random(n).astype(np.float32)
+    z1, z2, z3 = (rng.standard_normal(n).astype(np.float32) for _ in range(3))
+    sig = encode_xfunction(prof.programming.noise.sigma)
+    mu = encode_xfunction(prof.drift.nu.mean)
+    sd = encode_xfunction(prof.drift.nu.std)
+    qs = encode_xfunction(prof.read_noise.q_s)
+    ip = [0, 0, 3, 0, 1, 1, 1, 0, 0]
+    fp = [0.0, 25.0, 1.0, 0.0, 0.0, 0.0]
+    if variant == "levels_sr_faults_var":
+        ip = [9, 1, 3, 1, 1, 0, 1, 1, 1]
+        fp = [0.0, 25.0, 1.0, 0.1, 0.05, 0.1]
+    elif variant == "constant":
+        ip[2], fp[2] = 1, 0.5
+    elif variant == "relative":
+        ip[2], fp[2] = 2, 0.05
+    elif variant == "none":
+        ip = [0, 0, 0, 0, 0, 0, 0, 0, 0]
+    res = []
+    for K in (NB, RF):
+        g, nu, q = (np.empty(n, dtype) for _ in range(3))
+        f = np.empty(n, np.int8)
+        K.program_devices(target, u, z1, u[::-1].copy(), z2, z3, np.array(ip), np.array(fp), sig, mu, sd, qs, g, nu, q, f)
+        res.append((g, nu if ip[4] else None, q if ip[6] else None, f))
+    for a, b in zip(res[0], res[1]):
+        if a is not None:
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype,rtol", DTYPES)
+@pytest.mark.parametrize("digital,single", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_drift_to_blocks(shape, dtype, rtol, digital, single):
+    rng = np.random.default_rng(3)
+    n_out, n_in = shape
+    rows, cols = 64, 16
+    neg_rows = -(-n_out // cols) if single else n_out
+    neg_row = (np.arange(n_out) // cols) if single else np.arange(n_out)
+    arrs = [rng.uniform(0, 25, s).astype(dtype) for s in [shape, (neg_rows, n_in)]]
+    nus = [rng.uniform(0, 0.1, a.shape).astype(dtype) for a in arrs]
+    qss = [rng.uniform(0, 0.2, a.shape).astype(dtype) for a in arrs]
+    zs = [rng.standard_normal(a.shape).astype(dtype) for a in arrs]
+    fp = np.array([np.log(1e5), 3.0, 1 / 25, 0.02**2])
+    ip = np.array([1, 1, digital, 1])
+    outs = []
+    for K in (NB, RF):
+        o = [np.empty(n_out * n_in, dtype) for _ in range(4)]
+        if not digital:
+            o[1], o[3] = np.empty(0, dtype), np.empty(0, dtype)
+        K.drift_to_blocks(arrs[0], nus[0], qss[0], zs[0], arrs[1], nus[1], qss[1], zs[1], neg_row, rows, fp, ip, *o)
+        outs.append(o)
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(a, b, rtol=rtol * 10, atol=rtol * 1e-3)
+
+
+def _xcases(dtype):
+    rng = np.random.default_rng(4)
+    for shape in [(1, 1), (1, 300), (256, 256), (7, 33)]:
+        yield rng.standard_normal(shape).astype(dtype) * 2
+    yield np.zeros((3, 5), dtype)
+    yield np.full((2, 9), 50.0, dtype)  # saturating
+
+
+@pytest.mark.parametrize("dtype,rtol", DTYPES)
+@pytest.mark.parametrize("nl", [(0, [0.0]), (1, [0.0, 1.0, 0.0, -0.1]), (2, [3, -1, 0, 1, -0.9, 0.1, 0.95]), (3, [2.0])])
+@pytest.mark.parametrize("levels,noise", [(0, 0.0), (127, 0.0), (7, 0.5)])
+def test_dac_convert(dtype, rtol, nl, levels, noise):
+    for x in _xcases(dtype):
+        bound = np.full(x.shape[0], 1.5)
+        z = np.random.default_rng(5).standard_normal(x.shape).astype(dtype)
+        outs = []
+        for K in (NB, RF):
+            a, b = np.empty_like(x), np.empty_like(x)
+            c = np.empty(x.shape, bool)
+            K.dac_convert(x, bound, levels, nl[0], np.array(nl[1], float), noise, z, a, b, c, True)
+            outs.append((a, b, c))
+        np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=rtol, atol=0)
+        np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=rtol, atol=0)
+        np.testing.assert_array_equal(outs[0][2], outs[1][2])
+
+
+@pytest.mark.parametrize("dtype,rtol", DTYPES)
+@pytest.mark.parametrize("nl", [(0, [0.0]), (1, [0.01, 0.98, 0.0, -0.05]), (3, [1.5])])
+@pytest.mark.parametrize("levels,noise,inl,var", [(0, 0.0, False, False), (127, 0.0, False, True), (7, 0.7, True, True)])
+def test_adc_accumulate(dtype, rtol, nl, levels, noise, inl, var):
+    rng = np.random.default_rng(6)
+    for part in _xcases(dtype):
+        nb, no = part.shape
+        v = (rng.uniform(0, 0.1, part.shape).astype(dtype)) if var else np.zeros((0, 0), dtype)
+        z1, z2 = (rng.standard_normal(part.shape).astype(dtype) for _ in range(2))
+        bound = rng.uniform(1, 3, no)
+        gain = rng.normal(0, 0.05, no)
+        off = rng.normal(0, 0.5, no)
+        cs = rng.uniform(0.5, 2, no)
+        rs = rng.uniform(0.5, 2, nb).astype(np.float64)
+        inl_t = rng.normal(0, 0.3, 2 * levels + 1) if inl else np.zeros(0)
+        y0 = rng.standard_normal(part.shape).astype(dtype)
+        outs = []
+        for K in (NB, RF):
+            y = y0.copy()
+            sat = np.zeros((nb, 2, no), bool)
+            K.adc_accumulate(part, v, z1, z2, bound, gain, off, cs, rs, -1.0, levels, nl[0], np.array(nl[1]),
+                             inl_t, noise, y, sat[:, 1, :], True)
+            outs.append((y, sat))
+        np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=rtol, atol=rtol)
+        np.testing.assert_array_equal(outs[0][1], outs[1][1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_square_into(dtype):
+    x = np.random.default_rng(7).standard_normal((9, 31)).astype(dtype)
+    a, b = np.empty_like(x), np.empty_like(x)
+    NB.square_into(x, a)
+    RF.square_into(x, b)
+    np.testing.assert_array_equal(a, b)
