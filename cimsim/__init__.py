@@ -1,0 +1,79 @@
+"""cimsim: a simulator of analog compute-in-memory hardware.
+
+Describe a device in YAML (:func:`load_profile`), program weights onto a simulated crossbar
+(:func:`program_matrix`, :func:`tile_mvm`), train any PyTorch model against the chip
+(:func:`convert`), and estimate accuracy under conductance drift (:func:`evaluate_drift`).
+Importing cimsim changes no global state.
+"""
+
+from __future__ import annotations
+
+from . import data, models
+from .crossbar import (
+    DriftCompensation,
+    DriftedState,
+    GlobalDriftCompensation,
+    MvmMasks,
+    PerColumnDriftCompensation,
+    ProgrammedState,
+    program_matrix,
+    tile_mvm,
+)
+from .errors import (
+    CalibrationError,
+    CimsimError,
+    DataError,
+    NonFiniteError,
+    ParameterError,
+    ProfileError,
+    ShapeError,
+    StateFormatError,
+)
+from .evaluation import Chip, DriftReport, evaluate_drift, program
+from .nn import AnalogConv1d, AnalogConv2d, AnalogLinear, convert, to_digital
+from .profiles import DeviceProfile, dump_profile, list_profiles, load_profile, profile_from_dict, profile_from_yaml
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # profiles
+    "DeviceProfile",
+    "load_profile",
+    "dump_profile",
+    "list_profiles",
+    "profile_from_dict",
+    "profile_from_yaml",
+    # crossbar
+    "program_matrix",
+    "tile_mvm",
+    "ProgrammedState",
+    "DriftedState",
+    "MvmMasks",
+    "DriftCompensation",
+    "GlobalDriftCompensation",
+    "PerColumnDriftCompensation",
+    # torch bridge
+    "AnalogLinear",
+    "AnalogConv1d",
+    "AnalogConv2d",
+    "convert",
+    "to_digital",
+    # evaluation
+    "program",
+    "Chip",
+    "evaluate_drift",
+    "DriftReport",
+    # data and models
+    "data",
+    "models",
+    # errors
+    "CimsimError",
+    "ProfileError",
+    "ShapeError",
+    "NonFiniteError",
+    "ParameterError",
+    "StateFormatError",
+    "CalibrationError",
+    "DataError",
+    "__version__",
+]
