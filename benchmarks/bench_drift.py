@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--times", default=TIMES)
     ap.add_argument("--compensation", default="global")
+    ap.add_argument("--runs", type=int, default=3, help="serial runs (best and median are printed: other jobs on the machine disturb single runs)")
     args = ap.parse_args()
 
     data = digits(seed=0)
@@ -51,23 +52,30 @@ def main() -> None:
     print(f"digits MLP 64-256-256-10 on pcm, {len(data.x_test)} test images, times {args.times}, "
           f"{args.repeats} chips, compensation {args.compensation}, {os.cpu_count()} cores")
     rows = []
-    for workers, name in ((1, "serial"), (None, "auto"), (-1, "all cores")):
-        t0 = time.perf_counter()
-        rep = evaluate_drift(model, data, times_s=args.times, repeats=args.repeats, compensation=args.compensation,
-                             seed=0, workers=workers, progress=False)
-        wall = time.perf_counter() - t0
+    for workers, name, n_runs in ((1, "serial", args.runs), (None, "auto", 1), (-1, "all cores", 1)):
+        best = None
+        walls = []
+        for _ in range(n_runs):
+            t0 = time.perf_counter()
+            rep = evaluate_drift(model, data, times_s=args.times, repeats=args.repeats, compensation=args.compensation,
+                                 seed=0, workers=workers, progress=False)
+            wall = time.perf_counter() - t0
+            walls.append(wall)
+            if best is None or wall < best[0]:
+                best = (wall, rep)
+        wall, rep = best
         tim = rep.meta["timing_s"]
-        busy = sum(tim.values())
-        rows.append((name, rep.meta["workers"], wall, tim, busy, rep))
+        rows.append((name, rep.meta["workers"], wall, sorted(walls)[len(walls) // 2], tim, sum(tim.values()), rep))
     print()
-    print("| run | processes | wall (s) | programming | drifting | evaluating | other (data checks, digital ref., startup) |")
-    print("|---|---|---|---|---|---|---|")
-    for name, w, wall, tim, busy, rep in rows:
-        # shares of the summed worker time; 'other' is wall time not spent in the three phases
+    print("| run | processes | wall (s), best | median | programming (+ comp. calibration) | drifting (+ comp. readout) | evaluating | other (checks, digital ref., process start) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, w, wall, med, tim, busy, rep in rows:
+        # shares of (worker busy time + the rest of the wall time in every process)
         other = max(wall - busy / max(w, 1), 0.0)
         tot = busy + other * max(w, 1)
-        print(f"| {name} | {w} | {wall:.2f} | {100 * tim['program'] / tot:.0f} % | {100 * tim['drift'] / tot:.0f} % | "
+        print(f"| {name} | {w} | {wall:.2f} | {med:.2f} | {100 * tim['program'] / tot:.0f} % | {100 * tim['drift'] / tot:.0f} % | "
               f"{100 * tim['evaluate'] / tot:.0f} % | {100 * other * max(w, 1) / tot:.0f} % |")
+    rows = [(r[0], r[1], r[2], r[4], r[5], r[6]) for r in rows]
     first = rows[0][5]
     assert all(r[5].equals(first) for r in rows), "parallel and serial studies differ"
     print(f"\nreports identical across runs: yes; target <= 10 s: {'met' if min(r[2] for r in rows) <= 10 else 'MISSED'}")

@@ -130,6 +130,7 @@ def bench_memory(n_steps: int):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    ap.add_argument("--only", choices=("digits", "large", "memory"), help="run one part only")
     ap.add_argument("--mem-child", choices=("static",) + MODES, help=argparse.SUPPRESS)
     ap.add_argument("--steps", type=int, default=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -137,12 +138,24 @@ def main():
         mem_child(args.mem_child, args.steps)
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, profile pcm\n")
+    if args.only in (None, "digits"):
+        digits_part(args)
+    if args.only in (None, "large"):
+        large_part(args)
+    if args.only in (None, "memory"):
+        memory_part()
+
+
+def digits_part(args):
     rows, n = bench_digits(2 if args.quick else 5)
     print(f"Digits MLP 64-256-256-10, {n} training samples, batch 64, Adam (best / median of repeats)\n")
     print("| mode | s / epoch (best) | s / epoch (median) | x float |")
     print("|---|---|---|---|")
     for mode, (best, med) in rows.items():
         print(f"| {mode} | {best:.4f} | {med:.4f} | {best / rows['float'][0]:.2f} |")
+
+
+def large_part(args):
     nb = 2 if args.quick else 4
     rows = bench_large(nb)
     print(f"\nLarge MLP 1024-4096-4096-10, synthetic data, batch 256, {nb} timed batches (best / median)\n")
@@ -150,6 +163,34 @@ def main():
     print("|---|---|---|---|")
     for mode, (best, med) in rows.items():
         print(f"| {mode} | {best:.3f} | {med:.3f} | {best / rows['float'][0]:.2f} |")
+
+
+def saved_for_backward_mib(mode: str, batch: int = 256) -> float:
+    """MiB of tensors autograd keeps from the forward to the backward (Parameters not counted)."""
+    model = build(mode, LARGE)
+    x, y = large_data(1, batch)
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in params:
+            seen[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    return sum(seen.values()) / 2**20
+
+
+def memory_part():
+    saved = {mode: saved_for_backward_mib(mode) for mode in MODES}
+    print("\nSaved for backward (autograd graph, Parameters excluded), large MLP, batch 256\n")
+    print("| mode | MiB | x noise_injection |")
+    print("|---|---|---|")
+    for mode in MODES:
+        print(f"| {mode} | {saved[mode]:.1f} | {saved[mode] / saved['noise_injection']:.2f} |")
     mem = bench_memory(3)
     print("\nPeak memory, large MLP, 3 training steps, one process per mode (ru_maxrss)\n")
     print("| mode | peak MiB | above static MiB | peak x noise_injection | above-static x noise_injection |")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import torch
 
 from ..devices.random import normals
 from ..errors import NonFiniteError, ParameterError, ShapeError
@@ -30,6 +33,15 @@ def _check_x(x, n_in: int, w_shape) -> tuple[np.ndarray, bool]:
         raise NonFiniteError(f"x has {int(bad.sum())} NaN/Inf entries (first at index {i}: {x[i]})")
     squeeze = x.ndim == 1
     return (x[None, :] if squeeze else x), squeeze
+
+
+def _gemm_torch(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """out = a @ b through torch's CPU BLAS (zero-copy views; same library as the baseline)."""
+    torch.matmul(torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
+
+
+def _gemm_numpy(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    np.matmul(a, b, out=out)
 
 
 def _dac(ds_state: ProgrammedState, xc: np.ndarray, rng, K, want_masks: bool, *, noise: bool = True):
@@ -77,25 +89,35 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool):
     part = np.empty((batch, n_out), xc.dtype)
     vpart = np.empty((batch, n_out), xc.dtype) if has_var else e2
     conv_noise = ap.noise_lsb > 0 and ap.levels > 0
+    gemm = _gemm_numpy if K.__name__.endswith("_reference") else _gemm_torch
     streams = [(ds.w, ds.v, 0, 1.0)]
     if ds.wn is not None:
         streams.append((ds.wn, ds.vn, 1, -1.0))
+    with warnings.catch_warnings():
+        # torch warns on read-only numpy views; the GEMM only reads them
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+        _tiles(ds, grid, x_norm, x2, part, vpart, streams, gemm, has_var, conv_noise, rng, K, st, bounds,
+               row_bound, ap, y, sat, want_masks, empty_b, e2, batch, n_out)
+    return y, x_q, clip, sat
+
+
+def _tiles(ds, grid, x_norm, x2, part, vpart, streams, gemm, has_var, conv_noise, rng, K, st, bounds,
+           row_bound, ap, y, sat, want_masks, empty_b, e2, batch, n_out):
     for k in range(grid.n_in_tiles):
         k0, k1 = grid.in_slice(k)
         xk = x_norm[:, k0:k1]
         for warr, varr, c, sign in streams:
-            np.matmul(xk, ds.block(warr, k).T, out=part)
+            gemm(xk, ds.block(warr, k).T, part)
             if has_var:
-                np.matmul(x2[:, k0:k1], ds.block(varr, k).T, out=vpart)
-                z_read = normals(rng, (batch, n_out), xc.dtype, K)
+                gemm(x2[:, k0:k1], ds.block(varr, k).T, vpart)
+                z_read = normals(rng, (batch, n_out), part.dtype, K)
             else:
                 z_read = e2
-            z_conv = normals(rng, (batch, n_out), xc.dtype, K) if conv_noise else e2
+            z_conv = normals(rng, (batch, n_out), part.dtype, K) if conv_noise else e2
             K.adc_accumulate(part, vpart, z_read, z_conv, bounds[k], st.adc_gain[c, k], st.adc_offset_lsb[c, k],
                              st.scales[k], row_bound, sign, ap.levels, ap.nl_code, ap.nl_spec, ap.inl,
                              ap.noise_lsb if conv_noise else 0.0, y,
                              sat[:, k, :] if want_masks else empty_b, want_masks)
-    return y, x_q, clip, sat
 
 
 def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=None,

@@ -12,6 +12,8 @@ import numpy as np
 
 __all__ = ["normals", "uniforms"]
 
+_SERIAL_MAX = 1 << 20  # smaller draws (per-call MVM noise) stay on the calling thread; same bits either way
+
 
 def normals(rng: np.random.Generator, shape, dtype=np.float32, kernels=None) -> np.ndarray:
     """Standard normal array of ``shape`` (float32 by default) from ``rng``'s bit stream."""
@@ -21,7 +23,10 @@ def normals(rng: np.random.Generator, shape, dtype=np.float32, kernels=None) -> 
     out = np.empty(n, dtype=dtype)
     if n:
         bits = rng.bit_generator.random_raw((n + 1) // 2)
-        kernels.std_normal_from_bits(bits, out)
+        if n <= _SERIAL_MAX:
+            kernels.std_normal_from_bits_serial(bits, out)
+        else:
+            kernels.std_normal_from_bits(bits, out)
     return out.reshape(shape)
 
 

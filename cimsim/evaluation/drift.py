@@ -38,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 import pickle
 import time
@@ -51,7 +50,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..errors import CimsimError, DataError, ParameterError, ShapeError, StateFormatError
+from ..errors import DataError, ParameterError, ShapeError, StateFormatError
 from ..rng import spawn_seeds
 from .report import DriftReport, check_times
 
@@ -134,11 +133,11 @@ def as_eval_data(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return x.contiguous(), y.contiguous()
 
 
-def check_data_fits(model: torch.nn.Module, x: torch.Tensor) -> None:
+def check_data_fits(model: torch.nn.Module, x: torch.Tensor, *, digital: torch.nn.Module | None = None) -> None:
     """Run one sample through the float model; a shape mismatch becomes a :class:`DataError`."""
     from .chip import digital_copy
 
-    probe = digital_copy(model)
+    probe = digital_copy(model) if digital is None else digital
     try:
         with torch.no_grad():
             probe(x[:1])
@@ -394,11 +393,13 @@ def evaluate_drift(
             f"e.g. model = cimsim.nn.convert(model, cimsim.load_profile('pcm'))"
         )
     x, y = as_eval_data(data)
-    check_data_fits(model, x)
+    digital = digital_copy(model)
+    check_data_fits(model, x, digital=digital)
 
     # digital reference: the same metric on the float weights
     with torch.no_grad():
-        digital_score = float(metric_fn(_forward_all(digital_copy(model), x, batch_size), y))
+        digital_score = float(metric_fn(_forward_all(digital, x, batch_size), y))
+    del digital
 
     seeds = [model_or_chip.seed] if is_chip else chip_seeds_for(seed, repeats)
     fp, study = _fingerprint(model_or_chip, x, y, int(seed), comp_kind, metric_name, int(batch_size))

@@ -125,7 +125,7 @@ def format_time(t_s: float) -> str:
     """A short label for a time in seconds: 0, 1s, 1h, 1d, 1y, 10y, 2.5e-06s ..."""
     if t_s == 0:
         return "0"
-    for unit, scale in (("y", _YEAR_S), ("d", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0)):
+    for unit, scale in (("y", _YEAR_S), ("mo", _YEAR_S / 12), ("d", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0)):
         if t_s >= scale:
             v = t_s / scale
             return f"{v:.3g}{unit}"

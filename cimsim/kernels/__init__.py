@@ -15,6 +15,7 @@ __all__ = ["FASTMATH", "backend", "KERNEL_NAMES"]
 
 KERNEL_NAMES = (
     "std_normal_from_bits",
+    "std_normal_from_bits_serial",
     "xfunction_eval",
     "map_targets",
     "program_devices",

@@ -30,6 +30,7 @@ from numba import njit, prange
 __all__ = [
     "FASTMATH",
     "std_normal_from_bits",
+    "std_normal_from_bits_serial",
     "xfunction_eval",
     "map_targets",
     "program_devices",
@@ -96,6 +97,11 @@ def std_normal_from_bits(bits, out):
             out[k] = _ppnd7((hi + 0.5) * _TWO_M32)
         if k + 1 < n:
             out[k + 1] = _ppnd7((lo + 0.5) * _TWO_M32)
+
+
+#: Same transform on the calling thread, for the small per-call draws of tile_mvm (between
+#: BLAS calls, where a second thread pool only fights BLAS for the cores).
+std_normal_from_bits_serial = njit(cache=True)(std_normal_from_bits.py_func)
 
 
 # --------------------------------------------------------------------------- x-functions

@@ -11,6 +11,7 @@ import numpy as np
 __all__ = [
     "FASTMATH",
     "std_normal_from_bits",
+    "std_normal_from_bits_serial",
     "xfunction_eval",
     "map_targets",
     "program_devices",
@@ -60,6 +61,9 @@ def std_normal_from_bits(bits, out):
     u[0::2] = (hi + 0.5) * 2.0**-32
     u[1::2] = (lo + 0.5) * 2.0**-32
     out[:] = _ppnd7(u[:n])
+
+
+std_normal_from_bits_serial = std_normal_from_bits
 
 
 def _xf_np(spec, x):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -105,6 +104,15 @@ def test_parallel_equals_serial(model, small_data):
     assert parallel.meta["workers"] == 2
     assert parallel.equals(serial)
     assert parallel.scores.tobytes() == serial.scores.tobytes()
+
+
+def test_auto_workers_switch_to_processes_after_the_first_chip(model, small_data, monkeypatch):
+    serial = evaluate_drift(model, small_data, times_s=TIMES[:2], repeats=3, seed=6, workers=1)
+    auto = evaluate_drift(model, small_data, times_s=TIMES[:2], repeats=3, seed=6, workers=None)
+    assert auto.meta["workers"] == 1 and auto.equals(serial)  # a short study stays in-process
+    monkeypatch.setattr(drift_mod, "_PARALLEL_MIN_S", 0.0)  # pretend the study is long
+    switched = evaluate_drift(model, small_data, times_s=TIMES[:2], repeats=3, seed=6, workers=None)
+    assert switched.meta["workers"] == 2 and switched.equals(serial)
 
 
 def test_custom_metric(model, small_data):

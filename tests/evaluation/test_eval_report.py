@@ -48,7 +48,7 @@ def test_parse_times_errors(text, match):
 
 
 def test_format_time():
-    assert [format_time(t) for t in parse_times("0,1s,1h,1d,1y,10y")] == ["0", "1s", "1h", "1d", "1y", "10y"]
+    assert [format_time(t) for t in parse_times("0,1s,1min,1h,1d,1mo,1y,10y")] == ["0", "1s", "1min", "1h", "1d", "1mo", "1y", "10y"]
 
 
 @pytest.mark.parametrize("df", [1, 2, 4, 9, 19, 30, 100])

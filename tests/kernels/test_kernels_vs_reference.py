@@ -33,6 +33,9 @@ def test_std_normal_from_bits():
         NB.std_normal_from_bits(bits[: (n + 1) // 2], a)
         RF.std_normal_from_bits(bits[: (n + 1) // 2], b)
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
+        c = np.empty(n)
+        NB.std_normal_from_bits_serial(bits[: (n + 1) // 2], c)
+        np.testing.assert_array_equal(a, c)
     assert abs(a.mean()) < 5 / np.sqrt(n) and abs(a.std() - 1) < 5 / np.sqrt(2 * n)
 
 

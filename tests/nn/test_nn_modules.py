@@ -285,3 +285,21 @@ def test_models_shapes():
         assert lenet(ch, input_size=size)(torch.zeros(2, ch, size, size)).shape == (2, 10)
     with pytest.raises(ParameterError):
         lenet(input_size=4)
+
+
+def test_convert_with_learnable_input_range(harsh):
+    model = convert(mlp(16, (8,), 3), harsh, learn_input_range=True, seed=2)
+    layers = [m for _, m in analog_layers(model)]
+    assert all(isinstance(m.input_range, nn.Parameter) for m in layers)
+    assert {n for n, _ in model.named_parameters()} >= {"1.input_range", "3.input_range"}
+    x = torch.randn(4, 16)
+    loss = model(x).pow(2).sum()
+    loss.backward()
+    assert all(m.input_range.grad is not None for m in layers)
+    s = layers[0].last_seed
+    with torch.no_grad():
+        y = layers[0].hardware_forward(x, s)
+        assert torch.equal(y, layers[0].forward_chip(x, layers[0].program(s), rng=layers[0].read_rng(s), t_s=0.0))
+    back = to_digital(model)
+    assert "1.input_range" not in back.state_dict()
+    assert torch.equal(copy.deepcopy(model)[1].input_range, model[1].input_range)
