@@ -224,13 +224,16 @@ def drift_run(
     plot: bool = True,
     label: str | None = None,
 ):
-    """Drift study of a saved run; writes ``drift_<comp>[_<profile>].{json,csv,png}`` into the run."""
+    """Drift study of a saved run; writes ``drift_<comp>[_<profile>][_seed<s>].{json,csv,png}`` into the run.
+
+    Re-running with the same compensation, profile and seed resumes (and extends) that study.
+    """
     from ..evaluation import evaluate_drift
     from ..profiles import load_profile
 
     run_dir = Path(run_dir)
     net, spec, ds = load_run(run_dir, profile=profile)
-    stem = f"drift_{compensation}" + ("" if profile is None else f"_{load_profile(profile).name}")
+    stem = f"drift_{compensation}" + ("" if profile is None else f"_{load_profile(profile).name}") + (f"_seed{seed}" if seed else "")
     rep = evaluate_drift(
         net, ds, times_s=times, repeats=repeats, compensation=compensation, seed=seed, workers=workers,
         out=run_dir / f"{stem}.json", progress=progress, label=label or f"{run_dir.name} ({spec['mode']}-trained), {compensation}",
@@ -318,7 +321,7 @@ def drift_cmd(run_dir, times, repeats, compensation, seed, workers, profile, no_
             m = rep.meta
             click.echo(
                 f"{m['points_computed']} points computed, {m['points_resumed']} resumed, {m['workers']} process(es), "
-                f"{m['wall_s']:.1f} s; wrote {Path(run_dir) / ('drift_' + comp)}.{{json,csv{'' if no_plot else ',png'}}}\n"
+                f"{m['wall_s']:.1f} s; wrote {Path(m['out']).with_suffix('')}.{{json,csv{'' if no_plot else ',png'}}}\n"
             )
     except CimsimError as exc:
         _fail(exc)

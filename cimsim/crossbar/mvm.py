@@ -86,8 +86,7 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool):
     if has_var:
         x2 = np.empty_like(x_norm)
         K.square_into(x_norm, x2)
-    part = np.empty((batch, n_out), xc.dtype)
-    vpart = np.empty((batch, n_out), xc.dtype) if has_var else e2
+    part = vpart = None
     conv_noise = ap.noise_lsb > 0 and ap.levels > 0
     gemm = _gemm_numpy if K.__name__.endswith("_reference") else _gemm_torch
     streams = [(ds.w, ds.v, 0, 1.0)]
@@ -101,22 +100,46 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool):
     return y, x_q, clip, sat
 
 
+def _partials(ds: DriftedState, flat: np.ndarray, xn: np.ndarray, gemm) -> np.ndarray:
+    """All input tiles' partial sums ``[n_in_tiles, batch, out]``: ``xn[:, k] @ W_k^T`` per tile.
+
+    The full-width tiles go through one batched GEMM (torch.bmm over zero-copy strided views);
+    a ragged last tile through one more GEMM.  The reference backend loops with numpy.
+    """
+    grid = ds.state.grid
+    batch = xn.shape[0]
+    n_out, rows = grid.n_out, grid.rows
+    out = np.empty((grid.n_in_tiles, batch, n_out), xn.dtype)
+    if gemm is _gemm_numpy:
+        for k in range(grid.n_in_tiles):
+            k0, k1 = grid.in_slice(k)
+            gemm(xn[:, k0:k1], ds.block(flat, k).T, out[k])
+        return out
+    nfull = grid.n_in // rows
+    if nfull:
+        s0, s1 = xn.strides
+        xv = np.lib.stride_tricks.as_strided(xn, (nfull, batch, rows), (rows * s1, s0, s1), writeable=False)
+        w3 = flat[: nfull * n_out * rows].reshape(nfull, n_out, rows)
+        torch.bmm(torch.from_numpy(xv), torch.from_numpy(w3).transpose(1, 2), out=torch.from_numpy(out[:nfull]))
+    if nfull < grid.n_in_tiles:
+        k = nfull
+        k0, k1 = grid.in_slice(k)
+        gemm(xn[:, k0:k1], ds.block(flat, k).T, out[k])
+    return out
+
+
 def _tiles(ds, grid, x_norm, x2, part, vpart, streams, gemm, has_var, conv_noise, rng, K, st, bounds,
            row_bound, ap, y, sat, want_masks, empty_b, e2, batch, n_out):
-    for k in range(grid.n_in_tiles):
-        k0, k1 = grid.in_slice(k)
-        xk = x_norm[:, k0:k1]
-        for warr, varr, c, sign in streams:
-            gemm(xk, ds.block(warr, k).T, part)
-            if has_var:
-                gemm(x2[:, k0:k1], ds.block(varr, k).T, vpart)
-                z_read = normals(rng, (batch, n_out), part.dtype, K)
-            else:
-                z_read = e2
-            z_conv = normals(rng, (batch, n_out), part.dtype, K) if conv_noise else e2
-            K.adc_accumulate(part, vpart, z_read, z_conv, bounds[k], st.adc_gain[c, k], st.adc_offset_lsb[c, k],
-                             st.scales[k], row_bound, sign, ap.levels, ap.nl_code, ap.nl_spec, ap.inl,
-                             ap.noise_lsb if conv_noise else 0.0, y,
+    dt = x_norm.dtype
+    for warr, varr, c, sign in streams:
+        parts = _partials(ds, warr, x_norm, gemm)
+        vparts = _partials(ds, varr, x2, gemm) if has_var else None
+        for k in range(grid.n_in_tiles):
+            z_read = normals(rng, (batch, n_out), dt, K) if has_var else e2
+            z_conv = normals(rng, (batch, n_out), dt, K) if conv_noise else e2
+            K.adc_accumulate(parts[k], vparts[k] if has_var else e2, z_read, z_conv, bounds[k], st.adc_gain[c, k],
+                             st.adc_offset_lsb[c, k], st.scales[k], row_bound, sign, ap.levels, ap.nl_code,
+                             ap.nl_spec, ap.inl, ap.noise_lsb if conv_noise else 0.0, y,
                              sat[:, k, :] if want_masks else empty_b, want_masks)
 
 
@@ -127,10 +150,11 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
     With a :class:`ProgrammedState`, ``t_s`` (seconds since programming, 0 allowed) is required
     and the state is drifted first (drawing its 1/f noise from ``rng``); with a
     :class:`DriftedState` its snapshot is used.  Then, drawing in this order from ``rng``:
-    DAC noise ``[batch, in]``; per input tile and conversion stream: per-read noise
-    ``[batch, out]``, ADC conversion noise ``[batch, out]``.  Per input tile k:
-    ``part = x_norm[:, k] @ W_k^T`` (BLAS), per-read variance ``x_norm[:, k]^2 @ V_k^T``
-    (BLAS, when the profile has per-read noise), then the ADC kernel.  The output is in weight x
+    DAC noise ``[batch, in]``; per conversion stream (G+ - G-, or G+ then G- with digital
+    subtraction) and per input tile: per-read noise ``[batch, out]``, ADC conversion noise
+    ``[batch, out]``.  Per input tile k: ``part = x_norm[:, k] @ W_k^T`` (one batched BLAS
+    GEMM over the tiles, through torch's CPU BLAS), per-read variance ``x_norm[:, k]^2 @ V_k^T``
+    (the same, when the profile has per-read noise), then the fused ADC kernel.  The output is in weight x
     input units, dtype of ``x`` (computed in the chip's dtype); no bias.  ``compensation``
     multiplies y by its factor read at the snapshot's time (its readout draws from ``rng``
     after the MVM).  ``return_masks=True`` also returns :class:`MvmMasks`.

@@ -502,6 +502,7 @@ def evaluate_drift(
         },
     )
     if out is not None:
+        report.meta["out"] = str(out)
         report.to_json(out)
     return report
 

@@ -125,7 +125,7 @@ def test_module_view(model, data):
 @pytest.mark.parametrize("which", ["mlp", "cnn"])
 def test_save_load_bit_exact(which, model, cnn, data, tmp_path):
     net = model if which == "mlp" else cnn
-    x = data.x_test[:24] if which == "mlp" else data.x_test[:24].reshape(-1, 1, 8, 8)
+    x = data.x_test[:24] if which == "mlp" else data.x_test[:6].reshape(-1, 1, 8, 8)
     chip = program(net, seed=5)
     chip.save(tmp_path / "chip")
     loaded = Chip.load(tmp_path / "chip")
@@ -134,9 +134,11 @@ def test_save_load_bit_exact(which, model, cnn, data, tmp_path):
         assert other.seed == chip.seed and other.layer_seeds == chip.layer_seeds
         for name in chip.layer_names:
             _assert_states_equal(chip.states[name], other.states[name])
-        for t in (0.0, 1.0, 3.15576e7):
-            for comp in ("none", "global", "per_column"):
-                assert torch.equal(chip.forward(x, t_s=t, compensation=comp), other.forward(x, t_s=t, compensation=comp))
+        cases = [(0.0, "none"), (1.0, "global"), (3.15576e7, "per_column")]
+        if which == "mlp":
+            cases += [(0.0, "global"), (3.15576e7, "none"), (3.15576e7, "global")]
+        for t, comp in cases:
+            assert torch.equal(chip.forward(x, t_s=t, compensation=comp), other.forward(x, t_s=t, compensation=comp))
 
 
 def test_loaded_chip_evaluates_equal(model, data, tmp_path):

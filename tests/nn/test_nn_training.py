@@ -44,7 +44,7 @@ def test_digits_mlp_trained_in_hardware_mode_on_pcm_reaches_95_percent(pcm):
     torch.manual_seed(0)
     data = digits(seed=0)
     model = convert(mlp(64, (256, 256), 10), pcm, mode="hardware", seed=0)
-    losses = _train(model, data.x_train, data.y_train, epochs=12, lr=2e-3)
+    losses = _train(model, data.x_train, data.y_train, epochs=7, lr=3e-3)
     assert losses[-1] < losses[0] / 5
     acc = _hw_accuracy(model, data.x_test, data.y_test)
     assert acc >= 0.95, f"hardware-model test accuracy {acc:.3f} < 0.95 (losses {losses})"
