@@ -303,3 +303,15 @@ def test_convert_with_learnable_input_range(harsh):
     back = to_digital(model)
     assert "1.input_range" not in back.state_dict()
     assert torch.equal(copy.deepcopy(model)[1].input_range, model[1].input_range)
+
+
+def test_non_finite_weights_or_inputs_raise_named_errors(pcm):
+    from cimsim.errors import NonFiniteError
+
+    layer = AnalogLinear(8, 3, profile=pcm)
+    with pytest.raises(NonFiniteError):
+        layer(torch.full((2, 8), float("nan")))
+    with torch.no_grad():
+        layer.weight[0, 0] = float("inf")
+    with pytest.raises(NonFiniteError):
+        layer(torch.randn(2, 8))
