@@ -46,11 +46,12 @@ _FM = set(FASTMATH)
 
 _TWO_M32 = 2.3283064365386963e-10  # 2**-32
 
-#: The per-call MVM kernels (DAC, ADC, square) run between BLAS calls; threading them makes
-#: Numba's and BLAS's thread pools fight over the cores (measured 3-10x slower on 2 cores with
-#: the OpenMP layer), so they run on the calling thread.  Their loops are still written over
-#: independent outputs (prange), so switching this on keeps results bitwise identical.
-_MVM_PARALLEL = False
+#: The per-call MVM kernels (DAC, ADC, square) run between BLAS calls.  On a quiet 2-core
+#: machine threading them is faster (tile_mvm at N=1024, batch 256: 1.4-1.6x torch threaded,
+#: 2.4x serial); on a machine already loaded by other processes the two thread pools can fight
+#: (measured 3-10x slower), where ``numba.set_num_threads(1)`` helps.  Their loops run over
+#: independent outputs (prange), so either setting gives bitwise identical results.
+_MVM_PARALLEL = True
 
 
 # --------------------------------------------------------------------------- random transforms
