@@ -36,7 +36,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..crossbar import ProgrammedState
 from ..errors import ParameterError, StateFormatError
+from ..nn import analog_layers, to_digital
 from .compensation import COMPENSATIONS, ReadCompensation, compensation_rng, make_compensation
 
 __all__ = ["Chip", "program", "analog_layers", "digital_copy", "layer_seed", "CHIP_FORMAT"]
@@ -47,17 +49,8 @@ _LAYER_TAG = 0x1A7E5
 _READ_TAG = 0x2EAD
 
 
-def analog_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``(name, layer)`` for every analog layer of ``model`` (``cimsim.nn.analog_layers``)."""
-    from ..nn import analog_layers as _al
-
-    return _al(model)
-
-
 def digital_copy(model: nn.Module) -> nn.Module:
     """A float (digital) eval-mode copy of ``model``: analog layers back to ``nn.Linear``/``nn.Conv*``."""
-    from ..nn import to_digital
-
     m = to_digital(model)
     m.eval()
     return m
@@ -269,8 +262,6 @@ class Chip:
         (``weights_only`` loading, no pickled code). Without it ``model.pt`` is unpickled, which
         runs code from the file: only load chips you trust.
         """
-        from ..crossbar import ProgrammedState
-
         path = Path(path)
         mpath = path / "chip.json"
         if not mpath.is_file():

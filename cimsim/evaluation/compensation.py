@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..crossbar import GlobalDriftCompensation, PerColumnDriftCompensation
 from ..errors import ParameterError
 
 __all__ = ["COMPENSATIONS", "make_compensation", "compensation_rng", "ReadCompensation"]
@@ -36,8 +37,6 @@ def make_compensation(kind: str, state: Any, rng: np.random.Generator) -> Any:
     """A calibrated compensation object for one programmed layer, or ``None`` for ``"none"``."""
     if kind == "none":
         return None
-    from ..crossbar import GlobalDriftCompensation, PerColumnDriftCompensation
-
     if kind == "global":
         return GlobalDriftCompensation.from_state(state, rng)
     if kind == "per_column":

@@ -50,9 +50,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from ..data import Dataset
 from ..errors import DataError, ParameterError, ShapeError, StateFormatError
 from ..rng import spawn_seeds
-from .report import DriftReport, check_times
+from .chip import Chip, analog_layers, digital_copy, program
+from .compensation import COMPENSATIONS
+from .report import DriftReport, check_times, parse_time, parse_times
 
 __all__ = ["evaluate_drift", "chip_seeds_for", "resolve_metric", "as_eval_data", "points_path", "METRICS"]
 
@@ -95,8 +98,6 @@ def resolve_metric(metric: str | Callable) -> tuple[str, Callable[[torch.Tensor,
 def as_eval_data(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and targets as tensors from: a :class:`cimsim.data.Dataset` (its test split), a pair
     ``(x, y)`` of tensors/arrays, or a torch ``Dataset``/``DataLoader`` yielding ``(x, y)``."""
-    from ..data import Dataset
-
     if isinstance(data, Dataset):
         x, y = data.x_test, data.y_test
     elif isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], (tuple, list)):
@@ -135,8 +136,6 @@ def as_eval_data(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 def check_data_fits(model: torch.nn.Module, x: torch.Tensor, *, digital: torch.nn.Module | None = None) -> None:
     """Run one sample through the float model; a shape mismatch becomes a :class:`DataError`."""
-    from .chip import digital_copy
-
     probe = digital_copy(model) if digital is None else digital
     try:
         with torch.no_grad():
@@ -205,8 +204,6 @@ def _run_job_in_worker(job: tuple[int, int, list[float]]) -> tuple[int, list[tup
 
 def _run_job(payload: _Payload, job: tuple[int, int, list[float]]) -> tuple[int, list[tuple[float, float]], dict[str, float]]:
     """Program chip ``r`` (seed ``chip_seed``) once, calibrate compensation, score it at each time."""
-    from .chip import Chip, program
-
     r, chip_seed, times = job
     timing = {"program": 0.0, "drift": 0.0, "evaluate": 0.0}
     t0 = time.perf_counter()
@@ -283,8 +280,6 @@ def _read_points(path: Path, fingerprint: str) -> dict[tuple[int, float], float]
 
 
 def _fingerprint(model: Any, x: torch.Tensor, y: torch.Tensor, seed: int, compensation: str, metric: str, batch_size: int) -> tuple[str, dict]:
-    from .chip import Chip
-
     h = hashlib.sha256()
     if isinstance(model, Chip):
         h.update(model.fingerprint().encode())
@@ -295,7 +290,6 @@ def _fingerprint(model: Any, x: torch.Tensor, y: torch.Tensor, seed: int, compen
             if isinstance(v, torch.Tensor):
                 h.update(v.detach().cpu().contiguous().numpy().tobytes())
         h.update(repr(model).encode())
-        from .chip import analog_layers
 
         for name, layer in analog_layers(model):
             h.update(name.encode())
@@ -364,8 +358,6 @@ def evaluate_drift(
         progress: tqdm progress bar (default: on for interactive terminals).
         label: a name for the report (plots, tables).
     """
-    from .chip import Chip, analog_layers, digital_copy
-
     times = check_times(parse_times_arg(times_s))
     is_chip = isinstance(model_or_chip, Chip)
     if repeats is None:
@@ -509,8 +501,6 @@ def evaluate_drift(
 
 def parse_times_arg(times_s: Sequence[float | str] | str | float) -> list[float]:
     """Times in seconds from ``"1s,1h,1d"``, a number, or a sequence of numbers/strings (not yet validated)."""
-    from .report import parse_time, parse_times
-
     if isinstance(times_s, str):
         return parse_times(times_s)
     if isinstance(times_s, (int, float, np.integer, np.floating)):
@@ -523,8 +513,6 @@ def parse_times_arg(times_s: Sequence[float | str] | str | float) -> list[float]
 
 
 def _check_compensation(compensation: str) -> str:
-    from .compensation import COMPENSATIONS
-
     if not isinstance(compensation, str) or compensation not in COMPENSATIONS:
         raise ParameterError(f"compensation must be one of {list(COMPENSATIONS)} (got {compensation!r})")
     return compensation

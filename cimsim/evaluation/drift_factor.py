@@ -23,7 +23,9 @@ import math
 
 import numpy as np
 
+from ..crossbar import program_matrix
 from ..errors import ParameterError
+from ..profiles.loader import profile_from_dict
 
 __all__ = ["closed_form_mean_drift_factor", "simulated_mean_drift_factor", "drift_factor_table"]
 
@@ -61,9 +63,6 @@ def simulated_mean_drift_factor(profile, x: float, t_s: float, *, n: int = 256, 
     noise, levels, faults and variability are switched off so that the weight of every device
     scales by its own drift factor (the G- devices sit at g_min and carry no weight).
     """
-    from ..crossbar import program_matrix
-    from ..profiles.loader import profile_from_dict
-
     if not 0 < x <= 1:
         raise ParameterError(f"x = G_T / g_max must be in (0, 1] (got {x})")
     data = profile.model_dump(mode="json")

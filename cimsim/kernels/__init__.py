@@ -9,21 +9,13 @@ from __future__ import annotations
 from types import ModuleType
 
 from ..errors import ParameterError
+from . import _numba
 from ._numba import FASTMATH
 
 __all__ = ["FASTMATH", "backend", "KERNEL_NAMES"]
 
-KERNEL_NAMES = (
-    "std_normal_from_bits",
-    "std_normal_from_bits_serial",
-    "xfunction_eval",
-    "map_targets",
-    "program_devices",
-    "drift_to_blocks",
-    "dac_convert",
-    "adc_accumulate",
-    "square_into",
-)
+#: Every jitted kernel; each has a plain-numpy twin of the same name in ``_reference``.
+KERNEL_NAMES = tuple(name for name in _numba.__all__ if name != "FASTMATH")
 
 
 def backend(name: str = "numba") -> ModuleType:

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..crossbar import DriftedState, program_matrix, tile_mvm
 from ..errors import ParameterError, ShapeError
-from ..rng import SeedLike, split_seed
+from ..rng import SeedLike, as_generator, split_seed
 
 __all__ = [
     "AnalogMatmulSTE",
@@ -138,9 +139,6 @@ def hardware_mvm(
 
 
 def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_weights, compensation):
-    from ..crossbar import DriftedState, program_matrix, tile_mvm  # nn sits on top of crossbar
-    from ..rng import as_generator
-
     if state is None:
         if seed is None:
             raise ParameterError("hardware_mvm needs either seed= (program now) or state= and rng= (a programmed chip)")

@@ -39,7 +39,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..crossbar import program_matrix
 from ..errors import ParameterError, ShapeError
+from ..profiles.loader import load_profile
+from ..profiles.schema import DeviceProfile
 from ..rng import split_seed, torch_generator
 from .functional import BACKWARD_WEIGHTS, analog_matmul, programming_noise_std
 
@@ -51,13 +54,9 @@ _SEED_HIGH = (1 << 63) - 1
 
 def resolve_profile(profile):
     """A ``DeviceProfile`` as is; a preset name or YAML path through ``load_profile``."""
-    from ..profiles.schema import DeviceProfile
-
     if isinstance(profile, DeviceProfile):
         return profile
     if isinstance(profile, str):
-        from ..profiles.loader import load_profile
-
         return load_profile(profile)
     raise ParameterError(
         f"profile must be a DeviceProfile or a preset name such as 'pcm' (got {type(profile).__name__}: {profile!r})"
@@ -195,8 +194,6 @@ class AnalogLayer:
         group otherwise (group ``g`` uses :func:`group_seed` ``(seed, g)``). Its reads use
         ``split_seed(seed)[1]`` (per group: ``split_seed(group_seed(seed, g))[1]``).
         """
-        from ..crossbar import program_matrix
-
         mats = self.weight_matrices()
         seeds = self._group_seeds(seed)
         states = tuple(
