@@ -1,33 +1,149 @@
 """Random draws for the crossbar path, all from the caller's ``numpy.random.Generator``.
 
-Normals come from the Generator's raw 64-bit output turned into two standard normals per word by
-the inverse CDF (:func:`cimsim.kernels._numba.std_normal_from_bits`, Wichura's AS 241): about
-4x faster than ``Generator.standard_normal`` here, and the result depends on the seed only.
-Tails are truncated at |z| = 6.3 (probability 3e-10).
+Normals: the ziggurat of Marsaglia & Tsang (2000) with 256 layers (the algorithm of numpy's own
+``standard_normal``), run over the Generator's raw 64-bit output.  float32 normals take one
+32-bit half each (8 bits layer, 1 sign, 23 mantissa: numpy's float32 ziggurat), float64 normals
+one 64-bit word (52-bit mantissa).  About 99 % of units are accepted by the parallel fast path
+(:func:`cimsim.kernels._numba.zig_fast`); the rest finish the exact wedge/tail tests on further
+words from the same Generator (:func:`~cimsim.kernels._numba.zig_slow`).  Exact in
+distribution, and the bits depend on the seed alone: the raw words are the Generator's own
+stream (cut into pieces with ``PCG64.advance`` so two threads can draw it, identical to one
+``random_raw`` call), and every later word is used in a fixed order.
 """
 
 from __future__ import annotations
 
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
+
 import numpy as np
 
-__all__ = ["normals", "uniforms"]
+__all__ = ["normals", "uniforms", "raw_words", "ZIGGURAT_R"]
 
-_SERIAL_MAX = 1 << 20  # smaller draws (per-call MVM noise) stay on the calling thread; same bits either way
+#: Right edge of the base layer of the 256-layer ziggurat (as numpy's ``ziggurat_nor_r``).
+ZIGGURAT_R = 3.6541528853610088
+_LAYERS = 256
+_BLOCK = 8192  # outputs per fast-path block (fixed: the bits never depend on the thread count)
+_CAP = 1024  # failures listed per block (~70 expected)
+_SERIAL_MAX = 1 << 16  # fewer outputs: fast path on the calling thread
+_PAR_WORDS = 1 << 17  # raw words per piece when drawing the stream on several threads
+_POOL: ThreadPoolExecutor | None = None
+
+
+class _Tables(NamedTuple):
+    ki: np.ndarray  # uint64: mantissa bound of the fast path per layer
+    wi: np.ndarray  # float64: layer width / 2^bits
+    fi: np.ndarray  # float64: density exp(-x_i^2/2) at the layer edge (fi[0] = 1)
+
+
+def _tables(bits: int) -> _Tables:
+    """Ziggurat tables for ``bits``-bit mantissas (Marsaglia & Tsang 2000, section 3).
+
+    Layers of equal area v = r f(r) + int_r^inf f, f(x) = exp(-x^2/2): x_255 = r,
+    x_{i-1} = sqrt(-2 ln(v / x_i + f(x_i))); the base layer 0 has virtual width q = v / f(r)
+    (its part beyond r stands for the tail).  ki[i] = floor(x_{i-1}/x_i 2^bits) (ki[0] from r/q,
+    ki[1] = 0), wi[i] = x_i / 2^bits, fi[i] = f(x_i), fi[0] = 1.
+    """
+    r = ZIGGURAT_R
+    f = lambda x: math.exp(-0.5 * x * x)  # noqa: E731
+    v = r * f(r) + math.sqrt(math.pi / 2) * math.erfc(r / math.sqrt(2))
+    x = [0.0] * _LAYERS
+    x[_LAYERS - 1] = r
+    for i in range(_LAYERS - 1, 1, -1):
+        x[i - 1] = math.sqrt(-2.0 * math.log(v / x[i] + f(x[i])))
+    assert abs(v / x[1] + f(x[1]) - 1.0) < 1e-9, "ziggurat layers do not close at the top"
+    q = v / f(r)
+    m = float(2**bits)
+    ki = np.zeros(_LAYERS, np.uint64)
+    wi = np.zeros(_LAYERS)
+    fi = np.zeros(_LAYERS)
+    ki[0] = int(r / q * m)
+    wi[0] = q / m
+    fi[0] = 1.0
+    for i in range(1, _LAYERS):
+        ki[i] = 0 if i == 1 else int(x[i - 1] / x[i] * m)
+        wi[i] = x[i] / m
+        fi[i] = f(x[i])
+    return _Tables(ki, wi, fi)
+
+
+_ZIG = {True: _tables(23), False: _tables(52)}
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)), thread_name_prefix="cimsim-rng")
+    return _POOL
+
+
+def raw_words(rng: np.random.Generator, n: int) -> np.ndarray:
+    """The next ``n`` raw 64-bit words of ``rng``: equal to ``rng.bit_generator.random_raw(n)``.
+
+    For PCG64/PCG64DXSM and large ``n`` the stream is cut into fixed pieces, each drawn on a pool
+    thread from a copy of the state advanced to its start (``PCG64.advance``); the parent then
+    continues after the last word.  Same words, same final state, whatever the thread count.
+    """
+    bg = rng.bit_generator
+    n = int(n)
+    if n < 2 * _PAR_WORDS or not isinstance(bg, (np.random.PCG64, np.random.PCG64DXSM)):
+        return bg.random_raw(n) if n else np.zeros(0, np.uint64)
+    start = bg.state
+    out = np.empty(n, np.uint64)
+    pieces = range(0, n, _PAR_WORDS)
+
+    def piece(k0: int):
+        b = type(bg)()
+        b.state = start
+        b.advance(k0)
+        out[k0 : k0 + _PAR_WORDS] = b.random_raw(min(_PAR_WORDS, n - k0))
+        return b
+
+    last = list(_pool().map(piece, pieces))[-1]
+    st = bg.state
+    st["state"] = last.state["state"]
+    bg.state = st
+    return out
 
 
 def normals(rng: np.random.Generator, shape, dtype=np.float32, kernels=None) -> np.ndarray:
-    """Standard normal array of ``shape`` (float32 by default) from ``rng``'s bit stream."""
+    """Standard normal array of ``shape`` (float32 by default) from ``rng``'s bit stream.
+
+    Draw order: ceil(n/2) words (float32) or n words (float64) for the units, then, while units
+    remain unfinished, batches of further words for the slow path.
+    """
     if kernels is None:
         from ..kernels import _numba as kernels
     n = int(np.prod(shape, dtype=np.int64))
-    out = np.empty(n, dtype=dtype)
+    half = np.dtype(dtype) != np.float64
+    out = np.empty(n, dtype=np.float32 if half else np.float64)
     if n:
-        bits = rng.bit_generator.random_raw((n + 1) // 2)
-        if n <= _SERIAL_MAX:
-            kernels.std_normal_from_bits_serial(bits, out)
-        else:
-            kernels.std_normal_from_bits(bits, out)
-    return out.reshape(shape)
+        t = _ZIG[half]
+        words = raw_words(rng, (n + 1) // 2 if half else n)
+        nb = -(-n // _BLOCK)
+        fail_idx = np.empty((nb, min(_CAP, n)), np.int64)
+        fail_cnt = np.empty(nb, np.int64)
+        fast = kernels.zig_fast_serial if n <= _SERIAL_MAX else kernels.zig_fast
+        fast(words, half, t.ki, t.wi, out, fail_idx, fail_cnt)
+        fails = _fail_list(out, fail_idx, fail_cnt)
+        state = np.zeros(5, np.int64)
+        while state[0] < fails.shape[0]:
+            extra = raw_words(rng, 2 * (fails.shape[0] - int(state[0])) + 16)
+            kernels.zig_slow(words, half, t.ki, t.wi, t.fi, ZIGGURAT_R, out, fails, extra, state)
+    return out.reshape(shape).astype(dtype, copy=False)
+
+
+def _fail_list(out: np.ndarray, fail_idx: np.ndarray, fail_cnt: np.ndarray) -> np.ndarray:
+    """All fast-path failures in index order (a block whose list overflowed is scanned for NaN)."""
+    cap = fail_idx.shape[1]
+    if (fail_cnt <= cap).all():
+        return fail_idx[np.arange(cap)[None, :] < fail_cnt[:, None]]
+    bs = -(-out.shape[0] // fail_cnt.shape[0])
+    parts = [fail_idx[b, : fail_cnt[b]] if fail_cnt[b] <= cap else np.flatnonzero(np.isnan(out[b * bs : (b + 1) * bs])) + b * bs
+             for b in range(fail_cnt.shape[0])]
+    return np.concatenate(parts)
 
 
 def uniforms(rng: np.random.Generator, shape, dtype=np.float32) -> np.ndarray:

@@ -29,8 +29,9 @@ from numba import njit, prange
 
 __all__ = [
     "FASTMATH",
-    "std_normal_from_bits",
-    "std_normal_from_bits_serial",
+    "zig_fast",
+    "zig_fast_serial",
+    "zig_slow",
     "xfunction_eval",
     "map_targets",
     "program_devices",
@@ -38,13 +39,12 @@ __all__ = [
     "dac_convert",
     "adc_accumulate",
     "square_into",
+    "adc_tiles",
 ]
 
 #: The one fastmath flag set used by the non-quantising kernels (never ``fastmath=True``).
 FASTMATH = frozenset({"nsz", "arcp", "contract"})
 _FM = set(FASTMATH)
-
-_TWO_M32 = 2.3283064365386963e-10  # 2**-32
 
 #: The per-call MVM kernels (DAC, ADC, square) run between BLAS calls.  On a quiet 2-core
 #: machine threading them is faster (tile_mvm at N=1024, batch 256: 1.4-1.6x torch threaded,
@@ -55,54 +55,142 @@ _MVM_PARALLEL = True
 
 
 # --------------------------------------------------------------------------- random transforms
+_MASK23 = np.uint64(0x7FFFFF)
+_MASK52 = np.uint64(0xFFFFFFFFFFFFF)
+_TWO_M53 = 1.1102230246251565e-16  # 2**-53
+
+
 @njit(cache=True, inline="always")
-def _ppnd7(p):
-    """Inverse standard-normal CDF, Wichura (1988) AS 241 PPND7 (|error| ~ 1e-7)."""
-    q = p - 0.5
-    if abs(q) <= 0.425:
-        r = 0.180625 - q * q
-        return (
-            q
-            * (((59.10937472 * r + 159.29113202) * r + 50.434271938) * r + 3.3871327179)
-            / (((67.1875636 * r + 78.757757664) * r + 17.895169469) * r + 1.0)
-        )
-    r = p if q < 0.0 else 1.0 - p
-    r = math.sqrt(-math.log(r))
-    if r <= 5.0:
-        r -= 1.6
-        v = (((0.17023821103 * r + 1.3067284816) * r + 2.75681539) * r + 1.4234372777) / (
-            (0.1202113297 * r + 0.7370016425) * r + 1.0
-        )
-    else:
-        r -= 5.0
-        v = (((0.017337203997 * r + 0.42848942) * r + 3.081226386) * r + 6.657905115) / (
-            (0.012258202635 * r + 0.24197894225) * r + 1.0
-        )
-    return -v if q < 0.0 else v
+def _zig_unit(words, k, half):
+    """Random unit k: the k-th 32-bit half (low half first) when ``half``, else the k-th word."""
+    if half:
+        w = words[k >> 1]
+        return (w >> np.uint64(32)) if (k & 1) else (w & np.uint64(0xFFFFFFFF))
+    return words[k]
+
+
+@njit(cache=True, inline="always")
+def _zig_split(r, half):
+    """(layer, sign, |mantissa|) of a unit: 8 bits layer, 1 bit sign, 23 (half) or 52 bits."""
+    idx = np.int64(r & np.uint64(0xFF))
+    if half:
+        return idx, np.int64((r >> np.uint64(8)) & np.uint64(1)), (r >> np.uint64(9)) & _MASK23
+    return idx, np.int64((r >> np.uint64(8)) & np.uint64(1)), (r >> np.uint64(9)) & _MASK52
+
+
+@njit(cache=True)
+def _zig_block(words, half, ki, wi, out, fail_idx, fail_cnt, b, bs):
+    """Fast path of one block of outputs (see :func:`zig_fast`)."""
+    cap = fail_idx.shape[1]
+    c = 0
+    for k in range(b * bs, min(out.shape[0], (b + 1) * bs)):
+        if half:
+            r = (words[k >> 1] >> np.uint64(32 * (k & 1))) & np.uint64(0xFFFFFFFF)
+            m = r >> np.uint64(9)
+        else:
+            r = words[k]
+            m = (r >> np.uint64(9)) & _MASK52
+        idx = np.int64(r & np.uint64(0xFF))
+        x = np.float64(m) * wi[idx]
+        if (r >> np.uint64(8)) & np.uint64(1):
+            x = -x
+        if m < ki[idx]:
+            out[k] = x
+        else:
+            out[k] = np.nan
+            if c < cap:
+                fail_idx[b, c] = k
+            c += 1
+    fail_cnt[b] = c
 
 
 @njit(cache=True, parallel=True)
-def std_normal_from_bits(bits, out):
-    """Two standard normals per 64-bit word: z = Phi^-1((k + 1/2) 2^-32) for each 32-bit half k.
+def zig_fast(words, half, ki, wi, out, fail_idx, fail_cnt):
+    """Ziggurat fast path (Marsaglia & Tsang 2000, 256 layers, as numpy's ``standard_normal``).
 
-    Inverse-CDF transform (AS 241 PPND7) of the caller's random bits; tails are truncated at
-    |z| = 6.3 (probability 3e-10).  out[2i] uses the high half of bits[i], out[2i+1] the low half.
+    Unit k of the caller's random bits (see :func:`_zig_unit`) -> layer i, sign s, mantissa m;
+    x = m wi[i]; if m < ki[i] (x inside the part of layer i that lies under the density, ~99 %)
+    out[k] = (-1)^s x.  Otherwise out[k] = NaN and k is listed for :func:`zig_slow` (the wedge /
+    tail test that needs more bits): block b = outputs [b B, (b+1) B), B = out.size / n_blocks
+    rounded up, writes its failures in order to fail_idx[b, :] and their count to fail_cnt[b]
+    (a count above the row length means the list overflowed; the caller then scans the block).
     """
-    n = out.shape[0]
-    for i in prange(bits.shape[0]):
-        b = bits[i]
-        hi = np.float64(b >> np.uint64(32))
-        lo = np.float64(b & np.uint64(0xFFFFFFFF))
-        k = 2 * i
-        if k < n:
-            out[k] = _ppnd7((hi + 0.5) * _TWO_M32)
-        if k + 1 < n:
-            out[k + 1] = _ppnd7((lo + 0.5) * _TWO_M32)
+    nb = fail_cnt.shape[0]
+    bs = (out.shape[0] + nb - 1) // nb
+    for b in prange(nb):
+        _zig_block(words, half, ki, wi, out, fail_idx, fail_cnt, b, bs)
 
 
-#: Same transform on the calling thread, for the small per-call draws of tile_mvm (between
-#: BLAS calls, where a second thread pool only fights BLAS for the cores).
-std_normal_from_bits_serial = njit(cache=True)(std_normal_from_bits.py_func)
+#: The same fast path on the calling thread (small draws, between BLAS calls).
+zig_fast_serial = njit(cache=True)(zig_fast.py_func)
+
+
+@njit(cache=True)
+def zig_slow(words, half, ki, wi, fi, r_tail, out, fails, extra, state):
+    """Finish the units :func:`zig_fast` could not, exactly as the ziggurat does, in list order.
+
+    For unit k = fails[j] (layer i, mantissa m from ``words``): layer 0 -> tail: repeat
+    xx = -ln(1 - u1)/r, yy = -ln(1 - u2) until 2 yy > xx^2, z = r + xx; layer i > 0 -> wedge:
+    accept x = m wi[i] if fi[i] + u (fi[i-1] - fi[i]) < exp(-x^2/2), else restart with a new
+    unit (fast test, then wedge/tail again).  Uniforms u = (word >> 11) 2^-53 and new units come
+    from ``extra`` in order.  Resumable: ``state`` = [j, phase, layer, sign, mantissa] (phase 0
+    start unit j, 1 wedge, 2 tail, 3 restart); returns the number of ``extra`` words used and
+    stops early, state saved, when ``extra`` runs out (the caller draws more and calls again).
+    """
+    j = state[0]
+    phase = state[1]
+    idx = state[2]
+    s = state[3]
+    m = np.uint64(state[4])
+    pos = 0
+    ne = extra.shape[0]
+    nf = fails.shape[0]
+    while j < nf:
+        if phase == 0:
+            idx, s, m = _zig_split(_zig_unit(words, fails[j], half), half)
+            phase = 2 if idx == 0 else 1
+            continue
+        need = 2 if phase == 2 else 1
+        if pos + need > ne:
+            break
+        if phase == 3:
+            w = extra[pos]
+            pos += 1
+            idx, s, m = _zig_split(w & np.uint64(0xFFFFFFFF) if half else w, half)
+            if m < ki[idx]:
+                x = np.float64(m) * wi[idx]
+                out[fails[j]] = -x if s else x
+                j += 1
+                phase = 0
+            else:
+                phase = 2 if idx == 0 else 1
+        elif phase == 1:
+            u = np.float64(extra[pos] >> np.uint64(11)) * _TWO_M53
+            pos += 1
+            x = np.float64(m) * wi[idx]
+            if fi[idx] + u * (fi[idx - 1] - fi[idx]) < math.exp(-0.5 * x * x):
+                out[fails[j]] = -x if s else x
+                j += 1
+                phase = 0
+            else:
+                phase = 3
+        else:
+            u1 = np.float64(extra[pos] >> np.uint64(11)) * _TWO_M53
+            u2 = np.float64(extra[pos + 1] >> np.uint64(11)) * _TWO_M53
+            pos += 2
+            xx = -math.log1p(-u1) / r_tail
+            yy = -math.log1p(-u2)
+            if yy + yy > xx * xx:
+                z = r_tail + xx
+                out[fails[j]] = -z if s else z
+                j += 1
+                phase = 0
+    state[0] = j
+    state[1] = phase
+    state[2] = idx
+    state[3] = s
+    state[4] = np.int64(m)
+    return pos
 
 
 # --------------------------------------------------------------------------- x-functions
@@ -474,3 +562,77 @@ def adc_accumulate(part, var, z_read, z_conv, bound, gain, offset, colscale, row
                     c = c + inl[int(c) + levels]
                 u = c / L
             y[b, o] += u * bound[o] * colscale[o] * rs
+
+
+@njit(cache=True, parallel=_MVM_PARALLEL)
+def adc_tiles(part, var, var16, z_read, z_conv, coef, rowscale, sign, levels, nl_code, nl_spec, inl, noise_lsb,
+              y, sat, want_sat):
+    """ADC conversion of every tile's columns of one conversion stream, summed over the tiles into y.
+
+    part ``[T, B, O]`` partial sums (normalised units); per-read variance ``var [T, B, O]`` (float)
+    or ``var16 [T, B, O]`` (bfloat16 bit patterns, uint16; the value is the float32 with these as
+    its upper 16 bits), or both empty without per-read noise; ``z_read`` / ``z_conv [T, B, O]``
+    standard normals (empty when unused).  ``coef [6, T, O]`` float64 per tile column, from the
+    ADC full scale ``bound``, gain error ``gain``, offset ``offset`` (LSB), column weight scale
+    ``colscale`` and L levels: ``[(1 + gain) L / bound, offset, bound colscale / L, 1 / bound,
+    1 + gain, bound colscale]``.  With L = levels, per (k, b, o):
+
+    val = part + sqrt(var) z_read (per-read noise of the column, a sum of independent Gaussians,
+    exact in distribution);
+    linear converter (no nonlinearity, no INL, no conversion noise, L > 0):
+    w = val coef0 + coef1 (= u L, u = (1 + gain) val / bound + offset / L);
+    otherwise: u = (1 + gain) f(val / bound) (f the front-end nonlinearity); if L > 0:
+    w = u L + offset + noise_lsb z_conv;
+    if L > 0: sat[b, k, o] |= |w| > L, code = clip(rint(w), -L, L) + inl[code + L] (LSB),
+    acc += code coef2 (= code / L bound colscale); if L = 0 (ideal ADC): acc += u coef5.
+    Then y[b, o] += sign rowscale[b] acc (acc: float64 sum over the tiles k in order).
+    """
+    n_t, n_b, n_out = part.shape
+    has_var = var.shape[0] > 0
+    has_v16 = var16.shape[0] > 0
+    has_inl = inl.shape[0] > 0
+    L = np.float64(levels)
+    linear = nl_code == 0 and not has_inl and noise_lsb == 0.0 and levels > 0
+    for b in prange(n_b):
+        acc = np.zeros(n_out, np.float64)
+        vbits = np.empty(n_out if has_v16 else 0, np.uint32)
+        vf = vbits.view(np.float32)
+        for k in range(n_t):
+            if has_v16:
+                for o in range(n_out):
+                    vbits[o] = np.uint32(var16[k, b, o]) << np.uint32(16)
+            for o in range(n_out):
+                val = np.float64(part[k, b, o])
+                if has_var:
+                    vv = np.float64(var[k, b, o])
+                    if vv > 0.0:
+                        val = val + math.sqrt(vv) * np.float64(z_read[k, b, o])
+                elif has_v16:
+                    vv = np.float64(vf[o])
+                    if vv > 0.0:
+                        val = val + math.sqrt(vv) * np.float64(z_read[k, b, o])
+                if linear:
+                    w = val * coef[0, k, o] + coef[1, k, o]
+                    if want_sat and (w > L or w < -L):
+                        sat[b, k, o] = True
+                    acc[o] += min(max(np.rint(w), -L), L) * coef[2, k, o]
+                    continue
+                u = val * coef[3, k, o]
+                if nl_code != 0:
+                    u = _nl(nl_code, nl_spec, u)
+                u = coef[4, k, o] * u
+                if levels > 0:
+                    w = u * L + coef[1, k, o]
+                    if noise_lsb > 0.0:
+                        w = w + noise_lsb * np.float64(z_conv[k, b, o])
+                    if want_sat and (w > L or w < -L):
+                        sat[b, k, o] = True
+                    c = min(max(np.rint(w), -L), L)
+                    if has_inl:
+                        c = c + inl[int(c) + levels]
+                    acc[o] += c * coef[2, k, o]
+                else:
+                    acc[o] += u * coef[5, k, o]
+        rs = rowscale[b] * sign
+        for o in range(n_out):
+            y[b, o] += acc[o] * rs

@@ -6,12 +6,15 @@ kernels' docstrings); tests compare the two over shapes and dtypes, benchmarks t
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = [
     "FASTMATH",
-    "std_normal_from_bits",
-    "std_normal_from_bits_serial",
+    "zig_fast",
+    "zig_fast_serial",
+    "zig_slow",
     "xfunction_eval",
     "map_targets",
     "program_devices",
@@ -19,51 +22,100 @@ __all__ = [
     "dac_convert",
     "adc_accumulate",
     "square_into",
+    "adc_tiles",
 ]
 
 FASTMATH = frozenset()
 
 
-def _ppnd7(p):
-    p = np.asarray(p, dtype=np.float64)
-    q = p - 0.5
-    out = np.empty_like(p)
-    c = np.abs(q) <= 0.425
-    r = 0.180625 - q[c] * q[c]
-    out[c] = (
-        q[c]
-        * (((59.10937472 * r + 159.29113202) * r + 50.434271938) * r + 3.3871327179)
-        / (((67.1875636 * r + 78.757757664) * r + 17.895169469) * r + 1.0)
-    )
-    t = ~c
-    qt = q[t]
-    r = np.where(qt < 0, p[t], 1.0 - p[t])
-    r = np.sqrt(-np.log(r))
-    mid = r <= 5.0
-    v = np.empty_like(r)
-    a = r[mid] - 1.6
-    v[mid] = (((0.17023821103 * a + 1.3067284816) * a + 2.75681539) * a + 1.4234372777) / (
-        (0.1202113297 * a + 0.7370016425) * a + 1.0
-    )
-    a = r[~mid] - 5.0
-    v[~mid] = (((0.017337203997 * a + 0.42848942) * a + 3.081226386) * a + 6.657905115) / (
-        (0.012258202635 * a + 0.24197894225) * a + 1.0
-    )
-    out[t] = np.where(qt < 0, -v, v)
-    return out
+def _units(words, n, half):
+    if half:
+        u = np.empty(2 * words.shape[0], np.uint64)
+        u[0::2] = words & np.uint64(0xFFFFFFFF)
+        u[1::2] = words >> np.uint64(32)
+        return u[:n]
+    return words[:n]
 
 
-def std_normal_from_bits(bits, out):
+def _split(r, half):
+    r = np.asarray(r, dtype=np.uint64)
+    idx = (r & np.uint64(0xFF)).astype(np.int64)
+    s = ((r >> np.uint64(8)) & np.uint64(1)).astype(bool)
+    m = (r >> np.uint64(9)) & (np.uint64(0x7FFFFF) if half else np.uint64(0xFFFFFFFFFFFFF))
+    return idx, s, m
+
+
+def zig_fast(words, half, ki, wi, out, fail_idx, fail_cnt):
     n = out.shape[0]
-    hi = (bits >> np.uint64(32)).astype(np.float64)
-    lo = (bits & np.uint64(0xFFFFFFFF)).astype(np.float64)
-    u = np.empty(2 * bits.shape[0])
-    u[0::2] = (hi + 0.5) * 2.0**-32
-    u[1::2] = (lo + 0.5) * 2.0**-32
-    out[:] = _ppnd7(u[:n])
+    nb = fail_cnt.shape[0]
+    cap = fail_idx.shape[1]
+    bs = -(-n // nb) if nb else 0
+    idx, s, m = _split(_units(words, n, half), half)
+    ok = m < ki[idx]
+    x = m.astype(np.float64) * wi[idx]
+    out[:] = np.where(ok, np.where(s, -x, x), np.nan)
+    for b in range(nb):
+        f = np.flatnonzero(~ok[b * bs : (b + 1) * bs]) + b * bs
+        fail_cnt[b] = f.size
+        fail_idx[b, : min(cap, f.size)] = f[:cap]
 
 
-std_normal_from_bits_serial = std_normal_from_bits
+zig_fast_serial = zig_fast
+
+
+def zig_slow(words, half, ki, wi, fi, r_tail, out, fails, extra, state):
+    j, phase, idx, s, m = (int(v) for v in state)
+    pos = 0
+    ne, nf = extra.shape[0], fails.shape[0]
+
+    def unit(k):
+        w = int(words[k >> 1]) if half else int(words[k])
+        return ((w >> 32) if (k & 1) else (w & 0xFFFFFFFF)) if half else w
+
+    def split(r):
+        return r & 0xFF, (r >> 8) & 1, (r >> 9) & (0x7FFFFF if half else 0xFFFFFFFFFFFFF)
+
+    def uni(w):
+        return float(int(w) >> 11) * 2.0**-53
+
+    while j < nf:
+        if phase == 0:
+            idx, s, m = split(unit(int(fails[j])))
+            phase = 2 if idx == 0 else 1
+            continue
+        need = 2 if phase == 2 else 1
+        if pos + need > ne:
+            break
+        if phase == 3:
+            w = int(extra[pos])
+            pos += 1
+            idx, s, m = split(w & 0xFFFFFFFF if half else w)
+            if m < int(ki[idx]):
+                x = float(m) * wi[idx]
+                out[fails[j]] = -x if s else x
+                j, phase = j + 1, 0
+            else:
+                phase = 2 if idx == 0 else 1
+        elif phase == 1:
+            u = uni(extra[pos])
+            pos += 1
+            x = float(m) * wi[idx]
+            if fi[idx] + u * (fi[idx - 1] - fi[idx]) < math.exp(-0.5 * x * x):
+                out[fails[j]] = -x if s else x
+                j, phase = j + 1, 0
+            else:
+                phase = 3
+        else:
+            u1, u2 = uni(extra[pos]), uni(extra[pos + 1])
+            pos += 2
+            xx = -math.log1p(-u1) / r_tail
+            yy = -math.log1p(-u2)
+            if yy + yy > xx * xx:
+                z = r_tail + xx
+                out[fails[j]] = -z if s else z
+                j, phase = j + 1, 0
+    state[:] = [j, phase, idx, s, m]
+    return pos
 
 
 def _xf_np(spec, x):
@@ -240,3 +292,34 @@ def adc_accumulate(part, var, z_read, z_conv, bound, gain, offset, colscale, row
             c = c + inl[c.astype(np.int64) + levels]
         u = c / levels
     y[...] = (y.astype(np.float64) + u * bound * colscale * (rowscale.astype(np.float64) * sign)[:, None]).astype(y.dtype)
+
+
+def adc_tiles(part, var, var16, z_read, z_conv, coef, rowscale, sign, levels, nl_code, nl_spec, inl, noise_lsb,
+              y, sat, want_sat):
+    n_t = part.shape[0]
+    L = float(levels)
+    linear = nl_code == 0 and inl.shape[0] == 0 and noise_lsb == 0.0 and levels > 0
+    acc = np.zeros(y.shape, np.float64)
+    for k in range(n_t):
+        val = part[k].astype(np.float64)
+        if var.shape[0] > 0 or var16.shape[0] > 0:
+            vv = (var[k].astype(np.float64) if var.shape[0] > 0
+                  else (var16[k].astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64))
+            val = np.where(vv > 0.0, val + np.sqrt(np.maximum(vv, 0.0)) * z_read[k].astype(np.float64), val)
+        if linear:
+            w = val * coef[0, k] + coef[1, k]
+        else:
+            u = coef[4, k] * _nl_np(nl_code, nl_spec, val * coef[3, k])
+            if levels == 0:
+                acc += u * coef[5, k]
+                continue
+            w = u * L + coef[1, k]
+            if noise_lsb > 0.0:
+                w = w + noise_lsb * z_conv[k].astype(np.float64)
+        if want_sat:
+            sat[:, k, :] |= (w > L) | (w < -L)
+        c = np.minimum(np.maximum(np.rint(w), -L), L)
+        if inl.shape[0] > 0:
+            c = c + inl[c.astype(np.int64) + levels]
+        acc += c * coef[2, k]
+    y[...] = (y.astype(np.float64) + acc * (rowscale.astype(np.float64) * sign)[:, None]).astype(y.dtype)
