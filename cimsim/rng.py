@@ -13,7 +13,7 @@ import torch
 
 from .errors import ParameterError
 
-__all__ = ["SeedLike", "as_generator", "spawn_seeds", "split_seed", "torch_generator"]
+__all__ = ["SeedLike", "as_generator", "child_generators", "spawn_seeds", "split_seed", "torch_generator"]
 
 SeedLike = int | np.random.Generator | np.random.SeedSequence
 
@@ -31,6 +31,16 @@ def as_generator(rng: SeedLike) -> np.random.Generator:
     raise ParameterError(
         f"rng must be a non-negative int seed or a numpy.random.Generator (got {type(rng).__name__}: {rng!r})"
     )
+
+
+def child_generators(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
+    """``n`` independent generators for the fixed pieces of one large draw (row chunks).
+
+    Takes two raw words from ``rng`` (its only draw) and seeds child c with the SeedSequence of
+    (word0, word1, c): the pieces can then be drawn in any order, on any number of threads.
+    """
+    w0, w1 = (int(v) for v in rng.bit_generator.random_raw(2))
+    return [np.random.Generator(np.random.PCG64(np.random.SeedSequence([w0, w1, c]))) for c in range(int(n))]
 
 
 def spawn_seeds(seed: int, n: int) -> list[np.random.SeedSequence]:

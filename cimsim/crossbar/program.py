@@ -17,14 +17,14 @@ from ..profiles.schema import (
     ProgNoiseFunction,
     ProgNoiseNone,
     ProgNoiseRelative,
-    ReadNoiseOneOverF,
 )
-from ..rng import SeedLike, as_generator
+from .._threads import map_pieces
+from ..rng import SeedLike, as_generator, child_generators
 from .mapping import weight_scales
 from .state import ProgrammedState
 from .tiling import TileGrid
 
-__all__ = ["program_matrix", "check_profile"]
+__all__ = ["program_matrix", "check_profile", "row_chunks", "CHUNK_WEIGHTS"]
 
 
 def check_profile(profile: DeviceProfile) -> None:
@@ -59,17 +59,34 @@ def _check_w(W) -> np.ndarray:
     return W
 
 
-def program_matrix(W: np.ndarray, profile: DeviceProfile, *, rng: SeedLike, backend_name: str = "numba") -> ProgrammedState:
+#: Weights per row chunk: programming and drift run chunk by chunk (each with its own child
+#: generator, side by side on the thread pool), so temporaries stay cache-sized.
+CHUNK_WEIGHTS = 1 << 15
+
+
+def row_chunks(n_rows: int, n_cols: int) -> list[tuple[int, int]]:
+    """Fixed row ranges of about CHUNK_WEIGHTS weights (depends on the shape only)."""
+    step = max(1, CHUNK_WEIGHTS // max(1, n_cols))
+    return [(r, min(n_rows, r + step)) for r in range(0, n_rows, step)]
+
+
+def program_matrix(W: np.ndarray, profile: DeviceProfile, *, rng: SeedLike, with_drift: bool = True,
+                   backend_name: str = "numba") -> ProgrammedState:
     """Program ``W [out, in]`` onto crossbar tiles described by ``profile``.
 
     Steps (equations in the kernel docstrings): per-tile-column scale s (mapping) -> targets
     G+/G- (differential) or G and a mid-range reference column per tile (single_reference) ->
     levels (nearest or stochastic rounding) -> device-to-device variability -> stuck-at faults ->
-    programming noise -> clip to the physical range -> drift exponents nu -> 1/f amplitudes.
-    Random draws, in order, each over all devices (G+ devices first, then g_neg): rounding
-    uniforms, variability normals, fault uniforms, programming normals, nu normals (each only
-    when the profile needs it); then ADC gain errors and offsets ``[n_conv, n_in_tiles, out]``.
+    programming noise -> clip to the physical range -> drift exponents nu.
+    Draws: two words from ``rng`` seed one child generator per row chunk (:func:`row_chunks`;
+    single_reference adds one more for the reference columns, last); each child draws, over
+    its G+ devices then its G- devices: rounding uniforms, variability normals, fault uniforms,
+    programming normals, nu normals (each only when the profile needs it).  Then ``rng`` draws
+    the ADC gain errors and offsets ``[n_conv, n_in_tiles, out]``.
     float64 ``W`` gives a float64 chip (for gradient checks); anything else float32.
+    ``with_drift=False`` skips the drift exponents (the last draw of every chunk, so every other
+    bit is unchanged): a chip that is only read at t = 0, as in training, where drift is a
+    factor of exactly 1; drifting it to t > 0 raises ParameterError.
     """
     check_profile(profile)
     W = _check_w(W)
@@ -85,28 +102,13 @@ def program_matrix(W: np.ndarray, profile: DeviceProfile, *, rng: SeedLike, back
     dg = g_max - g_min
     diff = p.mapping.kind == "differential"
     n_neg_rows = n_out if diff else grid.n_out_tiles
-    n_pos, n_neg = n_out * n_in, n_neg_rows * n_in
-    n_dev = n_pos + n_neg
 
     scales = weight_scales(W, p.mapping, grid)
-    target = np.empty(n_dev, dt)
-    t_pos = target[:n_pos].reshape(n_out, n_in)
-    t_neg = target[n_pos:].reshape(n_neg_rows, n_in)
-    if diff:
-        K.map_targets(W, scales, int(p.tile.rows), 0, g_min, dg, t_pos, t_neg)
-    else:
-        K.map_targets(W, scales, int(p.tile.rows), 1, g_min, dg, t_pos, np.zeros((0, 0), dt))
-        t_neg[...] = g_min + 0.5 * dg
-
-    e = np.zeros(0, np.float32)
     n_levels = c.n_levels or 0
     stochastic = bool(p.programming.stochastic_rounding) and n_levels > 1
-    u_round = uniforms(rng, n_dev) if stochastic else e
     var_sigma = float(p.variability.g_max_spread_rel)
-    z_var = normals(rng, n_dev, np.float32, K) if var_sigma > 0 else e
     f = p.faults
     has_fault = f.stuck_at_g_min_rel > 0 or f.stuck_at_g_max_rel > 0
-    u_fault = uniforms(rng, n_dev) if has_fault else e
     noise = p.programming.noise
     if isinstance(noise, ProgNoiseNone):
         prog_kind, prog_param, sigma_spec = 0, 0.0, encode_xfunction(None)
@@ -117,41 +119,63 @@ def program_matrix(W: np.ndarray, profile: DeviceProfile, *, rng: SeedLike, back
     else:
         assert isinstance(noise, ProgNoiseFunction)
         prog_kind, prog_param, sigma_spec = 3, g_max / noise.g_ref_us, encode_xfunction(noise.sigma)
-    z_prog = normals(rng, n_dev, np.float32, K) if prog_kind and prog_param > 0 else e
-    if prog_kind and prog_param == 0:
+    if prog_param == 0:
         prog_kind = 0
-    has_drift = isinstance(p.drift, DriftPowerLaw)
-    z_nu = normals(rng, n_dev, np.float32, K) if has_drift else e
+    has_drift = isinstance(p.drift, DriftPowerLaw) and bool(with_drift)
     mu_spec = encode_xfunction(p.drift.nu.mean if has_drift else None)
     sd_spec = encode_xfunction(p.drift.nu.std if has_drift else None)
-    has_qs = isinstance(p.read_noise, ReadNoiseOneOverF)
-    qs_spec = encode_xfunction(p.read_noise.q_s if has_qs else None)
-
-    g = np.empty(n_dev, dt)
-    nu = np.empty(n_dev, dt) if has_drift else np.zeros(0, dt)
-    qs = np.empty(n_dev, dt) if has_qs else np.zeros(0, dt)
-    fault = np.empty(n_dev, np.int8)
     ip = np.array([n_levels, stochastic, prog_kind, p.programming.clip_upper, has_drift,
-                   p.drift.absolute if has_drift else False, has_qs, var_sigma > 0, has_fault], dtype=np.int64)
+                   p.drift.absolute if has_drift else False, var_sigma > 0, has_fault], dtype=np.int64)
     fp = np.array([g_min, g_max, prog_param, var_sigma, f.stuck_at_g_min_rel, f.stuck_at_g_max_rel])
-    K.program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
-                      sigma_spec, mu_spec, sd_spec, qs_spec, g, nu, qs, fault)
-    del target
 
-    def split(a):
-        return a[:n_pos].reshape(n_out, n_in), a[n_pos:].reshape(n_neg_rows, n_in)
+    g_pos, g_neg = np.empty((n_out, n_in), dt), np.empty((n_neg_rows, n_in), dt)
+    nu_pos, nu_neg = (np.empty((n_out, n_in), dt), np.empty((n_neg_rows, n_in), dt)) if has_drift else (None, None)
+    f_pos, f_neg = (np.empty((n_out, n_in), np.int8), np.empty((n_neg_rows, n_in), np.int8)) if has_fault else (None, None)
+    e = np.zeros(0, dt)
+    e8 = np.zeros(0, np.int8)
+
+    def program(gen, parts) -> None:
+        """Program ``parts`` = [(flat targets, rows, neg)] with one set of draws from ``gen``."""
+        n = sum(t.shape[0] for t, _, _ in parts)
+        u_round = uniforms(gen, n) if stochastic else e
+        z_var = normals(gen, n, np.float32, K) if var_sigma > 0 else e
+        u_fault = uniforms(gen, n) if has_fault else e
+        z_prog = normals(gen, n, np.float32, K) if prog_kind else e
+        z_nu = normals(gen, n, np.float32, K) if has_drift else e
+        i0 = 0
+        for targets, rows, neg in parts:
+            i1 = i0 + targets.shape[0]
+            cut = [a[i0:i1] if a.shape[0] else a for a in (u_round, z_var, u_fault, z_prog, z_nu)]
+            g, nu, fl = (g_neg, nu_neg, f_neg) if neg else (g_pos, nu_pos, f_pos)
+            K.program_devices(targets, *cut, ip, fp, sigma_spec, mu_spec, sd_spec, g[rows].reshape(-1),
+                              e if nu is None else nu[rows].reshape(-1), e8 if fl is None else fl[rows].reshape(-1))
+            i0 = i1
+
+    chunks = row_chunks(n_out, n_in)
+    gens = child_generators(rng, len(chunks) + (0 if diff else 1))
+
+    def chunk(ci: int) -> None:
+        r0, r1 = chunks[ci]
+        t_pos = np.empty((r1 - r0, n_in), dt)
+        t_neg = np.empty((r1 - r0, n_in), dt) if diff else np.zeros((0, 0), dt)
+        K.map_targets(W[r0:r1], np.ascontiguousarray(scales[:, r0:r1]), int(p.tile.rows), 0 if diff else 1,
+                      g_min, dg, t_pos, t_neg)
+        rows = slice(r0, r1)
+        parts = [(t_pos.reshape(-1), rows, False)]
+        if diff:
+            parts.append((t_neg.reshape(-1), rows, True))
+        program(gens[ci], parts)
+
+    map_pieces(chunk, range(len(chunks)))
+    if not diff:  # the reference column of each output tile, at mid range
+        program(gens[-1], [(np.full(n_neg_rows * n_in, g_min + 0.5 * dg, dt), slice(None), True)])
 
     n_conv = 2 if p.mapping.subtraction == "digital" else 1
     ashape = (n_conv, grid.n_in_tiles, n_out)
     a = p.adc
     gain = a.gain_error_rel * normals(rng, ashape, np.float64, K) if a.gain_error_rel > 0 else np.zeros(ashape)
     off = a.offset_error_lsb * normals(rng, ashape, np.float64, K) if a.offset_error_lsb > 0 else np.zeros(ashape)
-    g_pos, g_neg = split(g)
-    nu_pos, nu_neg = split(nu) if has_drift else (None, None)
-    qs_pos, qs_neg = split(qs) if has_qs else (None, None)
-    f_pos, f_neg = split(fault) if has_fault else (None, None)
     return ProgrammedState(
         profile=p, shape=(n_out, n_in), seed=seed, g_pos=g_pos, g_neg=g_neg, nu_pos=nu_pos, nu_neg=nu_neg,
-        qs_pos=qs_pos, qs_neg=qs_neg, fault_pos=f_pos, fault_neg=f_neg, scales=scales,
-        adc_gain=gain, adc_offset_lsb=off,
+        fault_pos=f_pos, fault_neg=f_neg, scales=scales, adc_gain=gain, adc_offset_lsb=off,
     )

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._threads import map_pieces
+from ..devices.laws import encode_xfunction
 from ..devices.random import normals
 from ..errors import CalibrationError, ParameterError, StateFormatError
 from ..kernels import backend
@@ -23,15 +25,15 @@ from ..profiles.schema import (
     ReadNoiseGaussian,
     ReadNoiseOneOverF,
 )
-from ..rng import SeedLike, as_generator
+from ..rng import SeedLike, as_generator, child_generators
 from .tiling import TileGrid
 
 __all__ = ["ProgrammedState", "DriftedState", "MvmMasks", "FORMAT_VERSION"]
 
-FORMAT_VERSION = "cimsim.ProgrammedState/1"
+FORMAT_VERSION = "cimsim.ProgrammedState/2"
 _DEFAULT_T0_S = 20.0
-_ARRAYS = ("g_pos", "g_neg", "nu_pos", "nu_neg", "qs_pos", "qs_neg", "fault_pos", "fault_neg",
-           "scales", "adc_gain", "adc_offset_lsb", "adc_bound")
+_ARRAYS = ("g_pos", "g_neg", "nu_pos", "nu_neg", "fault_pos", "fault_neg", "scales", "adc_gain",
+           "adc_offset_lsb", "adc_bound")
 
 
 def check_time(t_s) -> float:
@@ -60,8 +62,8 @@ class ProgrammedState:
 
     g_pos ``[out, in]`` µS: the G+ device of each weight (differential) or the single device
     (single_reference); g_neg ``[R, in]`` µS: the G- device (R = out) or the reference column of
-    each output tile (R = n_out_tiles); nu_*: drift exponents (None without drift); qs_*: 1/f
-    amplitude Q_s(x) of each device (None without 1/f noise); fault_*: int8 codes 0 ok, 1 stuck
+    each output tile (R = n_out_tiles); nu_*: drift exponents (None without drift); fault_*: int8
+    codes 0 ok, 1 stuck
     at g_min, 2 stuck at g_max (None without faults); scales ``[n_in_tiles, out]``: weight scale
     of each tile column; adc_gain / adc_offset_lsb ``[n_conv, n_in_tiles, out]`` static ADC
     errors (n_conv = 2 with digital subtraction); dac_bound / adc_bound: calibrated ranges
@@ -75,8 +77,6 @@ class ProgrammedState:
     g_neg: np.ndarray
     nu_pos: np.ndarray | None
     nu_neg: np.ndarray | None
-    qs_pos: np.ndarray | None
-    qs_neg: np.ndarray | None
     fault_pos: np.ndarray | None
     fault_neg: np.ndarray | None
     scales: np.ndarray
@@ -142,8 +142,8 @@ class ProgrammedState:
     def drift(self, t_s: float, rng: SeedLike, *, backend_name: str = "numba") -> "DriftedState":
         """The chip at ``t_s`` seconds after programming, 1/f noise realised (static for one time).
 
-        Draws (from ``rng``, in this order): the 1/f normals of the G+ devices, then of g_neg.
-        Equations in :func:`cimsim.kernels._numba.drift_to_blocks`.
+        Draws from ``rng`` as in :func:`_drift`; equations in
+        :func:`cimsim.kernels._numba.drift_to_blocks`.
         """
         t = check_time(t_s)
         return _drift(self, t, as_generator(rng), backend(backend_name), noiseless=False)
@@ -261,11 +261,26 @@ class DriftedState:
 
 
 def _drift(state: ProgrammedState, t: float, rng: np.random.Generator, K, *, noiseless: bool) -> DriftedState:
+    """Drift ``state`` to ``t`` row chunk by row chunk (see :func:`~.program.row_chunks`).
+
+    Draws (only with 1/f noise): two words from ``rng`` seed one child per row chunk, plus one
+    for the reference columns (single_reference, drawn first from its own child); each chunk's
+    child draws the 1/f normals of its G+ devices, then of its G- devices (differential).
+    """
+    from .program import row_chunks
+
     p = state.profile
     n_out, n_in = state.shape
     dt = state.dtype
     dg = p.conductance.g_max_us - p.conductance.g_min_us
     has_nu = isinstance(p.drift, DriftPowerLaw) and not noiseless
+    if has_nu and state.nu_pos is None:
+        if t > 0:
+            raise ParameterError(
+                f"this chip was programmed with with_drift=False (no drift exponents), so it can only be read at "
+                f"t_s=0 (got t_s={t}); program it with with_drift=True to drift it"
+            )
+        has_nu = False  # t = 0: the drift factor is exactly 1
     t0 = p.drift.t0_s if isinstance(p.drift, DriftPowerLaw) else _DEFAULT_T0_S
     log_ratio = math.log((t + t0) / t0) if has_nu else 0.0
     has_read = isinstance(p.read_noise, ReadNoiseOneOverF) and not noiseless
@@ -281,27 +296,37 @@ def _drift(state: ProgrammedState, t: float, rng: np.random.Generator, K, *, noi
         var_rel = 0.0
     has_var = var_rel > 0 and not noiseless
     digital = p.mapping.subtraction == "digital"
-    w_unit = (1.0 if p.mapping.kind == "differential" else 2.0) / dg
+    diff = p.mapping.kind == "differential"
+    w_unit = (1.0 if diff else 2.0) / dg
+    qs_spec = encode_xfunction(p.read_noise.q_s if has_read else None)
     e2 = np.zeros((0, 0), dt)
-    if has_read:
-        z_pos = normals(rng, state.g_pos.shape, dt, K)
-        z_neg = normals(rng, state.g_neg.shape, dt, K)
-    else:
-        z_pos = z_neg = e2
     n = n_out * n_in
     e1 = np.zeros(0, dt)
     w = np.empty(n, dt)
     wn = np.empty(n, dt) if digital else None
     v = np.empty(n, dt) if has_var else None
     vn = np.empty(n, dt) if (has_var and digital) else None
-    K.drift_to_blocks(
-        state.g_pos, state.nu_pos if has_nu else e2, state.qs_pos if has_read else e2, z_pos,
-        state.g_neg, state.nu_neg if has_nu else e2, state.qs_neg if has_read else e2, z_neg,
-        state.neg_row, int(p.tile.rows),
-        np.array([log_ratio, c_read, w_unit, var_rel * var_rel]),
-        np.array([has_nu, has_read, digital, has_var], dtype=np.int64),
-        w, e1 if wn is None else wn, e1 if v is None else v, e1 if vn is None else vn,
-    )
+    chunks = row_chunks(n_out, n_in)
+    gens = child_generators(rng, len(chunks) + (0 if diff else 1)) if has_read else [None] * (len(chunks) + 1)
+    z_ref = normals(gens[-1], state.g_neg.shape, dt, K) if (has_read and not diff) else e2
+    neg_row = state.neg_row
+    fp = np.array([log_ratio, c_read, w_unit, var_rel * var_rel, p.conductance.g_max_us])
+    ip = np.array([has_nu, has_read, digital, has_var], dtype=np.int64)
+
+    def chunk(ci: int) -> None:
+        o0, o1 = chunks[ci]
+        if has_read:
+            z_pos = normals(gens[ci], (o1 - o0, n_in), dt, K)
+            z_neg, zn0 = (normals(gens[ci], (o1 - o0, n_in), dt, K), o0) if diff else (z_ref, 0)
+        else:
+            z_pos, z_neg, zn0 = e2, e2, 0
+        K.drift_to_blocks(
+            state.g_pos, state.nu_pos if has_nu else e2, z_pos, state.g_neg, state.nu_neg if has_nu else e2, z_neg,
+            neg_row, zn0, o0, o1, int(p.tile.rows), fp, ip, qs_spec,
+            w, e1 if wn is None else wn, e1 if v is None else v, e1 if vn is None else vn,
+        )
+
+    map_pieces(chunk, range(len(chunks)))
     for a in (w, wn, v, vn):
         if a is not None:
             a.flags.writeable = False

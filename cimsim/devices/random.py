@@ -14,11 +14,11 @@ stream (cut into pieces with ``PCG64.advance`` so two threads can draw it, ident
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
+
+from .._threads import map_pieces
 
 __all__ = ["normals", "uniforms", "raw_words", "ZIGGURAT_R"]
 
@@ -29,7 +29,6 @@ _BLOCK = 8192  # outputs per fast-path block (fixed: the bits never depend on th
 _CAP = 1024  # failures listed per block (~70 expected)
 _SERIAL_MAX = 1 << 16  # fewer outputs: fast path on the calling thread
 _PAR_WORDS = 1 << 17  # raw words per piece when drawing the stream on several threads
-_POOL: ThreadPoolExecutor | None = None
 
 
 class _Tables(NamedTuple):
@@ -72,13 +71,6 @@ def _tables(bits: int) -> _Tables:
 _ZIG = {True: _tables(23), False: _tables(52)}
 
 
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)), thread_name_prefix="cimsim-rng")
-    return _POOL
-
-
 def raw_words(rng: np.random.Generator, n: int) -> np.ndarray:
     """The next ``n`` raw 64-bit words of ``rng``: equal to ``rng.bit_generator.random_raw(n)``.
 
@@ -101,7 +93,7 @@ def raw_words(rng: np.random.Generator, n: int) -> np.ndarray:
         out[k0 : k0 + _PAR_WORDS] = b.random_raw(min(_PAR_WORDS, n - k0))
         return b
 
-    last = list(_pool().map(piece, pieces))[-1]
+    last = map_pieces(piece, pieces)[-1]
     st = bg.state
     st["state"] = last.state["state"]
     bg.state = st

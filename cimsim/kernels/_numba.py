@@ -194,7 +194,7 @@ def zig_slow(words, half, ki, wi, fi, r_tail, out, fails, extra, state):
 
 
 # --------------------------------------------------------------------------- x-functions
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, inline="always", fastmath=_FM)
 def _interp(x, xs, ys, n):
     if x <= xs[0]:
         return ys[0]
@@ -212,7 +212,7 @@ def _interp(x, xs, ys, n):
     return ys[lo] + t * (ys[hi] - ys[lo])
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, inline="always", fastmath=_FM)
 def _leaf(spec, o, x):
     kind = int(spec[o])
     if kind == 0:
@@ -233,7 +233,7 @@ def _leaf(spec, o, x):
     return _interp(x, spec[o + 2 : o + 2 + n], spec[o + 2 + n : o + 2 + 2 * n], n)
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, inline="always", fastmath=_FM)
 def _xf(spec, x):
     if spec[0] == 5.0:
         if x < spec[1]:
@@ -250,7 +250,7 @@ def xfunction_eval(spec, x, out):
 
 
 # --------------------------------------------------------------------------- programming
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, nogil=True, fastmath=_FM)
 def map_targets(W, scales, rows, kind, g_min, dg, out_pos, out_neg):
     """Weights -> target conductances (µS) of each device.
 
@@ -261,7 +261,7 @@ def map_targets(W, scales, rows, kind, g_min, dg, out_pos, out_neg):
     G_ref = g_min + dg/2 (cf. aihwkit's SinglePairConductanceConverter).
     """
     n_out, n_in = W.shape
-    for o in prange(n_out):
+    for o in range(n_out):
         for j in range(n_in):
             s = scales[j // rows, o]
             w = W[o, j] / s
@@ -280,13 +280,13 @@ def map_targets(W, scales, rows, kind, g_min, dg, out_pos, out_neg):
                 out_pos[o, j] = g_min + (w + 1.0) * 0.5 * dg
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, nogil=True, fastmath=_FM)
 def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
-                    sigma_spec, mu_spec, std_spec, qs_spec, g_out, nu_out, qs_out, fault_out):
+                    sigma_spec, mu_spec, std_spec, g_out, nu_out, fault_out):
     """Program every device (flat arrays, one entry per device) in the order of the issue.
 
     ip = [n_levels (0 = continuous), stochastic, prog_kind, clip_upper, has_drift, absolute,
-          has_qs, has_var, has_fault];  fp = [g_min, g_max, prog_param, var_sigma, p_min, p_max].
+          has_var, has_fault];  fp = [g_min, g_max, prog_param, var_sigma, p_min, p_max].
 
     1. levels: G_T = g_min + q(G_T - g_min)/step * step, step = dg/(n_levels-1), q = rint, or
        floor(v + u) (stochastic rounding: P(up) = distance to the lower level / step).
@@ -298,7 +298,7 @@ def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
        Joshi et al. 2020 Fig. 3: sigma_prog(x) = max(0.26348 + 1.9650 x - 1.1731 x^2, 0) µS).
     5. clip: G = max(G, g_min) (and min(G, g_max) if clip_upper).
     6. drift exponent: nu = |N(mu_nu(x_T), sigma_nu(x_T))| (or max(., 0) if not absolute).
-    7. 1/f amplitude Q_s(x_P), x_P = G/g_max of the programmed conductance (aihwkit PCM model).
+    Runs on the calling thread without the GIL: callers run row chunks side by side.
     """
     n_levels = ip[0]
     stochastic = ip[1]
@@ -306,9 +306,8 @@ def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
     clip_upper = ip[3]
     has_drift = ip[4]
     absolute = ip[5]
-    has_qs = ip[6]
-    has_var = ip[7]
-    has_fault = ip[8]
+    has_var = ip[6]
+    has_fault = ip[7]
     g_min = fp[0]
     g_max = fp[1]
     prog_param = fp[2]
@@ -322,8 +321,7 @@ def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
     sig0 = max(_xf(sigma_spec, x0), 0.0) * prog_param if prog_kind == 3 else 0.0
     mu0 = _xf(mu_spec, x0) if has_drift else 0.0
     sd0 = _xf(std_spec, x0) if has_drift else 0.0
-    qs0 = _xf(qs_spec, x0) if has_qs else 0.0
-    for i in prange(target.shape[0]):
+    for i in range(target.shape[0]):
         t = np.float64(target[i])
         if n_levels > 1:
             v = (t - g_min) / step
@@ -344,14 +342,11 @@ def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
                 code = 1
             elif u < p_min + p_max:
                 code = 2
-        fault_out[i] = code
+            fault_out[i] = code
         if code != 0:
-            g = g_min if code == 1 else g_max
-            g_out[i] = g
+            g_out[i] = g_min if code == 1 else g_max
             if has_drift:
                 nu_out[i] = 0.0
-            if has_qs:
-                qs_out[i] = qs0 if g == g_min else _xf(qs_spec, g / g_max)
             continue
         at0 = t == g_min
         g = t
@@ -381,63 +376,76 @@ def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
             elif nu < 0.0:
                 nu = 0.0
             nu_out[i] = nu
-        if has_qs:
-            qs_out[i] = qs0 if g == g_min else _xf(qs_spec, g / g_max)
 
 
 # --------------------------------------------------------------------------- drift
-@njit(cache=True, inline="always", fastmath=_FM)
-def _g_at(g, nu, qs, z, log_ratio, c_read, has_nu, has_read):
-    if has_nu:
-        g = g * math.exp(-nu * log_ratio)
-    if has_read:
-        g = g + abs(g) * qs * c_read * z
-        if g < 0.0:
-            g = 0.0
-    return g
+@njit(cache=True, nogil=True, fastmath=_FM)
+def drift_to_blocks(g_pos, nu_pos, z_pos, g_neg, nu_neg, z_neg, neg_row, zn_row0, o0, o1,
+                    rows, fp, ip, qs_spec, out_w, out_wn, out_v, out_vn):
+    """Conductances at time t of outputs o0 .. o1-1, in normalised weight units, per input tile.
 
-
-@njit(cache=True, parallel=True, fastmath=_FM)
-def drift_to_blocks(g_pos, nu_pos, qs_pos, z_pos, g_neg, nu_neg, qs_neg, z_neg, neg_row,
-                    rows, fp, ip, out_w, out_wn, out_v, out_vn):
-    """Conductances at time t, in normalised weight units, written per input tile.
-
-    fp = [log_ratio, c_read, w_unit, var_rel2];  ip = [has_nu, has_read, digital, has_var].
+    fp = [log_ratio, c_read, w_unit, var_rel2, g_max];  ip = [has_nu, has_read, digital, has_var].
     Drift (Joshi et al. 2020; aihwkit PCM model): G(t) = G_prog ((t + t0)/t0)^(-nu), i.e.
     G exp(-nu log_ratio) with log_ratio = ln((t + t0)/t0).  1/f read noise accumulated up to t
-    (static for one evaluation time): G += |G| Q_s(x_P) c_read z, c_read =
-    sqrt(ln((t + t0 + t_read)/(2 t_read))); then G = max(G, 0).
+    (static for one evaluation time): G += |G| Q_s(x_P) c_read z, x_P = G_prog/g_max of the
+    programmed conductance, c_read = sqrt(ln((t + t0 + t_read)/(2 t_read))); then G = max(G, 0).
     Output for input tile k (inputs k*rows .. k1-1, width rk): a C-ordered [out, rk] block at
     offset out*k*rows of the flat arrays: analog subtraction w = w_unit (G+ - G-), digital
     subtraction w = w_unit G+ and wn = w_unit G-; per-read variance (if has_var)
     v = var_rel2 w_unit^2 (G+^2 + G-^2) (analog) or separately per device (digital).
     The G- device of output o is row neg_row[o] of g_neg (the reference column in
-    single_reference mapping, the partner device in differential mapping).
+    single_reference mapping, the partner device in differential mapping).  z_pos holds the
+    1/f normals of rows o0.., z_neg those of g_neg rows zn_row0.. .  Runs without the GIL.
     """
     log_ratio = fp[0]
     c_read = fp[1]
     w_unit = fp[2]
     var_rel2 = fp[3]
+    g_max = fp[4]
     has_nu = ip[0] != 0
     has_read = ip[1] != 0
     digital = ip[2] != 0
     has_var = ip[3] != 0
     n_out, n_in = g_pos.shape
     vscale = var_rel2 * w_unit * w_unit
-    for o in prange(n_out):
+    g0 = -1.0
+    q0 = 0.0
+    for o in range(o0, o1):
         r = neg_row[o]
         for j in range(n_in):
             k0 = (j // rows) * rows
             rk = min(rows, n_in - k0)
             idx = n_out * k0 + o * rk + (j - k0)
-            zp = z_pos[o, j] if has_read else 0.0
-            zn = z_neg[r, j] if has_read else 0.0
-            np_ = nu_pos[o, j] if has_nu else 0.0
-            nn_ = nu_neg[r, j] if has_nu else 0.0
-            qp = qs_pos[o, j] if has_read else 0.0
-            qn = qs_neg[r, j] if has_read else 0.0
-            gp = _g_at(np.float64(g_pos[o, j]), np_, qp, zp, log_ratio, c_read, has_nu, has_read)
-            gn = _g_at(np.float64(g_neg[r, j]), nn_, qn, zn, log_ratio, c_read, has_nu, has_read)
+            gp = np.float64(g_pos[o, j])
+            gn = np.float64(g_neg[r, j])
+            # a device at exactly 0 µS stays there (0 * drift factor, 0 * 1/f noise): skipped
+            if gp != 0.0:
+                if has_nu:
+                    gf = gp * math.exp(-np.float64(nu_pos[o, j]) * log_ratio)
+                else:
+                    gf = gp
+                if has_read:
+                    # Q_s of the programmed G (the last value is reused: many devices sit at g_min)
+                    if gp != g0:
+                        g0 = gp
+                        q0 = _xf(qs_spec, gp / g_max)
+                    gf = gf + abs(gf) * q0 * c_read * z_pos[o - o0, j]
+                    if gf < 0.0:
+                        gf = 0.0
+                gp = gf
+            if gn != 0.0:
+                if has_nu:
+                    gf = gn * math.exp(-np.float64(nu_neg[r, j]) * log_ratio)
+                else:
+                    gf = gn
+                if has_read:
+                    if gn != g0:
+                        g0 = gn
+                        q0 = _xf(qs_spec, gn / g_max)
+                    gf = gf + abs(gf) * q0 * c_read * z_neg[r - zn_row0, j]
+                    if gf < 0.0:
+                        gf = 0.0
+                gn = gf
             if digital:
                 out_w[idx] = w_unit * gp
                 out_wn[idx] = w_unit * gn
@@ -450,15 +458,15 @@ def drift_to_blocks(g_pos, nu_pos, qs_pos, z_pos, g_neg, nu_neg, qs_neg, z_neg, 
                     out_v[idx] = vscale * (gp * gp + gn * gn)
 
 
+# --------------------------------------------------------------------------- converters
 @njit(cache=True, parallel=_MVM_PARALLEL, fastmath=_FM)
 def square_into(x, out):
-    """out = x * x element-wise (2-D), for the per-read variance GEMM."""
+    """out = x * x element-wise (2-D)."""
     for b in prange(x.shape[0]):
         for j in range(x.shape[1]):
             out[b, j] = x[b, j] * x[b, j]
 
 
-# --------------------------------------------------------------------------- converters
 @njit(cache=True, inline="always")
 def _nl(code, spec, u):
     if code == 0:
@@ -484,9 +492,17 @@ def dac_convert(x, bound, levels, nl_code, nl_spec, noise_lsb, z, x_norm, x_q, c
     levels = 0 means an ideal converter: no clipping, no quantisation, no noise.
     """
     n_b, n_in = x.shape
+    fast = levels > 0 and nl_code == 0 and noise_lsb == 0.0 and not want_masks
+    Lf = np.float64(levels)
     for b in prange(n_b):
         bd = bound[b]
         inv = 1.0 / bd
+        if fast:
+            # linear, noiseless, no masks: the same arithmetic as below in a flat loop that vectorises
+            for j in range(n_in):
+                u = min(max(x[b, j] * inv, -1.0), 1.0)
+                x_norm[b, j] = np.rint(u * Lf) / Lf
+            continue
         for j in range(n_in):
             u = x[b, j] * inv
             c = False
@@ -578,7 +594,7 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, rowscale, sign, levels, nl
     1 + gain, bound colscale]``.  With L = levels, per (k, b, o):
 
     val = part + sqrt(var) z_read (per-read noise of the column, a sum of independent Gaussians,
-    exact in distribution);
+    exact in distribution; sqrt in float32 for var16, in float64 for var);
     linear converter (no nonlinearity, no INL, no conversion noise, L > 0):
     w = val coef0 + coef1 (= u L, u = (1 + gain) val / bound + offset / L);
     otherwise: u = (1 + gain) f(val / bound) (f the front-end nonlinearity); if L > 0:
@@ -595,44 +611,52 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, rowscale, sign, levels, nl
     linear = nl_code == 0 and not has_inl and noise_lsb == 0.0 and levels > 0
     for b in prange(n_b):
         acc = np.zeros(n_out, np.float64)
+        w = np.empty(n_out, np.float64)  # val, then u L (+ offset) of the row: flat loops that vectorise
         vbits = np.empty(n_out if has_v16 else 0, np.uint32)
         vf = vbits.view(np.float32)
         for k in range(n_t):
             if has_v16:
                 for o in range(n_out):
                     vbits[o] = np.uint32(var16[k, b, o]) << np.uint32(16)
-            for o in range(n_out):
-                val = np.float64(part[k, b, o])
-                if has_var:
-                    vv = np.float64(var[k, b, o])
-                    if vv > 0.0:
-                        val = val + math.sqrt(vv) * np.float64(z_read[k, b, o])
-                elif has_v16:
-                    vv = np.float64(vf[o])
-                    if vv > 0.0:
-                        val = val + math.sqrt(vv) * np.float64(z_read[k, b, o])
-                if linear:
-                    w = val * coef[0, k, o] + coef[1, k, o]
-                    if want_sat and (w > L or w < -L):
+                for o in range(n_out):
+                    sd = np.sqrt(max(vf[o], np.float32(0.0)))
+                    w[o] = np.float64(part[k, b, o]) + np.float64(sd) * np.float64(z_read[k, b, o])
+            elif has_var:
+                for o in range(n_out):
+                    sd = math.sqrt(max(np.float64(var[k, b, o]), 0.0))
+                    w[o] = np.float64(part[k, b, o]) + sd * np.float64(z_read[k, b, o])
+            else:
+                for o in range(n_out):
+                    w[o] = np.float64(part[k, b, o])
+            if linear:
+                for o in range(n_out):
+                    w[o] = w[o] * coef[0, k, o] + coef[1, k, o]
+            else:
+                for o in range(n_out):
+                    u = w[o] * coef[3, k, o]
+                    if nl_code != 0:
+                        u = _nl(nl_code, nl_spec, u)
+                    u = coef[4, k, o] * u
+                    if levels > 0:
+                        u = u * L + coef[1, k, o]
+                        if noise_lsb > 0.0:
+                            u = u + noise_lsb * np.float64(z_conv[k, b, o])
+                    w[o] = u
+            if levels == 0:
+                for o in range(n_out):
+                    acc[o] += w[o] * coef[5, k, o]
+                continue
+            if want_sat:
+                for o in range(n_out):
+                    if w[o] > L or w[o] < -L:
                         sat[b, k, o] = True
-                    acc[o] += min(max(np.rint(w), -L), L) * coef[2, k, o]
-                    continue
-                u = val * coef[3, k, o]
-                if nl_code != 0:
-                    u = _nl(nl_code, nl_spec, u)
-                u = coef[4, k, o] * u
-                if levels > 0:
-                    w = u * L + coef[1, k, o]
-                    if noise_lsb > 0.0:
-                        w = w + noise_lsb * np.float64(z_conv[k, b, o])
-                    if want_sat and (w > L or w < -L):
-                        sat[b, k, o] = True
-                    c = min(max(np.rint(w), -L), L)
-                    if has_inl:
-                        c = c + inl[int(c) + levels]
-                    acc[o] += c * coef[2, k, o]
-                else:
-                    acc[o] += u * coef[5, k, o]
+            if has_inl:
+                for o in range(n_out):
+                    c = min(max(np.rint(w[o]), -L), L)
+                    acc[o] += (c + inl[int(c) + levels]) * coef[2, k, o]
+            else:
+                for o in range(n_out):
+                    acc[o] += min(max(np.rint(w[o]), -L), L) * coef[2, k, o]
         rs = rowscale[b] * sign
         for o in range(n_out):
             y[b, o] += acc[o] * rs

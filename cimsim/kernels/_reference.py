@@ -162,8 +162,8 @@ def map_targets(W, scales, rows, kind, g_min, dg, out_pos, out_neg):
 
 
 def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
-                    sigma_spec, mu_spec, std_spec, qs_spec, g_out, nu_out, qs_out, fault_out):
-    n_levels, stochastic, prog_kind, clip_upper, has_drift, absolute, has_qs, has_var, has_fault = (
+                    sigma_spec, mu_spec, std_spec, g_out, nu_out, fault_out):
+    n_levels, stochastic, prog_kind, clip_upper, has_drift, absolute, has_var, has_fault = (
         int(v) for v in ip
     )
     g_min, g_max, prog_param, var_sigma, p_min, p_max = (float(v) for v in fp)
@@ -195,38 +195,40 @@ def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
     g[code == 1] = g_min
     g[code == 2] = g_max
     g_out[:] = g
-    fault_out[:] = code
+    if has_fault:
+        fault_out[:] = code
     if has_drift:
         nu = _xf_np(mu_spec, t / g_max) + _xf_np(std_spec, t / g_max) * z_nu
         nu = np.abs(nu) if absolute else np.maximum(nu, 0.0)
         nu[stuck] = 0.0
         nu_out[:] = nu
-    if has_qs:
-        qs_out[:] = _xf_np(qs_spec, g / g_max)
 
 
-def drift_to_blocks(g_pos, nu_pos, qs_pos, z_pos, g_neg, nu_neg, qs_neg, z_neg, neg_row,
-                    rows, fp, ip, out_w, out_wn, out_v, out_vn):
-    log_ratio, c_read, w_unit, var_rel2 = (float(v) for v in fp)
+def drift_to_blocks(g_pos, nu_pos, z_pos, g_neg, nu_neg, z_neg, neg_row, zn_row0, o0, o1,
+                    rows, fp, ip, qs_spec, out_w, out_wn, out_v, out_vn):
+    log_ratio, c_read, w_unit, var_rel2, g_max = (float(v) for v in fp)
     has_nu, has_read, digital, has_var = (bool(v) for v in ip)
+    rsel = neg_row[o0:o1]
 
-    def at(g, nu, qs, z):
+    def at(g, nu, z):
         g = g.astype(np.float64)
-        nu, qs, z = (np.asarray(a, dtype=np.float64) for a in (nu, qs, z))
         if has_nu:
-            g = g * np.exp(-nu * log_ratio)
+            g = g * np.exp(-np.asarray(nu, dtype=np.float64) * log_ratio)
         if has_read:
-            g = np.maximum(g + np.abs(g) * qs * c_read * z, 0.0)
+            qs = _xf_np(qs_spec, g_prog.astype(np.float64) / g_max)
+            g = np.maximum(g + np.abs(g) * qs * c_read * np.asarray(z, dtype=np.float64), 0.0)
         return g
 
-    gp = at(g_pos, nu_pos, qs_pos, z_pos)
-    gn_dev = at(g_neg, nu_neg, qs_neg, z_neg)
-    gn = gn_dev[neg_row]
+    g_prog = g_pos[o0:o1]
+    gp = at(g_prog, nu_pos[o0:o1] if has_nu else None, z_pos)
+    g_prog = g_neg[rsel]
+    gn = at(g_prog, nu_neg[rsel] if has_nu else None, z_neg[rsel - zn_row0] if has_read else None)
     n_out, n_in = g_pos.shape
     vscale = var_rel2 * w_unit * w_unit
     for k0 in range(0, n_in, rows):
         k1 = min(k0 + rows, n_in)
-        sl = slice(n_out * k0, n_out * k1)
+        rk = k1 - k0
+        sl = slice(n_out * k0 + o0 * rk, n_out * k0 + o1 * rk)
         if digital:
             out_w[sl] = (w_unit * gp[:, k0:k1]).ravel()
             out_wn[sl] = (w_unit * gn[:, k0:k1]).ravel()
@@ -302,10 +304,11 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, rowscale, sign, levels, nl
     acc = np.zeros(y.shape, np.float64)
     for k in range(n_t):
         val = part[k].astype(np.float64)
-        if var.shape[0] > 0 or var16.shape[0] > 0:
-            vv = (var[k].astype(np.float64) if var.shape[0] > 0
-                  else (var16[k].astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64))
-            val = np.where(vv > 0.0, val + np.sqrt(np.maximum(vv, 0.0)) * z_read[k].astype(np.float64), val)
+        if var16.shape[0] > 0:
+            vv = (var16[k].astype(np.uint32) << np.uint32(16)).view(np.float32)
+            val = val + np.sqrt(np.maximum(vv, np.float32(0.0))).astype(np.float64) * z_read[k].astype(np.float64)
+        elif var.shape[0] > 0:
+            val = val + np.sqrt(np.maximum(var[k].astype(np.float64), 0.0)) * z_read[k].astype(np.float64)
         if linear:
             w = val * coef[0, k] + coef[1, k]
         else:

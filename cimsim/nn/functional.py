@@ -143,7 +143,8 @@ def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_wei
         if seed is None:
             raise ParameterError("hardware_mvm needs either seed= (program now) or state= and rng= (a programmed chip)")
         prog, read = split_seed(seed)
-        state = program_matrix(_to_numpy(weight), profile, rng=prog)
+        # read at t = 0 only: skip the drift exponents (every other bit is the same)
+        state = program_matrix(_to_numpy(weight), profile, rng=prog, with_drift=t_s != 0)
     else:
         if rng is None:
             raise ParameterError("hardware_mvm with a programmed state needs rng= (the chip's read generator)")

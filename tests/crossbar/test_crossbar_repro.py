@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from cimsim.crossbar import GlobalDriftCompensation, ProgrammedState, program_matrix, tile_mvm
+from cimsim.errors import ParameterError
 from cimsim.profiles.loader import load_profile
 
 NOISY = {"read_noise.per_read_sigma_rel": 0.02, "adc.noise_lsb": 0.3, "adc.gain_error_rel": 0.01,
@@ -62,7 +63,7 @@ def test_save_load_bitwise(tmp_path):
     st2 = ProgrammedState.load(path)
     assert st2.profile == st.profile and st2.seed == 3 and st2.dac_bound == st.dac_bound
     np.testing.assert_array_equal(tile_mvm(x, st, t_s=1e5, rng=7), tile_mvm(x, st2, t_s=1e5, rng=7))
-    for name in ("g_pos", "g_neg", "nu_pos", "qs_neg", "fault_pos", "scales", "adc_gain", "adc_bound"):
+    for name in ("g_pos", "g_neg", "nu_pos", "fault_pos", "scales", "adc_gain", "adc_bound"):
         a, b = getattr(st, name), getattr(st2, name)
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
@@ -78,3 +79,19 @@ def test_state_is_immutable():
         st.g_pos[0, 0] = 1.0
     with pytest.raises(Exception):
         st.seed = 3
+
+
+def test_with_drift_false_is_the_same_chip_at_t0():
+    """Skipping the drift exponents changes no other bit; such a chip refuses t > 0."""
+    prof = load_profile("pcm")
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((300, 200)).astype(np.float32)
+    x = rng.standard_normal((5, 200)).astype(np.float32)
+    full = program_matrix(W, prof, rng=4)
+    lean = program_matrix(W, prof, rng=4, with_drift=False)
+    assert lean.nu_pos is None and full.nu_pos is not None and lean.nbytes < full.nbytes
+    np.testing.assert_array_equal(full.g_pos, lean.g_pos)
+    np.testing.assert_array_equal(full.g_neg, lean.g_neg)
+    np.testing.assert_array_equal(tile_mvm(x, full, t_s=0, rng=1), tile_mvm(x, lean, t_s=0, rng=1))
+    with pytest.raises(ParameterError, match="with_drift=False"):
+        lean.drift(10.0, 1)

@@ -105,24 +105,23 @@ def test_program_devices(n, dtype, rtol, variant):
     sig = encode_xfunction(prof.programming.noise.sigma)
     mu = encode_xfunction(prof.drift.nu.mean)
     sd = encode_xfunction(prof.drift.nu.std)
-    qs = encode_xfunction(prof.read_noise.q_s)
-    ip = [0, 0, 3, 0, 1, 1, 1, 0, 0]
+    ip = [0, 0, 3, 0, 1, 1, 0, 0]
     fp = [0.0, 25.0, 1.0, 0.0, 0.0, 0.0]
     if variant == "levels_sr_faults_var":
-        ip = [9, 1, 3, 1, 1, 0, 1, 1, 1]
+        ip = [9, 1, 3, 1, 1, 0, 1, 1]
         fp = [0.0, 25.0, 1.0, 0.1, 0.05, 0.1]
     elif variant == "constant":
         ip[2], fp[2] = 1, 0.5
     elif variant == "relative":
         ip[2], fp[2] = 2, 0.05
     elif variant == "none":
-        ip = [0, 0, 0, 0, 0, 0, 0, 0, 0]
+        ip = [0, 0, 0, 0, 0, 0, 0, 0]
     res = []
     for K in (NB, RF):
-        g, nu, q = (np.empty(n, dtype) for _ in range(3))
+        g, nu = (np.empty(n, dtype) for _ in range(2))
         f = np.empty(n, np.int8)
-        K.program_devices(target, u, z1, u[::-1].copy(), z2, z3, np.array(ip), np.array(fp), sig, mu, sd, qs, g, nu, q, f)
-        res.append((g, nu if ip[4] else None, q if ip[6] else None, f))
+        K.program_devices(target, u, z1, u[::-1].copy(), z2, z3, np.array(ip), np.array(fp), sig, mu, sd, g, nu, f)
+        res.append((g, nu if ip[4] else None, f if ip[7] else None))
     for a, b in zip(res[0], res[1]):
         if a is not None:
             np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-12)
@@ -139,16 +138,23 @@ def test_drift_to_blocks(shape, dtype, rtol, digital, single):
     neg_row = (np.arange(n_out) // cols) if single else np.arange(n_out)
     arrs = [rng.uniform(0, 25, s).astype(dtype) for s in [shape, (neg_rows, n_in)]]
     nus = [rng.uniform(0, 0.1, a.shape).astype(dtype) for a in arrs]
-    qss = [rng.uniform(0, 0.2, a.shape).astype(dtype) for a in arrs]
+    arrs[0][:, ::3] = 0.0  # devices at g_min (= 0 here), as the unused half of a pair
     zs = [rng.standard_normal(a.shape).astype(dtype) for a in arrs]
-    fp = np.array([np.log(1e5), 3.0, 1 / 25, 0.02**2])
+    qs = encode_xfunction(load_profile("pcm").read_noise.q_s)
+    fp = np.array([np.log(1e5), 3.0, 1 / 25, 0.02**2, 25.0])
     ip = np.array([1, 1, digital, 1])
     outs = []
     for K in (NB, RF):
-        o = [np.empty(n_out * n_in, dtype) for _ in range(4)]
+        o = [np.full(n_out * n_in, np.nan, dtype) for _ in range(4)]
         if not digital:
             o[1], o[3] = np.empty(0, dtype), np.empty(0, dtype)
-        K.drift_to_blocks(arrs[0], nus[0], qss[0], zs[0], arrs[1], nus[1], qss[1], zs[1], neg_row, rows, fp, ip, *o)
+        # in two row chunks, as the crossbar calls it (z of a chunk's own rows; reference rows whole)
+        cut = n_out // 2
+        for o0, o1 in ((0, cut), (cut, n_out)):
+            zn, zn0 = (zs[1], 0) if single else (zs[1][o0:o1], o0)
+            K.drift_to_blocks(arrs[0], nus[0], zs[0][o0:o1], arrs[1], nus[1], zn, neg_row, zn0, o0, o1, rows,
+                              fp, ip, qs, *o)
+        assert not np.isnan(o[0]).any()
         outs.append(o)
     for a, b in zip(*outs):
         np.testing.assert_allclose(a, b, rtol=rtol * 10, atol=rtol * 1e-3)

@@ -1,0 +1,180 @@
+"""The fused all-tiles ADC kernel and the bfloat16 per-read-variance GEMM of tile_mvm."""
+
+import math
+
+import numba
+import numpy as np
+import pytest
+import torch
+
+from cimsim.crossbar import program_matrix, tile_mvm
+from cimsim.crossbar.mvm import _bf16_bits, _bf16_round, _gemm_tiles, _plan
+from cimsim.kernels import _numba as NB, _reference as RF
+from cimsim.profiles.loader import load_profile
+
+Z = 5.0  # tolerance: 5 standard errors
+
+
+def _coef(bound, gain, off, cs, levels):
+    L = float(levels)
+    sc = bound * cs
+    z = np.zeros_like(bound)
+    return np.stack([(1 + gain) * L / bound if L else z, off, sc / L if L else z, 1 / bound, 1 + gain, sc])
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float32, 3e-7), (np.float64, 1e-12)])
+@pytest.mark.parametrize("nl", [(0, [0.0]), (1, [0.01, 0.98, 0.0, -0.05]), (3, [1.5])])
+@pytest.mark.parametrize("levels,noise,inl", [(0, 0.0, False), (127, 0.0, False), (7, 0.7, True), (15, 0.0, True)])
+@pytest.mark.parametrize("var", ["none", "float", "bf16"])
+def test_adc_tiles_numba_vs_reference(dtype, rtol, nl, levels, noise, inl, var):
+    rng = np.random.default_rng(6)
+    for nt, nb, no in [(1, 1, 1), (3, 5, 7), (4, 33, 300)]:
+        part = (rng.standard_normal((nt, nb, no)) * 2).astype(dtype)
+        part[0, 0, 0] = 50.0  # saturating
+        v = rng.uniform(0, 0.1, part.shape).astype(dtype)
+        v[..., 0] = 0.0
+        vf = v if var == "float" else np.zeros((0, 0, 0), dtype)
+        v16 = _bf16_bits(v) if var == "bf16" else np.zeros((0, 0, 0), np.uint16)
+        z1, z2 = (rng.standard_normal(part.shape).astype(dtype) for _ in range(2))
+        coef = _coef(rng.uniform(1, 3, (nt, no)), rng.normal(0, 0.05, (nt, no)), rng.normal(0, 0.5, (nt, no)),
+                     rng.uniform(0.5, 2, (nt, no)), levels)
+        rs = rng.uniform(0.5, 2, nb)
+        inl_t = rng.normal(0, 0.3, 2 * levels + 1) if inl else np.zeros(0)
+        y0 = rng.standard_normal((nb, no)).astype(dtype)
+        outs = []
+        for K in (NB, RF):
+            y = y0.copy()
+            sat = np.zeros((nb, nt, no), bool)
+            K.adc_tiles(part, vf, v16, z1, z2, coef, rs, -1.0, levels, nl[0], np.array(nl[1]), inl_t, noise,
+                        y, sat, True)
+            outs.append((y, sat))
+        np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=rtol, atol=rtol)
+        np.testing.assert_array_equal(outs[0][1], outs[1][1])
+        if levels:
+            assert outs[0][1][0, 0, 0]
+
+
+def test_adc_tiles_matches_per_tile_adc_accumulate():
+    """Same codes as the per-tile kernel (linear fast path and general path)."""
+    rng = np.random.default_rng(1)
+    nt, nb, no = 3, 17, 40
+    part = rng.standard_normal((nt, nb, no)) * 2
+    v = rng.uniform(0, 0.1, part.shape)
+    z1, z2 = rng.standard_normal(part.shape), rng.standard_normal(part.shape)
+    bound = rng.uniform(1, 3, (nt, no))
+    gain = rng.normal(0, 0.05, (nt, no))
+    off = rng.normal(0, 0.5, (nt, no))
+    cs = rng.uniform(0.5, 2, (nt, no))
+    rs = rng.uniform(0.5, 2, nb)
+    for nl, noise in (((0, [0.0]), 0.0), ((3, [1.5]), 0.4)):
+        y1 = np.zeros((nb, no))
+        y2 = np.zeros((nb, no))
+        s1 = np.zeros((nb, nt, no), bool)
+        s2 = np.zeros((nb, nt, no), bool)
+        NB.adc_tiles(part, v, np.zeros((0, 0, 0), np.uint16), z1, z2, _coef(bound, gain, off, cs, 127), rs, 1.0,
+                     127, nl[0], np.array(nl[1]), np.zeros(0), noise, y1, s1, True)
+        for k in range(nt):
+            NB.adc_accumulate(part[k], v[k], z1[k], z2[k], bound[k], gain[k], off[k], cs[k], rs, 1.0, 127, nl[0],
+                              np.array(nl[1]), np.zeros(0), noise, y2, s2[:, k, :], True)
+        np.testing.assert_allclose(y1, y2, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(s1, s2)
+
+
+def test_bf16_helpers_match_torch():
+    x = np.random.default_rng(2).standard_normal(10001).astype(np.float32) * np.float32(1e3)
+    x[:3] = [0.0, 1.0, 2.0**-130]
+    t = torch.from_numpy(x).to(torch.bfloat16)
+    np.testing.assert_array_equal(_bf16_bits(x), t.view(torch.int16).numpy().view(np.uint16))
+    np.testing.assert_array_equal(_bf16_round(x), t.float().numpy())
+    assert np.all(np.abs(_bf16_round(x[3:]) - x[3:]) <= 2.0**-8 * np.abs(x[3:]))  # normal numbers: unit roundoff 2^-8
+
+
+@pytest.mark.parametrize("backend_name", ["numba", "reference"])
+def test_bf16_variance_gemm_error_bound(backend_name):
+    """sigma from the bf16 variance GEMM is within 1.5 2^-8 (relative) of the exact float64 value.
+
+    Three bf16 roundings (x^2, V, the GEMM output; unit roundoff 2^-8 each) bound the variance's
+    relative error by (1 + 2^-8)^3 - 1, so sigma's by (1 + 2^-8)^1.5 - 1 < 1.5 2^-8.
+    """
+    prof = load_profile("pcm", overrides={"read_noise.per_read_sigma_rel": 0.05, "tile.rows": 64})
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((50, 150)).astype(np.float32)
+    ds = program_matrix(W, prof, rng=0).drift(10.0, 1, backend_name=backend_name)
+    from cimsim.kernels import backend
+
+    K = backend(backend_name)
+    pl = _plan(ds, K)
+    assert pl.bf16
+    x = rng.uniform(-1, 1, (9, 150)).astype(np.float32)
+    grid = ds.state.grid
+    exact = np.stack([(x[:, slice(*grid.in_slice(k))].astype(np.float64) ** 2)
+                      @ ds.block(ds.v, k).astype(np.float64).T for k in range(grid.n_in_tiles)])
+    vb = pl.streams[0][1]
+    if pl.torch:
+        out = torch.empty(exact.shape, dtype=torch.bfloat16)
+        _gemm_tiles(torch.from_numpy(x).square().to(torch.bfloat16), vb, out)
+        got = out.float().numpy()
+    else:
+        x2 = _bf16_round(x * x)
+        got = _bf16_round(np.stack([x2[:, slice(*grid.in_slice(k))] @ vb[k].T for k in range(grid.n_in_tiles)]))
+    rel = np.abs(np.sqrt(got) / np.sqrt(exact) - 1)
+    assert rel.max() <= 1.5 * 2.0**-8, rel.max()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_per_read_output_variance_float32_and_float64(dtype):
+    """var(y) = sum_j x_j^2 sigma_ij^2 (float32 chips: bf16 variance GEMM, |d var / var| <= 3 2^-8)."""
+    sig = 0.05
+    prof = load_profile("ideal", overrides={"read_noise": {"kind": "gaussian", "sigma_rel": sig}, "tile.rows": 8})
+    rng = np.random.default_rng(3)
+    W = rng.uniform(-1, 1, (3, 20))
+    W[:, 0] = 1.0
+    x = rng.uniform(-1, 1, (1, 20))
+    x[0, 0] = 1.0
+    st = program_matrix(W.astype(dtype), prof, rng=0)
+    assert st.dtype == dtype
+    n = 20000
+    y = tile_mvm(np.repeat(x, n, axis=0).astype(dtype), st, t_s=0, rng=4).astype(np.float64)
+    Wd = W.astype(dtype).astype(np.float64)
+    xd = x.astype(dtype).astype(np.float64)
+    var = sig**2 * (xd**2 @ (Wd**2).T)[0]
+    np.testing.assert_allclose(y.mean(0), (xd @ Wd.T)[0], atol=float(Z * np.sqrt(var.max() / n)))
+    ratio = y.var(0, ddof=1) / var
+    tol = Z * math.sqrt(2.0 / (n - 1)) + (3 * 2.0**-8 if dtype == np.float32 else 0.0)
+    assert np.all(np.abs(ratio - 1) < tol), ratio
+
+
+@pytest.mark.parametrize("sub", ["analog", "digital"])
+def test_torch_and_numba_threads_bitwise(sub):
+    """Same seed -> same bits with 1 and all torch/numba threads (bf16 variance GEMM, ragged tile)."""
+    prof = load_profile("pcm", overrides={"read_noise.per_read_sigma_rel": 0.02, "mapping.subtraction": sub,
+                                          "adc.noise_lsb": 0.2, "tile.rows": 128})
+    rng = np.random.default_rng(5)
+    W = (rng.standard_normal((300, 600)) / 25).astype(np.float32)
+    x = rng.standard_normal((64, 600)).astype(np.float32)
+    ds = program_matrix(W, prof, rng=1).drift(3600.0, 2)
+    y_all = tile_mvm(x, ds, rng=7)
+    nt, nn = torch.get_num_threads(), numba.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        numba.set_num_threads(1)
+        y_one = tile_mvm(x, ds, rng=7)
+    finally:
+        torch.set_num_threads(nt)
+        numba.set_num_threads(nn)
+    np.testing.assert_array_equal(y_all, y_one)
+    np.testing.assert_array_equal(tile_mvm(x, ds, rng=7), y_all)
+
+
+def test_numba_and_reference_backends_agree():
+    """Same draws, same arithmetic up to GEMM summation order: codes agree except at rare boundaries."""
+    prof = load_profile("pcm", overrides={"read_noise.per_read_sigma_rel": 0.02, "tile.rows": 128})
+    rng = np.random.default_rng(5)
+    W = (rng.standard_normal((200, 300)) / 17).astype(np.float32)
+    x = rng.standard_normal((32, 300)).astype(np.float32)
+    st = program_matrix(W, prof, rng=1)
+    y1 = tile_mvm(x, st.drift(10.0, 2), rng=3)
+    y2 = tile_mvm(x, st.drift(10.0, 2, backend_name="reference"), rng=3, backend_name="reference")
+    close = np.isclose(y1, y2, rtol=1e-5, atol=1e-6)
+    assert close.mean() > 0.99, close.mean()
+    assert np.abs(y1 - y2).max() < 0.05 * np.abs(y1).max()
