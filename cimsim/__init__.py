@@ -16,6 +16,7 @@ from .crossbar import (
     MvmMasks,
     PerColumnDriftCompensation,
     ProgrammedState,
+    program_drifted,
     program_matrix,
     tile_mvm,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "profile_from_yaml",
     # crossbar
     "program_matrix",
+    "program_drifted",
     "tile_mvm",
     "ProgrammedState",
     "DriftedState",

@@ -2,11 +2,12 @@
 
 from .compensation import DriftCompensation, GlobalDriftCompensation, PerColumnDriftCompensation
 from .mvm import tile_mvm
-from .program import program_matrix
+from .program import program_drifted, program_matrix
 from .state import DriftedState, MvmMasks, ProgrammedState
 
 __all__ = [
     "program_matrix",
+    "program_drifted",
     "tile_mvm",
     "ProgrammedState",
     "DriftedState",

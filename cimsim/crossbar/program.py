@@ -21,10 +21,10 @@ from ..profiles.schema import (
 from .._threads import map_pieces
 from ..rng import SeedLike, as_generator, child_generators
 from .mapping import weight_scales
-from .state import ProgrammedState
+from .state import DriftedState, DriftRun, ProgrammedState, check_time
 from .tiling import TileGrid
 
-__all__ = ["program_matrix", "check_profile", "row_chunks", "CHUNK_WEIGHTS"]
+__all__ = ["program_matrix", "program_drifted", "check_profile", "row_chunks", "CHUNK_WEIGHTS"]
 
 
 def check_profile(profile: DeviceProfile) -> None:
@@ -88,11 +88,34 @@ def program_matrix(W: np.ndarray, profile: DeviceProfile, *, rng: SeedLike, with
     bit is unchanged): a chip that is only read at t = 0, as in training, where drift is a
     factor of exactly 1; drifting it to t > 0 raises ParameterError.
     """
+    return _program(W, profile, rng, with_drift, backend(backend_name), None)
+
+
+def program_drifted(W: np.ndarray, profile: DeviceProfile, *, rng: SeedLike, t_s: float, read_rng: SeedLike,
+                    backend_name: str = "numba") -> DriftedState:
+    """``program_matrix(W, profile, rng=rng).drift(t_s, read_rng)``, bit for bit, without keeping the chip.
+
+    Each row chunk is programmed into small local arrays and drifted into the GEMM blocks at
+    once, so the per-device arrays (2-4 x the weights) never exist in full: what a training
+    step needs (it programs a fresh chip from the current weights on every forward).  The
+    snapshot's ``state`` holds the periphery only (``devices_kept=False``): it cannot be drifted
+    again or saved.
+    """
     check_profile(profile)
     W = _check_w(W)
+    t = check_time(t_s)
+    K = backend(backend_name)
+    run = DriftRun(profile, W.shape, W.dtype, t, as_generator(read_rng), K, noiseless=False, has_nu=t > 0)
+    return run.finish(_program(W, profile, rng, t > 0, K, run.chunk))
+
+
+def _program(W, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, fused) -> ProgrammedState:
+    """program_matrix's body; ``fused(ci, pos, neg, p0, n0)`` (if given) takes each chunk's devices."""
+    check_profile(profile)
+    if fused is None:
+        W = _check_w(W)
     seed = int(rng) if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) else None
     rng = as_generator(rng)
-    K = backend(backend_name)
     p = profile
     dt = W.dtype
     n_out, n_in = W.shape
@@ -128,47 +151,78 @@ def program_matrix(W: np.ndarray, profile: DeviceProfile, *, rng: SeedLike, with
                    p.drift.absolute if has_drift else False, var_sigma > 0, has_fault], dtype=np.int64)
     fp = np.array([g_min, g_max, prog_param, var_sigma, f.stuck_at_g_min_rel, f.stuck_at_g_max_rel])
 
-    g_pos, g_neg = np.empty((n_out, n_in), dt), np.empty((n_neg_rows, n_in), dt)
-    nu_pos, nu_neg = (np.empty((n_out, n_in), dt), np.empty((n_neg_rows, n_in), dt)) if has_drift else (None, None)
-    f_pos, f_neg = (np.empty((n_out, n_in), np.int8), np.empty((n_neg_rows, n_in), np.int8)) if has_fault else (None, None)
     e = np.zeros(0, dt)
     e8 = np.zeros(0, np.int8)
 
+    def new_rows(n_rows: int):
+        """Empty device arrays (g, nu, fault) for ``n_rows`` rows (None where not modelled)."""
+        return (np.empty((n_rows, n_in), dt), np.empty((n_rows, n_in), dt) if has_drift else None,
+                np.empty((n_rows, n_in), np.int8) if has_fault else None)
+
     def program(gen, parts) -> None:
-        """Program ``parts`` = [(flat targets, rows, neg)] with one set of draws from ``gen``."""
-        n = sum(t.shape[0] for t, _, _ in parts)
+        """Program ``parts`` = [(flat targets, (g, nu, fault) outputs)] with one set of draws from gen."""
+        n = sum(t.shape[0] for t, _ in parts)
         u_round = uniforms(gen, n) if stochastic else e
         z_var = normals(gen, n, np.float32, K) if var_sigma > 0 else e
         u_fault = uniforms(gen, n) if has_fault else e
         z_prog = normals(gen, n, np.float32, K) if prog_kind else e
         z_nu = normals(gen, n, np.float32, K) if has_drift else e
         i0 = 0
-        for targets, rows, neg in parts:
+        for targets, (g, nu, fl) in parts:
             i1 = i0 + targets.shape[0]
             cut = [a[i0:i1] if a.shape[0] else a for a in (u_round, z_var, u_fault, z_prog, z_nu)]
-            g, nu, fl = (g_neg, nu_neg, f_neg) if neg else (g_pos, nu_pos, f_pos)
-            K.program_devices(targets, *cut, ip, fp, sigma_spec, mu_spec, sd_spec, g[rows].reshape(-1),
-                              e if nu is None else nu[rows].reshape(-1), e8 if fl is None else fl[rows].reshape(-1))
+            K.program_devices(targets, *cut, ip, fp, sigma_spec, mu_spec, sd_spec, g.reshape(-1),
+                              e if nu is None else nu.reshape(-1), e8 if fl is None else fl.reshape(-1))
             i0 = i1
 
     chunks = row_chunks(n_out, n_in)
     gens = child_generators(rng, len(chunks) + (0 if diff else 1))
 
-    def chunk(ci: int) -> None:
+    def program_chunk(ci: int, pos, neg) -> None:
+        """Program rows chunks[ci] into ``pos`` (and ``neg``, differential) = (g, nu, fault) rows."""
         r0, r1 = chunks[ci]
         t_pos = np.empty((r1 - r0, n_in), dt)
         t_neg = np.empty((r1 - r0, n_in), dt) if diff else np.zeros((0, 0), dt)
         K.map_targets(W[r0:r1], np.ascontiguousarray(scales[:, r0:r1]), int(p.tile.rows), 0 if diff else 1,
                       g_min, dg, t_pos, t_neg)
-        rows = slice(r0, r1)
-        parts = [(t_pos.reshape(-1), rows, False)]
+        parts = [(t_pos.reshape(-1), pos)]
         if diff:
-            parts.append((t_neg.reshape(-1), rows, True))
+            parts.append((t_neg.reshape(-1), neg))
         program(gens[ci], parts)
 
-    map_pieces(chunk, range(len(chunks)))
-    if not diff:  # the reference column of each output tile, at mid range
-        program(gens[-1], [(np.full(n_neg_rows * n_in, g_min + 0.5 * dg, dt), slice(None), True)])
+    def program_reference():
+        """The reference column of each output tile (single_reference), at mid range."""
+        ref = new_rows(n_neg_rows)
+        program(gens[-1], [(np.full(n_neg_rows * n_in, g_min + 0.5 * dg, dt), ref)])
+        return ref
+
+    if fused is None:
+        pos, neg = new_rows(n_out), new_rows(n_neg_rows)
+
+        def chunk(ci: int) -> None:
+            rows = slice(*chunks[ci])
+            program_chunk(ci, [a if a is None else a[rows] for a in pos], [a if a is None else a[rows] for a in neg])
+
+        map_pieces(chunk, range(len(chunks)))
+        if not diff:
+            neg = program_reference()
+        kept = True
+    else:  # program each chunk into local arrays and hand them to the caller (drift), keep none
+        ref = None if diff else program_reference()
+
+        def chunk(ci: int) -> None:
+            r0, r1 = chunks[ci]
+            pos = new_rows(r1 - r0)
+            neg = new_rows(r1 - r0) if diff else ref
+            if diff:
+                program_chunk(ci, pos, neg)
+            else:
+                program_chunk(ci, pos, None)
+            fused(ci, pos, neg, r0, r0 if diff else 0)
+
+        map_pieces(chunk, range(len(chunks)))
+        pos = neg = ((np.zeros((0, n_in), dt),) + (None, None))
+        kept = False
 
     n_conv = 2 if p.mapping.subtraction == "digital" else 1
     ashape = (n_conv, grid.n_in_tiles, n_out)
@@ -176,6 +230,6 @@ def program_matrix(W: np.ndarray, profile: DeviceProfile, *, rng: SeedLike, with
     gain = a.gain_error_rel * normals(rng, ashape, np.float64, K) if a.gain_error_rel > 0 else np.zeros(ashape)
     off = a.offset_error_lsb * normals(rng, ashape, np.float64, K) if a.offset_error_lsb > 0 else np.zeros(ashape)
     return ProgrammedState(
-        profile=p, shape=(n_out, n_in), seed=seed, g_pos=g_pos, g_neg=g_neg, nu_pos=nu_pos, nu_neg=nu_neg,
-        fault_pos=f_pos, fault_neg=f_neg, scales=scales, adc_gain=gain, adc_offset_lsb=off,
+        profile=p, shape=(n_out, n_in), seed=seed, g_pos=pos[0], g_neg=neg[0], nu_pos=pos[1], nu_neg=neg[1],
+        fault_pos=pos[2], fault_neg=neg[2], scales=scales, adc_gain=gain, adc_offset_lsb=off, devices_kept=kept,
     )

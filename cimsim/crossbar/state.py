@@ -28,7 +28,7 @@ from ..profiles.schema import (
 from ..rng import SeedLike, as_generator, child_generators
 from .tiling import TileGrid
 
-__all__ = ["ProgrammedState", "DriftedState", "MvmMasks", "FORMAT_VERSION"]
+__all__ = ["ProgrammedState", "DriftedState", "DriftRun", "MvmMasks", "FORMAT_VERSION"]
 
 FORMAT_VERSION = "cimsim.ProgrammedState/2"
 _DEFAULT_T0_S = 20.0
@@ -67,7 +67,8 @@ class ProgrammedState:
     at g_min, 2 stuck at g_max (None without faults); scales ``[n_in_tiles, out]``: weight scale
     of each tile column; adc_gain / adc_offset_lsb ``[n_conv, n_in_tiles, out]`` static ADC
     errors (n_conv = 2 with digital subtraction); dac_bound / adc_bound: calibrated ranges
-    (None until :meth:`calibrate`).
+    (None until :meth:`calibrate`); devices_kept: False for the periphery-only state of a
+    :func:`~cimsim.crossbar.program.program_drifted` snapshot (device arrays are empty rows).
     """
 
     profile: DeviceProfile
@@ -84,6 +85,7 @@ class ProgrammedState:
     adc_offset_lsb: np.ndarray
     dac_bound: float | None = None
     adc_bound: np.ndarray | None = None
+    devices_kept: bool = True
 
     def __post_init__(self):
         for name in _ARRAYS:
@@ -168,6 +170,9 @@ class ProgrammedState:
     # ------------------------------------------------------------------ io
     def save(self, path) -> None:
         """Write the state (arrays bit-exact, profile as JSON, format version) to an .npz file."""
+        if not self.devices_kept:
+            raise ParameterError("this chip's device arrays were not kept (program_drifted): nothing to save; "
+                                 "program it with program_matrix to save it")
         meta = {
             "format": FORMAT_VERSION,
             "shape": list(self.shape),
@@ -261,19 +266,13 @@ class DriftedState:
 
 
 def _drift(state: ProgrammedState, t: float, rng: np.random.Generator, K, *, noiseless: bool) -> DriftedState:
-    """Drift ``state`` to ``t`` row chunk by row chunk (see :func:`~.program.row_chunks`).
-
-    Draws (only with 1/f noise): two words from ``rng`` seed one child per row chunk, plus one
-    for the reference columns (single_reference, drawn first from its own child); each chunk's
-    child draws the 1/f normals of its G+ devices, then of its G- devices (differential).
-    """
-    from .program import row_chunks
-
-    p = state.profile
-    n_out, n_in = state.shape
-    dt = state.dtype
-    dg = p.conductance.g_max_us - p.conductance.g_min_us
-    has_nu = isinstance(p.drift, DriftPowerLaw) and not noiseless
+    """Drift ``state`` to ``t`` row chunk by row chunk (see :class:`DriftRun`)."""
+    if not state.devices_kept:
+        raise ParameterError(
+            "this chip's device arrays were not kept (program_drifted gives a snapshot only): program it with "
+            "program_matrix to drift, calibrate or save it"
+        )
+    has_nu = isinstance(state.profile.drift, DriftPowerLaw) and not noiseless
     if has_nu and state.nu_pos is None:
         if t > 0:
             raise ParameterError(
@@ -281,53 +280,85 @@ def _drift(state: ProgrammedState, t: float, rng: np.random.Generator, K, *, noi
                 f"t_s=0 (got t_s={t}); program it with with_drift=True to drift it"
             )
         has_nu = False  # t = 0: the drift factor is exactly 1
-    t0 = p.drift.t0_s if isinstance(p.drift, DriftPowerLaw) else _DEFAULT_T0_S
-    log_ratio = math.log((t + t0) / t0) if has_nu else 0.0
-    has_read = isinstance(p.read_noise, ReadNoiseOneOverF) and not noiseless
-    c_read = 0.0
-    if has_read:
-        tr = p.read_noise.t_read_s
-        c_read = math.sqrt(max(math.log((t + t0 + tr) / (2.0 * tr)), 0.0))
-    if isinstance(p.read_noise, ReadNoiseGaussian):
-        var_rel = p.read_noise.sigma_rel
-    elif isinstance(p.read_noise, ReadNoiseOneOverF):
-        var_rel = p.read_noise.per_read_sigma_rel
-    else:
-        var_rel = 0.0
-    has_var = var_rel > 0 and not noiseless
-    digital = p.mapping.subtraction == "digital"
-    diff = p.mapping.kind == "differential"
-    w_unit = (1.0 if diff else 2.0) / dg
-    qs_spec = encode_xfunction(p.read_noise.q_s if has_read else None)
-    e2 = np.zeros((0, 0), dt)
-    n = n_out * n_in
-    e1 = np.zeros(0, dt)
-    w = np.empty(n, dt)
-    wn = np.empty(n, dt) if digital else None
-    v = np.empty(n, dt) if has_var else None
-    vn = np.empty(n, dt) if (has_var and digital) else None
-    chunks = row_chunks(n_out, n_in)
-    gens = child_generators(rng, len(chunks) + (0 if diff else 1)) if has_read else [None] * (len(chunks) + 1)
-    z_ref = normals(gens[-1], state.g_neg.shape, dt, K) if (has_read and not diff) else e2
-    neg_row = state.neg_row
-    fp = np.array([log_ratio, c_read, w_unit, var_rel * var_rel, p.conductance.g_max_us])
-    ip = np.array([has_nu, has_read, digital, has_var], dtype=np.int64)
+    run = DriftRun(state.profile, state.shape, state.dtype, t, rng, K, noiseless=noiseless, has_nu=has_nu)
+    pos, neg = (state.g_pos, state.nu_pos), (state.g_neg, state.nu_neg)
+    map_pieces(lambda ci: run.chunk(ci, pos, neg, 0, 0), range(len(run.chunks)))
+    return run.finish(state)
 
-    def chunk(ci: int) -> None:
-        o0, o1 = chunks[ci]
+
+class DriftRun:
+    """One drift to time ``t``, row chunk by row chunk (the chunks of :func:`~.program.row_chunks`).
+
+    Draws (only with 1/f noise): two words from ``rng`` seed one child per row chunk, plus one
+    for the reference columns (single_reference, whose normals it draws at once, first); each
+    chunk's child draws the 1/f normals of its G+ devices, then of its G- devices.
+    ``chunk(ci, pos, neg, p0, n0)`` drifts the rows of chunk ci: ``pos`` = (g, nu) arrays whose
+    row 0 is output p0, ``neg`` = (g, nu) of the G- devices / reference columns, row 0 = n0.
+    """
+
+    def __init__(self, profile: DeviceProfile, shape, dtype, t: float, rng, K, *, noiseless: bool, has_nu: bool):
+        from .program import row_chunks
+
+        p = self.profile = profile
+        self.K = K
+        self.t = t
+        n_out, n_in = self.shape = tuple(shape)
+        dt = self.dtype = np.dtype(dtype)
+        dg = p.conductance.g_max_us - p.conductance.g_min_us
+        has_nu = has_nu and isinstance(p.drift, DriftPowerLaw)
+        t0 = p.drift.t0_s if isinstance(p.drift, DriftPowerLaw) else _DEFAULT_T0_S
+        log_ratio = math.log((t + t0) / t0) if has_nu else 0.0
+        has_read = self.has_read = isinstance(p.read_noise, ReadNoiseOneOverF) and not noiseless
+        c_read = 0.0
         if has_read:
-            z_pos = normals(gens[ci], (o1 - o0, n_in), dt, K)
-            z_neg, zn0 = (normals(gens[ci], (o1 - o0, n_in), dt, K), o0) if diff else (z_ref, 0)
+            tr = p.read_noise.t_read_s
+            c_read = math.sqrt(max(math.log((t + t0 + tr) / (2.0 * tr)), 0.0))
+        if isinstance(p.read_noise, ReadNoiseGaussian):
+            var_rel = p.read_noise.sigma_rel
+        elif isinstance(p.read_noise, ReadNoiseOneOverF):
+            var_rel = p.read_noise.per_read_sigma_rel
+        else:
+            var_rel = 0.0
+        has_var = var_rel > 0 and not noiseless
+        digital = p.mapping.subtraction == "digital"
+        diff = self.diff = p.mapping.kind == "differential"
+        self.has_nu = has_nu
+        self.qs_spec = encode_xfunction(p.read_noise.q_s if has_read else None)
+        n = n_out * n_in
+        self.w = np.empty(n, dt)
+        self.wn = np.empty(n, dt) if digital else None
+        self.v = np.empty(n, dt) if has_var else None
+        self.vn = np.empty(n, dt) if (has_var and digital) else None
+        self.chunks = row_chunks(n_out, n_in)
+        self.gens = child_generators(rng, len(self.chunks) + (0 if diff else 1)) if has_read else None
+        self.e1, self.e2 = np.zeros(0, dt), np.zeros((0, 0), dt)
+        n_ref = -(-n_out // p.tile.cols)
+        self.z_ref = normals(self.gens[-1], (n_ref, n_in), dt, K) if (has_read and not diff) else self.e2
+        self.neg_row = np.arange(n_out, dtype=np.int64) if diff else np.arange(n_out, dtype=np.int64) // p.tile.cols
+        self.fp = np.array([log_ratio, c_read, (1.0 if diff else 2.0) / dg, var_rel * var_rel, p.conductance.g_max_us])
+        self.ip = np.array([has_nu, has_read, digital, has_var], dtype=np.int64)
+
+    def chunk(self, ci: int, pos, neg, p0: int, n0: int) -> None:
+        o0, o1 = self.chunks[ci]
+        n_in = self.shape[1]
+        e1, e2, K = self.e1, self.e2, self.K
+        if self.has_read:
+            z_pos = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
+            if self.diff:
+                z_neg, zn0 = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K), o0
+            else:
+                z_neg, zn0 = self.z_ref, 0
         else:
             z_pos, z_neg, zn0 = e2, e2, 0
         K.drift_to_blocks(
-            state.g_pos, state.nu_pos if has_nu else e2, z_pos, state.g_neg, state.nu_neg if has_nu else e2, z_neg,
-            neg_row, zn0, o0, o1, int(p.tile.rows), fp, ip, qs_spec,
-            w, e1 if wn is None else wn, e1 if v is None else v, e1 if vn is None else vn,
+            pos[0], pos[1] if self.has_nu else e2, z_pos, neg[0], neg[1] if self.has_nu else e2, z_neg,
+            self.neg_row, self.shape[0], o0, o1, p0, n0, zn0, int(self.profile.tile.rows), self.fp, self.ip,
+            self.qs_spec, self.w, e1 if self.wn is None else self.wn, e1 if self.v is None else self.v,
+            e1 if self.vn is None else self.vn,
         )
 
-    map_pieces(chunk, range(len(chunks)))
-    for a in (w, wn, v, vn):
-        if a is not None:
-            a.flags.writeable = False
-    return DriftedState(state=state, t_s=t, w=w, wn=wn, v=v, vn=vn)
+    def finish(self, state: ProgrammedState) -> DriftedState:
+        for a in (self.w, self.wn, self.v, self.vn):
+            if a is not None:
+                a.flags.writeable = False
+        return DriftedState(state=state, t_s=self.t, w=self.w, wn=self.wn, v=self.v, vn=self.vn)

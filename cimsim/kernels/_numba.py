@@ -380,7 +380,7 @@ def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
 
 # --------------------------------------------------------------------------- drift
 @njit(cache=True, nogil=True, fastmath=_FM)
-def drift_to_blocks(g_pos, nu_pos, z_pos, g_neg, nu_neg, z_neg, neg_row, zn_row0, o0, o1,
+def drift_to_blocks(g_pos, nu_pos, z_pos, g_neg, nu_neg, z_neg, neg_row, n_out, o0, o1, p0, n0, zn0,
                     rows, fp, ip, qs_spec, out_w, out_wn, out_v, out_vn):
     """Conductances at time t of outputs o0 .. o1-1, in normalised weight units, per input tile.
 
@@ -394,8 +394,9 @@ def drift_to_blocks(g_pos, nu_pos, z_pos, g_neg, nu_neg, z_neg, neg_row, zn_row0
     subtraction w = w_unit G+ and wn = w_unit G-; per-read variance (if has_var)
     v = var_rel2 w_unit^2 (G+^2 + G-^2) (analog) or separately per device (digital).
     The G- device of output o is row neg_row[o] of g_neg (the reference column in
-    single_reference mapping, the partner device in differential mapping).  z_pos holds the
-    1/f normals of rows o0.., z_neg those of g_neg rows zn_row0.. .  Runs without the GIL.
+    single_reference mapping, the partner device in differential mapping).  Row offsets: g_pos /
+    nu_pos row 0 is output p0, z_pos row 0 output o0, g_neg / nu_neg row 0 is G- row n0, z_neg
+    row 0 G- row zn0 (so a chunk can pass either whole arrays or its own rows).  No GIL.
     """
     log_ratio = fp[0]
     c_read = fp[1]
@@ -406,7 +407,7 @@ def drift_to_blocks(g_pos, nu_pos, z_pos, g_neg, nu_neg, z_neg, neg_row, zn_row0
     has_read = ip[1] != 0
     digital = ip[2] != 0
     has_var = ip[3] != 0
-    n_out, n_in = g_pos.shape
+    n_in = g_pos.shape[1]
     vscale = var_rel2 * w_unit * w_unit
     g0 = -1.0
     q0 = 0.0
@@ -416,12 +417,12 @@ def drift_to_blocks(g_pos, nu_pos, z_pos, g_neg, nu_neg, z_neg, neg_row, zn_row0
             k0 = (j // rows) * rows
             rk = min(rows, n_in - k0)
             idx = n_out * k0 + o * rk + (j - k0)
-            gp = np.float64(g_pos[o, j])
-            gn = np.float64(g_neg[r, j])
+            gp = np.float64(g_pos[o - p0, j])
+            gn = np.float64(g_neg[r - n0, j])
             # a device at exactly 0 µS stays there (0 * drift factor, 0 * 1/f noise): skipped
             if gp != 0.0:
                 if has_nu:
-                    gf = gp * math.exp(-np.float64(nu_pos[o, j]) * log_ratio)
+                    gf = gp * math.exp(-np.float64(nu_pos[o - p0, j]) * log_ratio)
                 else:
                     gf = gp
                 if has_read:
@@ -435,14 +436,14 @@ def drift_to_blocks(g_pos, nu_pos, z_pos, g_neg, nu_neg, z_neg, neg_row, zn_row0
                 gp = gf
             if gn != 0.0:
                 if has_nu:
-                    gf = gn * math.exp(-np.float64(nu_neg[r, j]) * log_ratio)
+                    gf = gn * math.exp(-np.float64(nu_neg[r - n0, j]) * log_ratio)
                 else:
                     gf = gn
                 if has_read:
                     if gn != g0:
                         g0 = gn
                         q0 = _xf(qs_spec, gn / g_max)
-                    gf = gf + abs(gf) * q0 * c_read * z_neg[r - zn_row0, j]
+                    gf = gf + abs(gf) * q0 * c_read * z_neg[r - zn0, j]
                     if gf < 0.0:
                         gf = 0.0
                 gn = gf

@@ -204,7 +204,7 @@ def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
         nu_out[:] = nu
 
 
-def drift_to_blocks(g_pos, nu_pos, z_pos, g_neg, nu_neg, z_neg, neg_row, zn_row0, o0, o1,
+def drift_to_blocks(g_pos, nu_pos, z_pos, g_neg, nu_neg, z_neg, neg_row, n_out, o0, o1, p0, n0, zn0,
                     rows, fp, ip, qs_spec, out_w, out_wn, out_v, out_vn):
     log_ratio, c_read, w_unit, var_rel2, g_max = (float(v) for v in fp)
     has_nu, has_read, digital, has_var = (bool(v) for v in ip)
@@ -219,11 +219,11 @@ def drift_to_blocks(g_pos, nu_pos, z_pos, g_neg, nu_neg, z_neg, neg_row, zn_row0
             g = np.maximum(g + np.abs(g) * qs * c_read * np.asarray(z, dtype=np.float64), 0.0)
         return g
 
-    g_prog = g_pos[o0:o1]
-    gp = at(g_prog, nu_pos[o0:o1] if has_nu else None, z_pos)
-    g_prog = g_neg[rsel]
-    gn = at(g_prog, nu_neg[rsel] if has_nu else None, z_neg[rsel - zn_row0] if has_read else None)
-    n_out, n_in = g_pos.shape
+    g_prog = g_pos[o0 - p0 : o1 - p0]
+    gp = at(g_prog, nu_pos[o0 - p0 : o1 - p0] if has_nu else None, z_pos)
+    g_prog = g_neg[rsel - n0]
+    gn = at(g_prog, nu_neg[rsel - n0] if has_nu else None, z_neg[rsel - zn0] if has_read else None)
+    n_in = g_pos.shape[1]
     vscale = var_rel2 * w_unit * w_unit
     for k0 in range(0, n_in, rows):
         k1 = min(k0 + rows, n_in)

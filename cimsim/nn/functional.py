@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..crossbar import DriftedState, program_matrix, tile_mvm
+from ..crossbar import DriftedState, program_drifted, program_matrix, tile_mvm
 from ..errors import ParameterError, ShapeError
 from ..rng import SeedLike, as_generator, split_seed
 
@@ -143,8 +143,13 @@ def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_wei
         if seed is None:
             raise ParameterError("hardware_mvm needs either seed= (program now) or state= and rng= (a programmed chip)")
         prog, read = split_seed(seed)
-        # read at t = 0 only: skip the drift exponents (every other bit is the same)
-        state = program_matrix(_to_numpy(weight), profile, rng=prog, with_drift=t_s != 0)
+        if t_s is not None:
+            # program and drift chunk by chunk without keeping the device arrays (same bits as
+            # program_matrix(...).drift(t_s, read), which is what tile_mvm would do next)
+            state = program_drifted(_to_numpy(weight), profile, rng=prog, t_s=t_s, read_rng=read)
+            t_s = None
+        else:
+            state = program_matrix(_to_numpy(weight), profile, rng=prog)
     else:
         if rng is None:
             raise ParameterError("hardware_mvm with a programmed state needs rng= (the chip's read generator)")

@@ -4,7 +4,7 @@ import numba
 import numpy as np
 import pytest
 
-from cimsim.crossbar import GlobalDriftCompensation, ProgrammedState, program_matrix, tile_mvm
+from cimsim.crossbar import GlobalDriftCompensation, ProgrammedState, program_drifted, program_matrix, tile_mvm
 from cimsim.errors import ParameterError
 from cimsim.profiles.loader import load_profile
 
@@ -95,3 +95,28 @@ def test_with_drift_false_is_the_same_chip_at_t0():
     np.testing.assert_array_equal(tile_mvm(x, full, t_s=0, rng=1), tile_mvm(x, lean, t_s=0, rng=1))
     with pytest.raises(ParameterError, match="with_drift=False"):
         lean.drift(10.0, 1)
+
+
+@pytest.mark.parametrize("ov", [{}, {"mapping.kind": "single_reference"}, {"mapping.subtraction": "digital"},
+                                {"read_noise.per_read_sigma_rel": 0.02, "faults.stuck_at_g_max_rel": 0.01}])
+@pytest.mark.parametrize("t_s", [0.0, 3.6e3])
+def test_program_drifted_equals_program_then_drift(ov, t_s, tmp_path):
+    """The fused chunk-by-chunk path gives the very snapshot of program_matrix(...).drift(...)."""
+    prof = load_profile("pcm", overrides=ov)
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((700, 300)).astype(np.float32)  # several row chunks, ragged tiles
+    x = rng.standard_normal((4, 300)).astype(np.float32)
+    ref = program_matrix(W, prof, rng=5).drift(t_s, 6)
+    got = program_drifted(W, prof, rng=5, t_s=t_s, read_rng=6)
+    for name in ("w", "wn", "v", "vn"):
+        a, b = getattr(ref, name), getattr(got, name)
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ref.state.adc_gain, got.state.adc_gain)
+    np.testing.assert_array_equal(tile_mvm(x, ref, rng=2), tile_mvm(x, got, rng=2))
+    assert not got.state.devices_kept and got.state.nbytes < ref.state.nbytes
+    with pytest.raises(ParameterError, match="not kept"):
+        got.state.drift(1.0, 0)
+    with pytest.raises(ParameterError, match="not kept"):
+        got.state.save(tmp_path / "x.npz")

@@ -149,10 +149,16 @@ def test_drift_to_blocks(shape, dtype, rtol, digital, single):
         if not digital:
             o[1], o[3] = np.empty(0, dtype), np.empty(0, dtype)
         # in two row chunks, as the crossbar calls it (z of a chunk's own rows; reference rows whole)
+        # the first chunk with whole arrays, the second with its own rows only (row offsets)
         cut = n_out // 2
         for o0, o1 in ((0, cut), (cut, n_out)):
             zn, zn0 = (zs[1], 0) if single else (zs[1][o0:o1], o0)
-            K.drift_to_blocks(arrs[0], nus[0], zs[0][o0:o1], arrs[1], nus[1], zn, neg_row, zn0, o0, o1, rows,
+            if o0 == 0:
+                gp, nup, gn, nun, p0, n0 = arrs[0], nus[0], arrs[1], nus[1], 0, 0
+            else:
+                gp, nup, p0 = arrs[0][o0:o1], nus[0][o0:o1], o0
+                gn, nun, n0 = (arrs[1], nus[1], 0) if single else (arrs[1][o0:o1], nus[1][o0:o1], o0)
+            K.drift_to_blocks(gp, nup, zs[0][o0:o1], gn, nun, zn, neg_row, n_out, o0, o1, p0, n0, zn0, rows,
                               fp, ip, qs, *o)
         assert not np.isnan(o[0]).any()
         outs.append(o)
