@@ -1,6 +1,6 @@
 """Speed of tile_mvm against a plain fp32 torch matmul and the numpy reference, timed in one run.
 
-    python benchmarks/bench_mvm.py [--sizes 512 1024 4096] [--batch 256] [--repeats 10]
+    python benchmarks/bench_mvm.py [--sizes 512 1024 4096] [--batch 256] [--repeats 10] [--no-program]
 
 pcm profile (8-bit DAC/ADC, 256x256 tiles), drifted to 1 h; tile_mvm is called on the
 DriftedState (drift once per evaluation time, many batches).  Also: program_matrix + 1-year
@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--no-reference", action="store_true", help="skip the numpy-reference timings")
+    ap.add_argument("--no-program", action="store_true", help="skip the program_matrix/drift timing at 4096")
     a = ap.parse_args()
     print(f"torch threads {torch.get_num_threads()}; batch {a.batch}; median of {a.repeats}; "
           "'x torch CPU' = ratio of CPU time (all threads), robust when the machine is shared")
@@ -70,6 +71,8 @@ def main() -> None:
                 t_ref = best_ms(lambda: tile_mvm(x, dsr, rng=g, backend_name="reference"), max(2, a.repeats // 5))
                 ref, ratio_ref = f"{t_ref:9.2f}", f"{t_ref / t_sim:12.1f}"
             print(f"{n:5d} {label:>9} {t_torch:9.2f} {t_sim:10.2f} {t_sim / t_torch:8.2f} {cpu_ratio:11.2f} {ref:>9} {ratio_ref:>12}")
+    if a.no_program:
+        return
     n = 4096
     W = (np.random.default_rng(0).standard_normal((n, n)) / np.sqrt(n)).astype(np.float32)
     prof = load_profile("pcm")

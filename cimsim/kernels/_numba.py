@@ -262,22 +262,23 @@ def map_targets(W, scales, rows, kind, g_min, dg, out_pos, out_neg):
     """
     n_out, n_in = W.shape
     for o in range(n_out):
-        for j in range(n_in):
-            s = scales[j // rows, o]
-            w = W[o, j] / s
-            if w > 1.0:
-                w = 1.0
-            elif w < -1.0:
-                w = -1.0
-            if kind == 0:
-                if w >= 0.0:
-                    out_pos[o, j] = g_min + w * dg
-                    out_neg[o, j] = g_min
+        for k0 in range(0, n_in, rows):
+            s = scales[k0 // rows, o]
+            for j in range(k0, min(k0 + rows, n_in)):
+                w = W[o, j] / s
+                if w > 1.0:
+                    w = 1.0
+                elif w < -1.0:
+                    w = -1.0
+                if kind == 0:
+                    if w >= 0.0:
+                        out_pos[o, j] = g_min + w * dg
+                        out_neg[o, j] = g_min
+                    else:
+                        out_pos[o, j] = g_min
+                        out_neg[o, j] = g_min - w * dg
                 else:
-                    out_pos[o, j] = g_min
-                    out_neg[o, j] = g_min - w * dg
-            else:
-                out_pos[o, j] = g_min + (w + 1.0) * 0.5 * dg
+                    out_pos[o, j] = g_min + (w + 1.0) * 0.5 * dg
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
@@ -413,50 +414,51 @@ def drift_to_blocks(g_pos, nu_pos, z_pos, g_neg, nu_neg, z_neg, neg_row, n_out, 
     q0 = 0.0
     for o in range(o0, o1):
         r = neg_row[o]
-        for j in range(n_in):
-            k0 = (j // rows) * rows
+        for k0 in range(0, n_in, rows):
             rk = min(rows, n_in - k0)
-            idx = n_out * k0 + o * rk + (j - k0)
-            gp = np.float64(g_pos[o - p0, j])
-            gn = np.float64(g_neg[r - n0, j])
-            # a device at exactly 0 µS stays there (0 * drift factor, 0 * 1/f noise): skipped
-            if gp != 0.0:
-                if has_nu:
-                    gf = gp * math.exp(-np.float64(nu_pos[o - p0, j]) * log_ratio)
+            base = n_out * k0 + o * rk - k0
+            for j in range(k0, k0 + rk):
+                idx = base + j
+                gp = np.float64(g_pos[o - p0, j])
+                gn = np.float64(g_neg[r - n0, j])
+                # a device at exactly 0 µS stays there (0 * drift factor, 0 * 1/f noise): skipped
+                if gp != 0.0:
+                    if has_nu:
+                        gf = gp * math.exp(-np.float64(nu_pos[o - p0, j]) * log_ratio)
+                    else:
+                        gf = gp
+                    if has_read:
+                        # Q_s of the programmed G (the last value is reused: many devices sit at g_min)
+                        if gp != g0:
+                            g0 = gp
+                            q0 = _xf(qs_spec, gp / g_max)
+                        gf = gf + abs(gf) * q0 * c_read * z_pos[o - o0, j]
+                        if gf < 0.0:
+                            gf = 0.0
+                    gp = gf
+                if gn != 0.0:
+                    if has_nu:
+                        gf = gn * math.exp(-np.float64(nu_neg[r - n0, j]) * log_ratio)
+                    else:
+                        gf = gn
+                    if has_read:
+                        if gn != g0:
+                            g0 = gn
+                            q0 = _xf(qs_spec, gn / g_max)
+                        gf = gf + abs(gf) * q0 * c_read * z_neg[r - zn0, j]
+                        if gf < 0.0:
+                            gf = 0.0
+                    gn = gf
+                if digital:
+                    out_w[idx] = w_unit * gp
+                    out_wn[idx] = w_unit * gn
+                    if has_var:
+                        out_v[idx] = vscale * gp * gp
+                        out_vn[idx] = vscale * gn * gn
                 else:
-                    gf = gp
-                if has_read:
-                    # Q_s of the programmed G (the last value is reused: many devices sit at g_min)
-                    if gp != g0:
-                        g0 = gp
-                        q0 = _xf(qs_spec, gp / g_max)
-                    gf = gf + abs(gf) * q0 * c_read * z_pos[o - o0, j]
-                    if gf < 0.0:
-                        gf = 0.0
-                gp = gf
-            if gn != 0.0:
-                if has_nu:
-                    gf = gn * math.exp(-np.float64(nu_neg[r - n0, j]) * log_ratio)
-                else:
-                    gf = gn
-                if has_read:
-                    if gn != g0:
-                        g0 = gn
-                        q0 = _xf(qs_spec, gn / g_max)
-                    gf = gf + abs(gf) * q0 * c_read * z_neg[r - zn0, j]
-                    if gf < 0.0:
-                        gf = 0.0
-                gn = gf
-            if digital:
-                out_w[idx] = w_unit * gp
-                out_wn[idx] = w_unit * gn
-                if has_var:
-                    out_v[idx] = vscale * gp * gp
-                    out_vn[idx] = vscale * gn * gn
-            else:
-                out_w[idx] = w_unit * (gp - gn)
-                if has_var:
-                    out_v[idx] = vscale * (gp * gp + gn * gn)
+                    out_w[idx] = w_unit * (gp - gn)
+                    if has_var:
+                        out_v[idx] = vscale * (gp * gp + gn * gn)
 
 
 # --------------------------------------------------------------------------- converters
@@ -617,8 +619,40 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, rowscale, sign, levels, nl
         vf = vbits.view(np.float32)
         for k in range(n_t):
             if has_v16:
+                h = var16[k, b]
                 for o in range(n_out):
-                    vbits[o] = np.uint32(var16[k, b, o]) << np.uint32(16)
+                    vbits[o] = np.uint32(h[o]) << np.uint32(16)
+            if linear:
+                # the common case in one loop per row: same arithmetic as the general path below
+                p = part[k, b]
+                c0 = coef[0, k]
+                c1 = coef[1, k]
+                c2 = coef[2, k]
+                if has_v16:
+                    zr = z_read[k, b]
+                    for o in range(n_out):
+                        val = np.float64(p[o]) + np.float64(np.sqrt(max(vf[o], np.float32(0.0)))) * np.float64(zr[o])
+                        wo = val * c0[o] + c1[o]
+                        if want_sat and (wo > L or wo < -L):
+                            sat[b, k, o] = True
+                        acc[o] += min(max(np.rint(wo), -L), L) * c2[o]
+                elif has_var:
+                    zr = z_read[k, b]
+                    vr = var[k, b]
+                    for o in range(n_out):
+                        val = np.float64(p[o]) + math.sqrt(max(np.float64(vr[o]), 0.0)) * np.float64(zr[o])
+                        wo = val * c0[o] + c1[o]
+                        if want_sat and (wo > L or wo < -L):
+                            sat[b, k, o] = True
+                        acc[o] += min(max(np.rint(wo), -L), L) * c2[o]
+                else:
+                    for o in range(n_out):
+                        wo = np.float64(p[o]) * c0[o] + c1[o]
+                        if want_sat and (wo > L or wo < -L):
+                            sat[b, k, o] = True
+                        acc[o] += min(max(np.rint(wo), -L), L) * c2[o]
+                continue
+            if has_v16:
                 for o in range(n_out):
                     sd = np.sqrt(max(vf[o], np.float32(0.0)))
                     w[o] = np.float64(part[k, b, o]) + np.float64(sd) * np.float64(z_read[k, b, o])
@@ -629,20 +663,16 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, rowscale, sign, levels, nl
             else:
                 for o in range(n_out):
                     w[o] = np.float64(part[k, b, o])
-            if linear:
-                for o in range(n_out):
-                    w[o] = w[o] * coef[0, k, o] + coef[1, k, o]
-            else:
-                for o in range(n_out):
-                    u = w[o] * coef[3, k, o]
-                    if nl_code != 0:
-                        u = _nl(nl_code, nl_spec, u)
-                    u = coef[4, k, o] * u
-                    if levels > 0:
-                        u = u * L + coef[1, k, o]
-                        if noise_lsb > 0.0:
-                            u = u + noise_lsb * np.float64(z_conv[k, b, o])
-                    w[o] = u
+            for o in range(n_out):
+                u = w[o] * coef[3, k, o]
+                if nl_code != 0:
+                    u = _nl(nl_code, nl_spec, u)
+                u = coef[4, k, o] * u
+                if levels > 0:
+                    u = u * L + coef[1, k, o]
+                    if noise_lsb > 0.0:
+                        u = u + noise_lsb * np.float64(z_conv[k, b, o])
+                w[o] = u
             if levels == 0:
                 for o in range(n_out):
                     acc[o] += w[o] * coef[5, k, o]
