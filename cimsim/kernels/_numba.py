@@ -78,7 +78,7 @@ def _zig_split(r, half):
     return idx, np.int64((r >> np.uint64(8)) & np.uint64(1)), (r >> np.uint64(9)) & _MASK52
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _zig_block(words, half, ki, wi, out, fail_idx, fail_cnt, b, bs):
     """Fast path of one block of outputs (see :func:`zig_fast`)."""
     cap = fail_idx.shape[1]
@@ -122,10 +122,10 @@ def zig_fast(words, half, ki, wi, out, fail_idx, fail_cnt):
 
 
 #: The same fast path on the calling thread (small draws, between BLAS calls).
-zig_fast_serial = njit(cache=True)(zig_fast.py_func)
+zig_fast_serial = njit(cache=True, nogil=True)(zig_fast.py_func)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def zig_slow(words, half, ki, wi, fi, r_tail, out, fails, extra, state):
     """Finish the units :func:`zig_fast` could not, exactly as the ziggurat does, in list order.
 
