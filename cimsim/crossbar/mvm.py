@@ -38,13 +38,16 @@ def _check_x(x, n_in: int, w_shape) -> tuple[np.ndarray, bool]:
 
 
 def _dac(ds_state: ProgrammedState, xc: np.ndarray, rng, K, want_masks: bool, *, noise: bool = True,
-         dp=None, fixed=False):
-    """DAC stage: returns (x_norm, row_bound, x_q, clip)."""
+         dp=None, fixed=False, rowmax=None):
+    """DAC stage: returns (x_norm, row_bound, x_q, clip); rowmax: max|xc| per row, if known."""
     batch, n_in = xc.shape
     if fixed is False:
         fixed = ds_state.dac_fixed_bound()
     if fixed is None:
-        bound = np.abs(xc).max(axis=1).astype(np.float64) if n_in else np.ones(batch)
+        if rowmax is not None:
+            bound = rowmax.astype(np.float64)
+        else:
+            bound = np.abs(xc).max(axis=1).astype(np.float64) if n_in else np.ones(batch)
         bound[bound == 0] = 1.0
     else:
         bound = np.full(batch, fixed)
@@ -164,6 +167,10 @@ def _gemm_tiles(xt: torch.Tensor, ops, out: torch.Tensor) -> None:
         torch.matmul(xt[:, n_in - last.shape[1] :], last.T, out=out[nfull])
 
 
+#: float dtype -> (unsigned int of its width, sign-clearing mask, bit pattern of +Inf)
+_BITS = {np.dtype(np.float32): (np.uint32, np.uint32(0x7FFFFFFF), np.uint32(0x7F800000)),
+         np.dtype(np.float64): (np.uint64, np.uint64(0x7FFFFFFFFFFFFFFF), np.uint64(0x7FF0000000000000))}
+
 _TLS = threading.local()
 _SCRATCH_MAX_BYTES = 1 << 28
 
@@ -183,14 +190,14 @@ def _scratch(name: str, shape, dtype) -> np.ndarray:
     return b[:nbytes].view(dtype).reshape(shape)
 
 
-def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool):
+def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None):
     pl = _plan(ds, K)
     st = ds.state
     grid = st.grid
     batch = xc.shape[0]
     n_out, n_t = grid.n_out, grid.n_in_tiles
     dt = xc.dtype
-    x_norm, row_bound, x_q, clip = _dac(st, xc, rng, K, want_masks, dp=pl.dp, fixed=pl.dac_fixed)
+    x_norm, row_bound, x_q, clip = _dac(st, xc, rng, K, want_masks, dp=pl.dp, fixed=pl.dac_fixed, rowmax=rowmax)
     ap = pl.ap
     conv_noise = ap.noise_lsb > 0 and ap.levels > 0
     y = np.zeros((batch, n_out), dtype=dt)
@@ -215,6 +222,8 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool):
                 x2 = _bf16_round(x2)
             vref = np.empty((n_t, batch, n_out), dt)
     for wb, vb, coef, sign in pl.streams:
+        z_read = normals(rng, (n_t, batch, n_out), dt, K) if pl.has_var else e3
+        z_conv = normals(rng, (n_t, batch, n_out), dt, K) if conv_noise else e3
         var = e3
         var16 = e16
         if pl.torch:
@@ -236,8 +245,6 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool):
                     var16 = _bf16_bits(vref)
                 else:
                     var = vref
-        z_read = normals(rng, (n_t, batch, n_out), dt, K) if pl.has_var else e3
-        z_conv = normals(rng, (n_t, batch, n_out), dt, K) if conv_noise else e3
         K.adc_tiles(part, var, var16, z_read, z_conv, coef, row_bound, sign, ap.levels, ap.nl_code, ap.nl_spec,
                     ap.inl, ap.noise_lsb if conv_noise else 0.0, y, sat, want_masks)
     return y, x_q, clip, (sat if want_masks else None)
@@ -281,12 +288,24 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
     else:
         raise ParameterError(f"state must be a ProgrammedState or DriftedState (got {type(state).__name__})")
     st = state if ds is None else ds.state
-    x2, squeeze = _check_x(x, st.shape[1], st.shape)
+    rowmax = None
+    if (isinstance(x, np.ndarray) and x.dtype == st.dtype and x.dtype in _BITS and x.ndim in (1, 2)
+            and x.shape[-1] == st.shape[1] and x.flags.c_contiguous):
+        # fast path: one integer pass gives max|x| per row and the finiteness check
+        x2, squeeze = (x[None, :], True) if x.ndim == 1 else (x, False)
+        ut, mask, inf_bits = _BITS[x.dtype]
+        mb = np.empty(x2.shape[0], ut)
+        K.row_absmax_bits(x2.view(ut), mask, mb)
+        if mb.size and mb.max() >= inf_bits:
+            _check_x(x, st.shape[1], st.shape)  # raises NonFiniteError
+        rowmax = mb.view(x.dtype)
+    else:
+        x2, squeeze = _check_x(x, st.shape[1], st.shape)
     out_dtype = x2.dtype if np.issubdtype(x2.dtype, np.floating) else st.dtype
     xc = np.ascontiguousarray(x2, dtype=st.dtype)
     if ds is None:
         ds = _drift(st, t, rng, K, noiseless=False)
-    y, x_q, clip, sat = _mvm(ds, xc, rng, K, return_masks)
+    y, x_q, clip, sat = _mvm(ds, xc, rng, K, return_masks, rowmax)
     if compensation is not None:
         y = y * np.asarray(compensation.factor(ds, rng, backend_name=backend_name), dtype=y.dtype)
     y = y.astype(out_dtype, copy=False)

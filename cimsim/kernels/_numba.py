@@ -40,6 +40,7 @@ __all__ = [
     "adc_accumulate",
     "square_into",
     "adc_tiles",
+    "row_absmax_bits",
 ]
 
 #: The one fastmath flag set used by the non-quantising kernels (never ``fastmath=True``).
@@ -691,3 +692,21 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, rowscale, sign, levels, nl
         rs = rowscale[b] * sign
         for o in range(n_out):
             y[b, o] += acc[o] * rs
+
+
+@njit(cache=True, parallel=_MVM_PARALLEL)
+def row_absmax_bits(xbits, mask, out):
+    """out[b] = max_j (xbits[b, j] & mask): the bit pattern of max_j |x[b, j]| (exact).
+
+    xbits is a float array viewed as unsigned integers of its width (uint32 for float32, uint64
+    for float64) and mask clears the sign bit: |x| ordered as floats equals its bits ordered as
+    integers, and NaN/Inf have the largest patterns (>= the bits of +Inf), so one integer max per
+    row gives both the DAC's dynamic bound and the finiteness check.
+    """
+    n_b, n = xbits.shape
+    for b in prange(n_b):
+        row = xbits[b]
+        m = mask ^ mask
+        for j in range(n):
+            m = max(m, row[j] & mask)
+        out[b] = m

@@ -23,6 +23,7 @@ __all__ = [
     "adc_accumulate",
     "square_into",
     "adc_tiles",
+    "row_absmax_bits",
 ]
 
 FASTMATH = frozenset()
@@ -326,3 +327,7 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, rowscale, sign, levels, nl
             c = c + inl[c.astype(np.int64) + levels]
         acc += c * coef[2, k]
     y[...] = (y.astype(np.float64) + acc * (rowscale.astype(np.float64) * sign)[:, None]).astype(y.dtype)
+
+
+def row_absmax_bits(xbits, mask, out):
+    out[...] = (xbits & mask).max(axis=1, initial=0)

@@ -178,3 +178,32 @@ def test_numba_and_reference_backends_agree():
     close = np.isclose(y1, y2, rtol=1e-5, atol=1e-6)
     assert close.mean() > 0.99, close.mean()
     assert np.abs(y1 - y2).max() < 0.05 * np.abs(y1).max()
+
+
+@pytest.mark.parametrize("dtype,ut,mask", [(np.float32, np.uint32, 0x7FFFFFFF), (np.float64, np.uint64, 0x7FFFFFFFFFFFFFFF)])
+def test_row_absmax_bits_and_nonfinite_inputs(dtype, ut, mask):
+    from cimsim.errors import NonFiniteError
+
+    x = np.random.default_rng(8).standard_normal((37, 300)).astype(dtype)
+    x[3] = 0.0
+    x[4, 7] = -0.0
+    outs = []
+    for K in (NB, RF):
+        o = np.empty(37, ut)
+        K.row_absmax_bits(x.view(ut), ut(mask), o)
+        outs.append(o.view(dtype))
+    np.testing.assert_array_equal(outs[0], np.abs(x).max(axis=1))
+    np.testing.assert_array_equal(outs[1], np.abs(x).max(axis=1))
+    prof = load_profile("pcm")
+    st = program_matrix(np.ones((5, 300), dtype), prof, rng=0)
+    for bad in (np.nan, np.inf, -np.inf):
+        xb = x.copy()
+        xb[5, 11] = bad
+        with pytest.raises(NonFiniteError):
+            tile_mvm(xb, st, t_s=0.0, rng=0)
+        with pytest.raises(NonFiniteError):
+            tile_mvm(xb[5], st, t_s=0.0, rng=0)
+    # the fast path (same dtype, contiguous) and the general path (a copy in another layout) agree
+    y1 = tile_mvm(x, st, t_s=1.0, rng=3)
+    y2 = tile_mvm(np.asfortranarray(x), st, t_s=1.0, rng=3)
+    np.testing.assert_array_equal(y1, y2)
