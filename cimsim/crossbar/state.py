@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._threads import map_pieces
-from ..devices.laws import encode_xfunction
 from ..devices.random import normals
 from ..errors import CalibrationError, ParameterError, StateFormatError
 from ..kernels import backend
@@ -323,7 +322,8 @@ class DriftRun:
         digital = p.mapping.subtraction == "digital"
         diff = self.diff = p.mapping.kind == "differential"
         self.has_nu = has_nu
-        self.qs_spec = encode_xfunction(p.read_noise.q_s if has_read else None)
+        self.q_s = p.read_noise.q_s if has_read else None
+        self.g_max = p.conductance.g_max_us
         n = n_out * n_in
         self.w = np.empty(n, dt)
         self.wn = np.empty(n, dt) if digital else None
@@ -334,8 +334,9 @@ class DriftRun:
         self.e1, self.e2 = np.zeros(0, dt), np.zeros((0, 0), dt)
         n_ref = -(-n_out // p.tile.cols)
         self.z_ref = normals(self.gens[-1], (n_ref, n_in), dt, K) if (has_read and not diff) else self.e2
+        self.q_ref = None  # Q_s of the reference columns (single_reference), on first use
         self.neg_row = np.arange(n_out, dtype=np.int64) if diff else np.arange(n_out, dtype=np.int64) // p.tile.cols
-        self.fp = np.array([log_ratio, c_read, (1.0 if diff else 2.0) / dg, var_rel * var_rel, p.conductance.g_max_us])
+        self.fp = np.array([log_ratio, c_read, (1.0 if diff else 2.0) / dg, var_rel * var_rel])
         self.ip = np.array([has_nu, has_read, digital, has_var], dtype=np.int64)
 
     def chunk(self, ci: int, pos, neg, p0: int, n0: int) -> None:
@@ -343,19 +344,29 @@ class DriftRun:
         n_in = self.shape[1]
         e1, e2, K = self.e1, self.e2, self.K
         if self.has_read:
+            # Q_s(x_P) of the programmed conductances, vectorised (numpy's SIMD log/exp/power)
             z_pos = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
+            q_pos = self._q(pos[0][o0 - p0 : o1 - p0])
             if self.diff:
                 z_neg, zn0 = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K), o0
+                q_neg = self._q(neg[0][o0 - n0 : o1 - n0])
             else:
-                z_neg, zn0 = self.z_ref, 0
+                if self.q_ref is None:
+                    self.q_ref = self._q(neg[0])
+                z_neg, q_neg, zn0 = self.z_ref, self.q_ref, 0
         else:
-            z_pos, z_neg, zn0 = e2, e2, 0
+            z_pos = z_neg = q_pos = q_neg = e2
+            zn0 = 0
         K.drift_to_blocks(
-            pos[0], pos[1] if self.has_nu else e2, z_pos, neg[0], neg[1] if self.has_nu else e2, z_neg,
+            pos[0], pos[1] if self.has_nu else e2, z_pos, q_pos, neg[0], neg[1] if self.has_nu else e2, z_neg, q_neg,
             self.neg_row, self.shape[0], o0, o1, p0, n0, zn0, int(self.profile.tile.rows), self.fp, self.ip,
-            self.qs_spec, self.w, e1 if self.wn is None else self.wn, e1 if self.v is None else self.v,
+            self.w, e1 if self.wn is None else self.wn, e1 if self.v is None else self.v,
             e1 if self.vn is None else self.vn,
         )
+
+    def _q(self, g: np.ndarray) -> np.ndarray:
+        """Q_s(G / g_max), float64, the 1/f amplitude law of the profile (docs/physics.md section 5)."""
+        return self.q_s.evaluate(g.astype(np.float64) / self.g_max)
 
     def finish(self, state: ProgrammedState) -> DriftedState:
         for a in (self.w, self.wn, self.v, self.vn):

@@ -382,37 +382,36 @@ def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
 
 # --------------------------------------------------------------------------- drift
 @njit(cache=True, nogil=True, fastmath=_FM)
-def drift_to_blocks(g_pos, nu_pos, z_pos, g_neg, nu_neg, z_neg, neg_row, n_out, o0, o1, p0, n0, zn0,
-                    rows, fp, ip, qs_spec, out_w, out_wn, out_v, out_vn):
+def drift_to_blocks(g_pos, nu_pos, z_pos, q_pos, g_neg, nu_neg, z_neg, q_neg, neg_row, n_out, o0, o1, p0, n0,
+                    zn0, rows, fp, ip, out_w, out_wn, out_v, out_vn):
     """Conductances at time t of outputs o0 .. o1-1, in normalised weight units, per input tile.
 
-    fp = [log_ratio, c_read, w_unit, var_rel2, g_max];  ip = [has_nu, has_read, digital, has_var].
+    fp = [log_ratio, c_read, w_unit, var_rel2];  ip = [has_nu, has_read, digital, has_var].
     Drift (Joshi et al. 2020; aihwkit PCM model): G(t) = G_prog ((t + t0)/t0)^(-nu), i.e.
     G exp(-nu log_ratio) with log_ratio = ln((t + t0)/t0).  1/f read noise accumulated up to t
     (static for one evaluation time): G += |G| Q_s(x_P) c_read z, x_P = G_prog/g_max of the
-    programmed conductance, c_read = sqrt(ln((t + t0 + t_read)/(2 t_read))); then G = max(G, 0).
+    programmed conductance (q = Q_s(x_P), evaluated by the caller), c_read =
+    sqrt(ln((t + t0 + t_read)/(2 t_read))); then G = max(G, 0).  A device at exactly 0 µS stays
+    there (0 times the drift factor, 0 times the noise).
     Output for input tile k (inputs k*rows .. k1-1, width rk): a C-ordered [out, rk] block at
     offset out*k*rows of the flat arrays: analog subtraction w = w_unit (G+ - G-), digital
     subtraction w = w_unit G+ and wn = w_unit G-; per-read variance (if has_var)
     v = var_rel2 w_unit^2 (G+^2 + G-^2) (analog) or separately per device (digital).
     The G- device of output o is row neg_row[o] of g_neg (the reference column in
     single_reference mapping, the partner device in differential mapping).  Row offsets: g_pos /
-    nu_pos row 0 is output p0, z_pos row 0 output o0, g_neg / nu_neg row 0 is G- row n0, z_neg
-    row 0 G- row zn0 (so a chunk can pass either whole arrays or its own rows).  No GIL.
+    nu_pos row 0 is output p0, z_pos / q_pos row 0 output o0, g_neg / nu_neg row 0 is G- row n0,
+    z_neg / q_neg row 0 G- row zn0 (so a chunk can pass whole arrays or its own rows).  No GIL.
     """
     log_ratio = fp[0]
     c_read = fp[1]
     w_unit = fp[2]
     var_rel2 = fp[3]
-    g_max = fp[4]
     has_nu = ip[0] != 0
     has_read = ip[1] != 0
     digital = ip[2] != 0
     has_var = ip[3] != 0
     n_in = g_pos.shape[1]
     vscale = var_rel2 * w_unit * w_unit
-    g0 = -1.0
-    q0 = 0.0
     for o in range(o0, o1):
         r = neg_row[o]
         for k0 in range(0, n_in, rows):
@@ -422,34 +421,20 @@ def drift_to_blocks(g_pos, nu_pos, z_pos, g_neg, nu_neg, z_neg, neg_row, n_out, 
                 idx = base + j
                 gp = np.float64(g_pos[o - p0, j])
                 gn = np.float64(g_neg[r - n0, j])
-                # a device at exactly 0 µS stays there (0 * drift factor, 0 * 1/f noise): skipped
                 if gp != 0.0:
                     if has_nu:
-                        gf = gp * math.exp(-np.float64(nu_pos[o - p0, j]) * log_ratio)
-                    else:
-                        gf = gp
+                        gp = gp * math.exp(-np.float64(nu_pos[o - p0, j]) * log_ratio)
                     if has_read:
-                        # Q_s of the programmed G (the last value is reused: many devices sit at g_min)
-                        if gp != g0:
-                            g0 = gp
-                            q0 = _xf(qs_spec, gp / g_max)
-                        gf = gf + abs(gf) * q0 * c_read * z_pos[o - o0, j]
-                        if gf < 0.0:
-                            gf = 0.0
-                    gp = gf
+                        gp = gp + abs(gp) * q_pos[o - o0, j] * c_read * z_pos[o - o0, j]
+                        if gp < 0.0:
+                            gp = 0.0
                 if gn != 0.0:
                     if has_nu:
-                        gf = gn * math.exp(-np.float64(nu_neg[r - n0, j]) * log_ratio)
-                    else:
-                        gf = gn
+                        gn = gn * math.exp(-np.float64(nu_neg[r - n0, j]) * log_ratio)
                     if has_read:
-                        if gn != g0:
-                            g0 = gn
-                            q0 = _xf(qs_spec, gn / g_max)
-                        gf = gf + abs(gf) * q0 * c_read * z_neg[r - zn0, j]
-                        if gf < 0.0:
-                            gf = 0.0
-                    gn = gf
+                        gn = gn + abs(gn) * q_neg[r - zn0, j] * c_read * z_neg[r - zn0, j]
+                        if gn < 0.0:
+                            gn = 0.0
                 if digital:
                     out_w[idx] = w_unit * gp
                     out_wn[idx] = w_unit * gn
@@ -585,17 +570,19 @@ def adc_accumulate(part, var, z_read, z_conv, bound, gain, offset, colscale, row
 
 
 @njit(cache=True, parallel=_MVM_PARALLEL)
-def adc_tiles(part, var, var16, z_read, z_conv, coef, rowscale, sign, levels, nl_code, nl_spec, inl, noise_lsb,
-              y, sat, want_sat):
-    """ADC conversion of every tile's columns of one conversion stream, summed over the tiles into y.
+def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, levels, nl_code, nl_spec, inl,
+              noise_lsb, acc, y, sat, want_sat, finish):
+    """ADC conversion of a group of G input tiles k0 .. k0 + G - 1 of one conversion stream,
+    summed over the tiles into the float64 accumulator acc; with ``finish``, acc then goes into y.
 
-    part ``[T, B, O]`` partial sums (normalised units); per-read variance ``var [T, B, O]`` (float)
-    or ``var16 [T, B, O]`` (bfloat16 bit patterns, uint16; the value is the float32 with these as
-    its upper 16 bits), or both empty without per-read noise; ``z_read`` / ``z_conv [T, B, O]``
-    standard normals (empty when unused).  ``coef [6, T, O]`` float64 per tile column, from the
+    part ``[G, B, O]`` partial sums (normalised units) of the group's tiles; per-read variance
+    ``var [G, B, O]`` (float) or ``var16 [G, B, O]`` (bfloat16 bit patterns, uint16; the value is
+    the float32 with these as its upper 16 bits), or both empty without per-read noise;
+    ``z_read`` / ``z_conv [G, B, O]`` standard normals (empty when unused); index k of these is
+    the global tile k0 + k.  ``coef [6, T, O]`` float64 per tile column (all T tiles), from the
     ADC full scale ``bound``, gain error ``gain``, offset ``offset`` (LSB), column weight scale
     ``colscale`` and L levels: ``[(1 + gain) L / bound, offset, bound colscale / L, 1 / bound,
-    1 + gain, bound colscale]``.  With L = levels, per (k, b, o):
+    1 + gain, bound colscale]``.  With L = levels, per (k, b, o) (k the global tile index):
 
     val = part + sqrt(var) z_read (per-read noise of the column, a sum of independent Gaussians,
     exact in distribution; sqrt in float32 for var16, in float64 for var);
@@ -604,8 +591,10 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, rowscale, sign, levels, nl
     otherwise: u = (1 + gain) f(val / bound) (f the front-end nonlinearity); if L > 0:
     w = u L + offset + noise_lsb z_conv;
     if L > 0: sat[b, k, o] |= |w| > L, code = clip(rint(w), -L, L) + inl[code + L] (LSB),
-    acc += code coef2 (= code / L bound colscale); if L = 0 (ideal ADC): acc += u coef5.
-    Then y[b, o] += sign rowscale[b] acc (acc: float64 sum over the tiles k in order).
+    acc[b, o] += code coef2 (= code / L bound colscale); if L = 0 (ideal ADC): acc[b, o] += u coef5.
+    acc ``[B, O]`` float64 carries the sum over the tiles k in order across the groups (the caller
+    zeroes it before a stream's first group); with ``finish`` (a stream's last group):
+    y[b, o] += sign rowscale[b] acc[b, o].  ``sat [B, T, O]`` is indexed by the global tile.
     """
     n_t, n_b, n_out = part.shape
     has_var = var.shape[0] > 0
@@ -614,11 +603,12 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, rowscale, sign, levels, nl
     L = np.float64(levels)
     linear = nl_code == 0 and not has_inl and noise_lsb == 0.0 and levels > 0
     for b in prange(n_b):
-        acc = np.zeros(n_out, np.float64)
+        a = acc[b]
         w = np.empty(n_out, np.float64)  # val, then u L (+ offset) of the row: flat loops that vectorise
         vbits = np.empty(n_out if has_v16 else 0, np.uint32)
         vf = vbits.view(np.float32)
         for k in range(n_t):
+            kk = k0 + k
             if has_v16:
                 h = var16[k, b]
                 for o in range(n_out):
@@ -626,17 +616,17 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, rowscale, sign, levels, nl
             if linear:
                 # the common case in one loop per row: same arithmetic as the general path below
                 p = part[k, b]
-                c0 = coef[0, k]
-                c1 = coef[1, k]
-                c2 = coef[2, k]
+                c0 = coef[0, kk]
+                c1 = coef[1, kk]
+                c2 = coef[2, kk]
                 if has_v16:
                     zr = z_read[k, b]
                     for o in range(n_out):
                         val = np.float64(p[o]) + np.float64(np.sqrt(max(vf[o], np.float32(0.0)))) * np.float64(zr[o])
                         wo = val * c0[o] + c1[o]
                         if want_sat and (wo > L or wo < -L):
-                            sat[b, k, o] = True
-                        acc[o] += min(max(np.rint(wo), -L), L) * c2[o]
+                            sat[b, kk, o] = True
+                        a[o] += min(max(np.rint(wo), -L), L) * c2[o]
                 elif has_var:
                     zr = z_read[k, b]
                     vr = var[k, b]
@@ -644,14 +634,14 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, rowscale, sign, levels, nl
                         val = np.float64(p[o]) + math.sqrt(max(np.float64(vr[o]), 0.0)) * np.float64(zr[o])
                         wo = val * c0[o] + c1[o]
                         if want_sat and (wo > L or wo < -L):
-                            sat[b, k, o] = True
-                        acc[o] += min(max(np.rint(wo), -L), L) * c2[o]
+                            sat[b, kk, o] = True
+                        a[o] += min(max(np.rint(wo), -L), L) * c2[o]
                 else:
                     for o in range(n_out):
                         wo = np.float64(p[o]) * c0[o] + c1[o]
                         if want_sat and (wo > L or wo < -L):
-                            sat[b, k, o] = True
-                        acc[o] += min(max(np.rint(wo), -L), L) * c2[o]
+                            sat[b, kk, o] = True
+                        a[o] += min(max(np.rint(wo), -L), L) * c2[o]
                 continue
             if has_v16:
                 for o in range(n_out):
@@ -665,33 +655,34 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, rowscale, sign, levels, nl
                 for o in range(n_out):
                     w[o] = np.float64(part[k, b, o])
             for o in range(n_out):
-                u = w[o] * coef[3, k, o]
+                u = w[o] * coef[3, kk, o]
                 if nl_code != 0:
                     u = _nl(nl_code, nl_spec, u)
-                u = coef[4, k, o] * u
+                u = coef[4, kk, o] * u
                 if levels > 0:
-                    u = u * L + coef[1, k, o]
+                    u = u * L + coef[1, kk, o]
                     if noise_lsb > 0.0:
                         u = u + noise_lsb * np.float64(z_conv[k, b, o])
                 w[o] = u
             if levels == 0:
                 for o in range(n_out):
-                    acc[o] += w[o] * coef[5, k, o]
+                    a[o] += w[o] * coef[5, kk, o]
                 continue
             if want_sat:
                 for o in range(n_out):
                     if w[o] > L or w[o] < -L:
-                        sat[b, k, o] = True
+                        sat[b, kk, o] = True
             if has_inl:
                 for o in range(n_out):
                     c = min(max(np.rint(w[o]), -L), L)
-                    acc[o] += (c + inl[int(c) + levels]) * coef[2, k, o]
+                    a[o] += (c + inl[int(c) + levels]) * coef[2, kk, o]
             else:
                 for o in range(n_out):
-                    acc[o] += min(max(np.rint(w[o]), -L), L) * coef[2, k, o]
-        rs = rowscale[b] * sign
-        for o in range(n_out):
-            y[b, o] += acc[o] * rs
+                    a[o] += min(max(np.rint(w[o]), -L), L) * coef[2, kk, o]
+        if finish:
+            rs = rowscale[b] * sign
+            for o in range(n_out):
+                y[b, o] += a[o] * rs
 
 
 @njit(cache=True, parallel=_MVM_PARALLEL)

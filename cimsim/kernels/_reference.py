@@ -205,25 +205,23 @@ def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
         nu_out[:] = nu
 
 
-def drift_to_blocks(g_pos, nu_pos, z_pos, g_neg, nu_neg, z_neg, neg_row, n_out, o0, o1, p0, n0, zn0,
-                    rows, fp, ip, qs_spec, out_w, out_wn, out_v, out_vn):
-    log_ratio, c_read, w_unit, var_rel2, g_max = (float(v) for v in fp)
+def drift_to_blocks(g_pos, nu_pos, z_pos, q_pos, g_neg, nu_neg, z_neg, q_neg, neg_row, n_out, o0, o1, p0, n0,
+                    zn0, rows, fp, ip, out_w, out_wn, out_v, out_vn):
+    log_ratio, c_read, w_unit, var_rel2 = (float(v) for v in fp)
     has_nu, has_read, digital, has_var = (bool(v) for v in ip)
     rsel = neg_row[o0:o1]
 
-    def at(g, nu, z):
+    def at(g, nu, z, q):
         g = g.astype(np.float64)
         if has_nu:
             g = g * np.exp(-np.asarray(nu, dtype=np.float64) * log_ratio)
         if has_read:
-            qs = _xf_np(qs_spec, g_prog.astype(np.float64) / g_max)
-            g = np.maximum(g + np.abs(g) * qs * c_read * np.asarray(z, dtype=np.float64), 0.0)
+            g = np.maximum(g + np.abs(g) * np.asarray(q, dtype=np.float64) * c_read * np.asarray(z, dtype=np.float64), 0.0)
         return g
 
-    g_prog = g_pos[o0 - p0 : o1 - p0]
-    gp = at(g_prog, nu_pos[o0 - p0 : o1 - p0] if has_nu else None, z_pos)
-    g_prog = g_neg[rsel - n0]
-    gn = at(g_prog, nu_neg[rsel - n0] if has_nu else None, z_neg[rsel - zn0] if has_read else None)
+    gp = at(g_pos[o0 - p0 : o1 - p0], nu_pos[o0 - p0 : o1 - p0] if has_nu else None, z_pos, q_pos)
+    gn = at(g_neg[rsel - n0], nu_neg[rsel - n0] if has_nu else None,
+            z_neg[rsel - zn0] if has_read else None, q_neg[rsel - zn0] if has_read else None)
     n_in = g_pos.shape[1]
     vscale = var_rel2 * w_unit * w_unit
     for k0 in range(0, n_in, rows):
@@ -297,12 +295,12 @@ def adc_accumulate(part, var, z_read, z_conv, bound, gain, offset, colscale, row
     y[...] = (y.astype(np.float64) + u * bound * colscale * (rowscale.astype(np.float64) * sign)[:, None]).astype(y.dtype)
 
 
-def adc_tiles(part, var, var16, z_read, z_conv, coef, rowscale, sign, levels, nl_code, nl_spec, inl, noise_lsb,
-              y, sat, want_sat):
+def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, levels, nl_code, nl_spec, inl,
+              noise_lsb, acc, y, sat, want_sat, finish):
     n_t = part.shape[0]
     L = float(levels)
     linear = nl_code == 0 and inl.shape[0] == 0 and noise_lsb == 0.0 and levels > 0
-    acc = np.zeros(y.shape, np.float64)
+    coef = coef[:, k0 : k0 + n_t]
     for k in range(n_t):
         val = part[k].astype(np.float64)
         if var16.shape[0] > 0:
@@ -321,12 +319,13 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, rowscale, sign, levels, nl
             if noise_lsb > 0.0:
                 w = w + noise_lsb * z_conv[k].astype(np.float64)
         if want_sat:
-            sat[:, k, :] |= (w > L) | (w < -L)
+            sat[:, k0 + k, :] |= (w > L) | (w < -L)
         c = np.minimum(np.maximum(np.rint(w), -L), L)
         if inl.shape[0] > 0:
             c = c + inl[c.astype(np.int64) + levels]
         acc += c * coef[2, k]
-    y[...] = (y.astype(np.float64) + acc * (rowscale.astype(np.float64) * sign)[:, None]).astype(y.dtype)
+    if finish:
+        y[...] = (y.astype(np.float64) + acc * (rowscale.astype(np.float64) * sign)[:, None]).astype(y.dtype)
 
 
 def row_absmax_bits(xbits, mask, out):

@@ -140,26 +140,26 @@ def test_drift_to_blocks(shape, dtype, rtol, digital, single):
     nus = [rng.uniform(0, 0.1, a.shape).astype(dtype) for a in arrs]
     arrs[0][:, ::3] = 0.0  # devices at g_min (= 0 here), as the unused half of a pair
     zs = [rng.standard_normal(a.shape).astype(dtype) for a in arrs]
-    qs = encode_xfunction(load_profile("pcm").read_noise.q_s)
-    fp = np.array([np.log(1e5), 3.0, 1 / 25, 0.02**2, 25.0])
+    qs = [rng.uniform(0, 0.2, a.shape) for a in arrs]
+    fp = np.array([np.log(1e5), 3.0, 1 / 25, 0.02**2])
     ip = np.array([1, 1, digital, 1])
     outs = []
     for K in (NB, RF):
         o = [np.full(n_out * n_in, np.nan, dtype) for _ in range(4)]
         if not digital:
             o[1], o[3] = np.empty(0, dtype), np.empty(0, dtype)
-        # in two row chunks, as the crossbar calls it (z of a chunk's own rows; reference rows whole)
-        # the first chunk with whole arrays, the second with its own rows only (row offsets)
+        # in two row chunks, as the crossbar calls it (z, q of a chunk's own rows; reference rows whole);
+        # the first chunk with whole device arrays, the second with its own rows only (row offsets)
         cut = n_out // 2
         for o0, o1 in ((0, cut), (cut, n_out)):
-            zn, zn0 = (zs[1], 0) if single else (zs[1][o0:o1], o0)
+            zn, qn, zn0 = (zs[1], qs[1], 0) if single else (zs[1][o0:o1], qs[1][o0:o1], o0)
             if o0 == 0:
                 gp, nup, gn, nun, p0, n0 = arrs[0], nus[0], arrs[1], nus[1], 0, 0
             else:
                 gp, nup, p0 = arrs[0][o0:o1], nus[0][o0:o1], o0
                 gn, nun, n0 = (arrs[1], nus[1], 0) if single else (arrs[1][o0:o1], nus[1][o0:o1], o0)
-            K.drift_to_blocks(gp, nup, zs[0][o0:o1], gn, nun, zn, neg_row, n_out, o0, o1, p0, n0, zn0, rows,
-                              fp, ip, qs, *o)
+            K.drift_to_blocks(gp, nup, zs[0][o0:o1], qs[0][o0:o1], gn, nun, zn, qn, neg_row, n_out, o0, o1, p0, n0,
+                              zn0, rows, fp, ip, *o)
         assert not np.isnan(o[0]).any()
         outs.append(o)
     for a, b in zip(*outs):
