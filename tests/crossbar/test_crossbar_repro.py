@@ -13,25 +13,31 @@ NOISY = {"read_noise.per_read_sigma_rel": 0.02, "adc.noise_lsb": 0.3, "adc.gain_
          "variability.g_max_spread_rel": 0.05, "tile.rows": 64, "tile.cols": 32}
 
 
-def _run(prof):
+def _run(prof, shape=(70, 150)):
     rng = np.random.default_rng(5)
-    W = rng.standard_normal((70, 150)).astype(np.float32)
-    x = rng.standard_normal((9, 150)).astype(np.float32)
+    W = rng.standard_normal(shape).astype(np.float32)
+    x = rng.standard_normal((9, shape[1])).astype(np.float32)
     st = program_matrix(W, prof, rng=11)
     y, m = tile_mvm(x, st, t_s=3600.0, rng=12, return_masks=True)
     return st, y, m, x
 
 
 @pytest.mark.parametrize("sub", ["analog", "digital"])
-def test_threads_bitwise(sub):
+def test_threads_bitwise(sub, monkeypatch):
+    """Numba on one thread and the chunk pool on one worker give the bits of the default threading."""
+    import cimsim._threads
+
     prof = load_profile("pcm", overrides={**NOISY, "mapping.subtraction": sub})
+    shape = (300, 400)  # several row chunks
     n = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        st1, y1, m1, _ = _run(prof)
+        with monkeypatch.context() as mp:
+            mp.setattr(cimsim._threads, "n_workers", lambda: 1)
+            st1, y1, m1, _ = _run(prof, shape)
     finally:
         numba.set_num_threads(n)
-    st2, y2, m2, _ = _run(prof)
+    st2, y2, m2, _ = _run(prof, shape)
     np.testing.assert_array_equal(st1.g_pos, st2.g_pos)
     np.testing.assert_array_equal(st1.nu_neg, st2.nu_neg)
     np.testing.assert_array_equal(y1, y2)
