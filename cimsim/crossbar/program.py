@@ -197,11 +197,13 @@ def _program(W, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, fuse
         return ref
 
     if fused is None:
-        pos, neg = new_rows(n_out), new_rows(n_neg_rows)
+        pos = new_rows(n_out)
+        neg = new_rows(n_out) if diff else None
 
         def chunk(ci: int) -> None:
             rows = slice(*chunks[ci])
-            program_chunk(ci, [a if a is None else a[rows] for a in pos], [a if a is None else a[rows] for a in neg])
+            program_chunk(ci, [a if a is None else a[rows] for a in pos],
+                          [a if a is None else a[rows] for a in neg] if diff else None)
 
         map_pieces(chunk, range(len(chunks)))
         if not diff:
@@ -214,10 +216,7 @@ def _program(W, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, fuse
             r0, r1 = chunks[ci]
             pos = new_rows(r1 - r0)
             neg = new_rows(r1 - r0) if diff else ref
-            if diff:
-                program_chunk(ci, pos, neg)
-            else:
-                program_chunk(ci, pos, None)
+            program_chunk(ci, pos, neg if diff else None)
             fused(ci, pos, neg, r0, r0 if diff else 0)
 
         map_pieces(chunk, range(len(chunks)))
