@@ -1,4 +1,4 @@
-"""tile_mvm: DAC -> batched BLAS GEMMs over the input tiles -> one fused ADC kernel summing the tiles into y."""
+"""tile_mvm: DAC -> per group of input tiles, batched BLAS GEMMs and a fused ADC kernel summing the tiles -> y."""
 
 from __future__ import annotations
 
@@ -153,18 +153,22 @@ def _plan(ds: DriftedState, K) -> _Plan:
     return pl
 
 
-def _gemm_tiles(xt: torch.Tensor, ops, out: torch.Tensor) -> None:
-    """out[k] = x[:, tile k] @ B_k^T for every input tile: one torch.bmm over the full-width tiles
-    (zero-copy strided view of x), one more GEMM for a ragged last tile.  xt [B, n_in], out [T, B, O]."""
+def _gemm_tiles(xt: torch.Tensor, ops, out: torch.Tensor, k0: int = 0, k1: int | None = None) -> None:
+    """out[k - k0] = x[:, tile k] @ B_k^T for the input tiles k0 <= k < k1 (default: all): one
+    torch.bmm over the full-width tiles (zero-copy strided view of x), one more GEMM for a ragged
+    last tile.  xt [B, n_in], out [k1 - k0, B, O]."""
     full, last = ops
     batch, n_in = xt.shape
-    nfull = 0
-    if full is not None:
-        nfull, _, rows = full.shape
-        xv = xt.as_strided((nfull, batch, rows), (rows, n_in, 1))
-        torch.bmm(xv, full.transpose(1, 2), out=out[:nfull])
-    if last is not None:
-        torch.matmul(xt[:, n_in - last.shape[1] :], last.T, out=out[nfull])
+    nfull = 0 if full is None else full.shape[0]
+    if k1 is None:
+        k1 = nfull + (last is not None)
+    f1 = min(k1, nfull)
+    if k0 < f1:
+        rows = full.shape[2]
+        xv = xt.as_strided((f1 - k0, batch, rows), (rows, n_in, 1), xt.storage_offset() + k0 * rows)
+        torch.bmm(xv, full[k0:f1].transpose(1, 2), out=out[: f1 - k0])
+    if last is not None and k1 > nfull:
+        torch.matmul(xt[:, n_in - last.shape[1] :], last.T, out=out[nfull - k0])
 
 
 #: float dtype -> (unsigned int of its width, sign-clearing mask, bit pattern of +Inf)
@@ -172,13 +176,17 @@ _BITS = {np.dtype(np.float32): (np.uint32, np.uint32(0x7FFFFFFF), np.uint32(0x7F
          np.dtype(np.float64): (np.uint64, np.uint64(0x7FFFFFFFFFFFFFFF), np.uint64(0x7FF0000000000000))}
 
 _TLS = threading.local()
-_SCRATCH_MAX_BYTES = 1 << 28
+_SCRATCH_MAX_BYTES = 1 << 24
+#: byte budget of one group's partial-sum buffer ``part [G, B, O]``: the input tiles go through
+#: the GEMMs and the ADC kernel in groups of G = max(1, _GROUP_BYTES // (B O itemsize)) tiles
+#: (shapes only, never the thread count), bounding the scratch memory of large layers
+_GROUP_BYTES = 1 << 23
 
 
 def _scratch(name: str, shape, dtype) -> np.ndarray:
     """A per-thread reusable work array (contents undefined): memory fresh from the OS costs a
-    page fault per 4 KiB on first touch, so the large per-call temporaries reuse one buffer
-    each (buffers over 256 MiB are not kept)."""
+    page fault per 4 KiB on first touch, so the per-call temporaries reuse one buffer each
+    (buffers over ``_SCRATCH_MAX_BYTES``, 16 MiB, are not kept)."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     bufs = _TLS.__dict__.setdefault("bufs", {})
@@ -204,7 +212,10 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
     sat = np.zeros((batch, n_t, n_out), dtype=np.bool_) if want_masks else np.zeros((0, 0, 0), np.bool_)
     e3 = np.zeros((0, 0, 0), dt)
     e16 = np.zeros((0, 0, 0), np.uint16)
-    part = _scratch("part", (n_t, batch, n_out), dt)
+    g = max(1, min(n_t, _GROUP_BYTES // max(1, batch * n_out * dt.itemsize)))
+    groups = [(k0, min(k0 + g, n_t)) for k0 in range(0, max(n_t, 1), g)]
+    part = _scratch("part", (g, batch, n_out), dt)
+    acc = _scratch("acc", (batch, n_out), np.float64)
     if pl.torch:
         xt = torch.from_numpy(x_norm)
         pt = torch.from_numpy(part)
@@ -212,41 +223,47 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
             x2t = torch.square(xt)
             if pl.bf16:
                 x2t = x2t.to(torch.bfloat16)
-                vt = torch.from_numpy(_scratch("var", (n_t, batch, n_out), np.int16)).view(torch.bfloat16)
+                vt = torch.from_numpy(_scratch("var", (g, batch, n_out), np.int16)).view(torch.bfloat16)
             else:
-                vt = torch.from_numpy(_scratch("var", (n_t, batch, n_out), dt))
+                vt = torch.from_numpy(_scratch("var", (g, batch, n_out), dt))
     else:
         if pl.has_var:
             x2 = x_norm * x_norm
             if pl.bf16:
                 x2 = _bf16_round(x2)
-            vref = np.empty((n_t, batch, n_out), dt)
+            vref = np.empty((g, batch, n_out), dt)
     for wb, vb, coef, sign in pl.streams:
         z_read = normals(rng, (n_t, batch, n_out), dt, K) if pl.has_var else e3
         z_conv = normals(rng, (n_t, batch, n_out), dt, K) if conv_noise else e3
-        var = e3
-        var16 = e16
-        if pl.torch:
-            _gemm_tiles(xt, wb, pt)
-            if pl.has_var:
-                _gemm_tiles(x2t, vb, vt)
-                if pl.bf16:
-                    var16 = vt.view(torch.int16).numpy().view(np.uint16)
-                else:
-                    var = vt.numpy()
-        else:
-            for k in range(n_t):
-                k0, k1 = grid.in_slice(k)
-                np.matmul(x_norm[:, k0:k1], wb[k].T, out=part[k])
+        acc.fill(0.0)
+        for k0, k1 in groups:
+            n = k1 - k0
+            pg = part[:n]
+            var = e3
+            var16 = e16
+            if pl.torch:
+                _gemm_tiles(xt, wb, pt, k0, k1)
                 if pl.has_var:
-                    np.matmul(x2[:, k0:k1], vb[k].T, out=vref[k])
-            if pl.has_var:
-                if pl.bf16:
-                    var16 = _bf16_bits(vref)
-                else:
-                    var = vref
-        K.adc_tiles(part, var, var16, z_read, z_conv, coef, row_bound, sign, ap.levels, ap.nl_code, ap.nl_spec,
-                    ap.inl, ap.noise_lsb if conv_noise else 0.0, y, sat, want_masks)
+                    _gemm_tiles(x2t, vb, vt, k0, k1)
+                    if pl.bf16:
+                        var16 = vt[:n].view(torch.int16).numpy().view(np.uint16)
+                    else:
+                        var = vt[:n].numpy()
+            else:
+                for k in range(k0, k1):
+                    i0, i1 = grid.in_slice(k)
+                    np.matmul(x_norm[:, i0:i1], wb[k].T, out=part[k - k0])
+                    if pl.has_var:
+                        np.matmul(x2[:, i0:i1], vb[k].T, out=vref[k - k0])
+                if pl.has_var:
+                    if pl.bf16:
+                        var16 = _bf16_bits(vref[:n])
+                    else:
+                        var = vref[:n]
+            zr = z_read[k0:k1] if pl.has_var else e3
+            zc = z_conv[k0:k1] if conv_noise else e3
+            K.adc_tiles(pg, var, var16, zr, zc, coef, k0, row_bound, sign, ap.levels, ap.nl_code, ap.nl_spec,
+                        ap.inl, ap.noise_lsb if conv_noise else 0.0, acc, y, sat, want_masks, k1 == n_t)
     return y, x_q, clip, (sat if want_masks else None)
 
 
@@ -262,11 +279,13 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
     ``[n_in_tiles, batch, out]`` (each one ``normals`` call, only when the profile has it).
 
     Per input tile k (normalised units): ``part_k = x_norm[:, k] @ W_k^T`` (one batched BLAS GEMM
-    over the tiles, torch's CPU BLAS); with per-read noise ``var_k = x_norm[:, k]^2 @ V_k^T``,
-    ``V_ij = sigma_ij^2`` (the variance of the column sum, a second batched GEMM); then one fused
-    ADC kernel (:func:`cimsim.kernels._numba.adc_tiles`) converts every tile column, adds
-    ``sqrt(var_k) z`` before the ADC and sums the tiles into y.  For float32 chips the variance
-    GEMM runs in bfloat16 (operands and result rounded to bfloat16, fp32 accumulation): the
+    over a group of tiles, torch's CPU BLAS); with per-read noise ``var_k = x_norm[:, k]^2 @ V_k^T``,
+    ``V_ij = sigma_ij^2`` (the variance of the column sum, a second batched GEMM); then a fused
+    ADC kernel (:func:`cimsim.kernels._numba.adc_tiles`) converts the group's tile columns, adds
+    ``sqrt(var_k) z`` before the ADC and sums the tiles in float64, in tile order across the
+    groups, into y (written once, after the last group).  The groups (about 8 MiB of partial sums
+    each, set by the shapes only) bound the scratch memory; the result does not depend on them.
+    For float32 chips the variance GEMM runs in bfloat16 (operands and result rounded to bfloat16, fp32 accumulation): the
     per-read noise's standard deviation is within a relative ``1.5 * 2^-8`` (0.6 %) of the
     exact value; float64 chips compute it in float64.  Per-state constants (ADC coefficients,
     bfloat16 variance blocks) are built on first use and cached with the :class:`DriftedState`.

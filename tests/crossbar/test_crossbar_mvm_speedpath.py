@@ -45,8 +45,8 @@ def test_adc_tiles_numba_vs_reference(dtype, rtol, nl, levels, noise, inl, var):
         for K in (NB, RF):
             y = y0.copy()
             sat = np.zeros((nb, nt, no), bool)
-            K.adc_tiles(part, vf, v16, z1, z2, coef, rs, -1.0, levels, nl[0], np.array(nl[1]), inl_t, noise,
-                        y, sat, True)
+            K.adc_tiles(part, vf, v16, z1, z2, coef, 0, rs, -1.0, levels, nl[0], np.array(nl[1]), inl_t, noise,
+                        np.zeros((nb, no)), y, sat, True, True)
             outs.append((y, sat))
         np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=rtol, atol=rtol)
         np.testing.assert_array_equal(outs[0][1], outs[1][1])
@@ -71,13 +71,74 @@ def test_adc_tiles_matches_per_tile_adc_accumulate():
         y2 = np.zeros((nb, no))
         s1 = np.zeros((nb, nt, no), bool)
         s2 = np.zeros((nb, nt, no), bool)
-        NB.adc_tiles(part, v, np.zeros((0, 0, 0), np.uint16), z1, z2, _coef(bound, gain, off, cs, 127), rs, 1.0,
-                     127, nl[0], np.array(nl[1]), np.zeros(0), noise, y1, s1, True)
+        NB.adc_tiles(part, v, np.zeros((0, 0, 0), np.uint16), z1, z2, _coef(bound, gain, off, cs, 127), 0, rs, 1.0,
+                     127, nl[0], np.array(nl[1]), np.zeros(0), noise, np.zeros((nb, no)), y1, s1, True, True)
         for k in range(nt):
             NB.adc_accumulate(part[k], v[k], z1[k], z2[k], bound[k], gain[k], off[k], cs[k], rs, 1.0, 127, nl[0],
                               np.array(nl[1]), np.zeros(0), noise, y2, s2[:, k, :], True)
         np.testing.assert_allclose(y1, y2, rtol=1e-12, atol=1e-12)
         np.testing.assert_array_equal(s1, s2)
+
+
+@pytest.mark.parametrize("K", [NB, RF])
+@pytest.mark.parametrize("levels,nl,noise", [(127, (0, [0.0]), 0.0), (7, (3, [1.5]), 0.4),
+                                             (0, (1, [0.01, 0.98, 0.0, -0.05]), 0.0)])
+@pytest.mark.parametrize("var", ["none", "float", "bf16"])
+def test_adc_tiles_in_groups_bitwise(K, levels, nl, noise, var):
+    """Tiles converted group by group into one float64 accumulator (y written once, by the last
+    group): the same bits and saturation masks as all tiles in one call."""
+    rng = np.random.default_rng(4)
+    nt, nb, no = 7, 9, 33
+    part = (rng.standard_normal((nt, nb, no)) * 2).astype(np.float32)
+    part[3, 2, 1] = 60.0
+    v = rng.uniform(0, 0.1, part.shape).astype(np.float32)
+    vf = v if var == "float" else np.zeros((0, 0, 0), np.float32)
+    v16 = _bf16_bits(v) if var == "bf16" else np.zeros((0, 0, 0), np.uint16)
+    z1, z2 = (rng.standard_normal(part.shape).astype(np.float32) for _ in range(2))
+    coef = _coef(rng.uniform(1, 3, (nt, no)), rng.normal(0, 0.05, (nt, no)), rng.normal(0, 0.5, (nt, no)),
+                 rng.uniform(0.5, 2, (nt, no)), levels)
+    rs = rng.uniform(0.5, 2, nb)
+    y0 = rng.standard_normal((nb, no)).astype(np.float32)
+    res = []
+    for groups in ([(0, 7)], [(0, 3), (3, 6), (6, 7)], [(k, k + 1) for k in range(7)]):
+        y, sat, acc = y0.copy(), np.zeros((nb, nt, no), bool), np.zeros((nb, no))
+        for k0, k1 in groups:
+            sl = slice(k0, k1)
+            K.adc_tiles(part[sl], vf[sl], v16[sl], z1[sl], z2[sl], coef, k0, rs, 0.5, levels, nl[0], np.array(nl[1]),
+                        np.zeros(0), noise, acc, y, sat, True, k1 == nt)
+            if k1 < nt:
+                np.testing.assert_array_equal(y, y0)  # y is written once, at the end
+        res.append((y, sat))
+    for y, sat in res[1:]:
+        np.testing.assert_array_equal(y, res[0][0])
+        np.testing.assert_array_equal(sat, res[0][1])
+    if levels:
+        assert res[0][1][2, 3, 1]
+
+
+@pytest.mark.parametrize("backend_name", ["numba", "reference"])
+@pytest.mark.parametrize("sub,dtype", [("analog", np.float32), ("digital", np.float32), ("analog", np.float64)])
+def test_tile_mvm_groups_of_tiles_bitwise(monkeypatch, backend_name, sub, dtype):
+    """A layer whose tiles go through the GEMMs and the ADC in several groups (small group byte
+    budget): the same bits and masks as one group of all the tiles."""
+    import cimsim.crossbar.mvm as M
+
+    prof = load_profile("pcm", overrides={"read_noise.per_read_sigma_rel": 0.02, "mapping.subtraction": sub,
+                                          "adc.noise_lsb": 0.3, "tile.rows": 64})
+    rng = np.random.default_rng(9)
+    W = (rng.standard_normal((90, 500)) / 20).astype(dtype)  # 8 tiles, the last one ragged
+    x = rng.standard_normal((12, 500)).astype(dtype)
+    ds = program_matrix(W, prof, rng=1).drift(60.0, 2, backend_name=backend_name)
+    assert ds.state.grid.n_in_tiles == 8
+    outs = []
+    for budget in (1 << 30, 3 * 12 * 90 * np.dtype(dtype).itemsize, 1):  # groups of 8, 3 (3 + 3 + 2), 1 tiles
+        monkeypatch.setattr(M, "_GROUP_BYTES", budget)
+        outs.append(tile_mvm(x, ds, rng=5, return_masks=True, backend_name=backend_name))
+    for y, m in outs[1:]:
+        np.testing.assert_array_equal(y, outs[0][0])
+        np.testing.assert_array_equal(m.adc_sat, outs[0][1].adc_sat)
+        np.testing.assert_array_equal(m.x_q, outs[0][1].x_q)
+    assert outs[0][1].adc_sat.shape == (12, 8, 90)
 
 
 def test_bf16_helpers_match_torch():
