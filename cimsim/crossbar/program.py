@@ -21,6 +21,7 @@ from ..profiles.schema import (
 from .._threads import map_pieces
 from ..rng import SeedLike, as_generator, child_generators
 from .mapping import weight_scales
+from .mvm import _BITS
 from .state import DriftedState, DriftRun, ProgrammedState, check_time
 from .tiling import TileGrid
 
@@ -52,8 +53,13 @@ def _check_w(W) -> np.ndarray:
         raise ParameterError(f"W must be a real numeric array (got dtype {W.dtype})")
     dt = np.float64 if W.dtype == np.float64 else np.float32
     W = np.ascontiguousarray(W, dtype=dt)
-    bad = ~np.isfinite(W)
-    if bad.any():
+    # one integer pass (max |W| bits per row, no temporaries the size of W); NaN/Inf have the
+    # largest bit patterns, and only then is the offending entry located
+    ut, mask, inf_bits = _BITS[W.dtype]
+    mb = np.empty(W.shape[0], ut)
+    backend("numba").row_absmax_bits(W.view(ut), mask, mb)
+    if mb.max() >= inf_bits:
+        bad = ~np.isfinite(W)
         i = tuple(int(v) for v in np.argwhere(bad)[0])
         raise NonFiniteError(f"W has {int(bad.sum())} NaN/Inf entries (first at index {i}: {W[i]})")
     return W
