@@ -9,13 +9,19 @@ GIL too, so the pieces really run side by side.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, TypeVar
 
-__all__ = ["map_pieces", "n_workers"]
+import numpy as np
+
+__all__ = ["map_pieces", "n_workers", "scratch"]
 
 T = TypeVar("T")
 _POOL: ThreadPoolExecutor | None = None
+_TLS = threading.local()
+#: scratch buffers up to this size are kept per thread for reuse
+SCRATCH_MAX_BYTES = 1 << 24
 
 
 def n_workers() -> int:
@@ -30,9 +36,34 @@ def n_workers() -> int:
 def map_pieces(fn: Callable[..., T], items: Iterable) -> list[T]:
     """``[fn(i) for i in items]``, run on the pool when there is more than one item."""
     items = list(items)
-    if len(items) <= 1 or n_workers() == 1:
+    # on a pool thread already (a piece that itself has pieces): run inline, never wait on the
+    # pool from inside it
+    if len(items) <= 1 or n_workers() == 1 or getattr(_TLS, "in_pool", False):
         return [fn(i) for i in items]
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=n_workers(), thread_name_prefix="cimsim")
+        _POOL = ThreadPoolExecutor(max_workers=n_workers(), thread_name_prefix="cimsim", initializer=_mark_pool)
     return list(_POOL.map(fn, items))
+
+
+def _mark_pool() -> None:
+    _TLS.in_pool = True
+
+
+def scratch(name: str, shape, dtype) -> np.ndarray:
+    """A per-thread reusable work array named ``name`` (contents undefined).
+
+    Memory fresh from the OS costs a page fault per 4 KiB on first touch (on some VMs ~2 s/GiB),
+    so per-call temporaries reuse one buffer per name and thread; buffers over
+    :data:`SCRATCH_MAX_BYTES` (16 MiB) are not kept.  The caller must be done with the array
+    before the same thread asks for ``name`` again.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    bufs = _TLS.__dict__.setdefault("bufs", {})
+    b = bufs.get(name)
+    if b is None or b.nbytes < nbytes:
+        b = np.empty(max(nbytes, 64), np.uint8)
+        if nbytes <= SCRATCH_MAX_BYTES:
+            bufs[name] = b
+    return b[:nbytes].view(dtype).reshape(shape)

@@ -9,6 +9,7 @@ import weakref
 import numpy as np
 import torch
 
+from .._threads import scratch
 from ..devices.random import normals
 from ..errors import NonFiniteError, ParameterError, ShapeError
 from ..kernels import backend
@@ -175,27 +176,10 @@ def _gemm_tiles(xt: torch.Tensor, ops, out: torch.Tensor, k0: int = 0, k1: int |
 _BITS = {np.dtype(np.float32): (np.uint32, np.uint32(0x7FFFFFFF), np.uint32(0x7F800000)),
          np.dtype(np.float64): (np.uint64, np.uint64(0x7FFFFFFFFFFFFFFF), np.uint64(0x7FF0000000000000))}
 
-_TLS = threading.local()
-_SCRATCH_MAX_BYTES = 1 << 24
 #: byte budget of one group's partial-sum buffer ``part [G, B, O]``: the input tiles go through
 #: the GEMMs and the ADC kernel in groups of G = max(1, _GROUP_BYTES // (B O itemsize)) tiles
 #: (shapes only, never the thread count), bounding the scratch memory of large layers
 _GROUP_BYTES = 1 << 23
-
-
-def _scratch(name: str, shape, dtype) -> np.ndarray:
-    """A per-thread reusable work array (contents undefined): memory fresh from the OS costs a
-    page fault per 4 KiB on first touch, so the per-call temporaries reuse one buffer each
-    (buffers over ``_SCRATCH_MAX_BYTES``, 16 MiB, are not kept)."""
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    bufs = _TLS.__dict__.setdefault("bufs", {})
-    b = bufs.get(name)
-    if b is None or b.nbytes < nbytes:
-        b = np.empty(max(nbytes, 64), np.uint8)
-        if nbytes <= _SCRATCH_MAX_BYTES:
-            bufs[name] = b
-    return b[:nbytes].view(dtype).reshape(shape)
 
 
 def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None):
@@ -214,8 +198,8 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
     e16 = np.zeros((0, 0, 0), np.uint16)
     g = max(1, min(n_t, _GROUP_BYTES // max(1, batch * n_out * dt.itemsize)))
     groups = [(k0, min(k0 + g, n_t)) for k0 in range(0, max(n_t, 1), g)]
-    part = _scratch("part", (g, batch, n_out), dt)
-    acc = _scratch("acc", (batch, n_out), np.float64)
+    part = scratch("part", (g, batch, n_out), dt)
+    acc = scratch("acc", (batch, n_out), np.float64)
     if pl.torch:
         xt = torch.from_numpy(x_norm)
         pt = torch.from_numpy(part)
@@ -223,9 +207,9 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
             x2t = torch.square(xt)
             if pl.bf16:
                 x2t = x2t.to(torch.bfloat16)
-                vt = torch.from_numpy(_scratch("var", (g, batch, n_out), np.int16)).view(torch.bfloat16)
+                vt = torch.from_numpy(scratch("var", (g, batch, n_out), np.int16)).view(torch.bfloat16)
             else:
-                vt = torch.from_numpy(_scratch("var", (g, batch, n_out), dt))
+                vt = torch.from_numpy(scratch("var", (g, batch, n_out), dt))
     else:
         if pl.has_var:
             x2 = x_norm * x_norm
@@ -233,8 +217,9 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
                 x2 = _bf16_round(x2)
             vref = np.empty((g, batch, n_out), dt)
     for wb, vb, coef, sign in pl.streams:
-        z_read = normals(rng, (n_t, batch, n_out), dt, K) if pl.has_var else e3
-        z_conv = normals(rng, (n_t, batch, n_out), dt, K) if conv_noise else e3
+        shp = (n_t, batch, n_out)
+        z_read = normals(rng, shp, dt, K, out=scratch("z_read", shp, dt)) if pl.has_var else e3
+        z_conv = normals(rng, shp, dt, K, out=scratch("z_conv", shp, dt)) if conv_noise else e3
         acc.fill(0.0)
         for k0, k1 in groups:
             n = k1 - k0

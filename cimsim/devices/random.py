@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._threads import map_pieces
+from .._threads import map_pieces, scratch
 
 __all__ = ["normals", "uniforms", "raw_words", "ZIGGURAT_R"]
 
@@ -26,7 +26,7 @@ __all__ = ["normals", "uniforms", "raw_words", "ZIGGURAT_R"]
 ZIGGURAT_R = 3.6541528853610088
 _LAYERS = 256
 _BLOCK = 8192  # outputs per fast-path block (fixed: the bits never depend on the thread count)
-_CAP = 1024  # failures listed per block (~70 expected)
+_CAP = 256  # failures listed per block (~120 expected, sd ~11; more: the block is scanned)
 _SERIAL_MAX = 1 << 16  # fewer outputs: fast path on the calling thread
 _PAR_WORDS = 1 << 17  # raw words per piece when drawing the stream on several threads
 
@@ -71,19 +71,21 @@ def _tables(bits: int) -> _Tables:
 _ZIG = {True: _tables(23), False: _tables(52)}
 
 
-def raw_words(rng: np.random.Generator, n: int) -> np.ndarray:
+def raw_words(rng: np.random.Generator, n: int, out: np.ndarray | None = None) -> np.ndarray:
     """The next ``n`` raw 64-bit words of ``rng``: equal to ``rng.bit_generator.random_raw(n)``.
 
     For PCG64/PCG64DXSM and large ``n`` the stream is cut into fixed pieces, each drawn on a pool
     thread from a copy of the state advanced to its start (``PCG64.advance``); the parent then
     continues after the last word.  Same words, same final state, whatever the thread count.
+    ``out`` (n uint64) may receive the words on that path (otherwise a new array is returned).
     """
     bg = rng.bit_generator
     n = int(n)
     if n < 2 * _PAR_WORDS or not isinstance(bg, (np.random.PCG64, np.random.PCG64DXSM)):
         return bg.random_raw(n) if n else np.zeros(0, np.uint64)
     start = bg.state
-    out = np.empty(n, np.uint64)
+    if out is None:
+        out = np.empty(n, np.uint64)
     pieces = range(0, n, _PAR_WORDS)
 
     def piece(k0: int):
@@ -100,42 +102,61 @@ def raw_words(rng: np.random.Generator, n: int) -> np.ndarray:
     return out
 
 
-def normals(rng: np.random.Generator, shape, dtype=np.float32, kernels=None) -> np.ndarray:
+def normals(rng: np.random.Generator, shape, dtype=np.float32, kernels=None, out: np.ndarray | None = None) -> np.ndarray:
     """Standard normal array of ``shape`` (float32 by default) from ``rng``'s bit stream.
 
     Draw order: ceil(n/2) words (float32) or n words (float64) for the units, then, while units
-    remain unfinished, batches of further words for the slow path.
+    remain unfinished, batches of further words for the slow path.  ``out`` (C-contiguous,
+    ``shape``, float32 or float64 as ``dtype``) receives the result instead of a new array.
     """
     if kernels is None:
         from ..kernels import _numba as kernels
     n = int(np.prod(shape, dtype=np.int64))
     half = np.dtype(dtype) != np.float64
-    out = np.empty(n, dtype=np.float32 if half else np.float64)
+    odt = np.float32 if half else np.float64
+    if out is None:
+        res = np.empty(shape, dtype=odt)
+    else:
+        if out.dtype != odt or out.shape != tuple(np.atleast_1d(shape)) or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {np.dtype(odt)} array of shape {shape}")
+        res = out
+    out = res.reshape(-1)
     if n:
         t = _ZIG[half]
-        words = raw_words(rng, (n + 1) // 2 if half else n)
+        n_words = (n + 1) // 2 if half else n
+        words = raw_words(rng, n_words, out=scratch("zig_words", n_words, np.uint64))
         nb = -(-n // _BLOCK)
-        fail_idx = np.empty((nb, min(_CAP, n)), np.int64)
-        fail_cnt = np.empty(nb, np.int64)
+        cap = min(_CAP, n)
+        fail_idx = scratch("zig_fail_idx", (nb, cap), np.int64)
+        fail_unit = scratch("zig_fail_unit", (nb, cap), np.uint64)
+        fail_cnt = scratch("zig_fail_cnt", nb, np.int64)
         fast = kernels.zig_fast_serial if n <= _SERIAL_MAX else kernels.zig_fast
-        fast(words, half, t.ki, t.wi, out, fail_idx, fail_cnt)
-        fails = _fail_list(out, fail_idx, fail_cnt)
+        fast(words, half, t.ki, t.wi, out, fail_idx, fail_unit, fail_cnt)
+        fails, units = _fail_list(out, words, half, fail_idx, fail_unit, fail_cnt)
         state = np.zeros(5, np.int64)
         while state[0] < fails.shape[0]:
             extra = raw_words(rng, 2 * (fails.shape[0] - int(state[0])) + 16)
-            kernels.zig_slow(words, half, t.ki, t.wi, t.fi, ZIGGURAT_R, out, fails, extra, state)
-    return out.reshape(shape).astype(dtype, copy=False)
+            kernels.zig_slow(units, half, t.ki, t.wi, t.fi, ZIGGURAT_R, out, fails, extra, state)
+    return res if res.dtype == np.dtype(dtype) else res.astype(dtype)
 
 
-def _fail_list(out: np.ndarray, fail_idx: np.ndarray, fail_cnt: np.ndarray) -> np.ndarray:
-    """All fast-path failures in index order (a block whose list overflowed is scanned for NaN)."""
+def _fail_list(out, words, half, fail_idx, fail_unit, fail_cnt) -> tuple[np.ndarray, np.ndarray]:
+    """All fast-path failures in index order and their units (a block whose list overflowed is
+    scanned for NaN and its units re-read from the words)."""
     cap = fail_idx.shape[1]
     if (fail_cnt <= cap).all():
-        return fail_idx[np.arange(cap)[None, :] < fail_cnt[:, None]]
+        keep = np.arange(cap)[None, :] < fail_cnt[:, None]
+        return fail_idx[keep], fail_unit[keep]
     bs = -(-out.shape[0] // fail_cnt.shape[0])
     parts = [fail_idx[b, : fail_cnt[b]] if fail_cnt[b] <= cap else np.flatnonzero(np.isnan(out[b * bs : (b + 1) * bs])) + b * bs
              for b in range(fail_cnt.shape[0])]
-    return np.concatenate(parts)
+    fails = np.concatenate(parts)
+    if half:
+        w = words[fails >> 1]
+        units = np.where(fails & 1, w >> np.uint64(32), w & np.uint64(0xFFFFFFFF))
+    else:
+        units = words[fails]
+    return fails, units.astype(np.uint64)
 
 
 def uniforms(rng: np.random.Generator, shape, dtype=np.float32) -> np.ndarray:

@@ -80,7 +80,7 @@ def _zig_split(r, half):
 
 
 @njit(cache=True, nogil=True)
-def _zig_block(words, half, ki, wi, out, fail_idx, fail_cnt, b, bs):
+def _zig_block(words, half, ki, wi, out, fail_idx, fail_unit, fail_cnt, b, bs):
     """Fast path of one block of outputs (see :func:`zig_fast`)."""
     cap = fail_idx.shape[1]
     c = 0
@@ -101,12 +101,13 @@ def _zig_block(words, half, ki, wi, out, fail_idx, fail_cnt, b, bs):
             out[k] = np.nan
             if c < cap:
                 fail_idx[b, c] = k
+                fail_unit[b, c] = r
             c += 1
     fail_cnt[b] = c
 
 
 @njit(cache=True, parallel=True)
-def zig_fast(words, half, ki, wi, out, fail_idx, fail_cnt):
+def zig_fast(words, half, ki, wi, out, fail_idx, fail_unit, fail_cnt):
     """Ziggurat fast path (Marsaglia & Tsang 2000, 256 layers, as numpy's ``standard_normal``).
 
     Unit k of the caller's random bits (see :func:`_zig_unit`) -> layer i, sign s, mantissa m;
@@ -119,7 +120,7 @@ def zig_fast(words, half, ki, wi, out, fail_idx, fail_cnt):
     nb = fail_cnt.shape[0]
     bs = (out.shape[0] + nb - 1) // nb
     for b in prange(nb):
-        _zig_block(words, half, ki, wi, out, fail_idx, fail_cnt, b, bs)
+        _zig_block(words, half, ki, wi, out, fail_idx, fail_unit, fail_cnt, b, bs)
 
 
 #: The same fast path on the calling thread (small draws, between BLAS calls).
@@ -127,10 +128,10 @@ zig_fast_serial = njit(cache=True, nogil=True)(zig_fast.py_func)
 
 
 @njit(cache=True, nogil=True)
-def zig_slow(words, half, ki, wi, fi, r_tail, out, fails, extra, state):
+def zig_slow(units, half, ki, wi, fi, r_tail, out, fails, extra, state):
     """Finish the units :func:`zig_fast` could not, exactly as the ziggurat does, in list order.
 
-    For unit k = fails[j] (layer i, mantissa m from ``words``): layer 0 -> tail: repeat
+    For unit k = fails[j] (its bits units[j]: layer i, mantissa m): layer 0 -> tail: repeat
     xx = -ln(1 - u1)/r, yy = -ln(1 - u2) until 2 yy > xx^2, z = r + xx; layer i > 0 -> wedge:
     accept x = m wi[i] if fi[i] + u (fi[i-1] - fi[i]) < exp(-x^2/2), else restart with a new
     unit (fast test, then wedge/tail again).  Uniforms u = (word >> 11) 2^-53 and new units come
@@ -148,7 +149,7 @@ def zig_slow(words, half, ki, wi, fi, r_tail, out, fails, extra, state):
     nf = fails.shape[0]
     while j < nf:
         if phase == 0:
-            idx, s, m = _zig_split(_zig_unit(words, fails[j], half), half)
+            idx, s, m = _zig_split(units[j], half)
             phase = 2 if idx == 0 else 1
             continue
         need = 2 if phase == 2 else 1

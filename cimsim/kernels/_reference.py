@@ -46,12 +46,13 @@ def _split(r, half):
     return idx, s, m
 
 
-def zig_fast(words, half, ki, wi, out, fail_idx, fail_cnt):
+def zig_fast(words, half, ki, wi, out, fail_idx, fail_unit, fail_cnt):
     n = out.shape[0]
     nb = fail_cnt.shape[0]
     cap = fail_idx.shape[1]
     bs = -(-n // nb) if nb else 0
-    idx, s, m = _split(_units(words, n, half), half)
+    units = _units(words, n, half)
+    idx, s, m = _split(units, half)
     ok = m < ki[idx]
     x = m.astype(np.float64) * wi[idx]
     out[:] = np.where(ok, np.where(s, -x, x), np.nan)
@@ -59,19 +60,16 @@ def zig_fast(words, half, ki, wi, out, fail_idx, fail_cnt):
         f = np.flatnonzero(~ok[b * bs : (b + 1) * bs]) + b * bs
         fail_cnt[b] = f.size
         fail_idx[b, : min(cap, f.size)] = f[:cap]
+        fail_unit[b, : min(cap, f.size)] = units[f[:cap]]
 
 
 zig_fast_serial = zig_fast
 
 
-def zig_slow(words, half, ki, wi, fi, r_tail, out, fails, extra, state):
+def zig_slow(units, half, ki, wi, fi, r_tail, out, fails, extra, state):
     j, phase, idx, s, m = (int(v) for v in state)
     pos = 0
     ne, nf = extra.shape[0], fails.shape[0]
-
-    def unit(k):
-        w = int(words[k >> 1]) if half else int(words[k])
-        return ((w >> 32) if (k & 1) else (w & 0xFFFFFFFF)) if half else w
 
     def split(r):
         return r & 0xFF, (r >> 8) & 1, (r >> 9) & (0x7FFFFF if half else 0xFFFFFFFFFFFFF)
@@ -81,7 +79,7 @@ def zig_slow(words, half, ki, wi, fi, r_tail, out, fails, extra, state):
 
     while j < nf:
         if phase == 0:
-            idx, s, m = split(unit(int(fails[j])))
+            idx, s, m = split(int(units[j]))
             phase = 2 if idx == 0 else 1
             continue
         need = 2 if phase == 2 else 1

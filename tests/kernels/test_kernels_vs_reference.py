@@ -39,18 +39,20 @@ def test_ziggurat_kernels(half):
         out = np.empty(n)
         nb = -(-n // 8192)
         fi = np.empty((nb, 1024), np.int64)
+        fu = np.empty((nb, 1024), np.uint64)
         fc = np.empty(nb, np.int64)
-        K.zig_fast(words, half, t.ki, t.wi, out, fi, fc)
+        K.zig_fast(words, half, t.ki, t.wi, out, fi, fu, fc)
         fails = np.concatenate([fi[b, : fc[b]] for b in range(nb)])
+        units = np.concatenate([fu[b, : fc[b]] for b in range(nb)])
         assert np.isnan(out).sum() == fails.size > 0
         state = np.zeros(5, np.int64)
         used = 0
         while state[0] < fails.size:  # feed the slow path a few words at a time: exercises resumption
-            used += K.zig_slow(words, half, t.ki, t.wi, t.fi, ZIGGURAT_R, out, fails, extra[used : used + 7], state)
+            used += K.zig_slow(units, half, t.ki, t.wi, t.fi, ZIGGURAT_R, out, fails, extra[used : used + 7], state)
         assert not np.isnan(out).any()
         res.append(out)
         serial = np.empty(n)
-        NB.zig_fast_serial(words, half, t.ki, t.wi, serial, fi, fc)
+        NB.zig_fast_serial(words, half, t.ki, t.wi, serial, fi, fu, fc)
         np.testing.assert_array_equal(np.isnan(serial), np.isin(np.arange(n), fails))
     np.testing.assert_array_equal(res[0], res[1])
     # units beyond r come only from the tail path: check it was taken and gave |z| > r
