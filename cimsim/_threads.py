@@ -8,6 +8,7 @@ GIL too, so the pieces really run side by side.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ from typing import Callable, Iterable, TypeVar
 
 import numpy as np
 
-__all__ = ["map_pieces", "n_workers", "scratch"]
+__all__ = ["map_pieces", "n_elements", "n_workers", "scratch"]
 
 T = TypeVar("T")
 _POOL: ThreadPoolExecutor | None = None
@@ -59,7 +60,7 @@ def scratch(name: str, shape, dtype) -> np.ndarray:
     before the same thread asks for ``name`` again.
     """
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = n_elements(shape) * dtype.itemsize
     bufs = _TLS.__dict__.setdefault("bufs", {})
     b = bufs.get(name)
     if b is None or b.nbytes < nbytes:
@@ -67,3 +68,8 @@ def scratch(name: str, shape, dtype) -> np.ndarray:
         if nbytes <= SCRATCH_MAX_BYTES:
             bufs[name] = b
     return b[:nbytes].view(dtype).reshape(shape)
+
+
+def n_elements(shape) -> int:
+    """Number of elements of ``shape`` (an int or a sequence of ints)."""
+    return int(shape) if isinstance(shape, (int, np.integer)) else math.prod(int(v) for v in shape)

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._threads import map_pieces, scratch
+from .._threads import n_elements, map_pieces, scratch
 
 __all__ = ["normals", "uniforms", "raw_words", "ZIGGURAT_R"]
 
@@ -111,7 +111,7 @@ def normals(rng: np.random.Generator, shape, dtype=np.float32, kernels=None, out
     """
     if kernels is None:
         from ..kernels import _numba as kernels
-    n = int(np.prod(shape, dtype=np.int64))
+    n = n_elements(shape)
     half = np.dtype(dtype) != np.float64
     odt = np.float32 if half else np.float64
     if out is None:
