@@ -16,7 +16,7 @@ from typing import Callable, Iterable, TypeVar
 
 import numpy as np
 
-__all__ = ["map_pieces", "n_elements", "n_workers", "scratch"]
+__all__ = ["in_pool", "map_pieces", "n_elements", "n_workers", "scratch"]
 
 T = TypeVar("T")
 _POOL: ThreadPoolExecutor | None = None
@@ -39,7 +39,7 @@ def map_pieces(fn: Callable[..., T], items: Iterable) -> list[T]:
     items = list(items)
     # on a pool thread already (a piece that itself has pieces): run inline, never wait on the
     # pool from inside it
-    if len(items) <= 1 or n_workers() == 1 or getattr(_TLS, "in_pool", False):
+    if len(items) <= 1 or n_workers() == 1 or in_pool():
         return [fn(i) for i in items]
     global _POOL
     if _POOL is None:
@@ -49,6 +49,12 @@ def map_pieces(fn: Callable[..., T], items: Iterable) -> list[T]:
 
 def _mark_pool() -> None:
     _TLS.in_pool = True
+
+
+def in_pool() -> bool:
+    """True on a pool thread: run Numba kernels serially there (Numba's parallel layers other
+    than OpenMP must not be entered from two threads at once)."""
+    return getattr(_TLS, "in_pool", False)
 
 
 def scratch(name: str, shape, dtype) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._threads import n_elements, map_pieces, scratch
+from .._threads import in_pool, map_pieces, n_elements, scratch
 
 __all__ = ["normals", "uniforms", "raw_words", "ZIGGURAT_R"]
 
@@ -130,7 +130,7 @@ def normals(rng: np.random.Generator, shape, dtype=np.float32, kernels=None, out
         fail_idx = scratch("zig_fail_idx", (nb, cap), np.int64)
         fail_unit = scratch("zig_fail_unit", (nb, cap), np.uint64)
         fail_cnt = scratch("zig_fail_cnt", nb, np.int64)
-        fast = kernels.zig_fast_serial if n <= _SERIAL_MAX else kernels.zig_fast
+        fast = kernels.zig_fast_serial if (n <= _SERIAL_MAX or in_pool()) else kernels.zig_fast
         fast(words, half, t.ki, t.wi, out, fail_idx, fail_unit, fail_cnt)
         fails, units = _fail_list(out, words, half, fail_idx, fail_unit, fail_cnt)
         state = np.zeros(5, np.int64)

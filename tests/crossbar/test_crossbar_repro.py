@@ -126,3 +126,18 @@ def test_program_drifted_equals_program_then_drift(ov, t_s, tmp_path):
         got.state.drift(1.0, 0)
     with pytest.raises(ParameterError, match="not kept"):
         got.state.save(tmp_path / "x.npz")
+
+
+def test_wide_rows_on_the_pool_same_bits(monkeypatch):
+    """Chunks of one very wide row draw > 65536 normals each: on pool threads the serial fast path
+    runs (never a parallel Numba kernel from two threads), on the main thread the parallel one."""
+    import cimsim._threads
+
+    prof = load_profile("pcm")
+    W = np.random.default_rng(0).standard_normal((3, 40_000)).astype(np.float32)
+    a = program_matrix(W, prof, rng=2)
+    with monkeypatch.context() as mp:
+        mp.setattr(cimsim._threads, "n_workers", lambda: 1)
+        b = program_matrix(W, prof, rng=2)
+    for name in ("g_pos", "g_neg", "nu_pos", "nu_neg"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
