@@ -6,7 +6,6 @@ import numbers
 
 import numpy as np
 
-from ..devices.laws import encode_xfunction
 from ..devices.random import normals, uniforms
 from ..errors import NonFiniteError, ParameterError, ShapeError
 from ..kernels import backend
@@ -140,19 +139,17 @@ def _program(W, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, fuse
     has_fault = f.stuck_at_g_min_rel > 0 or f.stuck_at_g_max_rel > 0
     noise = p.programming.noise
     if isinstance(noise, ProgNoiseNone):
-        prog_kind, prog_param, sigma_spec = 0, 0.0, encode_xfunction(None)
+        prog_kind, prog_param = 0, 0.0
     elif isinstance(noise, ProgNoiseConstant):
-        prog_kind, prog_param, sigma_spec = 1, noise.sigma_us, encode_xfunction(None)
+        prog_kind, prog_param = 1, noise.sigma_us
     elif isinstance(noise, ProgNoiseRelative):
-        prog_kind, prog_param, sigma_spec = 2, noise.sigma_rel, encode_xfunction(None)
+        prog_kind, prog_param = 2, noise.sigma_rel
     else:
         assert isinstance(noise, ProgNoiseFunction)
-        prog_kind, prog_param, sigma_spec = 3, g_max / noise.g_ref_us, encode_xfunction(noise.sigma)
+        prog_kind, prog_param = 3, g_max / noise.g_ref_us
     if prog_param == 0:
         prog_kind = 0
     has_drift = isinstance(p.drift, DriftPowerLaw) and bool(with_drift)
-    mu_spec = encode_xfunction(p.drift.nu.mean if has_drift else None)
-    sd_spec = encode_xfunction(p.drift.nu.std if has_drift else None)
     ip = np.array([n_levels, stochastic, prog_kind, p.programming.clip_upper, has_drift,
                    p.drift.absolute if has_drift else False, var_sigma > 0, has_fault], dtype=np.int64)
     fp = np.array([g_min, g_max, prog_param, var_sigma, f.stuck_at_g_min_rel, f.stuck_at_g_max_rel])
@@ -165,8 +162,17 @@ def _program(W, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, fuse
         return (np.empty((n_rows, n_in), dt), np.empty((n_rows, n_in), dt) if has_drift else None,
                 np.empty((n_rows, n_in), np.int8) if has_fault else None)
 
+    sigma_fn = noise.sigma if prog_kind == 3 else None
+    mu_fn = p.drift.nu.mean if has_drift else None
+    sd_fn = p.drift.nu.std if has_drift else None
+    e64 = np.zeros(0)
+
     def program(gen, parts) -> None:
-        """Program ``parts`` = [(flat targets, (g, nu, fault) outputs)] with one set of draws from gen."""
+        """Program ``parts`` = [(flat targets, (g, nu, fault) outputs)] with one set of draws from gen.
+
+        Kernel program_targets (levels, variability, faults), then the device laws of
+        x_T = G_T/g_max evaluated vectorised (numpy's SIMD log/exp), then kernel program_devices.
+        """
         n = sum(t.shape[0] for t, _ in parts)
         u_round = uniforms(gen, n) if stochastic else e
         z_var = normals(gen, n, np.float32, K) if var_sigma > 0 else e
@@ -176,9 +182,15 @@ def _program(W, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, fuse
         i0 = 0
         for targets, (g, nu, fl) in parts:
             i1 = i0 + targets.shape[0]
-            cut = [a[i0:i1] if a.shape[0] else a for a in (u_round, z_var, u_fault, z_prog, z_nu)]
-            K.program_devices(targets, *cut, ip, fp, sigma_spec, mu_spec, sd_spec, g.reshape(-1),
-                              e if nu is None else nu.reshape(-1), e8 if fl is None else fl.reshape(-1))
+            ur, zv, uf, zp, zn = (a[i0:i1] if a.shape[0] else a for a in (u_round, z_var, u_fault, z_prog, z_nu))
+            t = np.empty(i1 - i0)
+            code = e8 if fl is None else fl.reshape(-1)
+            K.program_targets(targets, ur, zv, uf, ip, fp, t, code)
+            x = t / g_max
+            sig = np.maximum(sigma_fn.evaluate(x), 0.0) * prog_param if sigma_fn is not None else e64
+            mu = mu_fn.evaluate(x) if mu_fn is not None else e64
+            sd = sd_fn.evaluate(x) if sd_fn is not None else e64
+            K.program_devices(t, code, zp, zn, sig, mu, sd, ip, fp, g.reshape(-1), e if nu is None else nu.reshape(-1))
             i0 = i1
 
     chunks = row_chunks(n_out, n_in)

@@ -34,6 +34,7 @@ __all__ = [
     "zig_slow",
     "xfunction_eval",
     "map_targets",
+    "program_targets",
     "program_devices",
     "drift_to_blocks",
     "dac_convert",
@@ -284,9 +285,8 @@ def map_targets(W, scales, rows, kind, g_min, dg, out_pos, out_neg):
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
-def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
-                    sigma_spec, mu_spec, std_spec, g_out, nu_out, fault_out):
-    """Program every device (flat arrays, one entry per device) in the order of the issue.
+def program_targets(target, u_round, z_var, u_fault, ip, fp, t_out, fault_out):
+    """Steps 1-3 of programming, per device (flat arrays): the target each device ends up with.
 
     ip = [n_levels (0 = continuous), stochastic, prog_kind, clip_upper, has_drift, absolute,
           has_var, has_fault];  fp = [g_min, g_max, prog_param, var_sigma, p_min, p_max].
@@ -294,36 +294,20 @@ def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
     1. levels: G_T = g_min + q(G_T - g_min)/step * step, step = dg/(n_levels-1), q = rint, or
        floor(v + u) (stochastic rounding: P(up) = distance to the lower level / step).
     2. variability: G_T = g_min + (G_T - g_min) max(1 + s z, 0) (each device's range scales).
-    3. stuck-at faults: u < p_min -> stuck at g_min (code 1); u < p_min + p_max -> g_max (code 2);
-       stuck devices get no programming noise and nu = 0 (they never drift).
-    4. programming noise: kind 1 G = G_T + sigma_us z; kind 2 G = G_T (1 + sigma_rel z); kind 3
-       G = G_T + max(sigma(x_T), 0) (g_max/g_ref) z, x_T = G_T/g_max (Nandakumar et al. 2019,
-       Joshi et al. 2020 Fig. 3: sigma_prog(x) = max(0.26348 + 1.9650 x - 1.1731 x^2, 0) µS).
-    5. clip: G = max(G, g_min) (and min(G, g_max) if clip_upper).
-    6. drift exponent: nu = |N(mu_nu(x_T), sigma_nu(x_T))| (or max(., 0) if not absolute).
-    Runs on the calling thread without the GIL: callers run row chunks side by side.
+    3. stuck-at faults: u < p_min -> stuck at g_min (code 1); u < p_min + p_max -> g_max (code 2).
+    t_out (float64) gets G_T, fault_out the codes (when has_fault).  The device laws of
+    x_T = G_T/g_max are then evaluated by the caller (vectorised) for :func:`program_devices`.
     """
     n_levels = ip[0]
     stochastic = ip[1]
-    prog_kind = ip[2]
-    clip_upper = ip[3]
-    has_drift = ip[4]
-    absolute = ip[5]
     has_var = ip[6]
     has_fault = ip[7]
     g_min = fp[0]
     g_max = fp[1]
-    prog_param = fp[2]
     var_sigma = fp[3]
     p_min = fp[4]
     p_max = fp[5]
-    dg = g_max - g_min
-    step = dg / (n_levels - 1) if n_levels > 1 else 0.0
-    x0 = g_min / g_max
-    # values of the device laws at x = g_min / g_max (every unused device of a pair sits there)
-    sig0 = max(_xf(sigma_spec, x0), 0.0) * prog_param if prog_kind == 3 else 0.0
-    mu0 = _xf(mu_spec, x0) if has_drift else 0.0
-    sd0 = _xf(std_spec, x0) if has_drift else 0.0
+    step = (g_max - g_min) / (n_levels - 1) if n_levels > 1 else 0.0
     for i in range(target.shape[0]):
         t = np.float64(target[i])
         if n_levels > 1:
@@ -338,42 +322,61 @@ def program_devices(target, u_round, z_var, u_fault, z_prog, z_nu, ip, fp,
             if f < 0.0:
                 f = 0.0
             t = g_min + (t - g_min) * f
-        code = 0
+        t_out[i] = t
         if has_fault:
             u = u_fault[i]
+            code = 0
             if u < p_min:
                 code = 1
             elif u < p_min + p_max:
                 code = 2
             fault_out[i] = code
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def program_devices(t, fault, z_prog, z_nu, sig, mu, sd, ip, fp, g_out, nu_out):
+    """Steps 4-6 of programming, per device, from the targets G_T = t of :func:`program_targets`.
+
+    sig / mu / sd: the device laws at x_T = G_T/g_max (sigma_prog(x_T) >= 0 in µS already
+    scaled by g_max/g_ref for kind 3, mu_nu(x_T), sigma_nu(x_T)); empty when unused.
+    4. programming noise: kind 1 G = G_T + sigma_us z; kind 2 G = G_T (1 + sigma_rel z); kind 3
+       G = G_T + sigma_prog(x_T) z (Nandakumar et al. 2019, Joshi et al. 2020 Fig. 3:
+       sigma_prog(x) = max(0.26348 + 1.9650 x - 1.1731 x^2, 0) µS at g_ref = 25 µS).
+    5. clip: G = max(G, g_min) (and min(G, g_max) if clip_upper).
+    6. drift exponent: nu = |N(mu_nu(x_T), sigma_nu(x_T))| (or max(., 0) if not absolute).
+    Stuck devices (fault code 1 / 2) sit at g_min / g_max with no noise and nu = 0 (they never
+    drift).  Runs on the calling thread without the GIL: callers run row chunks side by side.
+    """
+    prog_kind = ip[2]
+    clip_upper = ip[3]
+    has_drift = ip[4]
+    absolute = ip[5]
+    has_fault = ip[7]
+    g_min = fp[0]
+    g_max = fp[1]
+    prog_param = fp[2]
+    for i in range(t.shape[0]):
+        code = fault[i] if has_fault else 0
         if code != 0:
             g_out[i] = g_min if code == 1 else g_max
             if has_drift:
                 nu_out[i] = 0.0
             continue
-        at0 = t == g_min
-        g = t
+        tt = t[i]
+        g = tt
         if prog_kind == 1:
-            g = t + prog_param * z_prog[i]
+            g = tt + prog_param * z_prog[i]
         elif prog_kind == 2:
-            g = t * (1.0 + prog_param * z_prog[i])
+            g = tt * (1.0 + prog_param * z_prog[i])
         elif prog_kind == 3:
-            sig = sig0 if at0 else max(_xf(sigma_spec, t / g_max), 0.0) * prog_param
-            g = t + sig * z_prog[i]
+            g = tt + sig[i] * z_prog[i]
         if g < g_min:
             g = g_min
         if clip_upper and g > g_max:
             g = g_max
         g_out[i] = g
         if has_drift:
-            if at0:
-                mu = mu0
-                sd = sd0
-            else:
-                xt = t / g_max
-                mu = _xf(mu_spec, xt)
-                sd = _xf(std_spec, xt)
-            nu = mu + sd * z_nu[i]
+            nu = mu[i] + sd[i] * z_nu[i]
             if absolute:
                 nu = abs(nu)
             elif nu < 0.0:

@@ -97,16 +97,13 @@ def test_map_targets(shape, dtype, rtol, kind):
 @pytest.mark.parametrize("n", [1, 1000, 4097])
 @pytest.mark.parametrize("dtype,rtol", DTYPES)
 @pytest.mark.parametrize("variant", ["pcm", "levels_sr_faults_var", "constant", "relative", "none"])
-def test_program_devices(n, dtype, rtol, variant):
+def test_program_targets_and_devices(n, dtype, rtol, variant):
     prof = load_profile("pcm")
     rng = np.random.default_rng(2)
     target = rng.uniform(0, 25, n).astype(dtype)
     target[::3] = 0.0
     u = rng.random(n).astype(np.float32)
     z1, z2, z3 = (rng.standard_normal(n).astype(np.float32) for _ in range(3))
-    sig = encode_xfunction(prof.programming.noise.sigma)
-    mu = encode_xfunction(prof.drift.nu.mean)
-    sd = encode_xfunction(prof.drift.nu.std)
     ip = [0, 0, 3, 0, 1, 1, 0, 0]
     fp = [0.0, 25.0, 1.0, 0.0, 0.0, 0.0]
     if variant == "levels_sr_faults_var":
@@ -120,13 +117,20 @@ def test_program_devices(n, dtype, rtol, variant):
         ip = [0, 0, 0, 0, 0, 0, 0, 0]
     res = []
     for K in (NB, RF):
+        t = np.empty(n)
+        f = np.zeros(n, np.int8)
+        K.program_targets(target, u, z1, u[::-1].copy(), np.array(ip), np.array(fp), t, f)
+        x = t / 25.0
+        sig = np.maximum(prof.programming.noise.sigma.evaluate(x), 0.0) * fp[2]
+        mu, sd = prof.drift.nu.mean.evaluate(x), prof.drift.nu.std.evaluate(x)
         g, nu = (np.empty(n, dtype) for _ in range(2))
-        f = np.empty(n, np.int8)
-        K.program_devices(target, u, z1, u[::-1].copy(), z2, z3, np.array(ip), np.array(fp), sig, mu, sd, g, nu, f)
-        res.append((g, nu if ip[4] else None, f if ip[7] else None))
-    for a, b in zip(res[0], res[1]):
-        if a is not None:
-            np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-12)
+        K.program_devices(t, f, z2, z3, sig, mu, sd, np.array(ip), np.array(fp), g, nu)
+        res.append((t, g, nu if ip[4] else None, f if ip[7] else None))
+    for a_, b_ in zip(res[0], res[1]):
+        if a_ is not None:
+            np.testing.assert_allclose(a_, b_, rtol=rtol, atol=1e-12)
+    if ip[7] and n > 100:
+        assert 0 < (res[0][3] != 0).sum() < n
 
 
 @pytest.mark.parametrize("shape", SHAPES)
