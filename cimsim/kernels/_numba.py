@@ -267,20 +267,16 @@ def map_targets(W, scales, rows, kind, g_min, dg, out_pos, out_neg):
     for o in range(n_out):
         for k0 in range(0, n_in, rows):
             s = scales[k0 // rows, o]
-            for j in range(k0, min(k0 + rows, n_in)):
-                w = W[o, j] / s
-                if w > 1.0:
-                    w = 1.0
-                elif w < -1.0:
-                    w = -1.0
-                if kind == 0:
-                    if w >= 0.0:
-                        out_pos[o, j] = g_min + w * dg
-                        out_neg[o, j] = g_min
-                    else:
-                        out_pos[o, j] = g_min
-                        out_neg[o, j] = g_min - w * dg
-                else:
+            k1 = min(k0 + rows, n_in)
+            # branch-free inner loops (they vectorise): max(w, 0) dg is w dg or 0 exactly
+            if kind == 0:
+                for j in range(k0, k1):
+                    w = min(max(W[o, j] / s, -1.0), 1.0)
+                    out_pos[o, j] = g_min + max(w, 0.0) * dg
+                    out_neg[o, j] = g_min + max(-w, 0.0) * dg
+            else:
+                for j in range(k0, k1):
+                    w = min(max(W[o, j] / s, -1.0), 1.0)
                     out_pos[o, j] = g_min + (w + 1.0) * 0.5 * dg
 
 
