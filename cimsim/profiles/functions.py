@@ -35,8 +35,11 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 def _clip(y: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
-    if lo is not None or hi is not None:
-        y = np.clip(y, lo, hi)
+    """Clip ``y`` (a fresh array, clipped in place) to [lo, hi] (None: no bound)."""
+    if lo is not None:
+        np.maximum(y, lo, out=y)
+    if hi is not None:
+        np.minimum(y, hi, out=y)
     return y
 
 
@@ -70,8 +73,9 @@ class PolynomialFn(_Clipped):
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         y = np.zeros_like(x)
-        for c in reversed(self.coeffs):  # Horner
-            y = y * x + c
+        for c in reversed(self.coeffs):  # Horner, in place: y = y * x + c
+            y *= x
+            y += c
         return _clip(y, self.min, self.max)
 
 
@@ -84,8 +88,12 @@ class LogLinearFn(_Clipped):
     x_floor: float = Field(1e-6, gt=0, le=1, description="x is floored here before the log")
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
-        x = np.maximum(np.asarray(x, dtype=np.float64), self.x_floor)
-        return _clip(self.slope * np.log(x) + self.intercept, self.min, self.max)
+        y = np.array(x, dtype=np.float64)  # a copy, 0-d for a scalar
+        np.maximum(y, self.x_floor, out=y)
+        np.log(y, out=y)
+        y *= self.slope
+        y += self.intercept
+        return _clip(y, self.min, self.max)
 
 
 class PowerFn(_Clipped):
@@ -97,8 +105,11 @@ class PowerFn(_Clipped):
     x_floor: float = Field(1e-3, gt=0, le=1, description="x is floored here before the power")
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
-        x = np.maximum(np.asarray(x, dtype=np.float64), self.x_floor)
-        return _clip(self.coeff * x**self.exponent, self.min, self.max)
+        y = np.array(x, dtype=np.float64)  # a copy, 0-d for a scalar
+        np.maximum(y, self.x_floor, out=y)
+        np.power(y, self.exponent, out=y)
+        y *= self.coeff
+        return _clip(y, self.min, self.max)
 
 
 class TableFn(_Strict):
