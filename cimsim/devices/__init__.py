@@ -1,11 +1,11 @@
-"""Device laws (encoded for the kernels) and the random draws of the crossbar path.
+"""The random draws of the crossbar path (exact Gaussians from the caller's Generator).
 
 The per-device physics (levels, variability, faults, programming noise, drift exponents, drift,
-1/f noise) is implemented in :mod:`cimsim.kernels` (equations in the kernel docstrings); this
-package turns profile sections into kernel inputs.
+1/f noise) is implemented in :mod:`cimsim.kernels` (equations in the kernel docstrings); the
+device laws of x = G/g_max are the profile's XFunctions (:mod:`cimsim.profiles.functions`),
+evaluated vectorised by :mod:`cimsim.crossbar`.
 """
 
-from .laws import encode_xfunction
 from .random import normals, uniforms
 
-__all__ = ["encode_xfunction", "normals", "uniforms"]
+__all__ = ["normals", "uniforms"]

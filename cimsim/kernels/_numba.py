@@ -11,11 +11,9 @@ rounding at a level boundary matches the reference exactly.
 
 Encoded parameters
 ------------------
-* XFunction spec (float64 array, see :func:`cimsim.devices.laws.encode_xfunction`):
-  ``[0, value]`` constant; ``[1, n, c0..c_{n-1}, lo, hi]`` polynomial; ``[2, slope, intercept,
-  floor, lo, hi]`` log-linear; ``[3, coeff, exponent, floor, lo, hi]`` power; ``[4, n, x.., y..]``
-  table (np.interp semantics); ``[5, threshold, n_below, below.., above..]`` piecewise.
-  Missing clip bounds are encoded as -inf/+inf.
+* Device laws (sigma_prog, mu_nu, sigma_nu, Q_s of x = G/g_max) are not evaluated here: the
+  callers evaluate the profile's XFunctions vectorised (numpy's SIMD transcendentals) and pass
+  the values as arrays.
 * Nonlinearity (DAC/ADC transfer of the normalised signal u): code 0 none, 1 polynomial
   (spec = coefficients c0, c1, ...), 2 table (spec = ``[n, u.., v..]``), 3 s-curve (spec = ``[k]``).
 """
@@ -32,7 +30,6 @@ __all__ = [
     "zig_fast",
     "zig_fast_serial",
     "zig_slow",
-    "xfunction_eval",
     "map_targets",
     "program_targets",
     "program_devices",
@@ -60,15 +57,6 @@ _MVM_PARALLEL = True
 _MASK23 = np.uint64(0x7FFFFF)
 _MASK52 = np.uint64(0xFFFFFFFFFFFFF)
 _TWO_M53 = 1.1102230246251565e-16  # 2**-53
-
-
-@njit(cache=True, inline="always")
-def _zig_unit(words, k, half):
-    """Random unit k: the k-th 32-bit half (low half first) when ``half``, else the k-th word."""
-    if half:
-        w = words[k >> 1]
-        return (w >> np.uint64(32)) if (k & 1) else (w & np.uint64(0xFFFFFFFF))
-    return words[k]
 
 
 @njit(cache=True, inline="always")
@@ -111,7 +99,8 @@ def _zig_block(words, half, ki, wi, out, fail_idx, fail_unit, fail_cnt, b, bs):
 def zig_fast(words, half, ki, wi, out, fail_idx, fail_unit, fail_cnt):
     """Ziggurat fast path (Marsaglia & Tsang 2000, 256 layers, as numpy's ``standard_normal``).
 
-    Unit k of the caller's random bits (see :func:`_zig_unit`) -> layer i, sign s, mantissa m;
+    Unit k of the caller's random bits (the k-th 32-bit half, low half first, when ``half``, else
+    the k-th word) -> layer i, sign s, mantissa m;
     x = m wi[i]; if m < ki[i] (x inside the part of layer i that lies under the density, ~99 %)
     out[k] = (-1)^s x.  Otherwise out[k] = NaN and k is listed for :func:`zig_slow` (the wedge /
     tail test that needs more bits): block b = outputs [b B, (b+1) B), B = out.size / n_blocks
@@ -196,7 +185,7 @@ def zig_slow(units, half, ki, wi, fi, r_tail, out, fails, extra, state):
     return pos
 
 
-# --------------------------------------------------------------------------- x-functions
+# --------------------------------------------------------------------------- interpolation
 @njit(cache=True, inline="always", fastmath=_FM)
 def _interp(x, xs, ys, n):
     if x <= xs[0]:
@@ -213,43 +202,6 @@ def _interp(x, xs, ys, n):
             hi = mid
     t = (x - xs[lo]) / (xs[hi] - xs[lo])
     return ys[lo] + t * (ys[hi] - ys[lo])
-
-
-@njit(cache=True, inline="always", fastmath=_FM)
-def _leaf(spec, o, x):
-    kind = int(spec[o])
-    if kind == 0:
-        return spec[o + 1]
-    if kind == 1:
-        n = int(spec[o + 1])
-        y = 0.0
-        for i in range(n - 1, -1, -1):
-            y = y * x + spec[o + 2 + i]
-        return min(max(y, spec[o + 2 + n]), spec[o + 3 + n])
-    if kind == 2:
-        y = spec[o + 1] * math.log(max(x, spec[o + 3])) + spec[o + 2]
-        return min(max(y, spec[o + 4]), spec[o + 5])
-    if kind == 3:
-        y = spec[o + 1] * math.exp(spec[o + 2] * math.log(max(x, spec[o + 3])))
-        return min(max(y, spec[o + 4]), spec[o + 5])
-    n = int(spec[o + 1])
-    return _interp(x, spec[o + 2 : o + 2 + n], spec[o + 2 + n : o + 2 + 2 * n], n)
-
-
-@njit(cache=True, inline="always", fastmath=_FM)
-def _xf(spec, x):
-    if spec[0] == 5.0:
-        if x < spec[1]:
-            return _leaf(spec, 3, x)
-        return _leaf(spec, 3 + int(spec[2]), x)
-    return _leaf(spec, 0, x)
-
-
-@njit(cache=True, parallel=True, fastmath=_FM)
-def xfunction_eval(spec, x, out):
-    """out[i] = f(x[i]) for the encoded XFunction ``spec`` (see the module docstring)."""
-    for i in prange(x.shape[0]):
-        out[i] = _xf(spec, np.float64(x[i]))
 
 
 # --------------------------------------------------------------------------- programming
@@ -421,6 +373,7 @@ def drift_to_blocks(g_pos, nu_pos, z_pos, q_pos, g_neg, nu_neg, z_neg, q_neg, ne
                 idx = base + j
                 gp = np.float64(g_pos[o - p0, j])
                 gn = np.float64(g_neg[r - n0, j])
+                # written out twice (G+ and G-): an inlined helper taking the arrays measured slower
                 if gp != 0.0:
                     if has_nu:
                         gp = gp * math.exp(-np.float64(nu_pos[o - p0, j]) * log_ratio)

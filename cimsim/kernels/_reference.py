@@ -15,7 +15,6 @@ __all__ = [
     "zig_fast",
     "zig_fast_serial",
     "zig_slow",
-    "xfunction_eval",
     "map_targets",
     "program_targets",
     "program_devices",
@@ -116,37 +115,6 @@ def zig_slow(units, half, ki, wi, fi, r_tail, out, fails, extra, state):
                 j, phase = j + 1, 0
     state[:] = [j, phase, idx, s, m]
     return pos
-
-
-def _xf_np(spec, x):
-    spec = np.asarray(spec, dtype=np.float64)
-    if spec[0] == 5.0:
-        nb = int(spec[2])
-        return np.where(x < spec[1], _leaf_np(spec[3 : 3 + nb], x), _leaf_np(spec[3 + nb :], x))
-    return _leaf_np(spec, x)
-
-
-def _leaf_np(s, x):
-    kind = int(s[0])
-    x = np.asarray(x, dtype=np.float64)
-    if kind == 0:
-        return np.full_like(x, s[1])
-    if kind == 1:
-        n = int(s[1])
-        y = np.zeros_like(x)
-        for c in s[2 : 2 + n][::-1]:
-            y = y * x + c
-        return np.clip(y, s[2 + n], s[3 + n])
-    if kind == 2:
-        return np.clip(s[1] * np.log(np.maximum(x, s[3])) + s[2], s[4], s[5])
-    if kind == 3:
-        return np.clip(s[1] * np.maximum(x, s[3]) ** s[2], s[4], s[5])
-    n = int(s[1])
-    return np.interp(x, s[2 : 2 + n], s[2 + n : 2 + 2 * n])
-
-
-def xfunction_eval(spec, x, out):
-    out[:] = _xf_np(spec, np.asarray(x, dtype=np.float64))
 
 
 def map_targets(W, scales, rows, kind, g_min, dg, out_pos, out_neg):

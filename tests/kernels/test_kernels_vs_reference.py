@@ -9,7 +9,6 @@ agree exactly.
 import numpy as np
 import pytest
 
-from cimsim.devices.laws import encode_xfunction
 from cimsim.kernels import FASTMATH, KERNEL_NAMES, _numba as NB, _reference as RF
 from cimsim.profiles.loader import load_profile
 
@@ -57,23 +56,6 @@ def test_ziggurat_kernels(half):
     np.testing.assert_array_equal(res[0], res[1])
     # units beyond r come only from the tail path: check it was taken and gave |z| > r
     assert (np.abs(res[0]) > ZIGGURAT_R).sum() > 0
-
-
-def test_xfunction_eval_matches_profile_laws():
-    prof = load_profile("pcm")
-    x = np.concatenate([[0.0, 1e-9, 1e-3], np.linspace(0, 1.2, 1001)])
-    fns = [prof.programming.noise.sigma, prof.drift.nu.mean, prof.drift.nu.std, prof.read_noise.q_s]
-    from cimsim.profiles.functions import ConstantFn, PiecewiseFn, TableFn
-    fns += [ConstantFn(value=2.5), TableFn(x=[0, 0.5, 1], y=[1, 3, 2]),
-            PiecewiseFn(threshold=0.3, below=fns[1], above=TableFn(x=[0, 1], y=[0.1, 0.2]))]
-    for fn in fns:
-        spec = encode_xfunction(fn)
-        a = np.empty_like(x)
-        b = np.empty_like(x)
-        NB.xfunction_eval(spec, x, a)
-        RF.xfunction_eval(spec, x, b)
-        np.testing.assert_allclose(a, fn.evaluate(x), rtol=1e-12, atol=1e-15)
-        np.testing.assert_allclose(b, fn.evaluate(x), rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
