@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._threads import in_pool, map_pieces, n_elements, scratch
+from ..errors import ParameterError
 
 __all__ = ["normals", "uniforms", "raw_words", "ZIGGURAT_R"]
 
@@ -118,7 +119,10 @@ def normals(rng: np.random.Generator, shape, dtype=np.float32, kernels=None, out
         res = np.empty(shape, dtype=odt)
     else:
         if out.dtype != odt or out.shape != tuple(np.atleast_1d(shape)) or not out.flags.c_contiguous:
-            raise ValueError(f"out must be a C-contiguous {np.dtype(odt)} array of shape {shape}")
+            raise ParameterError(
+                f"out must be a C-contiguous {np.dtype(odt)} array of shape {tuple(np.atleast_1d(shape))} "
+                f"(got {out.dtype} {out.shape}, C-contiguous: {out.flags.c_contiguous})"
+            )
         res = out
     out = res.reshape(-1)
     if n:

@@ -73,3 +73,14 @@ def test_failure_list_overflow_gives_the_same_bits(monkeypatch):
             mp.setattr(R, "_CAP", 3)
             b = normals(np.random.default_rng(8), 100_000, dtype)
         np.testing.assert_array_equal(a, b)
+
+
+def test_normals_into_out_and_bad_out():
+    from cimsim.errors import ParameterError
+
+    buf = np.empty((3, 4), np.float32)
+    z = normals(np.random.default_rng(1), (3, 4), out=buf)
+    assert z is buf
+    np.testing.assert_array_equal(buf, normals(np.random.default_rng(1), (3, 4)))
+    with pytest.raises(ParameterError, match="C-contiguous float32 array of shape"):
+        normals(np.random.default_rng(1), (3, 4), out=np.empty((4, 3), np.float32))
