@@ -6,7 +6,7 @@ random input arrives as an array drawn by the public wrapper from the caller's G
 sequential loop.  So results depend on the seed alone, not on the thread count.
 
 fastmath flags come from :data:`FASTMATH` (no ``nnan``/``ninf``: NaN/Inf semantics are kept);
-the quantisers (:func:`dac_convert`, :func:`adc_accumulate`) compile without fastmath so that
+the quantisers (:func:`dac_convert`, :func:`adc_tiles`) compile without fastmath so that
 rounding at a level boundary matches the reference exactly.
 
 Encoded parameters
@@ -35,8 +35,6 @@ __all__ = [
     "program_devices",
     "drift_to_blocks",
     "dac_convert",
-    "adc_accumulate",
-    "square_into",
     "adc_tiles",
     "row_absmax_bits",
 ]
@@ -401,14 +399,6 @@ def drift_to_blocks(g_pos, nu_pos, z_pos, q_pos, g_neg, nu_neg, z_neg, q_neg, ne
 
 
 # --------------------------------------------------------------------------- converters
-@njit(cache=True, parallel=_MVM_PARALLEL, fastmath=_FM)
-def square_into(x, out):
-    """out = x * x element-wise (2-D)."""
-    for b in prange(x.shape[0]):
-        for j in range(x.shape[1]):
-            out[b, j] = x[b, j] * x[b, j]
-
-
 @njit(cache=True, inline="always")
 def _nl(code, spec, u):
     if code == 0:
@@ -463,63 +453,6 @@ def dac_convert(x, bound, levels, nl_code, nl_spec, noise_lsb, z, x_norm, x_q, c
             if want_masks:
                 x_q[b, j] = v * bd
                 clip[b, j] = c
-
-
-@njit(cache=True, parallel=_MVM_PARALLEL)
-def adc_accumulate(part, var, z_read, z_conv, bound, gain, offset, colscale, rowscale, sign,
-                   levels, nl_code, nl_spec, inl, noise_lsb, y, sat, want_sat):
-    """One tile's ADC conversion of every column, rescaled to weight x input units, added to y.
-
-    val = part[b, o] (+ sqrt(var[b, o]) z_read[b, o], the per-read noise of the column, exact in
-    distribution: a sum of independent Gaussians sum_j x_j^2 sigma_ij^2);  u = val / bound[o];
-    u = f(u) (front-end nonlinearity);  u = (1 + gain[o]) u + offset[o]/L (static errors);
-    u += noise_lsb z_conv/L (conversion noise);  if L > 0: sat = |u| > 1,
-    code = clip(rint(u L), -L, L) + inl[code + L] (INL in LSB), u = code / L.
-    y[b, o] += sign u bound[o] colscale[o] rowscale[b]  (bound, weight scale, input scale).
-    """
-    n_b, n_out = part.shape
-    has_var = var.shape[0] > 0
-    has_inl = inl.shape[0] > 0
-    L = np.float64(levels)
-    general = nl_code != 0 or has_inl or noise_lsb > 0.0
-    for b in prange(n_b):
-        rs = rowscale[b] * sign
-        if not general and levels > 0:
-            # fast path: linear transfer, no INL, no conversion noise (same arithmetic)
-            for o in range(n_out):
-                val = np.float64(part[b, o])
-                if has_var:
-                    vv = np.float64(var[b, o])
-                    if vv > 0.0:
-                        val = val + math.sqrt(vv) * np.float64(z_read[b, o])
-                u = (1.0 + gain[o]) * (val / bound[o])
-                u = u + offset[o] / L
-                if want_sat:
-                    sat[b, o] = sat[b, o] or u > 1.0 or u < -1.0
-                c = min(max(np.rint(u * L), -L), L)
-                y[b, o] += (c / L) * bound[o] * colscale[o] * rs
-            continue
-        for o in range(n_out):
-            val = np.float64(part[b, o])
-            if has_var:
-                vv = np.float64(var[b, o])
-                if vv > 0.0:
-                    val = val + math.sqrt(vv) * np.float64(z_read[b, o])
-            u = val / bound[o]
-            if nl_code != 0:
-                u = _nl(nl_code, nl_spec, u)
-            u = (1.0 + gain[o]) * u
-            if levels > 0:
-                u = u + offset[o] / L
-                if noise_lsb > 0.0:
-                    u = u + noise_lsb * np.float64(z_conv[b, o]) / L
-                if want_sat and (u > 1.0 or u < -1.0):
-                    sat[b, o] = True
-                c = min(max(np.rint(u * L), -L), L)
-                if has_inl:
-                    c = c + inl[int(c) + levels]
-                u = c / L
-            y[b, o] += u * bound[o] * colscale[o] * rs
 
 
 @njit(cache=True, parallel=_MVM_PARALLEL)

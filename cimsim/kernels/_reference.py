@@ -20,8 +20,6 @@ __all__ = [
     "program_devices",
     "drift_to_blocks",
     "dac_convert",
-    "adc_accumulate",
-    "square_into",
     "adc_tiles",
     "row_absmax_bits",
 ]
@@ -210,10 +208,6 @@ def drift_to_blocks(g_pos, nu_pos, z_pos, q_pos, g_neg, nu_neg, z_neg, q_neg, ne
                 out_v[sl] = (vscale * (gp[:, k0:k1] ** 2 + gn[:, k0:k1] ** 2)).ravel()
 
 
-def square_into(x, out):
-    np.multiply(x, x, out=out)
-
-
 def _nl_np(code, spec, u):
     if code == 0:
         return u
@@ -242,27 +236,6 @@ def dac_convert(x, bound, levels, nl_code, nl_spec, noise_lsb, z, x_norm, x_q, c
     if want_masks:
         x_q[...] = v * bd
         clip[...] = c
-
-
-def adc_accumulate(part, var, z_read, z_conv, bound, gain, offset, colscale, rowscale, sign,
-                   levels, nl_code, nl_spec, inl, noise_lsb, y, sat, want_sat):
-    val = part.astype(np.float64)
-    if var.shape[0] > 0:
-        val = val + np.sqrt(np.maximum(var.astype(np.float64), 0.0)) * z_read.astype(np.float64)
-    u = val / bound
-    u = _nl_np(nl_code, nl_spec, u)
-    u = (1.0 + gain) * u
-    if levels > 0:
-        u = u + offset / levels
-        if noise_lsb > 0.0:
-            u = u + noise_lsb * z_conv.astype(np.float64) / levels
-        if want_sat:
-            sat |= np.abs(u) > 1.0
-        c = np.clip(np.rint(u * levels), -levels, levels)
-        if inl.shape[0] > 0:
-            c = c + inl[c.astype(np.int64) + levels]
-        u = c / levels
-    y[...] = (y.astype(np.float64) + u * bound * colscale * (rowscale.astype(np.float64) * sign)[:, None]).astype(y.dtype)
 
 
 def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, levels, nl_code, nl_spec, inl,

@@ -6,7 +6,7 @@ nonlinearities act on the normalised signal u = value / bound:
 polynomial u -> sum_k c_k u^k, table (linear interpolation, constant beyond the ends),
 s-curve u -> tanh(k u)/tanh(k); the ADC's INL table adds inl_lsb[code + L] LSB to each code.
 The equations of the conversion itself are in :func:`cimsim.kernels._numba.dac_convert` and
-:func:`cimsim.kernels._numba.adc_accumulate`.
+:func:`cimsim.kernels._numba.adc_tiles`.
 """
 
 from __future__ import annotations

@@ -54,8 +54,30 @@ def test_adc_tiles_numba_vs_reference(dtype, rtol, nl, levels, noise, inl, var):
             assert outs[0][1][0, 0, 0]
 
 
-def test_adc_tiles_matches_per_tile_adc_accumulate():
-    """Same codes as the per-tile kernel (linear fast path and general path)."""
+# one tile converted on its own (the per-tile ADC the fused kernel replaced), as the oracle
+def _per_tile_adc(part, var, z_read, z_conv, bound, gain, offset, colscale, rowscale, sign,
+                  levels, nl_code, nl_spec, inl, noise_lsb, y, sat, want_sat):
+    val = part.astype(np.float64)
+    if var.shape[0] > 0:
+        val = val + np.sqrt(np.maximum(var.astype(np.float64), 0.0)) * z_read.astype(np.float64)
+    u = val / bound
+    u = RF._nl_np(nl_code, nl_spec, u)
+    u = (1.0 + gain) * u
+    if levels > 0:
+        u = u + offset / levels
+        if noise_lsb > 0.0:
+            u = u + noise_lsb * z_conv.astype(np.float64) / levels
+        if want_sat:
+            sat |= np.abs(u) > 1.0
+        c = np.clip(np.rint(u * levels), -levels, levels)
+        if inl.shape[0] > 0:
+            c = c + inl[c.astype(np.int64) + levels]
+        u = c / levels
+    y[...] = (y.astype(np.float64) + u * bound * colscale * (rowscale.astype(np.float64) * sign)[:, None]).astype(y.dtype)
+
+
+def test_adc_tiles_matches_per_tile_conversion():
+    """Same codes as converting each tile on its own (linear fast path and general path)."""
     rng = np.random.default_rng(1)
     nt, nb, no = 3, 17, 40
     part = rng.standard_normal((nt, nb, no)) * 2
@@ -74,7 +96,7 @@ def test_adc_tiles_matches_per_tile_adc_accumulate():
         NB.adc_tiles(part, v, np.zeros((0, 0, 0), np.uint16), z1, z2, _coef(bound, gain, off, cs, 127), 0, rs, 1.0,
                      127, nl[0], np.array(nl[1]), np.zeros(0), noise, np.zeros((nb, no)), y1, s1, True, True)
         for k in range(nt):
-            NB.adc_accumulate(part[k], v[k], z1[k], z2[k], bound[k], gain[k], off[k], cs[k], rs, 1.0, 127, nl[0],
+            _per_tile_adc(part[k], v[k], z1[k], z2[k], bound[k], gain[k], off[k], cs[k], rs, 1.0, 127, nl[0],
                               np.array(nl[1]), np.zeros(0), noise, y2, s2[:, k, :], True)
         np.testing.assert_allclose(y1, y2, rtol=1e-12, atol=1e-12)
         np.testing.assert_array_equal(s1, s2)

@@ -20,7 +20,7 @@ def test_every_kernel_has_a_twin_and_fastmath_is_safe():
     for name in KERNEL_NAMES:
         assert callable(getattr(NB, name)) and callable(getattr(RF, name))
     assert not FASTMATH & {"nnan", "ninf", "fast"}
-    for name in ("dac_convert", "adc_accumulate"):
+    for name in ("dac_convert", "adc_tiles"):
         assert not getattr(NB, name).targetoptions.get("fastmath")
 
 
@@ -180,37 +180,3 @@ def test_dac_convert(dtype, rtol, nl, levels, noise):
         np.testing.assert_array_equal(outs[0][2], outs[1][2])
 
 
-@pytest.mark.parametrize("dtype,rtol", DTYPES)
-@pytest.mark.parametrize("nl", [(0, [0.0]), (1, [0.01, 0.98, 0.0, -0.05]), (3, [1.5])])
-@pytest.mark.parametrize("levels,noise,inl,var", [(0, 0.0, False, False), (127, 0.0, False, True), (7, 0.7, True, True)])
-def test_adc_accumulate(dtype, rtol, nl, levels, noise, inl, var):
-    rng = np.random.default_rng(6)
-    for part in _xcases(dtype):
-        nb, no = part.shape
-        v = (rng.uniform(0, 0.1, part.shape).astype(dtype)) if var else np.zeros((0, 0), dtype)
-        z1, z2 = (rng.standard_normal(part.shape).astype(dtype) for _ in range(2))
-        bound = rng.uniform(1, 3, no)
-        gain = rng.normal(0, 0.05, no)
-        off = rng.normal(0, 0.5, no)
-        cs = rng.uniform(0.5, 2, no)
-        rs = rng.uniform(0.5, 2, nb).astype(np.float64)
-        inl_t = rng.normal(0, 0.3, 2 * levels + 1) if inl else np.zeros(0)
-        y0 = rng.standard_normal(part.shape).astype(dtype)
-        outs = []
-        for K in (NB, RF):
-            y = y0.copy()
-            sat = np.zeros((nb, 2, no), bool)
-            K.adc_accumulate(part, v, z1, z2, bound, gain, off, cs, rs, -1.0, levels, nl[0], np.array(nl[1]),
-                             inl_t, noise, y, sat[:, 1, :], True)
-            outs.append((y, sat))
-        np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=rtol, atol=rtol)
-        np.testing.assert_array_equal(outs[0][1], outs[1][1])
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_square_into(dtype):
-    x = np.random.default_rng(7).standard_normal((9, 31)).astype(dtype)
-    a, b = np.empty_like(x), np.empty_like(x)
-    NB.square_into(x, a)
-    RF.square_into(x, b)
-    np.testing.assert_array_equal(a, b)
