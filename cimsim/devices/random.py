@@ -14,6 +14,7 @@ stream (cut into pieces with ``PCG64.advance`` so two threads can draw it, ident
 from __future__ import annotations
 
 import math
+import sys
 from typing import NamedTuple
 
 import numpy as np
@@ -36,6 +37,8 @@ class _Tables(NamedTuple):
     ki: np.ndarray  # uint64: mantissa bound of the fast path per layer
     wi: np.ndarray  # float64: layer width / 2^bits
     fi: np.ndarray  # float64: density exp(-x_i^2/2) at the layer edge (fi[0] = 1)
+    ks: np.ndarray  # uint64 [512]: ki twice (fast-path table indexed by layer + 256 sign)
+    ws: np.ndarray  # float64 [512]: wi, then -wi (the sign folded in)
 
 
 def _tables(bits: int) -> _Tables:
@@ -66,10 +69,13 @@ def _tables(bits: int) -> _Tables:
         ki[i] = 0 if i == 1 else int(x[i - 1] / x[i] * m)
         wi[i] = x[i] / m
         fi[i] = f(x[i])
-    return _Tables(ki, wi, fi)
+    return _Tables(ki, wi, fi, np.concatenate([ki, ki]), np.concatenate([wi, -wi]))
 
 
 _ZIG = {True: _tables(23), False: _tables(52)}
+
+# the float32 fast path reads the words as 32-bit units, low half first (a little-endian view)
+assert sys.byteorder == "little", "cimsim's random draws assume a little-endian machine"
 
 
 def raw_words(rng: np.random.Generator, n: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -135,7 +141,7 @@ def normals(rng: np.random.Generator, shape, dtype=np.float32, kernels=None, out
         fail_unit = scratch("zig_fail_unit", (nb, cap), np.uint64)
         fail_cnt = scratch("zig_fail_cnt", nb, np.int64)
         fast = kernels.zig_fast_serial if (n <= _SERIAL_MAX or in_pool()) else kernels.zig_fast
-        fast(words, half, t.ki, t.wi, out, fail_idx, fail_unit, fail_cnt)
+        fast(words, half, t.ks, t.ws, out, fail_idx, fail_unit, fail_cnt)
         fails, units = _fail_list(out, words, half, fail_idx, fail_unit, fail_cnt)
         state = np.zeros(5, np.int64)
         while state[0] < fails.shape[0]:

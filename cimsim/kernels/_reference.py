@@ -44,16 +44,16 @@ def _split(r, half):
     return idx, s, m
 
 
-def zig_fast(words, half, ki, wi, out, fail_idx, fail_unit, fail_cnt):
+def zig_fast(words, half, ks, ws, out, fail_idx, fail_unit, fail_cnt):
     n = out.shape[0]
     nb = fail_cnt.shape[0]
     cap = fail_idx.shape[1]
     bs = -(-n // nb) if nb else 0
     units = _units(words, n, half)
-    idx, s, m = _split(units, half)
-    ok = m < ki[idx]
-    x = m.astype(np.float64) * wi[idx]
-    out[:] = np.where(ok, np.where(s, -x, x), np.nan)
+    j = (units & np.uint64(0x1FF)).astype(np.int64)
+    m = (units >> np.uint64(9)) & (np.uint64(0x7FFFFF) if half else np.uint64(0xFFFFFFFFFFFFF))
+    ok = m < ks[j]
+    out[:] = np.where(ok, m.astype(np.float64) * ws[j], np.nan)
     for b in range(nb):
         f = np.flatnonzero(~ok[b * bs : (b + 1) * bs]) + b * bs
         fail_cnt[b] = f.size

@@ -40,7 +40,7 @@ def test_ziggurat_kernels(half):
         fi = np.empty((nb, 1024), np.int64)
         fu = np.empty((nb, 1024), np.uint64)
         fc = np.empty(nb, np.int64)
-        K.zig_fast(words, half, t.ki, t.wi, out, fi, fu, fc)
+        K.zig_fast(words, half, t.ks, t.ws, out, fi, fu, fc)
         fails = np.concatenate([fi[b, : fc[b]] for b in range(nb)])
         units = np.concatenate([fu[b, : fc[b]] for b in range(nb)])
         assert np.isnan(out).sum() == fails.size > 0
@@ -51,7 +51,7 @@ def test_ziggurat_kernels(half):
         assert not np.isnan(out).any()
         res.append(out)
         serial = np.empty(n)
-        NB.zig_fast_serial(words, half, t.ki, t.wi, serial, fi, fu, fc)
+        NB.zig_fast_serial(words, half, t.ks, t.ws, serial, fi, fu, fc)
         np.testing.assert_array_equal(np.isnan(serial), np.isin(np.arange(n), fails))
     np.testing.assert_array_equal(res[0], res[1])
     # units beyond r come only from the tail path: check it was taken and gave |z| > r
