@@ -336,33 +336,50 @@ class DriftRun:
         self.z_ref = normals(self.gens[-1], (n_ref, n_in), dt, K) if (has_read and not diff) else self.e2
         self.q_ref = None  # Q_s of the reference columns (single_reference), on first use
         self.neg_row = np.arange(n_out, dtype=np.int64) if diff else np.arange(n_out, dtype=np.int64) // p.tile.cols
-        self.fp = np.array([log_ratio, c_read, (1.0 if diff else 2.0) / dg, var_rel * var_rel])
+        self.log_ratio = log_ratio
+        self.d_ref = None  # drift factors of the reference columns (single_reference), on first use
+        self.fp = np.array([c_read, (1.0 if diff else 2.0) / dg, var_rel * var_rel])
         self.ip = np.array([has_nu, has_read, digital, has_var], dtype=np.int64)
 
     def chunk(self, ci: int, pos, neg, p0: int, n0: int) -> None:
         o0, o1 = self.chunks[ci]
         n_in = self.shape[1]
         e1, e2, K = self.e1, self.e2, self.K
+        zn0 = o0 if self.diff else 0  # row 0 of the chunk's G- arrays (d, z, q): its own rows, or all references
         if self.has_read:
             # Q_s(x_P) of the programmed conductances, vectorised (numpy's SIMD log/exp/power)
             z_pos = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
             q_pos = self._q(pos[0][o0 - p0 : o1 - p0])
             if self.diff:
-                z_neg, zn0 = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K), o0
+                z_neg = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
                 q_neg = self._q(neg[0][o0 - n0 : o1 - n0])
             else:
                 if self.q_ref is None:
                     self.q_ref = self._q(neg[0])
-                z_neg, q_neg, zn0 = self.z_ref, self.q_ref, 0
+                z_neg, q_neg = self.z_ref, self.q_ref
         else:
             z_pos = z_neg = q_pos = q_neg = e2
-            zn0 = 0
+        d_pos = d_neg = np.zeros((0, 0))
+        if self.has_nu:
+            d_pos = self._d(pos[1][o0 - p0 : o1 - p0])
+            if self.diff:
+                d_neg = self._d(neg[1][o0 - n0 : o1 - n0])
+            else:
+                if self.d_ref is None:
+                    self.d_ref = self._d(neg[1])
+                d_neg = self.d_ref
         K.drift_to_blocks(
-            pos[0], pos[1] if self.has_nu else e2, z_pos, q_pos, neg[0], neg[1] if self.has_nu else e2, z_neg, q_neg,
+            pos[0], d_pos, z_pos, q_pos, neg[0], d_neg, z_neg, q_neg,
             self.neg_row, self.shape[0], o0, o1, p0, n0, zn0, int(self.profile.tile.rows), self.fp, self.ip,
             self.w, e1 if self.wn is None else self.wn, e1 if self.v is None else self.v,
             e1 if self.vn is None else self.vn,
         )
+
+    def _d(self, nu: np.ndarray) -> np.ndarray:
+        """Drift factors exp(-nu ln((t + t0)/t0)) (float64), vectorised (numpy's SIMD exp)."""
+        d = nu.astype(np.float64)
+        d *= -self.log_ratio
+        return np.exp(d, out=d)
 
     def _q(self, g: np.ndarray) -> np.ndarray:
         """Q_s(G / g_max), float64, the 1/f amplitude law of the profile (docs/physics.md section 5)."""

@@ -336,14 +336,15 @@ def program_devices(t, fault, z_prog, z_nu, sig, mu, sd, ip, fp, g_out, nu_out):
 
 # --------------------------------------------------------------------------- drift
 @njit(cache=True, nogil=True, fastmath=_FM)
-def drift_to_blocks(g_pos, nu_pos, z_pos, q_pos, g_neg, nu_neg, z_neg, q_neg, neg_row, n_out, o0, o1, p0, n0,
+def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_row, n_out, o0, o1, p0, n0,
                     zn0, rows, fp, ip, out_w, out_wn, out_v, out_vn):
     """Conductances at time t of outputs o0 .. o1-1, in normalised weight units, per input tile.
 
-    fp = [log_ratio, c_read, w_unit, var_rel2];  ip = [has_nu, has_read, digital, has_var].
-    Drift (Joshi et al. 2020; aihwkit PCM model): G(t) = G_prog ((t + t0)/t0)^(-nu), i.e.
-    G exp(-nu log_ratio) with log_ratio = ln((t + t0)/t0).  1/f read noise accumulated up to t
-    (static for one evaluation time): G += |G| Q_s(x_P) c_read z, x_P = G_prog/g_max of the
+    fp = [c_read, w_unit, var_rel2];  ip = [has_nu, has_read, digital, has_var].
+    Drift (Joshi et al. 2020; aihwkit PCM model): G(t) = G_prog ((t + t0)/t0)^(-nu) = G_prog d,
+    with the drift factor d = exp(-nu ln((t + t0)/t0)) of each device evaluated by the caller
+    (vectorised, numpy's SIMD exp) and passed as d_pos / d_neg.  1/f read noise accumulated up
+    to t (static for one evaluation time): G += |G| Q_s(x_P) c_read z, x_P = G_prog/g_max of the
     programmed conductance (q = Q_s(x_P), evaluated by the caller), c_read =
     sqrt(ln((t + t0 + t_read)/(2 t_read))); then G = max(G, 0).  A device at exactly 0 µS stays
     there (0 times the drift factor, 0 times the noise).
@@ -352,14 +353,14 @@ def drift_to_blocks(g_pos, nu_pos, z_pos, q_pos, g_neg, nu_neg, z_neg, q_neg, ne
     subtraction w = w_unit G+ and wn = w_unit G-; per-read variance (if has_var)
     v = var_rel2 w_unit^2 (G+^2 + G-^2) (analog) or separately per device (digital).
     The G- device of output o is row neg_row[o] of g_neg (the reference column in
-    single_reference mapping, the partner device in differential mapping).  Row offsets: g_pos /
-    nu_pos row 0 is output p0, z_pos / q_pos row 0 output o0, g_neg / nu_neg row 0 is G- row n0,
-    z_neg / q_neg row 0 G- row zn0 (so a chunk can pass whole arrays or its own rows).  No GIL.
+    single_reference mapping, the partner device in differential mapping).  Row offsets: g_pos
+    row 0 is output p0, d_pos / z_pos / q_pos row 0 output o0, g_neg row 0 is G- row n0,
+    d_neg / z_neg / q_neg row 0 G- row zn0 (so a chunk can pass whole arrays or its own rows).
+    No GIL.
     """
-    log_ratio = fp[0]
-    c_read = fp[1]
-    w_unit = fp[2]
-    var_rel2 = fp[3]
+    c_read = fp[0]
+    w_unit = fp[1]
+    var_rel2 = fp[2]
     has_nu = ip[0] != 0
     has_read = ip[1] != 0
     digital = ip[2] != 0
@@ -375,12 +376,11 @@ def drift_to_blocks(g_pos, nu_pos, z_pos, q_pos, g_neg, nu_neg, z_neg, q_neg, ne
                 idx = base + j
                 gp = np.float64(g_pos[o - p0, j])
                 gn = np.float64(g_neg[r - n0, j])
-                # written out twice (G+ and G-): an inlined helper taking the arrays measured slower.
-                # Branch-free per device (the flags are loop-invariant): a device at 0 µS gives
+                # branch-free per device (the flags are loop-invariant): a device at 0 µS gives
                 # 0 * (finite factor) = 0 either way, and max() replaces the clip's branch
                 if has_nu:
-                    gp = gp * math.exp(-np.float64(nu_pos[o - p0, j]) * log_ratio)
-                    gn = gn * math.exp(-np.float64(nu_neg[r - n0, j]) * log_ratio)
+                    gp = gp * d_pos[o - o0, j]
+                    gn = gn * d_neg[r - zn0, j]
                 if has_read:
                     gp = max(gp + abs(gp) * q_pos[o - o0, j] * c_read * z_pos[o - o0, j], 0.0)
                     gn = max(gn + abs(gn) * q_neg[r - zn0, j] * c_read * z_neg[r - zn0, j], 0.0)

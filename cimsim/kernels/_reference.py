@@ -173,22 +173,22 @@ def program_devices(t, fault, z_prog, z_nu, sig, mu, sd, ip, fp, g_out, nu_out):
         nu_out[:] = nu
 
 
-def drift_to_blocks(g_pos, nu_pos, z_pos, q_pos, g_neg, nu_neg, z_neg, q_neg, neg_row, n_out, o0, o1, p0, n0,
+def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_row, n_out, o0, o1, p0, n0,
                     zn0, rows, fp, ip, out_w, out_wn, out_v, out_vn):
-    log_ratio, c_read, w_unit, var_rel2 = (float(v) for v in fp)
+    c_read, w_unit, var_rel2 = (float(v) for v in fp)
     has_nu, has_read, digital, has_var = (bool(v) for v in ip)
     rsel = neg_row[o0:o1]
 
-    def at(g, nu, z, q):
+    def at(g, d, z, q):
         g = g.astype(np.float64)
         if has_nu:
-            g = g * np.exp(-np.asarray(nu, dtype=np.float64) * log_ratio)
+            g = g * d
         if has_read:
             g = np.maximum(g + np.abs(g) * np.asarray(q, dtype=np.float64) * c_read * np.asarray(z, dtype=np.float64), 0.0)
         return g
 
-    gp = at(g_pos[o0 - p0 : o1 - p0], nu_pos[o0 - p0 : o1 - p0] if has_nu else None, z_pos, q_pos)
-    gn = at(g_neg[rsel - n0], nu_neg[rsel - n0] if has_nu else None,
+    gp = at(g_pos[o0 - p0 : o1 - p0], d_pos, z_pos, q_pos)
+    gn = at(g_neg[rsel - n0], d_neg[rsel - zn0] if has_nu else None,
             z_neg[rsel - zn0] if has_read else None, q_neg[rsel - zn0] if has_read else None)
     n_in = g_pos.shape[1]
     vscale = var_rel2 * w_unit * w_unit

@@ -125,11 +125,12 @@ def test_drift_to_blocks(shape, dtype, rtol, digital, single):
     neg_rows = -(-n_out // cols) if single else n_out
     neg_row = (np.arange(n_out) // cols) if single else np.arange(n_out)
     arrs = [rng.uniform(0, 25, s).astype(dtype) for s in [shape, (neg_rows, n_in)]]
-    nus = [rng.uniform(0, 0.1, a.shape).astype(dtype) for a in arrs]
+    # drift factors exp(-nu ln((t + t0)/t0)), as DriftRun passes them
+    ds = [np.exp(-rng.uniform(0, 0.1, a.shape) * np.log(1e5)) for a in arrs]
     arrs[0][:, ::3] = 0.0  # devices at g_min (= 0 here), as the unused half of a pair
     zs = [rng.standard_normal(a.shape).astype(dtype) for a in arrs]
     qs = [rng.uniform(0, 0.2, a.shape) for a in arrs]
-    fp = np.array([np.log(1e5), 3.0, 1 / 25, 0.02**2])
+    fp = np.array([3.0, 1 / 25, 0.02**2])
     ip = np.array([1, 1, digital, 1])
     outs = []
     for K in (NB, RF):
@@ -140,14 +141,14 @@ def test_drift_to_blocks(shape, dtype, rtol, digital, single):
         # the first chunk with whole device arrays, the second with its own rows only (row offsets)
         cut = n_out // 2
         for o0, o1 in ((0, cut), (cut, n_out)):
-            zn, qn, zn0 = (zs[1], qs[1], 0) if single else (zs[1][o0:o1], qs[1][o0:o1], o0)
+            dn, zn, qn, zn0 = (ds[1], zs[1], qs[1], 0) if single else (ds[1][o0:o1], zs[1][o0:o1], qs[1][o0:o1], o0)
             if o0 == 0:
-                gp, nup, gn, nun, p0, n0 = arrs[0], nus[0], arrs[1], nus[1], 0, 0
+                gp, gn, p0, n0 = arrs[0], arrs[1], 0, 0
             else:
-                gp, nup, p0 = arrs[0][o0:o1], nus[0][o0:o1], o0
-                gn, nun, n0 = (arrs[1], nus[1], 0) if single else (arrs[1][o0:o1], nus[1][o0:o1], o0)
-            K.drift_to_blocks(gp, nup, zs[0][o0:o1], qs[0][o0:o1], gn, nun, zn, qn, neg_row, n_out, o0, o1, p0, n0,
-                              zn0, rows, fp, ip, *o)
+                gp, p0 = arrs[0][o0:o1], o0
+                gn, n0 = (arrs[1], 0) if single else (arrs[1][o0:o1], o0)
+            K.drift_to_blocks(gp, ds[0][o0:o1], zs[0][o0:o1], qs[0][o0:o1], gn, dn, zn, qn, neg_row, n_out, o0, o1,
+                              p0, n0, zn0, rows, fp, ip, *o)
         assert not np.isnan(o[0]).any()
         outs.append(o)
     for a, b in zip(*outs):
