@@ -12,7 +12,7 @@ import torch
 from .._threads import scratch
 from ..devices.random import normals
 from ..errors import NonFiniteError, ParameterError, ShapeError
-from ..kernels import backend
+from ..kernels import backend, sized
 from ..peripherals.converters import adc_params, dac_params
 from ..profiles.schema import RangeCalibrated
 from ..rng import SeedLike, as_generator
@@ -63,7 +63,7 @@ def _dac(ds_state: ProgrammedState, xc: np.ndarray, rng, K, want_masks: bool, *,
     else:
         x_q = np.zeros((0, 0), xc.dtype)
         clip = np.zeros((0, 0), np.bool_)
-    K.dac_convert(xc, bound, dp.levels, dp.nl_code, dp.nl_spec, dp.noise_lsb if noisy else 0.0, z,
+    sized(K, "dac_convert", xc.size)(xc, bound, dp.levels, dp.nl_code, dp.nl_spec, dp.noise_lsb if noisy else 0.0, z,
                   x_norm, x_q, clip, want_masks)
     return x_norm, bound, x_q, clip
 
@@ -216,6 +216,7 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
             if pl.bf16:
                 x2 = _bf16_round(x2)
             vref = np.empty((g, batch, n_out), dt)
+    adc = sized(K, "adc_tiles", part.size)
     for wb, vb, coef, sign in pl.streams:
         shp = (n_t, batch, n_out)
         z_read = normals(rng, shp, dt, K, out=scratch("z_read", shp, dt)) if pl.has_var else e3
@@ -247,7 +248,7 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
                         var = vref[:n]
             zr = z_read[k0:k1] if pl.has_var else e3
             zc = z_conv[k0:k1] if conv_noise else e3
-            K.adc_tiles(pg, var, var16, zr, zc, coef, k0, row_bound, sign, ap.levels, ap.nl_code, ap.nl_spec,
+            adc(pg, var, var16, zr, zc, coef, k0, row_bound, sign, ap.levels, ap.nl_code, ap.nl_spec,
                         ap.inl, ap.noise_lsb if conv_noise else 0.0, acc, y, sat, want_masks, k1 == n_t)
     return y, x_q, clip, (sat if want_masks else None)
 
@@ -299,7 +300,7 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
         x2, squeeze = (x[None, :], True) if x.ndim == 1 else (x, False)
         ut, mask, inf_bits = _BITS[x.dtype]
         mb = np.empty(x2.shape[0], ut)
-        K.row_absmax_bits(x2.view(ut), mask, mb)
+        sized(K, "row_absmax_bits", x2.size)(x2.view(ut), mask, mb)
         if mb.size and mb.max() >= inf_bits:
             _check_x(x, st.shape[1], st.shape)  # raises NonFiniteError
         rowmax = mb.view(x.dtype)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..devices.random import normals, uniforms
 from ..errors import NonFiniteError, ParameterError, ShapeError
-from ..kernels import backend
+from ..kernels import backend, sized
 from ..profiles.schema import (
     DeviceProfile,
     DriftPowerLaw,
@@ -56,7 +56,7 @@ def _check_w(W) -> np.ndarray:
     # largest bit patterns, and only then is the offending entry located
     ut, mask, inf_bits = _BITS[W.dtype]
     mb = np.empty(W.shape[0], ut)
-    backend("numba").row_absmax_bits(W.view(ut), mask, mb)
+    sized(backend("numba"), "row_absmax_bits", W.size)(W.view(ut), mask, mb)
     if mb.max() >= inf_bits:
         bad = ~np.isfinite(W)
         i = tuple(int(v) for v in np.argwhere(bad)[0])

@@ -19,8 +19,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._threads import in_pool, map_pieces, n_elements, scratch
+from .._threads import map_pieces, n_elements, scratch
 from ..errors import ParameterError
+from ..kernels import sized
 
 __all__ = ["normals", "uniforms", "raw_words", "ZIGGURAT_R"]
 
@@ -29,7 +30,6 @@ ZIGGURAT_R = 3.6541528853610088
 _LAYERS = 256
 _BLOCK = 8192  # outputs per fast-path block (fixed: the bits never depend on the thread count)
 _CAP = 256  # failures listed per block (~120 expected, sd ~11; more: the block is scanned)
-_SERIAL_MAX = 1 << 16  # fewer outputs: fast path on the calling thread
 _PAR_WORDS = 1 << 17  # raw words per piece when drawing the stream on several threads
 
 
@@ -140,8 +140,7 @@ def normals(rng: np.random.Generator, shape, dtype=np.float32, kernels=None, out
         fail_idx = scratch("zig_fail_idx", (nb, cap), np.int64)
         fail_unit = scratch("zig_fail_unit", (nb, cap), np.uint64)
         fail_cnt = scratch("zig_fail_cnt", nb, np.int64)
-        fast = kernels.zig_fast_serial if (n <= _SERIAL_MAX or in_pool()) else kernels.zig_fast
-        fast(words, half, t.ks, t.ws, out, fail_idx, fail_unit, fail_cnt)
+        sized(kernels, "zig_fast", n)(words, half, t.ks, t.ws, out, fail_idx, fail_unit, fail_cnt)
         fails, units = _fail_list(out, words, half, fail_idx, fail_unit, fail_cnt)
         state = np.zeros(5, np.int64)
         while state[0] < fails.shape[0]:

@@ -7,12 +7,17 @@ numpy twins (used by tests and benchmarks to compare the two).
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Callable
 
+from .._threads import in_pool
 from ..errors import ParameterError
 from . import _numba
 from ._numba import FASTMATH
 
-__all__ = ["FASTMATH", "backend", "KERNEL_NAMES"]
+__all__ = ["FASTMATH", "backend", "sized", "KERNEL_NAMES", "SERIAL_MAX"]
+
+#: Below this many elements of work, the parallel kernels run their single-threaded copy.
+SERIAL_MAX = 1 << 16
 
 #: Every jitted kernel; each has a plain-numpy twin of the same name in ``_reference``.
 KERNEL_NAMES = tuple(name for name in _numba.__all__ if name != "FASTMATH")
@@ -29,3 +34,10 @@ def backend(name: str = "numba") -> ModuleType:
 
         return _reference
     raise ParameterError(f"kernel backend must be 'numba' or 'reference' (got {name!r})")
+
+
+def sized(K: ModuleType, name: str, n: int) -> Callable:
+    """Kernel ``name`` of backend ``K`` for ``n`` elements of work: the parallel kernel, or its
+    single-threaded copy ``name_serial`` for small work (``n <= SERIAL_MAX``) and on a pool thread
+    (where Numba's parallel layers must not be entered).  Both give the same bits."""
+    return getattr(K, name + "_serial") if (n <= SERIAL_MAX or in_pool()) else getattr(K, name)

@@ -29,6 +29,9 @@ __all__ = [
     "FASTMATH",
     "zig_fast",
     "zig_fast_serial",
+    "dac_convert_serial",
+    "adc_tiles_serial",
+    "row_absmax_bits_serial",
     "zig_slow",
     "map_targets",
     "program_targets",
@@ -123,8 +126,6 @@ def zig_fast(words, half, ks, ws, out, fail_idx, fail_unit, fail_cnt):
         _zig_block(words, half, ks, ws, out, fail_idx, fail_unit, fail_cnt, b, bs)
 
 
-#: The same fast path on the calling thread (small draws, between BLAS calls).
-zig_fast_serial = njit(cache=True, nogil=True)(zig_fast.py_func)
 
 
 @njit(cache=True, nogil=True)
@@ -585,3 +586,13 @@ def row_absmax_bits(xbits, mask, out):
         for j in range(n):
             m = max(m, row[j] & mask)
         out[b] = m
+
+
+# Single-threaded copies of the parallel kernels (same code, same flags, no prange threads):
+# for small work, where starting Numba's threads costs more than the loop (a 64 x 256 DAC:
+# 10-18 us threaded, 3-9 us serial), and on pool threads.  Callers pick with
+# :func:`cimsim.kernels.sized`.  The loops run over independent outputs, so the bits are equal.
+zig_fast_serial = njit(cache=True, nogil=True)(zig_fast.py_func)
+dac_convert_serial = njit(cache=True, nogil=True)(dac_convert.py_func)
+adc_tiles_serial = njit(cache=True, nogil=True)(adc_tiles.py_func)
+row_absmax_bits_serial = njit(cache=True, nogil=True)(row_absmax_bits.py_func)

@@ -14,6 +14,9 @@ __all__ = [
     "FASTMATH",
     "zig_fast",
     "zig_fast_serial",
+    "dac_convert_serial",
+    "adc_tiles_serial",
+    "row_absmax_bits_serial",
     "zig_slow",
     "map_targets",
     "program_targets",
@@ -273,3 +276,8 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, levels
 
 def row_absmax_bits(xbits, mask, out):
     out[...] = (xbits & mask).max(axis=1, initial=0)
+
+
+dac_convert_serial = dac_convert
+adc_tiles_serial = adc_tiles
+row_absmax_bits_serial = row_absmax_bits

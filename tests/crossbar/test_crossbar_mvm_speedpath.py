@@ -290,3 +290,59 @@ def test_row_absmax_bits_and_nonfinite_inputs(dtype, ut, mask):
     y1 = tile_mvm(x, st, t_s=1.0, rng=3)
     y2 = tile_mvm(np.asfortranarray(x), st, t_s=1.0, rng=3)
     np.testing.assert_array_equal(y1, y2)
+
+
+def test_serial_kernel_copies_give_the_parallel_bits():
+    """The single-threaded copies ``sized`` picks for small work (and on pool threads) equal the
+    parallel kernels bit for bit: DAC (with noise, masks), fused ADC (bf16 variance, conversion
+    noise, INL, saturation), row max."""
+    import threading
+
+    from cimsim._threads import _mark_pool
+    from cimsim.kernels import SERIAL_MAX, sized
+
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((40, 300)) * 2).astype(np.float32)
+    bound = np.full(40, 1.5)
+    z = rng.standard_normal(x.shape).astype(np.float32)
+    dac = []
+    for f in (NB.dac_convert, NB.dac_convert_serial):
+        a, b, c = np.empty_like(x), np.empty_like(x), np.empty(x.shape, bool)
+        f(x, bound, 7, 1, np.array([0.0, 1.0, 0.0, -0.1]), 0.5, z, a, b, c, True)
+        dac.append((a, b, c))
+    for u, v in zip(*dac):
+        np.testing.assert_array_equal(u, v)
+    nt, nb, no = 3, 33, 70
+    part = (rng.standard_normal((nt, nb, no)) * 3).astype(np.float32)
+    v16 = _bf16_bits(rng.uniform(0, 0.1, part.shape).astype(np.float32))
+    z1, z2 = (rng.standard_normal(part.shape).astype(np.float32) for _ in range(2))
+    coef = _coef(rng.uniform(1, 3, (nt, no)), rng.normal(0, 0.05, (nt, no)), rng.normal(0, 0.5, (nt, no)),
+                 rng.uniform(0.5, 2, (nt, no)), 15)
+    inl = rng.normal(0, 0.3, 31)
+    adc = []
+    for f in (NB.adc_tiles, NB.adc_tiles_serial):
+        y = np.zeros((nb, no), np.float32)
+        sat = np.zeros((nb, nt, no), bool)
+        f(part, np.zeros((0, 0, 0), np.float32), v16, z1, z2, coef, 0, np.ones(nb), 1.0, 15, 0, np.zeros(1), inl,
+          0.7, np.zeros((nb, no)), y, sat, True, True)
+        adc.append((y, sat))
+    assert adc[0][1].any()
+    for u, v in zip(*adc):
+        np.testing.assert_array_equal(u, v)
+    mb = [np.empty(40, np.uint32) for _ in range(2)]
+    NB.row_absmax_bits(x.view(np.uint32), np.uint32(0x7FFFFFFF), mb[0])
+    NB.row_absmax_bits_serial(x.view(np.uint32), np.uint32(0x7FFFFFFF), mb[1])
+    np.testing.assert_array_equal(mb[0], mb[1])
+    # the pick: small work or a pool thread -> serial copy; large work on the caller -> parallel
+    assert sized(NB, "adc_tiles", SERIAL_MAX) is NB.adc_tiles_serial
+    assert sized(NB, "adc_tiles", SERIAL_MAX + 1) is NB.adc_tiles
+    picked = []
+
+    def on_pool_thread():
+        _mark_pool()
+        picked.append(sized(NB, "dac_convert", 10 * SERIAL_MAX))
+
+    th = threading.Thread(target=on_pool_thread)
+    th.start()
+    th.join()
+    assert picked == [NB.dac_convert_serial]
