@@ -40,7 +40,15 @@ __all__ = [
     "profile_path",
 ]
 
-MODELS_DIR: Path = Path(__file__).resolve().parents[2] / "device_models"
+def _models_dir() -> Path:
+    """``device_models/`` at the repository root (a checkout or an editable install), else the
+    copy a wheel installs as ``cimsim/_device_models/`` (see pyproject.toml)."""
+    here = Path(__file__).resolve()
+    repo = here.parents[2] / "device_models"
+    return repo if repo.is_dir() else here.parents[1] / "_device_models"
+
+
+MODELS_DIR: Path = _models_dir()
 """Folder of the shipped profiles (``device_models/`` at the repository root)."""
 
 _MAX_EXTENDS_DEPTH = 16
