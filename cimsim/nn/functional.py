@@ -19,7 +19,6 @@ deviation used by the ``noise_injection`` training mode.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 
@@ -59,31 +58,6 @@ class HardwareResult:
     adc_sat: torch.Tensor | None
     w_programmed: torch.Tensor | None
     tile_rows: int
-
-
-# Below this many multiply-accumulates per MVM the crossbar's numpy BLAS runs single-threaded:
-# on a small layer a second BLAS thread gains nothing, and its idle spinning after the call
-# competes with torch's own OpenMP threads for the cores (measured here: a 5-10x slower step
-# on 2 cores). Larger products keep every BLAS thread.
-BLAS_SINGLE_THREAD_BELOW = 1 << 24
-_BLAS_CONTROLLER: list = []
-
-
-def _blas_limit(macs: int):
-    """A context limiting the BLAS thread pool to 1 for small products (no-op without threadpoolctl)."""
-    if macs >= BLAS_SINGLE_THREAD_BELOW:
-        return contextlib.nullcontext()
-    if not _BLAS_CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _BLAS_CONTROLLER.append(ThreadpoolController())
-        except Exception:  # pragma: no cover - threadpoolctl missing or broken: leave threads alone
-            _BLAS_CONTROLLER.append(None)
-    ctl = _BLAS_CONTROLLER[0]
-    if ctl is None:  # pragma: no cover
-        return contextlib.nullcontext()
-    return ctl.limit(limits=1, user_api="blas")
 
 
 def _dac_is_ideal(profile) -> bool:
@@ -134,8 +108,7 @@ def hardware_mvm(
             f"hardware_mvm needs x [batch, in] and weight [out, in] with equal 'in' "
             f"(got x {tuple(x.shape)} and weight {tuple(weight.shape)})"
         )
-    with _blas_limit(x.shape[0] * weight.shape[0] * weight.shape[1]):
-        return _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_weights, compensation)
+    return _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_weights, compensation)
 
 
 def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_weights, compensation):
