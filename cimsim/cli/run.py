@@ -87,6 +87,8 @@ def train_run(
 
     ``mode``: ``hardware`` (extended STE on the chip), ``noise_injection``, or ``ideal``/``float``
     (plain float training; the chip is only used at evaluation). Returns the run spec.
+    Training into an existing run folder replaces its model and deletes its drift studies
+    (``drift_*`` files), which belonged to the old weights.
     """
     from ..nn import convert
     from ..profiles import dump_profile, load_profile
@@ -152,6 +154,9 @@ def train_run(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("drift_*"):  # studies of the weights this run replaces (else a rerun refuses them)
+        if stale.is_file():
+            stale.unlink()
     torch.save(net.state_dict(), out / "model.pt")
     (out / "profile.yaml").write_text(dump_profile(prof))
     with open(out / "curve.csv", "w", newline="") as f:

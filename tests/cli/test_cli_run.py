@@ -93,3 +93,10 @@ def test_demo_tiny(tmp_path):
     for f in ("demo.md", "demo.png", "hardware/run.json", "float/run.json", "hardware/drift_none.json", "float/drift_global.csv"):
         assert (out / f).is_file(), f
     assert json.loads((out / "float" / "run.json").read_text())["mode"] == "ideal"
+    # a second demo with other settings into the same folder retrains, so the old studies go
+    res = CliRunner().invoke(
+        main, ["demo", "--out", str(out), "--epochs", "1", "--repeats", "2", "--times", "1s,1y", "--hidden", "8", "--workers", "1"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "holds points of a different study" not in res.output
+    assert DriftReport.from_json(out / "hardware" / "drift_none.json").repeats == 2
