@@ -66,7 +66,7 @@ def _check_w(W) -> np.ndarray:
 
 #: Weights per row chunk: programming and drift run chunk by chunk (each with its own child
 #: generator, side by side on the thread pool), so temporaries stay cache-sized.
-CHUNK_WEIGHTS = 1 << 15
+CHUNK_WEIGHTS = 1 << 17
 
 
 def row_chunks(n_rows: int, n_cols: int) -> list[tuple[int, int]]:
@@ -165,13 +165,13 @@ def _program(W, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, fuse
     sigma_fn = noise.sigma if prog_kind == 3 else None
     mu_fn = p.drift.nu.mean if has_drift else None
     sd_fn = p.drift.nu.std if has_drift else None
-    e64 = np.zeros(0)
 
     def program(gen, parts) -> None:
         """Program ``parts`` = [(flat targets, (g, nu, fault) outputs)] with one set of draws from gen.
 
         Kernel program_targets (levels, variability, faults), then the device laws of
-        x_T = G_T/g_max evaluated vectorised (numpy's SIMD log/exp), then kernel program_devices.
+        x_T = G_T/g_max evaluated vectorised in the chip's dtype (numpy's SIMD log/exp), then
+        kernel program_devices.
         """
         n = sum(t.shape[0] for t, _ in parts)
         u_round = uniforms(gen, n) if stochastic else e
@@ -186,10 +186,14 @@ def _program(W, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, fuse
             t = np.empty(i1 - i0)
             code = e8 if fl is None else fl.reshape(-1)
             K.program_targets(targets, ur, zv, uf, ip, fp, t, code)
-            x = t / g_max
-            sig = np.maximum(sigma_fn.evaluate(x), 0.0) * prog_param if sigma_fn is not None else e64
-            mu = mu_fn.evaluate(x) if mu_fn is not None else e64
-            sd = sd_fn.evaluate(x) if sd_fn is not None else e64
+            x = np.divide(t, g_max, dtype=dt)
+            sig = e
+            if sigma_fn is not None:
+                sig = sigma_fn.evaluate(x)
+                np.clip(sig, 0.0, np.inf, out=sig)  # max(sigma, 0) as one fast clip pass
+                sig *= prog_param
+            mu = mu_fn.evaluate(x) if mu_fn is not None else e
+            sd = sd_fn.evaluate(x) if sd_fn is not None else e
             K.program_devices(t, code, zp, zn, sig, mu, sd, ip, fp, g.reshape(-1), e if nu is None else nu.reshape(-1))
             i0 = i1
 

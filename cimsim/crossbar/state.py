@@ -359,7 +359,7 @@ class DriftRun:
                 z_neg, q_neg = self.z_ref, self.q_ref
         else:
             z_pos = z_neg = q_pos = q_neg = e2
-        d_pos = d_neg = np.zeros((0, 0))
+        d_pos = d_neg = e2
         if self.has_nu:
             d_pos = self._d(pos[1][o0 - p0 : o1 - p0])
             if self.diff:
@@ -376,14 +376,13 @@ class DriftRun:
         )
 
     def _d(self, nu: np.ndarray) -> np.ndarray:
-        """Drift factors exp(-nu ln((t + t0)/t0)) (float64), vectorised (numpy's SIMD exp)."""
-        d = nu.astype(np.float64)
-        d *= -self.log_ratio
+        """Drift factors exp(-nu ln((t + t0)/t0)) in the chip's dtype, vectorised (numpy's SIMD exp)."""
+        d = np.multiply(nu, -self.log_ratio, dtype=self.dtype)
         return np.exp(d, out=d)
 
     def _q(self, g: np.ndarray) -> np.ndarray:
-        """Q_s(G / g_max), float64, the 1/f amplitude law of the profile (docs/physics.md section 5)."""
-        return self.q_s.evaluate(g.astype(np.float64) / self.g_max)
+        """Q_s(G / g_max) in the chip's dtype, the 1/f amplitude law of the profile (docs/physics.md section 5)."""
+        return self.q_s.evaluate(np.divide(g, self.g_max, dtype=self.dtype))
 
     def finish(self, state: ProgrammedState) -> DriftedState:
         for a in (self.w, self.wn, self.v, self.vn):

@@ -7,6 +7,10 @@ them; every model evaluates element-wise on a numpy array with ``.evaluate(x)``.
 
 ``x`` is floored at ``x_floor`` before a logarithm or negative power is taken, so ``x = 0``
 (an unused device at g_min = 0) gives a finite value, which the clip bounds then cap.
+
+Precision: a float32 ``x`` is evaluated in float32 (numpy's 16-lane SIMD log/exp; the crossbar
+passes float32 for float32 chips, whose conductances are float32 anyway: a relative 6e-8 on a
+device law fitted to a few percent), anything else in float64.
 """
 
 from __future__ import annotations
@@ -35,12 +39,26 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 def _clip(y: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
-    """Clip ``y`` (a fresh array, clipped in place) to [lo, hi] (None: no bound)."""
-    if lo is not None:
-        np.maximum(y, lo, out=y)
-    if hi is not None:
-        np.minimum(y, hi, out=y)
-    return y
+    """Clip ``y`` (a fresh array, clipped in place) to [lo, hi] (None: no bound).
+
+    One ``np.clip`` pass with both bounds (a missing one is -inf / +inf): numpy's two-sided clip
+    loop is about 2x faster than ``np.maximum`` / ``np.minimum`` (or a one-sided clip) here.
+    """
+    if lo is None and hi is None:
+        return y
+    return np.clip(y, -np.inf if lo is None else lo, np.inf if hi is None else hi, out=y)
+
+
+def _ftype(x: np.ndarray) -> type:
+    """The evaluation dtype: float32 for float32 input, else float64."""
+    return np.float32 if x.dtype == np.float32 else np.float64
+
+
+def _floored(x, floor: float) -> np.ndarray:
+    """A new array max(x, floor) of x's evaluation dtype (0-d for a scalar), in one clip pass."""
+    x = np.asarray(x)
+    dt = _ftype(x)
+    return np.clip(x, floor, np.inf, dtype=dt, out=np.empty(x.shape, dt))
 
 
 class _Clipped(_Strict):
@@ -61,7 +79,8 @@ class ConstantFn(_Strict):
     value: FiniteFloat = Field(description="the constant value")
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
-        return np.full(np.shape(x), self.value, dtype=np.float64)
+        x = np.asarray(x)
+        return np.full(x.shape, self.value, dtype=_ftype(x))
 
 
 class PolynomialFn(_Clipped):
@@ -71,8 +90,10 @@ class PolynomialFn(_Clipped):
     coeffs: list[FiniteFloat] = Field(min_length=1, max_length=16, description="c0, c1, c2, ... (increasing powers of x)")
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        y = np.full(x.shape, self.coeffs[-1], dtype=np.float64)
+        x = np.asarray(x)
+        if x.dtype != np.float32:
+            x = x.astype(np.float64)
+        y = np.full(x.shape, self.coeffs[-1], dtype=x.dtype)
         for c in reversed(self.coeffs[:-1]):  # Horner, in place: y = y * x + c
             y *= x
             y += c
@@ -88,8 +109,7 @@ class LogLinearFn(_Clipped):
     x_floor: float = Field(1e-6, gt=0, le=1, description="x is floored here before the log")
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
-        y = np.array(x, dtype=np.float64)  # a copy, 0-d for a scalar
-        np.maximum(y, self.x_floor, out=y)
+        y = _floored(x, self.x_floor)
         np.log(y, out=y)
         y *= self.slope
         y += self.intercept
@@ -110,8 +130,7 @@ class PowerFn(_Clipped):
     x_floor: float = Field(1e-3, gt=0, le=1, description="x is floored here before the power")
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
-        y = np.array(x, dtype=np.float64)  # a copy, 0-d for a scalar
-        np.maximum(y, self.x_floor, out=y)
+        y = _floored(x, self.x_floor)
         np.log(y, out=y)
         y *= self.exponent
         np.exp(y, out=y)
@@ -137,7 +156,8 @@ class TableFn(_Strict):
         return self
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
-        return np.interp(np.asarray(x, dtype=np.float64), self.x, self.y)
+        x = np.asarray(x)
+        return np.interp(x, self.x, self.y).astype(_ftype(x), copy=False)
 
 
 _Leaf = Annotated[
@@ -154,7 +174,9 @@ class PiecewiseFn(_Strict):
     above: _Leaf = Field(description="function used for x >= threshold")
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
+        if x.dtype != np.float32:
+            x = x.astype(np.float64)
         return np.where(x < self.threshold, self.below.evaluate(x), self.above.evaluate(x))
 
 
