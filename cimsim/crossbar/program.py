@@ -179,23 +179,27 @@ def _program(W, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, fuse
         u_fault = uniforms(gen, n) if has_fault else e
         z_prog = normals(gen, n, np.float32, K) if prog_kind else e
         z_nu = normals(gen, n, np.float32, K) if has_drift else e
-        i0 = 0
+        # targets of all parts into one array, so the device laws run once over the chunk
+        t = np.empty(n)
+        bounds, i0 = [], 0
         for targets, (g, nu, fl) in parts:
             i1 = i0 + targets.shape[0]
-            ur, zv, uf, zp, zn = (a[i0:i1] if a.shape[0] else a for a in (u_round, z_var, u_fault, z_prog, z_nu))
-            t = np.empty(i1 - i0)
-            code = e8 if fl is None else fl.reshape(-1)
-            K.program_targets(targets, ur, zv, uf, ip, fp, t, code)
-            x = np.divide(t, g_max, dtype=dt)
-            sig = e
-            if sigma_fn is not None:
-                sig = sigma_fn.evaluate(x)
-                np.clip(sig, 0.0, np.inf, out=sig)  # max(sigma, 0) as one fast clip pass
-                sig *= prog_param
-            mu = mu_fn.evaluate(x) if mu_fn is not None else e
-            sd = sd_fn.evaluate(x) if sd_fn is not None else e
-            K.program_devices(t, code, zp, zn, sig, mu, sd, ip, fp, g.reshape(-1), e if nu is None else nu.reshape(-1))
+            ur, zv, uf = (a[i0:i1] if a.shape[0] else a for a in (u_round, z_var, u_fault))
+            K.program_targets(targets, ur, zv, uf, ip, fp, t[i0:i1], e8 if fl is None else fl.reshape(-1))
+            bounds.append((i0, i1))
             i0 = i1
+        x = np.divide(t, g_max, dtype=dt)
+        sig = e
+        if sigma_fn is not None:
+            sig = sigma_fn.evaluate(x)
+            np.clip(sig, 0.0, np.inf, out=sig)  # max(sigma, 0) as one fast clip pass
+            sig *= prog_param
+        mu = mu_fn.evaluate(x) if mu_fn is not None else e
+        sd = sd_fn.evaluate(x) if sd_fn is not None else e
+        for (i0, i1), (targets, (g, nu, fl)) in zip(bounds, parts):
+            zp, zn, sg, m, sdv = (a[i0:i1] if a.shape[0] else a for a in (z_prog, z_nu, sig, mu, sd))
+            K.program_devices(t[i0:i1], e8 if fl is None else fl.reshape(-1), zp, zn, sg, m, sdv, ip, fp,
+                              g.reshape(-1), e if nu is None else nu.reshape(-1))
 
     chunks = row_chunks(n_out, n_in)
     gens = child_generators(rng, len(chunks) + (0 if diff else 1))

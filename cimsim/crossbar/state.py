@@ -349,24 +349,24 @@ class DriftRun:
         if self.has_read:
             # Q_s(x_P) of the programmed conductances, vectorised (numpy's SIMD log/exp/power)
             z_pos = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
-            q_pos = self._q(pos[0][o0 - p0 : o1 - p0])
             if self.diff:
                 z_neg = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
-                q_neg = self._q(neg[0][o0 - n0 : o1 - n0])
+                q_pos, q_neg = self._q(pos[0][o0 - p0 : o1 - p0], neg[0][o0 - n0 : o1 - n0])
             else:
+                (q_pos,) = self._q(pos[0][o0 - p0 : o1 - p0])
                 if self.q_ref is None:
-                    self.q_ref = self._q(neg[0])
+                    (self.q_ref,) = self._q(neg[0])
                 z_neg, q_neg = self.z_ref, self.q_ref
         else:
             z_pos = z_neg = q_pos = q_neg = e2
         d_pos = d_neg = e2
         if self.has_nu:
-            d_pos = self._d(pos[1][o0 - p0 : o1 - p0])
             if self.diff:
-                d_neg = self._d(neg[1][o0 - n0 : o1 - n0])
+                d_pos, d_neg = self._d(pos[1][o0 - p0 : o1 - p0], neg[1][o0 - n0 : o1 - n0])
             else:
+                (d_pos,) = self._d(pos[1][o0 - p0 : o1 - p0])
                 if self.d_ref is None:
-                    self.d_ref = self._d(neg[1])
+                    (self.d_ref,) = self._d(neg[1])
                 d_neg = self.d_ref
         K.drift_to_blocks(
             pos[0], d_pos, z_pos, q_pos, neg[0], d_neg, z_neg, q_neg,
@@ -375,14 +375,34 @@ class DriftRun:
             e1 if self.vn is None else self.vn,
         )
 
-    def _d(self, nu: np.ndarray) -> np.ndarray:
-        """Drift factors exp(-nu ln((t + t0)/t0)) in the chip's dtype, vectorised (numpy's SIMD exp)."""
-        d = np.multiply(nu, -self.log_ratio, dtype=self.dtype)
-        return np.exp(d, out=d)
+    def _d(self, *nus: np.ndarray) -> list[np.ndarray]:
+        """Drift factors exp(-nu ln((t + t0)/t0)) of each array in ``nus``, in the chip's dtype,
+        vectorised (numpy's SIMD exp) over all of them at once."""
+        d = self._stacked(nus, -self.log_ratio, np.multiply)
+        np.exp(d, out=d)
+        return self._split(d, nus)
 
-    def _q(self, g: np.ndarray) -> np.ndarray:
-        """Q_s(G / g_max) in the chip's dtype, the 1/f amplitude law of the profile (docs/physics.md section 5)."""
-        return self.q_s.evaluate(np.divide(g, self.g_max, dtype=self.dtype))
+    def _q(self, *gs: np.ndarray) -> list[np.ndarray]:
+        """Q_s(G / g_max) of each array in ``gs``, in the chip's dtype: the 1/f amplitude law of
+        the profile (docs/physics.md section 5), evaluated once over all of them."""
+        return self._split(self.q_s.evaluate(self._stacked(gs, self.g_max, np.divide)), gs)
+
+    def _stacked(self, arrays, c: float, op) -> np.ndarray:
+        """op(a, c) of every array, stacked along axis 0 into one new array of the chip's dtype."""
+        out = np.empty((sum(a.shape[0] for a in arrays),) + arrays[0].shape[1:], self.dtype)
+        r = 0
+        for a in arrays:
+            op(a, c, out=out[r : r + a.shape[0]], dtype=self.dtype)
+            r += a.shape[0]
+        return out
+
+    @staticmethod
+    def _split(y: np.ndarray, like) -> list[np.ndarray]:
+        parts, r = [], 0
+        for a in like:
+            parts.append(y[r : r + a.shape[0]])
+            r += a.shape[0]
+        return parts
 
     def finish(self, state: ProgrammedState) -> DriftedState:
         for a in (self.w, self.wn, self.v, self.vn):
