@@ -65,7 +65,10 @@ def _check_w(W) -> np.ndarray:
 
 
 #: Weights per row chunk: programming and drift run chunk by chunk (each with its own child
-#: generator, side by side on the thread pool), so temporaries stay cache-sized.
+#: generator, side by side on the thread pool).  2^17: large enough that the ~40 Python-level
+#: numpy/kernel calls per chunk (and the GIL hand-offs between pool threads they cause) are a
+#: small part of its time, small enough that its temporaries stay a few MiB (program + drift of
+#: 4096 x 4096 on 2 cores: 0.95 s at 2^15, 0.81 s at 2^16, 0.67 s at 2^17, 0.78 s at 2^18).
 CHUNK_WEIGHTS = 1 << 17
 
 
