@@ -134,12 +134,15 @@ def normals(rng: np.random.Generator, shape, dtype=np.float32, kernels=None, out
     if n:
         t = _ZIG[half]
         n_words = (n + 1) // 2 if half else n
-        words = raw_words(rng, n_words, out=scratch("zig_words", n_words, np.uint64))
         nb = -(-n // _BLOCK)
         cap = min(_CAP, n)
-        fail_idx = scratch("zig_fail_idx", (nb, cap), np.int64)
-        fail_unit = scratch("zig_fail_unit", (nb, cap), np.uint64)
-        fail_cnt = scratch("zig_fail_cnt", nb, np.int64)
+        # per-thread reused buffers pay off for large draws (no fresh pages); small ones (one
+        # block, a training-sized layer) take plain np.empty, cheaper than the buffer lookup
+        buf = scratch if nb > 1 else _empty
+        words = raw_words(rng, n_words, out=buf("zig_words", n_words, np.uint64))
+        fail_idx = buf("zig_fail_idx", (nb, cap), np.int64)
+        fail_unit = buf("zig_fail_unit", (nb, cap), np.uint64)
+        fail_cnt = buf("zig_fail_cnt", nb, np.int64)
         sized(kernels, "zig_fast", n)(words, half, t.ks, t.ws, out, fail_idx, fail_unit, fail_cnt)
         fails, units = _fail_list(out, words, half, fail_idx, fail_unit, fail_cnt)
         state = np.zeros(5, np.int64)
@@ -149,10 +152,18 @@ def normals(rng: np.random.Generator, shape, dtype=np.float32, kernels=None, out
     return res if res.dtype == np.dtype(dtype) else res.astype(dtype)
 
 
+def _empty(name: str, shape, dtype) -> np.ndarray:
+    """``np.empty`` with :func:`~cimsim._threads.scratch`'s signature."""
+    return np.empty(shape, dtype)
+
+
 def _fail_list(out, words, half, fail_idx, fail_unit, fail_cnt) -> tuple[np.ndarray, np.ndarray]:
     """All fast-path failures in index order and their units (a block whose list overflowed is
     scanned for NaN and its units re-read from the words)."""
     cap = fail_idx.shape[1]
+    if fail_cnt.shape[0] == 1 and fail_cnt[0] <= cap:  # one block: its list as is
+        c = int(fail_cnt[0])
+        return fail_idx[0, :c], fail_unit[0, :c]
     if (fail_cnt <= cap).all():
         keep = np.arange(cap)[None, :] < fail_cnt[:, None]
         return fail_idx[keep], fail_unit[keep]
