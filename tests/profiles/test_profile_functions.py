@@ -72,3 +72,28 @@ def test_piecewise_switches_at_threshold() -> None:
 def test_bad_functions_rejected(bad: object) -> None:
     with pytest.raises(ValidationError):
         ADAPTER.validate_python(bad)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        ConstantFn(value=0.3),
+        PolynomialFn(coeffs=[0.26348, 1.9650, -1.1731], min=0.0),
+        LogLinearFn(slope=-0.0155, intercept=0.0244, min=0.049, max=0.1),
+        PowerFn(coeff=0.0088, exponent=-0.65, max=0.2),
+        TableFn(x=[0.0, 0.5, 1.0], y=[1.0, 3.0, 2.0]),
+        PiecewiseFn(threshold=0.3, below=PowerFn(coeff=0.01, exponent=-0.5), above=LogLinearFn(slope=0.1, intercept=0.2)),
+    ],
+    ids=lambda f: f.kind,
+)
+def test_float32_input_is_evaluated_in_float32_within_its_precision(fn) -> None:
+    """float32 x (float32 chips) -> float32 result within a few float32 ulp of the float64 value
+    (the laws are fitted to a few percent); anything else -> float64; scalars -> 0-d."""
+    x64 = np.concatenate([[0.0, 1e-7, 1e-3], np.linspace(0.0, 1.2, 997)])
+    x32 = x64.astype(np.float32)
+    y32 = fn.evaluate(x32)
+    assert y32.dtype == np.float32 and y32.shape == x32.shape
+    y64 = fn.evaluate(x32.astype(np.float64))  # the same inputs, evaluated in float64
+    assert y64.dtype == np.float64
+    np.testing.assert_allclose(y32, y64, rtol=8 * np.finfo(np.float32).eps, atol=1e-12)
+    assert fn.evaluate([0.1, 0.2]).dtype == np.float64 and np.shape(fn.evaluate(0.25)) == ()
