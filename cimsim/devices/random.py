@@ -75,7 +75,8 @@ def _tables(bits: int) -> _Tables:
 _ZIG = {True: _tables(23), False: _tables(52)}
 
 # the float32 fast path reads the words as 32-bit units, low half first (a little-endian view)
-assert sys.byteorder == "little", "cimsim's random draws assume a little-endian machine"
+if sys.byteorder != "little":  # pragma: no cover - every platform Numba supports is little-endian
+    raise ImportError("cimsim's random draws read 64-bit words as 32-bit halves and need a little-endian machine")
 
 
 def raw_words(rng: np.random.Generator, n: int, out: np.ndarray | None = None) -> np.ndarray:

@@ -116,7 +116,7 @@ def zig_fast(words, half, ks, ws, out, fail_idx, fail_unit, fail_cnt):
     (-1)^s wi[i].  x = m ws[j]; if m < ks[j] (x inside the part of layer i that lies under the
     density, ~98.5 %) out[k] = x.  Otherwise out[k] = NaN and k is listed for :func:`zig_slow`
     (the wedge / tail test that needs more bits): block b = outputs [b B, (b+1) B), B =
-    out.size / n_blocks rounded up (even), writes its failures in order to fail_idx[b, :] and
+    out.size / n_blocks rounded up, writes its failures in order to fail_idx[b, :] and
     their count to fail_cnt[b] (a count above the row length means the list overflowed; the
     caller then scans the block).
     """
