@@ -70,40 +70,38 @@ def _zig_split(r, half):
 
 
 @njit(cache=True, nogil=True)
-def _zig_block(words, half, ks, ws, out, fail_idx, fail_unit, fail_cnt, b, bs):
-    """Fast path of one block of outputs (see :func:`zig_fast`)."""
+def _zig_units(units, jmask, shift, mmask, ks, ws, out, fail_idx, fail_unit, b, k0, k1):
+    """Fast path over units[k0:k1] (uint32 halves or uint64 words; the masks and shift in the
+    units' dtype): returns the block's failure count."""
     cap = fail_idx.shape[1]
     c = 0
+    # branch-free but for the rare failure (~1.5 %): the sign is folded into the 512-entry
+    # tables (index = the unit's low 9 bits)
+    for k in range(k0, k1):
+        r = units[k]
+        j = r & jmask
+        m = (r >> shift) & mmask
+        out[k] = np.float64(m) * ws[j]
+        if m >= ks[j]:
+            out[k] = np.nan
+            if c < cap:
+                fail_idx[b, c] = k
+                fail_unit[b, c] = r
+            c += 1
+    return c
+
+
+@njit(cache=True, nogil=True)
+def _zig_block(words, half, ks, ws, out, fail_idx, fail_unit, fail_cnt, b, bs):
+    """Fast path of one block of outputs (see :func:`zig_fast`)."""
     k0 = b * bs
     k1 = min(out.shape[0], (b + 1) * bs)
-    # the loops are branch-free but for the rare failure (~1.5 %): the sign is folded into the
-    # 512-entry tables (index = the unit's low 9 bits)
-    if half:
-        units = words.view(np.uint32)  # unit k = k-th 32-bit half, low half first (little-endian)
-        for k in range(k0, k1):
-            r = units[k]
-            j = r & np.uint32(0x1FF)
-            m = r >> np.uint32(9)
-            out[k] = np.float64(m) * ws[j]
-            if m >= ks[j]:
-                out[k] = np.nan
-                if c < cap:
-                    fail_idx[b, c] = k
-                    fail_unit[b, c] = r
-                c += 1
+    if half:  # unit k = the k-th 32-bit half, low half first (a little-endian view)
+        fail_cnt[b] = _zig_units(words.view(np.uint32), np.uint32(0x1FF), np.uint32(9), np.uint32(0x7FFFFF),
+                                 ks, ws, out, fail_idx, fail_unit, b, k0, k1)
     else:
-        for k in range(k0, k1):
-            r = words[k]
-            j = r & np.uint64(0x1FF)
-            m = (r >> np.uint64(9)) & _MASK52
-            out[k] = np.float64(m) * ws[j]
-            if m >= ks[j]:
-                out[k] = np.nan
-                if c < cap:
-                    fail_idx[b, c] = k
-                    fail_unit[b, c] = r
-                c += 1
-    fail_cnt[b] = c
+        fail_cnt[b] = _zig_units(words, np.uint64(0x1FF), np.uint64(9), _MASK52, ks, ws, out, fail_idx, fail_unit,
+                                 b, k0, k1)
 
 
 @njit(cache=True, parallel=True)
