@@ -218,9 +218,6 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
             vref = np.empty((g, batch, n_out), dt)
     adc = sized(K, "adc_tiles", part.size)
     for wb, vb, coef, sign in pl.streams:
-        shp = (n_t, batch, n_out)
-        z_read = normals(rng, shp, dt, K, out=scratch("z_read", shp, dt)) if pl.has_var else e3
-        z_conv = normals(rng, shp, dt, K, out=scratch("z_conv", shp, dt)) if conv_noise else e3
         acc.fill(0.0)
         for k0, k1 in groups:
             n = k1 - k0
@@ -246,8 +243,13 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
                         var16 = _bf16_bits(vref[:n])
                     else:
                         var = vref[:n]
-            zr = z_read[k0:k1] if pl.has_var else e3
-            zc = z_conv[k0:k1] if conv_noise else e3
+            zr = scratch("z_read", (n, batch, n_out), dt) if pl.has_var else e3
+            zc = scratch("z_conv", (n, batch, n_out), dt) if conv_noise else e3
+            for k in range(n):  # the group's draws, tile by tile (so the grouping never changes a bit)
+                if pl.has_var:
+                    normals(rng, (batch, n_out), dt, K, out=zr[k])
+                if conv_noise:
+                    normals(rng, (batch, n_out), dt, K, out=zc[k])
             adc(pg, var, var16, zr, zc, coef, k0, row_bound, sign, ap.levels, ap.nl_code, ap.nl_spec,
                         ap.inl, ap.noise_lsb if conv_noise else 0.0, acc, y, sat, want_masks, k1 == n_t)
     return y, x_q, clip, (sat if want_masks else None)
@@ -261,8 +263,9 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
     and the state is drifted first (drawing its 1/f noise from ``rng``); with a
     :class:`DriftedState` its snapshot is used.  Then, drawing in this order from ``rng``:
     DAC noise ``[batch, in]``; per conversion stream (G+ - G-, or G+ then G- with digital
-    subtraction): per-read noise ``[n_in_tiles, batch, out]``, then ADC conversion noise
-    ``[n_in_tiles, batch, out]`` (each one ``normals`` call, only when the profile has it).
+    subtraction), per input tile in order: per-read noise ``[batch, out]``, then ADC conversion
+    noise ``[batch, out]`` (each one ``normals`` call, only when the profile has it; drawn tile
+    by tile, so only a group's worth is ever held).
 
     Per input tile k (normalised units): ``part_k = x_norm[:, k] @ W_k^T`` (one batched BLAS GEMM
     over a group of tiles, torch's CPU BLAS); with per-read noise ``var_k = x_norm[:, k]^2 @ V_k^T``,
