@@ -71,9 +71,23 @@ def _short(values: list[float]) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _check_finite(fn: Any, field: str) -> np.ndarray:
+    """Raise when the x-function ``fn`` overflows (Inf/NaN) anywhere on x in [0, 1]; its values there."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = fn.evaluate(_X_GRID)
+    bad = np.flatnonzero(~np.isfinite(y))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"{field}: must be finite for every x in [0, 1] (got {float(y[i]):.6g} at x={float(_X_GRID[i]):.6g}; "
+            "check the coefficients' magnitude, or bound it with max)"
+        )
+    return y
+
+
 def _check_nonneg(fn: Any, field: str) -> None:
-    """Raise when the x-function ``fn`` goes negative anywhere on x in [0, 1]."""
-    y = fn.evaluate(_X_GRID)
+    """Raise when the x-function ``fn`` is not finite or goes negative anywhere on x in [0, 1]."""
+    y = _check_finite(fn, field)
     bad = np.flatnonzero(~(y >= 0))
     if bad.size:
         i = int(bad[0])
@@ -124,6 +138,11 @@ class ProgNoiseFunction(_Strict):
     g_ref_us: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
         description="g_max at which the fit was made, µS; the result scales by g_max_us / g_ref_us"
     )
+
+    @model_validator(mode="after")
+    def _finite(self) -> "ProgNoiseFunction":
+        _check_finite(self.sigma, "sigma")
+        return self
 
 
 ProgNoise = Annotated[

@@ -88,6 +88,10 @@ BAD: list[tuple[dict[str, Any], str]] = [
      r"training\.drift_t_max_s: must be set together with drift_t_min_s, both or neither \(got min=10\.0, max=None\)"),
     ({"read_noise.q_s": {"kind": "constant", "value": -1}},
      r"read_noise\.q_s: must be >= 0 for every x in \[0, 1\] \(got -1 at x=0\)"),
+    ({"read_noise.q_s": {"kind": "power", "coeff": 1e307, "exponent": -0.65}},
+     r"read_noise\.q_s: must be finite for every x in \[0, 1\] \(got inf at x=0; check the coefficients' magnitude, or bound it with max\)"),
+    ({"programming.noise.sigma": {"kind": "polynomial", "coeffs": [0.2, 1e308, 1e308]}},
+     r"programming\.noise\.sigma: must be finite for every x in \[0, 1\] \(got inf at x=0\.798; check the coefficients' magnitude, or bound it with max\)"),
 ]
 
 
