@@ -124,8 +124,6 @@ def zig_fast(words, half, ks, ws, out, fail_idx, fail_unit, fail_cnt):
         _zig_block(words, half, ks, ws, out, fail_idx, fail_unit, fail_cnt, b, bs)
 
 
-
-
 @njit(cache=True, nogil=True)
 def zig_slow(units, half, ki, wi, fi, r_tail, out, fails, extra, state):
     """Finish the units :func:`zig_fast` could not, exactly as the ziggurat does, in list order.
