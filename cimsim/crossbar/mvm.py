@@ -91,7 +91,6 @@ class _Plan:
     def __init__(self, ds: DriftedState, K):
         st = ds.state
         p = st.profile
-        grid = st.grid
         self.torch = not K.__name__.endswith("_reference")
         self.ap = adc_params(p.adc)
         self.dp = dac_params(p.dac)

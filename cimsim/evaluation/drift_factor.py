@@ -86,7 +86,7 @@ def drift_factor_table(profile, xs=(1.0, 0.5, 0.25, 0.1), times=(("1 h", 3600.0)
                        *, n: int = 256, seed: int = 0) -> str:
     """Markdown table: simulated mean factor (± standard error), closed form, no-spread value."""
     lines = [
-        f"| x = G/G_max | mu_nu | sigma_nu | time | simulated (± s.e.) | closed form | exp(-L mu) (no spread) |",
+        "| x = G/G_max | mu_nu | sigma_nu | time | simulated (± s.e.) | closed form | exp(-L mu) (no spread) |",
         "|---|---|---|---|---|---|---|",
     ]
     for x in xs:
