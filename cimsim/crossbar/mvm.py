@@ -217,8 +217,7 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
             vref = np.empty((g, batch, n_out), dt)
     adc = sized(K, "adc_tiles", part.size)
     for wb, vb, coef, sign in pl.streams:
-        if len(groups) > 1:  # one group: the kernel sums in row buffers (see adc_tiles)
-            acc.fill(0.0)
+        acc.fill(0.0)
         for k0, k1 in groups:
             n = k1 - k0
             pg = part[:n]

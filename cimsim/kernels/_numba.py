@@ -482,9 +482,7 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, levels
     if L > 0: sat[b, k, o] |= |w| > L, code = clip(rint(w), -L, L) + inl[code + L] (LSB),
     acc[b, o] += code coef2 (= code / L bound colscale); if L = 0 (ideal ADC): acc[b, o] += u coef5.
     acc ``[B, O]`` float64 carries the sum over the tiles k in order across the groups (the caller
-    zeroes it before a stream's first group; a call with all the stream's tiles, k0 = 0 and
-    ``finish``, sums each row in a local buffer instead and leaves acc alone: the same sums
-    without 3 passes over a [B, O] float64 array); with ``finish`` (a stream's last group):
+    zeroes it before a stream's first group); with ``finish`` (a stream's last group):
     y[b, o] += sign rowscale[b] acc[b, o].  ``sat [B, T, O]`` is indexed by the global tile.
     """
     n_t, n_b, n_out = part.shape
@@ -494,9 +492,8 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, levels
     L = np.float64(levels)
     linear = nl_code == 0 and not has_inl and noise_lsb == 0.0 and levels > 0
     sat_row0 = np.zeros(n_out, np.bool_)  # stands in for sat[b, k] when no mask is wanted (unused)
-    whole = k0 == 0 and finish  # the stream's only group: sum in a row-local buffer, acc untouched
     for b in prange(n_b):
-        a = np.zeros(n_out, np.float64) if whole else acc[b]
+        a = acc[b]
         w = np.empty(n_out, np.float64)  # val, then u L (+ offset) of the row: flat loops that vectorise
         vbits = np.empty(n_out if has_v16 else 0, np.uint32)
         vf = vbits.view(np.float32)

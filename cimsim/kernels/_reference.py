@@ -243,8 +243,6 @@ def dac_convert(x, bound, levels, nl_code, nl_spec, noise_lsb, z, x_norm, x_q, c
 
 def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, levels, nl_code, nl_spec, inl,
               noise_lsb, acc, y, sat, want_sat, finish):
-    if k0 == 0 and finish:  # the stream's only group: a fresh accumulator (as the kernel's row buffers)
-        acc = np.zeros(acc.shape)
     n_t = part.shape[0]
     L = float(levels)
     linear = nl_code == 0 and inl.shape[0] == 0 and noise_lsb == 0.0 and levels > 0
