@@ -54,6 +54,12 @@ def _ftype(x: np.ndarray) -> type:
     return np.float32 if x.dtype == np.float32 else np.float64
 
 
+def _as_eval(x) -> np.ndarray:
+    """``x`` as an array of its evaluation dtype (see :func:`_ftype`)."""
+    x = np.asarray(x)
+    return x.astype(_ftype(x), copy=False)
+
+
 def _floored(x, floor: float) -> np.ndarray:
     """A new array max(x, floor) of x's evaluation dtype (0-d for a scalar), in one clip pass."""
     x = np.asarray(x)
@@ -90,9 +96,7 @@ class PolynomialFn(_Clipped):
     coeffs: list[FiniteFloat] = Field(min_length=1, max_length=16, description="c0, c1, c2, ... (increasing powers of x)")
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
-        if x.dtype != np.float32:
-            x = x.astype(np.float64)
+        x = _as_eval(x)
         y = np.full(x.shape, self.coeffs[-1], dtype=x.dtype)
         for c in reversed(self.coeffs[:-1]):  # Horner, in place: y = y * x + c
             y *= x
@@ -174,9 +178,7 @@ class PiecewiseFn(_Strict):
     above: _Leaf = Field(description="function used for x >= threshold")
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
-        if x.dtype != np.float32:
-            x = x.astype(np.float64)
+        x = _as_eval(x)
         return np.where(x < self.threshold, self.below.evaluate(x), self.above.evaluate(x))
 
 
