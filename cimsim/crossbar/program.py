@@ -165,6 +165,7 @@ def _program(W, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, fuse
         return (np.empty((n_rows, n_in), dt), np.empty((n_rows, n_in), dt) if has_drift else None,
                 np.empty((n_rows, n_in), np.int8) if has_fault else None)
 
+    same_targets = n_levels <= 1 and var_sigma == 0 and not has_fault
     sigma_fn = noise.sigma if prog_kind == 3 else None
     mu_fn = p.drift.nu.mean if has_drift else None
     sd_fn = p.drift.nu.std if has_drift else None
@@ -182,15 +183,20 @@ def _program(W, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, fuse
         u_fault = uniforms(gen, n) if has_fault else e
         z_prog = normals(gen, n, np.float32, K) if prog_kind else e
         z_nu = normals(gen, n, np.float32, K) if has_drift else e
-        # targets of all parts into one array, so the device laws run once over the chunk
-        t = np.empty(n)
+        # targets of all parts into one array, so the device laws run once over the chunk; with
+        # no levels, variability or faults program_targets is the identity and the mapped
+        # targets are used as they are (float32 targets are exact in float64: same bits)
         bounds, i0 = [], 0
-        for targets, (g, nu, fl) in parts:
-            i1 = i0 + targets.shape[0]
-            ur, zv, uf = (a[i0:i1] if a.shape[0] else a for a in (u_round, z_var, u_fault))
-            K.program_targets(targets, ur, zv, uf, ip, fp, t[i0:i1], e8 if fl is None else fl.reshape(-1))
-            bounds.append((i0, i1))
-            i0 = i1
+        for targets, _ in parts:
+            bounds.append((i0, i0 + targets.shape[0]))
+            i0 += targets.shape[0]
+        if same_targets:
+            t = parts[0][0] if len(parts) == 1 else np.concatenate([targets for targets, _ in parts])
+        else:
+            t = np.empty(n)
+            for (i0, i1), (targets, (g, nu, fl)) in zip(bounds, parts):
+                ur, zv, uf = (a[i0:i1] if a.shape[0] else a for a in (u_round, z_var, u_fault))
+                K.program_targets(targets, ur, zv, uf, ip, fp, t[i0:i1], e8 if fl is None else fl.reshape(-1))
         x = np.divide(t, g_max, dtype=dt)
         sig = e
         if sigma_fn is not None:

@@ -314,7 +314,7 @@ def program_devices(t, fault, z_prog, z_nu, sig, mu, sd, ip, fp, g_out, nu_out):
             if has_drift:
                 nu_out[i] = 0.0
             continue
-        tt = t[i]
+        tt = np.float64(t[i])  # float32 targets (no levels/variability/faults): exact in float64
         g = tt
         if prog_kind == 1:
             g = tt + prog_param * z_prog[i]

@@ -115,6 +115,31 @@ def test_program_targets_and_devices(n, dtype, rtol, variant):
         assert 0 < (res[0][3] != 0).sum() < n
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_program_devices_takes_the_targets_themselves(dtype):
+    """With no levels, variability or faults, program_matrix hands the mapped targets (chip
+    dtype) straight to program_devices instead of program_targets' float64 copy: same bits."""
+    rng = np.random.default_rng(5)
+    n = 5000
+    target = rng.uniform(0, 25, n).astype(dtype)
+    target[::4] = 0.0
+    ip = np.array([0, 0, 3, 0, 1, 1, 0, 0])
+    fp = np.array([0.0, 25.0, 1.0, 0.0, 0.0, 0.0])
+    z2, z3 = (rng.standard_normal(n).astype(np.float32) for _ in range(2))
+    t64 = np.empty(n)
+    f = np.zeros(n, np.int8)
+    NB.program_targets(target, z2, z2, z2, ip, fp, t64, f)
+    assert np.array_equal(t64, target.astype(np.float64))
+    sig = rng.uniform(0, 1, n).astype(dtype)
+    mu, sd = (rng.uniform(0, 0.1, n).astype(dtype) for _ in range(2))
+    out = []
+    for t in (t64, target):
+        g, nu = (np.empty(n, dtype) for _ in range(2))
+        NB.program_devices(t, f, z2, z3, sig, mu, sd, ip, fp, g, nu)
+        out.append((g, nu))
+    assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1])
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype,rtol", DTYPES)
 @pytest.mark.parametrize("digital,single", [(0, 0), (1, 0), (0, 1), (1, 1)])
