@@ -6,7 +6,10 @@ A run directory (``--out runs/NAME``) holds everything needed to rebuild the tra
   settings and final accuracy;
 * ``model.pt``: the weights (a plain ``state_dict``: loaded with ``weights_only=True``);
 * ``profile.yaml``: the resolved device profile (inheritance and overrides applied);
-* ``curve.csv`` (+ ``curve.png``): loss and accuracy per epoch.
+* ``curve.csv`` (+ ``curve.png``): loss and accuracy per epoch;
+* while training, ``checkpoint.pt`` after every epoch (weights, optimizer, every generator
+  position, curve): an interrupted ``cimsim train`` re-run with the same arguments resumes from
+  it and ends with the same bits as an uninterrupted run; it is deleted when the run is saved.
 
 ``cimsim drift runs/NAME`` rebuilds the model from these files and writes
 ``drift_<compensation>.{json,csv,png}`` next to them (plus ``.points.jsonl``: an interrupted
@@ -21,6 +24,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,7 @@ from ..errors import CimsimError, ParameterError, StateFormatError
 __all__ = ["register", "train_run", "load_run", "drift_run", "build_model", "RUN_FORMAT"]
 
 RUN_FORMAT = "cimsim.run/1"
+CHECKPOINT_FORMAT = "cimsim.checkpoint/1"
 MODEL_NAMES = ("mlp", "lenet")
 TRAIN_MODES = ("hardware", "noise_injection", "ideal", "float")
 
@@ -88,9 +93,12 @@ def train_run(
     ``mode``: ``hardware`` (extended STE on the chip), ``noise_injection``, or ``ideal``/``float``
     (plain float training; the chip is only used at evaluation). Returns the run spec.
     Training into an existing run folder replaces its model and deletes its drift studies
-    (``drift_*`` files), which belonged to the old weights.
+    (``drift_*`` files), which belonged to the old weights.  After every epoch the full
+    training state goes to ``out/checkpoint.pt``; a call with the same settings finding one
+    resumes after its epoch, bit for bit (same torch thread count assumed, see
+    docs/user_guide.md), and a checkpoint of other settings is discarded.
     """
-    from ..nn import convert
+    from ..nn import convert, rng_state, set_rng_state
     from ..profiles import dump_profile, load_profile
 
     if mode not in TRAIN_MODES:
@@ -126,9 +134,20 @@ def train_run(
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     g = torch.Generator().manual_seed(int(seed))
     x, y = ds.x_train, ds.y_train
-    curve = []
-    t0 = time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    curve: list[dict[str, float]] = []
+    out = Path(out)
+    ckpt_path = out / "checkpoint.pt"
+    start, done_s = 1, 0.0
+    prof_yaml = dump_profile(prof)
+    ck = _load_checkpoint(ckpt_path, spec, prof_yaml, echo)
+    if ck is not None:
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        set_rng_state(net, ck["layer_generators"])
+        g.set_state(ck["data_generator"])
+        curve, start, done_s = list(ck["curve"]), int(ck["epoch"]) + 1, float(ck["train_s"])
+    t0 = time.perf_counter() - done_s
+    for epoch in range(start, epochs + 1):
         net.train()
         perm = torch.randperm(len(x), generator=g)
         total, correct = 0.0, 0
@@ -144,6 +163,11 @@ def train_run(
         test_acc = _accuracy(net, ds.x_test, ds.y_test)
         row = {"epoch": epoch, "train_loss": total / len(x), "train_acc": correct / len(x), "test_acc": test_acc}
         curve.append(row)
+        _save_checkpoint(ckpt_path, {
+            "format": CHECKPOINT_FORMAT, "spec": spec, "profile": prof_yaml, "epoch": epoch, "model": net.state_dict(),
+            "optimizer": opt.state_dict(), "layer_generators": rng_state(net), "data_generator": g.get_state(),
+            "curve": curve, "train_s": time.perf_counter() - t0,
+        })
         if echo:
             echo(f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  train {100 * row['train_acc']:.2f} %  test {100 * test_acc:.2f} %")
     spec["train_s"] = time.perf_counter() - t0
@@ -152,20 +176,50 @@ def train_run(
         "on the chip at t = 0 (fresh chip per batch)" if nn_mode == "hardware" else f"{nn_mode} forward (no chip)"
     )
 
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("drift_*"):  # studies of the weights this run replaces (else a rerun refuses them)
         if stale.is_file():
             stale.unlink()
     torch.save(net.state_dict(), out / "model.pt")
-    (out / "profile.yaml").write_text(dump_profile(prof))
+    (out / "profile.yaml").write_text(prof_yaml)
     with open(out / "curve.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(curve[0]))
         w.writeheader()
         w.writerows(curve)
     (out / "run.json").write_text(json.dumps(spec, indent=1) + "\n")
     _plot_curve(curve, out / "curve.png", f"{model} on {data}, {prof.name}, {nn_mode} mode")
+    ckpt_path.unlink(missing_ok=True)
     return spec
+
+
+def _save_checkpoint(path: Path, ck: dict[str, Any]) -> None:
+    """Write ``ck`` atomically (a temporary file renamed over ``path``): a crash leaves the last one whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(ck, tmp)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, spec: dict[str, Any], profile_yaml: str, echo) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` if it was written by a run with exactly ``spec`` and profile, else None
+    (a checkpoint of other settings, or one that cannot be read, is deleted, and said so)."""
+    if not path.is_file():
+        return None
+    try:
+        ck = torch.load(path, weights_only=True)
+        ok = (isinstance(ck, dict) and ck.get("format") == CHECKPOINT_FORMAT and ck.get("spec") == spec
+              and ck.get("profile") == profile_yaml)
+        why = "it was written with other settings"
+    except Exception as exc:  # a truncated or foreign file: start over rather than fail the run
+        ok, why = False, f"it cannot be read ({type(exc).__name__}: {exc})"
+    if ok:
+        if echo:
+            echo(f"resuming from {path} after epoch {ck['epoch']}")
+        return ck
+    if echo:
+        echo(f"discarding {path}: {why}; training from epoch 1")
+    path.unlink()
+    return None
 
 
 def _plot_curve(curve: list[dict[str, float]], path: Path, title: str) -> None:

@@ -5,7 +5,7 @@ mode every forward programs the simulated chip from the current weights and the 
 extended STE of :class:`AnalogMatmulSTE`.
 """
 
-from .convert import analog_layers, convert, set_mode, to_digital
+from .convert import analog_layers, convert, rng_state, set_mode, set_rng_state, to_digital
 from .functional import AnalogMatmulSTE, analog_matmul, hardware_mvm, programming_noise_std
 from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogLayer, AnalogLinear, group_seed
 
@@ -22,6 +22,8 @@ __all__ = [
     "group_seed",
     "hardware_mvm",
     "programming_noise_std",
+    "rng_state",
     "set_mode",
+    "set_rng_state",
     "to_digital",
 ]

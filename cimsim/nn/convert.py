@@ -16,12 +16,13 @@ import fnmatch
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..errors import ParameterError
 from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogLayer, AnalogLinear, resolve_profile
 
-__all__ = ["convert", "to_digital", "set_mode", "analog_layers"]
+__all__ = ["convert", "to_digital", "set_mode", "analog_layers", "rng_state", "set_rng_state"]
 
 _ANALOG_OF: dict[type, type] = {nn.Linear: AnalogLinear, nn.Conv1d: AnalogConv1d, nn.Conv2d: AnalogConv2d}
 _OVERRIDE_KEYS = ("profile", "mode", "backward_weights", "eval_mode", "learn_input_range", "seed")
@@ -181,3 +182,30 @@ def set_mode(model: nn.Module, mode: str, *, eval_mode: str | None = "keep") -> 
                 raise ParameterError(f"set_mode: eval_mode must be one of {MODES}, None or 'keep' (got {eval_mode!r})")
             layer.eval_mode = eval_mode
     return model
+
+
+def rng_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The position of every analog layer's generator, by module name (``torch.Generator.get_state``).
+
+    A layer's ``state_dict`` is exactly its float layer's, so it does not hold the generator;
+    save this next to it (and the optimizer's) to resume training bit for bit:
+    ``set_rng_state(model, state)`` puts every generator back where it was.
+    """
+    return {name: layer.generator.get_state() for name, layer in analog_layers(model)}
+
+
+def set_rng_state(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Restore the generator positions saved by :func:`rng_state` (the layer names must match)."""
+    layers = dict(analog_layers(model))
+    missing, extra = sorted(set(layers) - set(state)), sorted(set(state) - set(layers))
+    if missing or extra:
+        raise ParameterError(
+            f"set_rng_state: the saved generator states do not match the model's analog layers "
+            f"(model layers without a state: {missing}; states for no layer: {extra}); save them with "
+            f"rng_state(model) from a model converted the same way"
+        )
+    for name, layer in layers.items():
+        s = state[name]
+        if not isinstance(s, torch.Tensor) or s.dtype != torch.uint8:
+            raise ParameterError(f"set_rng_state: state[{name!r}] must be a uint8 tensor from rng_state (got {type(s).__name__})")
+        layer.generator.set_state(s)

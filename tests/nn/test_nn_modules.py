@@ -23,7 +23,9 @@ from cimsim.nn import (
     convert,
     group_seed,
     programming_noise_std,
+    rng_state,
     set_mode,
+    set_rng_state,
     to_digital,
 )
 from cimsim.profiles.loader import load_profile
@@ -180,6 +182,28 @@ def test_state_dict_is_the_float_layers(pcm):
     lin2 = nn.Linear(10, 4)
     lin2.load_state_dict(b.state_dict())
     assert torch.equal(lin2.weight, lin.weight)
+
+
+def test_rng_state_puts_every_layer_generator_back(pcm, tmp_path):
+    """rng_state/set_rng_state (saved with torch.save) restore the position of every layer's
+    generator: the next hardware forwards repeat bit for bit; a model of other layers is refused."""
+    torch.manual_seed(0)
+    net = convert(mlp(12, (8,), 3), pcm, seed=3)
+    x = torch.randn(5, 12)
+    net(x)
+    torch.save({"model": net.state_dict(), "gen": rng_state(net)}, tmp_path / "ck.pt")
+    ahead = [net(x) for _ in range(2)]
+    ck = torch.load(tmp_path / "ck.pt", weights_only=True)
+    other = convert(mlp(12, (8,), 3), pcm, seed=3)
+    other.load_state_dict(ck["model"])
+    assert not torch.equal(other(x), ahead[0])  # a fresh generator is elsewhere in its stream
+    set_rng_state(other, ck["gen"])
+    assert all(torch.equal(other(x), y) for y in ahead)
+    assert list(ck["gen"]) == [name for name, _ in analog_layers(net)]
+    with pytest.raises(ParameterError, match=r"without a state: \['3'\].*for no layer: \['9'\]"):
+        set_rng_state(other, {"1": ck["gen"]["1"], "9": ck["gen"]["1"]})
+    with pytest.raises(ParameterError, match="uint8 tensor"):
+        set_rng_state(other, {k: 1 for k in ck["gen"]})
 
 
 def test_torch_save_load_deepcopy_pickle_and_optimizer(pcm):
