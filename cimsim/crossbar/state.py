@@ -19,6 +19,7 @@ from ..kernels import backend
 from ..profiles.schema import (
     DeviceProfile,
     DriftPowerLaw,
+    DriftRelaxation,
     RangeCalibrated,
     RangeFixed,
     ReadNoiseGaussian,
@@ -280,7 +281,7 @@ def _drift(state: ProgrammedState, t: float, rng: np.random.Generator, K, *, noi
             )
         has_nu = False  # t = 0: the drift factor is exactly 1
     run = DriftRun(state.profile, state.shape, state.dtype, t, rng, K, noiseless=noiseless, has_nu=has_nu)
-    pos, neg = (state.g_pos, state.nu_pos), (state.g_neg, state.nu_neg)
+    pos, neg = (state.g_pos, state.nu_pos, state.fault_pos), (state.g_neg, state.nu_neg, state.fault_neg)
     map_pieces(lambda ci: run.chunk(ci, pos, neg, 0, 0), range(len(run.chunks)))
     return run.finish(state)
 
@@ -288,11 +289,19 @@ def _drift(state: ProgrammedState, t: float, rng: np.random.Generator, K, *, noi
 class DriftRun:
     """One drift to time ``t``, row chunk by row chunk (the chunks of :func:`~.program.row_chunks`).
 
-    Draws (only with 1/f noise): two words from ``rng`` seed one child per row chunk, plus one
-    for the reference columns (single_reference, whose normals it draws at once, first); each
-    chunk's child draws the 1/f normals of its G+ devices, then of its G- devices.
-    ``chunk(ci, pos, neg, p0, n0)`` drifts the rows of chunk ci: ``pos`` = (g, nu) arrays whose
-    row 0 is output p0, ``neg`` = (g, nu) of the G- devices / reference columns, row 0 = n0.
+    Draws (only with 1/f noise or relaxation): two words from ``rng`` seed one child per row
+    chunk, plus one for the reference columns (single_reference, whose normals it draws at
+    once, first: 1/f, then relaxation); each chunk's child draws the 1/f normals of its G+
+    devices, then of its G- devices, then the relaxation normals of its G+, then G- devices.
+    ``chunk(ci, pos, neg, p0, n0)`` drifts the rows of chunk ci: ``pos`` = (g, nu, fault) arrays
+    whose row 0 is output p0 (nu / fault None when not modelled), ``neg`` = the same of the G-
+    devices / reference columns, row 0 = n0.
+
+    Relaxation (``drift.kind: relaxation``, Falcone et al. 2025, additive and G-independent):
+    ``G(t) = max(G_prog + mu(t) + sigma(t) z, 0)``, z ~ N(0, 1) per device and evaluation time,
+    ``mu(t) = a_mu ln(t_e / 1 s) + b_mu``, ``sigma(t) = max(a_s ln(t_e / 1 s) + b_s, 0)`` µS,
+    ``t_e = max(t, t_min_s)``; none at t = 0; stuck devices keep G_prog.  The 1/f noise then
+    acts on the relaxed G(t), with Q_s of the programmed conductance as without relaxation.
     """
 
     def __init__(self, profile: DeviceProfile, shape, dtype, t: float, rng, K, *, noiseless: bool, has_nu: bool):
@@ -319,6 +328,11 @@ class DriftRun:
         else:
             var_rel = 0.0
         has_var = var_rel > 0 and not noiseless
+        rx = p.drift if isinstance(p.drift, DriftRelaxation) and t > 0 and not noiseless else None
+        self.relax: tuple[float, float] | None = None  # (mu(t), sigma(t)) in µS
+        if rx is not None:
+            ln_t = math.log(max(t, rx.t_min_s))
+            self.relax = (rx.mean_slope_us * ln_t + rx.mean_at_1s_us, max(rx.sigma_slope_us * ln_t + rx.sigma_at_1s_us, 0.0))
         digital = p.mapping.subtraction == "digital"
         diff = self.diff = p.mapping.kind == "differential"
         self.has_nu = has_nu
@@ -330,10 +344,13 @@ class DriftRun:
         self.v = np.empty(n, dt) if has_var else None
         self.vn = np.empty(n, dt) if (has_var and digital) else None
         self.chunks = row_chunks(n_out, n_in)
-        self.gens = child_generators(rng, len(self.chunks) + (0 if diff else 1)) if has_read else None
+        draws = has_read or self.relax is not None
+        self.gens = child_generators(rng, len(self.chunks) + (0 if diff else 1)) if draws else None
         self.e1, self.e2 = np.zeros(0, dt), np.zeros((0, 0), dt)
         n_ref = -(-n_out // p.tile.cols)
         self.z_ref = normals(self.gens[-1], (n_ref, n_in), dt, K) if (has_read and not diff) else self.e2
+        self.zx_ref = normals(self.gens[-1], (n_ref, n_in), dt, K) if (self.relax and not diff) else self.e2
+        self.g_ref = None  # the relaxed reference columns (single_reference), on first use
         self.q_ref = None  # Q_s of the reference columns (single_reference), on first use
         self.neg_row = np.arange(n_out, dtype=np.int64) if diff else np.arange(n_out, dtype=np.int64) // p.tile.cols
         self.log_ratio = log_ratio
@@ -359,6 +376,18 @@ class DriftRun:
                 z_neg, q_neg = self.z_ref, self.q_ref
         else:
             z_pos = z_neg = q_pos = q_neg = e2
+        if self.relax is not None:  # G(t) = G_prog + mu + sigma z: the kernel then reads these rows
+            rows = slice(o0 - p0, o1 - p0)
+            zx = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
+            pos, p0 = (self._relaxed(pos[0][rows], zx, None if pos[2] is None else pos[2][rows]),), o0
+            if self.diff:
+                rows = slice(o0 - n0, o1 - n0)
+                zx = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
+                neg, n0 = (self._relaxed(neg[0][rows], zx, None if neg[2] is None else neg[2][rows]),), o0
+            else:
+                if self.g_ref is None:
+                    self.g_ref = self._relaxed(neg[0], self.zx_ref, neg[2])
+                neg = (self.g_ref,)
         d_pos = d_neg = e2
         if self.has_nu:
             if self.diff:
@@ -374,6 +403,18 @@ class DriftRun:
             self.w, e1 if self.wn is None else self.wn, e1 if self.v is None else self.v,
             e1 if self.vn is None else self.vn,
         )
+
+    def _relaxed(self, g: np.ndarray, z: np.ndarray, fault: np.ndarray | None) -> np.ndarray:
+        """max(g + mu(t) + sigma(t) z, 0) in the chip's dtype (a new array); stuck devices keep g."""
+        mu, sig = self.relax
+        out = np.multiply(z, sig, dtype=self.dtype)
+        out += mu
+        out += g
+        np.maximum(out, 0.0, out=out)
+        if fault is not None:
+            stuck = fault != 0
+            out[stuck] = g[stuck]
+        return out
 
     def _d(self, *nus: np.ndarray) -> list[np.ndarray]:
         """Drift factors exp(-nu ln((t + t0)/t0)) of each array in ``nus``, in the chip's dtype,

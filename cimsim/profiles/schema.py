@@ -29,6 +29,7 @@ __all__ = [
     "Drift",
     "DriftNone",
     "DriftPowerLaw",
+    "DriftRelaxation",
     "NuModel",
     "ReadNoise",
     "ReadNoiseNone",
@@ -184,7 +185,25 @@ class DriftPowerLaw(_Strict):
     absolute: bool = Field(True, description="fold the draw, nu = |N(mu, sigma)| (reference PCM model); false clips nu at 0")
 
 
-Drift = Annotated[Union[DriftNone, DriftPowerLaw], Field(discriminator="kind")]
+class DriftRelaxation(_Strict):
+    kind: Literal["relaxation"] = Field(
+        description=(
+            "additive, G-independent relaxation (ReRAM; Falcone et al. 2025): G(t) = max(G_prog + mu(t) + sigma(t) N(0,1), 0) "
+            "per device, one realisation per evaluation time (as the 1/f noise); mu(t) = mean_slope_us ln(t_e / 1 s) + "
+            "mean_at_1s_us, sigma(t) = max(sigma_slope_us ln(t_e / 1 s) + sigma_at_1s_us, 0), t_e = max(t, t_min_s); "
+            "none at t = 0; stuck devices do not relax"
+        )
+    )
+    mean_slope_us: Finite = Field(description="mean conductance change per e-fold of time, µS (negative: conductances fall)")
+    mean_at_1s_us: Finite = Field(0.0, description="mean conductance change at t = 1 s, µS")
+    sigma_slope_us: Finite = Field(description="growth of the spread per e-fold of time, µS")
+    sigma_at_1s_us: NonNeg = Field(description="spread (standard deviation) at t = 1 s, µS")
+    t_min_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
+        1.0, description="start of the fit's time range, seconds: 0 < t < t_min_s reads the law at t_min_s"
+    )
+
+
+Drift = Annotated[Union[DriftNone, DriftPowerLaw, DriftRelaxation], Field(discriminator="kind")]
 
 
 class ReadNoiseNone(_Strict):
@@ -368,7 +387,7 @@ class DeviceProfile(_Strict):
     assumptions: list[str] = Field(default_factory=list, description="what is not from the source, and what the model leaves out")
     conductance: Conductance = Field(description="programmable conductance range and levels of one device")
     programming: Programming = Field(default_factory=Programming, description="how targets become programmed conductances (noise, rounding, clipping)")
-    drift: Drift = Field(default_factory=DriftNone, description="drift model (kind: none | power_law)")
+    drift: Drift = Field(default_factory=DriftNone, description="drift model (kind: none | power_law | relaxation)")
     read_noise: ReadNoise = Field(default_factory=ReadNoiseNone, description="read-noise model (kind: none | gaussian | one_over_f)")
     faults: Faults = Field(default_factory=Faults, description="stuck-at device rates")
     variability: Variability = Field(default_factory=Variability, description="device-to-device spread of the conductance range")

@@ -67,6 +67,37 @@ def test_one_over_f_sigma(t):
     assert abs(w.mean() - x) < Z * sd / math.sqrt(w.size)
 
 
+RELAX = {"kind": "relaxation", "mean_slope_us": -0.089, "mean_at_1s_us": 0.03, "sigma_slope_us": 0.042,
+         "sigma_at_1s_us": 0.4118, "t_min_s": 1.0}
+
+
+@pytest.mark.parametrize("t", [0.0, 0.25, 3600.0, 3.15e7])
+def test_relaxation_shift_and_spread(t):
+    """G(t) - G_prog ~ N(mu(t), sigma(t)) per device (Falcone et al. 2025 law), none at t = 0,
+    the law read at t_min_s below it; stuck devices keep G_prog; both devices of a pair relax."""
+    prof = load_profile("pcm", overrides={"drift": RELAX, "read_noise": {"kind": "none"}, "programming.noise": {"kind": "none"},
+                                          "conductance.g_min_us": 5.0, "mapping.scaling": "per_layer",
+                                          "mapping.subtraction": "digital", "faults.stuck_at_g_max_rel": 0.02})
+    W = np.full((400, 250), 0.5, np.float32)  # one input tile: the blocks are [out, in]
+    W[:, 0] = 1.0
+    st = program_matrix(W, prof, rng=4)
+    d0 = st.drift(0.0, 1)
+    dt = st.drift(t, 1)
+    dg = 25.0 - 5.0
+    te = max(t, 1.0)
+    mu = -0.089 * math.log(te) + 0.03 if t > 0 else 0.0
+    sd = 0.042 * math.log(te) + 0.4118 if t > 0 else 0.0
+    for name, fault in (("w", st.fault_pos), ("wn", st.fault_neg)):
+        delta = (getattr(dt, name) - getattr(d0, name)).astype(np.float64).reshape(W.shape) * dg  # µS
+        assert np.all(delta[fault != 0] == 0)  # stuck devices do not relax
+        ok = delta[fault == 0]
+        if t == 0:
+            assert np.all(ok == 0)
+            continue
+        assert abs(ok.mean() - mu) < Z * sd / math.sqrt(ok.size), (name, ok.mean(), mu)
+        assert abs(ok.std(ddof=1) / sd - 1) < Z * _sd_se(ok.size) + 1e-5, (name, ok.std(), sd)
+
+
 def test_per_read_noise_output_variance():
     sig = 0.05
     prof = load_profile("ideal", overrides={"read_noise": {"kind": "gaussian", "sigma_rel": sig}, "tile.rows": 8})
