@@ -103,6 +103,17 @@ class _Plan:
         arrays = [(ds.w, ds.v, 0, 1.0)]
         if ds.wn is not None:
             arrays.append((ds.wn, ds.vn, 1, -1.0))
+        # the reference columns' per-read noise (single_reference) joins the stream holding them:
+        # the difference (analog subtraction) or the G- conversions (digital); per input tile k
+        # its variance operand is vref[:, tile k] [n_out_tiles, rk]
+        self.ref_stream = None if ds.vref is None else len(arrays) - 1
+        self.ref_ops = None
+        self.cols = int(p.tile.cols)
+        if ds.vref is not None:
+            g = st.grid
+            self.ref_ops = [ds.vref[:, slice(*g.in_slice(k))] for k in range(g.n_in_tiles)]
+            if self.torch:
+                self.ref_ops = [torch.from_numpy(np.array(b)) for b in self.ref_ops]  # small writable copies
         self.streams = []
         with warnings.catch_warnings():
             # torch warns on read-only numpy views; the GEMMs only read them
@@ -216,7 +227,7 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
                 x2 = _bf16_round(x2)
             vref = np.empty((g, batch, n_out), dt)
     adc = sized(K, "adc_tiles", part.size)
-    for wb, vb, coef, sign in pl.streams:
+    for c, (wb, vb, coef, sign) in enumerate(pl.streams):
         acc.fill(0.0)
         for k0, k1 in groups:
             n = k1 - k0
@@ -247,11 +258,30 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
             for k in range(n):  # the group's draws, tile by tile (so the grouping never changes a bit)
                 if pl.has_var:
                     normals(rng, (batch, n_out), dt, K, out=zr[k])
+                if c == pl.ref_stream:
+                    _add_reference_noise(pg[k], x_norm, k0 + k, pl, rng, K)
                 if conv_noise:
                     normals(rng, (batch, n_out), dt, K, out=zc[k])
             adc(pg, var, var16, zr, zc, coef, k0, row_bound, sign, ap.levels, ap.nl_code, ap.nl_spec,
                         ap.inl, ap.noise_lsb if conv_noise else 0.0, acc, y, sat, want_masks, k1 == n_t)
     return y, x_q, clip, (sat if want_masks else None)
+
+
+def _add_reference_noise(part: np.ndarray, x_norm: np.ndarray, k: int, pl: _Plan, rng, K) -> None:
+    """Per-read noise of the reference columns (single_reference), added to input tile k's
+    partial sums ``part [B, O]`` before the ADC: one column per output tile, read once per input
+    vector, so one draw ``sqrt(x_norm[:, k]^2 @ vref_k^T) z``, ``z [B, n_out_tiles]``, is common to
+    all outputs of that tile (the sign of the subtraction does not change a centred Gaussian)."""
+    i0 = k * pl.ref_ops[0].shape[1]  # tile k's first input (every tile but the last is full)
+    xk = x_norm[:, i0 : i0 + pl.ref_ops[k].shape[1]]
+    x2 = xk * xk
+    if pl.torch:
+        var = torch.matmul(torch.from_numpy(x2), pl.ref_ops[k].T).numpy()
+    else:
+        var = x2 @ pl.ref_ops[k].T
+    z = normals(rng, var.shape, part.dtype, K)
+    s = np.sqrt(np.maximum(var, 0.0)) * z
+    part += np.repeat(s, pl.cols, axis=1)[:, : part.shape[1]]
 
 
 def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=None,
@@ -262,9 +292,11 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
     and the state is drifted first (drawing its 1/f noise from ``rng``); with a
     :class:`DriftedState` its snapshot is used.  Then, drawing in this order from ``rng``:
     DAC noise ``[batch, in]``; per conversion stream (G+ - G-, or G+ then G- with digital
-    subtraction), per input tile in order: per-read noise ``[batch, out]``, then ADC conversion
-    noise ``[batch, out]`` (each one ``normals`` call, only when the profile has it; drawn tile
-    by tile, so only a group's worth is ever held).
+    subtraction), per input tile in order: per-read noise ``[batch, out]``, the reference
+    columns' per-read noise ``[batch, n_out_tiles]`` (single_reference, in the stream that holds
+    the reference: see :func:`_add_reference_noise`), then ADC conversion noise ``[batch, out]``
+    (each one ``normals`` call, only when the profile has it; drawn tile by tile, so only a
+    group's worth is ever held).
 
     Per input tile k (normalised units): ``part_k = x_norm[:, k] @ W_k^T`` (one batched BLAS GEMM
     over a group of tiles, torch's CPU BLAS); with per-read noise ``var_k = x_norm[:, k]^2 @ V_k^T``,

@@ -227,6 +227,8 @@ class DriftedState:
     w: flat array; tile k's C-ordered ``[out, rk]`` block (normalised weights, G+ - G- over dg,
     or G+ alone with digital subtraction) starts at ``grid.block_offset(k)``.  wn: the G- blocks
     (digital subtraction only).  v / vn: per-read variance blocks (None without per-read noise).
+    vref: ``[n_out_tiles, in]`` per-read variance of the reference columns (single_reference with
+    per-read noise only; their noise is common to a tile's outputs, so v / vn leave it out).
     """
 
     state: ProgrammedState
@@ -235,6 +237,7 @@ class DriftedState:
     wn: np.ndarray | None
     v: np.ndarray | None
     vn: np.ndarray | None
+    vref: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -356,7 +359,11 @@ class DriftRun:
         self.log_ratio = log_ratio
         self.d_ref = None  # drift factors of the reference columns (single_reference), on first use
         self.fp = np.array([c_read, (1.0 if diff else 2.0) / dg, var_rel * var_rel])
-        self.ip = np.array([has_nu, has_read, digital, has_var], dtype=np.int64)
+        self.ip = np.array([has_nu, has_read, digital, has_var, has_var and not diff], dtype=np.int64)
+        # single_reference with per-read noise: the reference columns' own variance (one column
+        # per output tile, read once per input vector: its noise is common to the tile's outputs)
+        self.vref = None
+        self.var_scale = var_rel * var_rel * self.fp[1] ** 2
 
     def chunk(self, ci: int, pos, neg, p0: int, n0: int) -> None:
         o0, o1 = self.chunks[ci]
@@ -397,12 +404,24 @@ class DriftRun:
                 if self.d_ref is None:
                     (self.d_ref,) = self._d(neg[1])
                 d_neg = self.d_ref
+        if self.ip[4] and self.vref is None:
+            self.vref = self._ref_variance(neg[0], d_neg, z_neg, q_neg)
         K.drift_to_blocks(
             pos[0], d_pos, z_pos, q_pos, neg[0], d_neg, z_neg, q_neg,
             self.neg_row, self.shape[0], o0, o1, p0, n0, zn0, int(self.profile.tile.rows), self.fp, self.ip,
             self.w, e1 if self.wn is None else self.wn, e1 if self.v is None else self.v,
             e1 if self.vn is None else self.vn,
         )
+
+    def _ref_variance(self, g, d, z, q) -> np.ndarray:
+        """Per-read variance of the reference devices at t, ``[n_ref, n_in]`` (weight units^2, the
+        chip's dtype): var_rel^2 w_unit^2 G_ref(t)^2, G_ref(t) as :func:`drift_to_blocks` computes it."""
+        g = g.astype(np.float64)
+        if self.has_nu:
+            g = g * d
+        if self.has_read:
+            g = np.maximum(g + np.abs(g) * q * self.fp[0] * z, 0.0)
+        return (self.var_scale * g * g).astype(self.dtype)
 
     def _relaxed(self, g: np.ndarray, z: np.ndarray, fault: np.ndarray | None) -> np.ndarray:
         """max(g + mu(t) + sigma(t) z, 0) in the chip's dtype (a new array); stuck devices keep g."""
@@ -449,4 +468,6 @@ class DriftRun:
         for a in (self.w, self.wn, self.v, self.vn):
             if a is not None:
                 a.flags.writeable = False
-        return DriftedState(state=state, t_s=self.t, w=self.w, wn=self.wn, v=self.v, vn=self.vn)
+        if self.vref is not None:
+            self.vref.flags.writeable = False
+        return DriftedState(state=state, t_s=self.t, w=self.w, wn=self.wn, v=self.v, vn=self.vn, vref=self.vref)

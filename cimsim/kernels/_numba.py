@@ -337,7 +337,7 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_
                     zn0, rows, fp, ip, out_w, out_wn, out_v, out_vn):
     """Conductances at time t of outputs o0 .. o1-1, in normalised weight units, per input tile.
 
-    fp = [c_read, w_unit, var_rel2];  ip = [has_nu, has_read, digital, has_var].
+    fp = [c_read, w_unit, var_rel2];  ip = [has_nu, has_read, digital, has_var, shared_neg].
     Drift (Joshi et al. 2020; aihwkit PCM model): G(t) = G_prog ((t + t0)/t0)^(-nu) = G_prog d,
     with the drift factor d = exp(-nu ln((t + t0)/t0)) of each device evaluated by the caller
     (vectorised, numpy's SIMD exp) and passed as d_pos / d_neg.  1/f read noise accumulated up
@@ -348,7 +348,9 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_
     Output for input tile k (inputs k*rows .. k1-1, width rk): a C-ordered [out, rk] block at
     offset out*k*rows of the flat arrays: analog subtraction w = w_unit (G+ - G-), digital
     subtraction w = w_unit G+ and wn = w_unit G-; per-read variance (if has_var)
-    v = var_rel2 w_unit^2 (G+^2 + G-^2) (analog) or separately per device (digital).
+    v = var_rel2 w_unit^2 (G+^2 + G-^2) (analog) or separately per device (digital); with
+    shared_neg (single_reference: one reference column serves every output of its tile, so its
+    per-read noise is common to them and drawn separately by the MVM) G- adds no variance here.
     The G- device of output o is row neg_row[o] of g_neg (the reference column in
     single_reference mapping, the partner device in differential mapping).  Row offsets: g_pos
     row 0 is output p0, d_pos / z_pos / q_pos row 0 output o0, g_neg row 0 is G- row n0,
@@ -362,6 +364,7 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_
     has_read = ip[1] != 0
     digital = ip[2] != 0
     has_var = ip[3] != 0
+    vneg = 0.0 if ip[4] != 0 else 1.0  # weight of the G- device's own per-read variance
     n_in = g_pos.shape[1]
     vscale = var_rel2 * w_unit * w_unit
     for o in range(o0, o1):
@@ -386,11 +389,11 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_
                     out_wn[idx] = w_unit * gn
                     if has_var:
                         out_v[idx] = vscale * gp * gp
-                        out_vn[idx] = vscale * gn * gn
+                        out_vn[idx] = vscale * vneg * gn * gn
                 else:
                     out_w[idx] = w_unit * (gp - gn)
                     if has_var:
-                        out_v[idx] = vscale * (gp * gp + gn * gn)
+                        out_v[idx] = vscale * (gp * gp + vneg * gn * gn)
 
 
 # --------------------------------------------------------------------------- converters

@@ -179,7 +179,8 @@ def program_devices(t, fault, z_prog, z_nu, sig, mu, sd, ip, fp, g_out, nu_out):
 def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_row, n_out, o0, o1, p0, n0,
                     zn0, rows, fp, ip, out_w, out_wn, out_v, out_vn):
     c_read, w_unit, var_rel2 = (float(v) for v in fp)
-    has_nu, has_read, digital, has_var = (bool(v) for v in ip)
+    has_nu, has_read, digital, has_var, shared_neg = (bool(v) for v in ip)
+    vneg = 0.0 if shared_neg else 1.0
     rsel = neg_row[o0:o1]
 
     def at(g, d, z, q):
@@ -204,11 +205,11 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_
             out_wn[sl] = (w_unit * gn[:, k0:k1]).ravel()
             if has_var:
                 out_v[sl] = (vscale * gp[:, k0:k1] ** 2).ravel()
-                out_vn[sl] = (vscale * gn[:, k0:k1] ** 2).ravel()
+                out_vn[sl] = (vscale * vneg * gn[:, k0:k1] ** 2).ravel()
         else:
             out_w[sl] = (w_unit * (gp[:, k0:k1] - gn[:, k0:k1])).ravel()
             if has_var:
-                out_v[sl] = (vscale * (gp[:, k0:k1] ** 2 + gn[:, k0:k1] ** 2)).ravel()
+                out_v[sl] = (vscale * (gp[:, k0:k1] ** 2 + vneg * gn[:, k0:k1] ** 2)).ravel()
 
 
 def _nl_np(code, spec, u):

@@ -249,9 +249,10 @@ def test_torch_and_numba_threads_bitwise(sub):
     np.testing.assert_array_equal(tile_mvm(x, ds, rng=7), y_all)
 
 
-def test_numba_and_reference_backends_agree():
+@pytest.mark.parametrize("ov", [{}, {"mapping.kind": "single_reference", "tile.cols": 64}])
+def test_numba_and_reference_backends_agree(ov):
     """Same draws, same arithmetic up to GEMM summation order: codes agree except at rare boundaries."""
-    prof = load_profile("pcm", overrides={"read_noise.per_read_sigma_rel": 0.02, "tile.rows": 128})
+    prof = load_profile("pcm", overrides={"read_noise.per_read_sigma_rel": 0.02, "tile.rows": 128, **ov})
     rng = np.random.default_rng(5)
     W = (rng.standard_normal((200, 300)) / 17).astype(np.float32)
     x = rng.standard_normal((32, 300)).astype(np.float32)

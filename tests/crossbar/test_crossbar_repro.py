@@ -112,7 +112,9 @@ RELAX = {"drift": {"kind": "relaxation", "mean_slope_us": -0.089, "sigma_slope_u
 
 @pytest.mark.parametrize("ov", [{}, {"mapping.kind": "single_reference"}, {"mapping.subtraction": "digital"},
                                 {"read_noise.per_read_sigma_rel": 0.02, "faults.stuck_at_g_max_rel": 0.01},
-                                RELAX, {**RELAX, "mapping.kind": "single_reference"}])
+                                RELAX, {**RELAX, "mapping.kind": "single_reference"},
+                                {"mapping.kind": "single_reference", "read_noise.per_read_sigma_rel": 0.02,
+                                 "mapping.subtraction": "digital"}])
 @pytest.mark.parametrize("t_s", [0.0, 3.6e3])
 def test_program_drifted_equals_program_then_drift(ov, t_s, tmp_path):
     """The fused chunk-by-chunk path gives the very snapshot of program_matrix(...).drift(...)."""

@@ -117,6 +117,40 @@ def test_per_read_noise_output_variance():
     assert np.all(np.abs(ratio - 1) < Z * _sd_se(n)), ratio
 
 
+@pytest.mark.parametrize("sub", ["analog", "digital"])
+def test_per_read_noise_of_a_shared_reference_column(sub):
+    """single_reference: one reference column per output tile, read once per input vector, so
+    its per-read noise is common to the tile's outputs: the output covariance of two columns of
+    one tile is its variance sum_j x_j^2 sig_ref_j^2, of two tiles 0; each column's variance
+    adds its own devices'."""
+    sig, cols = 0.05, 4
+    prof = load_profile("ideal", overrides={"read_noise": {"kind": "gaussian", "sigma_rel": sig}, "tile.rows": 16,
+                                            "tile.cols": cols, "mapping.kind": "single_reference",
+                                            "mapping.subtraction": sub})
+    rng = np.random.default_rng(3)
+    W = rng.uniform(-1, 1, (10, 16))  # 3 output tiles, the last ragged
+    W[:, 0] = 1.0
+    x = rng.uniform(-1, 1, (1, 16))
+    x[0, 0] = 1.0  # dynamic DAC bound = 1
+    st = program_matrix(W, prof, rng=0)
+    n = 40000
+    y = tile_mvm(np.repeat(x, n, axis=0), st, t_s=0, rng=4).astype(np.float64)
+    # w = s 2 (G - G_ref)/dg with s = 1 (per-column max-abs, every column holds a 1): noise in
+    # weight units = (2/dg) sum_j x_j (n_oj - n_ref_j), n ~ N(0, (sig G)^2)
+    c2 = (2.0 / (prof.conductance.g_max_us - prof.conductance.g_min_us)) ** 2 * sig**2
+    own = c2 * (x**2 @ (st.g_pos.astype(np.float64) ** 2).T)[0]
+    ref = c2 * (x**2 @ (st.g_neg.astype(np.float64) ** 2).T)[0]  # per output tile
+    tile = np.arange(W.shape[0]) // cols
+    cov = np.cov(y, rowvar=False)
+    sd = np.sqrt(own + ref[tile])
+    for o in range(W.shape[0]):
+        for p in range(W.shape[0]):
+            want = own[o] + ref[tile[o]] if o == p else (ref[tile[o]] if tile[o] == tile[p] else 0.0)
+            se = sd[o] * sd[p] * math.sqrt((1 + (want / (sd[o] * sd[p])) ** 2) / (n - 1))
+            assert abs(cov[o, p] - want) < Z * se, (o, p, cov[o, p], want)
+    assert ref.min() > 0.5 * own.max() / 16  # the shared part is not negligible here
+
+
 def test_level_count_and_stochastic_rounding():
     prof = load_profile("ideal", overrides={"conductance.n_levels": 5})
     W = np.linspace(-1, 1, 1001)[None, :]

@@ -156,7 +156,7 @@ def test_drift_to_blocks(shape, dtype, rtol, digital, single):
     zs = [rng.standard_normal(a.shape).astype(dtype) for a in arrs]
     qs = [rng.uniform(0, 0.2, a.shape) for a in arrs]
     fp = np.array([3.0, 1 / 25, 0.02**2])
-    ip = np.array([1, 1, digital, 1])
+    ip = np.array([1, 1, digital, 1, single])  # single_reference: the reference's variance is drawn apart
     outs = []
     for K in (NB, RF):
         o = [np.full(n_out * n_in, np.nan, dtype) for _ in range(4)]
@@ -176,6 +176,8 @@ def test_drift_to_blocks(shape, dtype, rtol, digital, single):
                               p0, n0, zn0, rows, fp, ip, *o)
         assert not np.isnan(o[0]).any()
         outs.append(o)
+    if single and digital:
+        assert np.all(outs[0][3] == 0)
     for a, b in zip(*outs):
         np.testing.assert_allclose(a, b, rtol=rtol * 10, atol=rtol * 1e-3)
 
