@@ -107,6 +107,9 @@ class _Plan:
         # the difference (analog subtraction) or the G- conversions (digital); per input tile k
         # its variance operand is vref[:, tile k] [n_out_tiles, rk]
         self.ref_stream = None if ds.vref is None else len(arrays) - 1
+        # single_reference + digital subtraction: stream 1 converts the reference column, one
+        # ADC per output tile, so its conversion noise is one draw per tile shared by its columns
+        self.shared_conv_stream = 1 if (ds.wn is not None and p.mapping.kind == "single_reference") else None
         self.ref_ops = None
         self.cols = int(p.tile.cols)
         if ds.vref is not None:
@@ -260,7 +263,10 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
                     normals(rng, (batch, n_out), dt, K, out=zr[k])
                 if c == pl.ref_stream:
                     _add_reference_noise(pg[k], x_norm, k0 + k, pl, rng, K)
-                if conv_noise:
+                if conv_noise and c == pl.shared_conv_stream:
+                    zt = normals(rng, (batch, grid.n_out_tiles), dt, K)
+                    zc[k] = np.repeat(zt, pl.cols, axis=1)[:, :n_out]
+                elif conv_noise:
                     normals(rng, (batch, n_out), dt, K, out=zc[k])
             adc(pg, var, var16, zr, zc, coef, k0, row_bound, sign, ap.levels, ap.nl_code, ap.nl_spec,
                         ap.inl, ap.noise_lsb if conv_noise else 0.0, acc, y, sat, want_masks, k1 == n_t)
@@ -295,8 +301,9 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
     subtraction), per input tile in order: per-read noise ``[batch, out]``, the reference
     columns' per-read noise ``[batch, n_out_tiles]`` (single_reference, in the stream that holds
     the reference: see :func:`_add_reference_noise`), then ADC conversion noise ``[batch, out]``
-    (each one ``normals`` call, only when the profile has it; drawn tile by tile, so only a
-    group's worth is ever held).
+    (``[batch, n_out_tiles]`` for the reference stream of single_reference + digital
+    subtraction: one reference converter per tile) (each one ``normals`` call, only when the
+    profile has it; drawn tile by tile, so only a group's worth is ever held).
 
     Per input tile k (normalised units): ``part_k = x_norm[:, k] @ W_k^T`` (one batched BLAS GEMM
     over a group of tiles, torch's CPU BLAS); with per-read noise ``var_k = x_norm[:, k]^2 @ V_k^T``,

@@ -90,7 +90,7 @@ def program_matrix(W: np.ndarray, profile: DeviceProfile, *, rng: SeedLike, with
     single_reference adds one more for the reference columns, last); each child draws, over
     its G+ devices then its G- devices: rounding uniforms, variability normals, fault uniforms,
     programming normals, nu normals (each only when the profile needs it).  Then ``rng`` draws
-    the ADC gain errors and offsets ``[n_conv, n_in_tiles, out]``.
+    the ADC gain errors and offsets ``[n_conv, n_in_tiles, out]`` (see :func:`_adc_errors`).
     float64 ``W`` gives a float64 chip (for gradient checks); anything else float32.
     ``with_drift=False`` skips the drift exponents (the last draw of every chunk, so every other
     bit is unchanged): a chip that is only read at t = 0, as in training, where drift is a
@@ -261,9 +261,26 @@ def _program(W, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, fuse
     n_conv = 2 if p.mapping.subtraction == "digital" else 1
     ashape = (n_conv, grid.n_in_tiles, n_out)
     a = p.adc
-    gain = a.gain_error_rel * normals(rng, ashape, np.float64, K) if a.gain_error_rel > 0 else np.zeros(ashape)
-    off = a.offset_error_lsb * normals(rng, ashape, np.float64, K) if a.offset_error_lsb > 0 else np.zeros(ashape)
+    gain = a.gain_error_rel * _adc_errors(rng, p, grid, K) if a.gain_error_rel > 0 else np.zeros(ashape)
+    off = a.offset_error_lsb * _adc_errors(rng, p, grid, K) if a.offset_error_lsb > 0 else np.zeros(ashape)
     return ProgrammedState(
         profile=p, shape=(n_out, n_in), seed=seed, g_pos=pos[0], g_neg=neg[0], nu_pos=pos[1], nu_neg=neg[1],
         fault_pos=pos[2], fault_neg=neg[2], scales=scales, adc_gain=gain, adc_offset_lsb=off, devices_kept=kept,
     )
+
+
+def _adc_errors(rng: np.random.Generator, p: DeviceProfile, grid: TileGrid, K) -> np.ndarray:
+    """Standard normals ``[n_conv, n_in_tiles, out]`` for the static per-column ADC errors, one
+    ``normals`` call.  single_reference with digital subtraction: the reference column of an
+    output tile has one ADC, so conversion stream 1 (the reference) draws ``[n_in_tiles,
+    n_out_tiles]`` (after stream 0's ``[n_in_tiles, out]``) and every column of a tile gets its
+    reference converter's value."""
+    n_t, n_out = grid.n_in_tiles, grid.n_out
+    if p.mapping.subtraction != "digital":
+        return normals(rng, (1, n_t, n_out), np.float64, K)
+    if p.mapping.kind == "differential":
+        return normals(rng, (2, n_t, n_out), np.float64, K)
+    n_ref = grid.n_out_tiles
+    z = normals(rng, n_t * (n_out + n_ref), np.float64, K)
+    ref = z[n_t * n_out :].reshape(n_t, n_ref)
+    return np.stack([z[: n_t * n_out].reshape(n_t, n_out), np.repeat(ref, p.tile.cols, axis=1)[:, :n_out]])

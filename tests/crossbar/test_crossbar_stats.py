@@ -151,6 +151,33 @@ def test_per_read_noise_of_a_shared_reference_column(sub):
     assert ref.min() > 0.5 * own.max() / 16  # the shared part is not negligible here
 
 
+def test_single_reference_digital_has_one_reference_converter_per_tile():
+    """Digital subtraction with a reference column: the reference of an output tile is converted
+    once (one ADC: one gain and offset error, one conversion noise draw) and subtracted from
+    every column of the tile, so two equal columns of one tile differ by their own conversions
+    only (variance 2 v) and of two tiles by the references' too (4 v)."""
+    cols = 4
+    prof = load_profile("ideal", overrides={"mapping.kind": "single_reference", "mapping.subtraction": "digital",
+                                            "tile.rows": 16, "tile.cols": cols, "adc.bits": 8,
+                                            "adc.range": {"kind": "fixed", "bound": 8.0}, "adc.noise_lsb": 2.0,
+                                            "adc.gain_error_rel": 0.01, "adc.offset_error_lsb": 0.5})
+    rng = np.random.default_rng(6)
+    W = np.tile(rng.uniform(-1, 1, (1, 16)), (8, 1))  # every column the same weights; 2 output tiles
+    W[:, 0] = 1.0
+    st = program_matrix(W, prof, rng=1)
+    g1 = st.adc_gain[1]
+    assert np.all(g1[:, :cols] == g1[:, :1]) and np.all(g1[:, cols:] == g1[:, cols : cols + 1])
+    assert np.all(g1[:, 0] != g1[:, cols]) and np.all(st.adc_offset_lsb[1][:, 1] == st.adc_offset_lsb[1][:, 0])
+    assert len(np.unique(st.adc_gain[0])) == st.adc_gain[0].size  # each column's own converter differs
+    x = rng.uniform(-1, 1, (1, 16))
+    x[0, 0] = 1.0
+    n = 40000
+    y = tile_mvm(np.repeat(x, n, axis=0), st, t_s=0, rng=2).astype(np.float64)
+    same = np.var(y[:, 0] - y[:, 1], ddof=1)
+    other = np.var(y[:, 0] - y[:, cols], ddof=1)
+    assert abs(other / same - 2.0) < 0.1, (same, other)
+
+
 def test_level_count_and_stochastic_rounding():
     prof = load_profile("ideal", overrides={"conductance.n_levels": 5})
     W = np.linspace(-1, 1, 1001)[None, :]
