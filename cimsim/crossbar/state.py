@@ -358,8 +358,9 @@ class DriftRun:
         self.neg_row = np.arange(n_out, dtype=np.int64) if diff else np.arange(n_out, dtype=np.int64) // p.tile.cols
         self.log_ratio = log_ratio
         self.d_ref = None  # drift factors of the reference columns (single_reference), on first use
-        self.fp = np.array([c_read, (1.0 if diff else 2.0) / dg, var_rel * var_rel])
-        self.ip = np.array([has_nu, has_read, digital, has_var, has_var and not diff], dtype=np.int64)
+        r_us = float(p.tile.bit_line_r_ohm) * 1e-6  # Ω x µS -> dimensionless
+        self.fp = np.array([c_read, (1.0 if diff else 2.0) / dg, var_rel * var_rel, r_us])
+        self.ip = np.array([has_nu, has_read, digital, has_var, has_var and not diff, r_us > 0], dtype=np.int64)
         # single_reference with per-read noise: the reference columns' own variance (one column
         # per output tile, read once per input vector: its noise is common to the tile's outputs)
         self.vref = None
@@ -421,6 +422,10 @@ class DriftRun:
             g = g * d
         if self.has_read:
             g = np.maximum(g + np.abs(g) * q * self.fp[0] * z, 0.0)
+        if self.ip[5]:  # the reference column's own bit-line IR drop (as drift_to_blocks applies it)
+            u = np.empty_like(g)
+            self.K.bit_line_transfer(g, self.fp[3], int(self.profile.tile.rows), u)
+            g = g * u
         return (self.var_scale * g * g).astype(self.dtype)
 
     def _relaxed(self, g: np.ndarray, z: np.ndarray, fault: np.ndarray | None) -> np.ndarray:

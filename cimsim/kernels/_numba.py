@@ -37,6 +37,7 @@ __all__ = [
     "program_targets",
     "program_devices",
     "drift_to_blocks",
+    "bit_line_transfer",
     "dac_convert",
     "adc_tiles",
     "row_absmax_bits",
@@ -332,19 +333,63 @@ def program_devices(t, fault, z_prog, z_nu, sig, mu, sd, ip, fp, g_out, nu_out):
 
 
 # --------------------------------------------------------------------------- drift
+@njit(cache=True, inline="always")
+def _transfer(gs, r_us, n, u):
+    """Bit-line IR drop of one column of n cells (conductances gs[0:n], µS): u[j] = the share
+    of cell j's current G_j V_j that reaches the sense amplifier.
+
+    Cell 0 is farthest from the sense amplifier (a virtual ground); a wire of r_us = R / 1e6
+    (R in Ω per cell pitch) joins neighbouring cells and the last cell to the amplifier; word
+    lines are ideal.  Kirchhoff at the bit-line nodes gives A v = g V with g_j = r_us G_j and A
+    tridiagonal (diagonal g_j + 1 + [j > 0], off-diagonals -1); the output current is v_{n-1}/R,
+    so y = sum_j G_j u_j V_j with A u = e_{n-1}.  Thomas elimination of that right-hand side:
+    m_0 = g_0 + 1, m_j = g_j + 2 - 1/m_{j-1}; u_{n-1} = 1/m_{n-1}, u_j = u_{j+1}/m_j (exact for
+    this linear network; u = 1 for R = 0).
+    """
+    m = r_us * gs[0] + 1.0
+    u[0] = m
+    for j in range(1, n):
+        m = r_us * gs[j] + 2.0 - 1.0 / m
+        u[j] = m
+    t = 1.0
+    for j in range(n - 1, -1, -1):
+        t = t / u[j]
+        u[j] = t
+
+
+@njit(cache=True, nogil=True)
+def bit_line_transfer(g, r_us, rows, out):
+    """out[l, j]: :func:`_transfer` of cell j of line l (conductances g [L, n], µS), each run of
+    ``rows`` cells along axis 1 (one input tile) being its own bit line."""
+    n_l, n_in = g.shape
+    buf = np.empty(rows)
+    u = np.empty(rows)
+    for ln in range(n_l):
+        for k0 in range(0, n_in, rows):
+            rk = min(rows, n_in - k0)
+            for j in range(rk):
+                buf[j] = g[ln, k0 + j]
+            _transfer(buf, r_us, rk, u)
+            for j in range(rk):
+                out[ln, k0 + j] = u[j]
+
+
 @njit(cache=True, nogil=True, fastmath=_FM)
 def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_row, n_out, o0, o1, p0, n0,
                     zn0, rows, fp, ip, out_w, out_wn, out_v, out_vn):
     """Conductances at time t of outputs o0 .. o1-1, in normalised weight units, per input tile.
 
-    fp = [c_read, w_unit, var_rel2];  ip = [has_nu, has_read, digital, has_var, shared_neg].
+    fp = [c_read, w_unit, var_rel2, r_us];  ip = [has_nu, has_read, digital, has_var, shared_neg, has_ir].
     Drift (Joshi et al. 2020; aihwkit PCM model): G(t) = G_prog ((t + t0)/t0)^(-nu) = G_prog d,
     with the drift factor d = exp(-nu ln((t + t0)/t0)) of each device evaluated by the caller
     (vectorised, numpy's SIMD exp) and passed as d_pos / d_neg.  1/f read noise accumulated up
     to t (static for one evaluation time): G += |G| Q_s(x_P) c_read z, x_P = G_prog/g_max of the
     programmed conductance (q = Q_s(x_P), evaluated by the caller), c_read =
     sqrt(ln((t + t0 + t_read)/(2 t_read))); then G = max(G, 0).  A device at exactly 0 µS stays
-    there (0 times the drift factor, 0 times the noise).
+    there (0 times the drift factor, 0 times the noise).  With has_ir, bit-line IR drop: each
+    device's G(t) times its transfer u (:func:`_transfer`, wire r_us = R/1e6 per cell pitch),
+    the G+ devices of an output, its G- devices and a reference column each on their own bit
+    line of one input tile.
     Output for input tile k (inputs k*rows .. k1-1, width rk): a C-ordered [out, rk] block at
     offset out*k*rows of the flat arrays: analog subtraction w = w_unit (G+ - G-), digital
     subtraction w = w_unit G+ and wn = w_unit G-; per-read variance (if has_var)
@@ -360,20 +405,25 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_
     c_read = fp[0]
     w_unit = fp[1]
     var_rel2 = fp[2]
+    r_us = fp[3]
     has_nu = ip[0] != 0
     has_read = ip[1] != 0
     digital = ip[2] != 0
     has_var = ip[3] != 0
     vneg = 0.0 if ip[4] != 0 else 1.0  # weight of the G- device's own per-read variance
+    has_ir = ip[5] != 0
     n_in = g_pos.shape[1]
     vscale = var_rel2 * w_unit * w_unit
+    bp = np.empty(rows)  # G(t) of the tile's G+ / G- cells of one output, then their transfers
+    bn = np.empty(rows)
+    up = np.ones(rows)
+    un = np.ones(rows)
     for o in range(o0, o1):
         r = neg_row[o]
         for k0 in range(0, n_in, rows):
             rk = min(rows, n_in - k0)
             base = n_out * k0 + o * rk - k0
             for j in range(k0, k0 + rk):
-                idx = base + j
                 gp = np.float64(g_pos[o - p0, j])
                 gn = np.float64(g_neg[r - n0, j])
                 # branch-free per device (the flags are loop-invariant): a device at 0 µS gives
@@ -384,6 +434,15 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_
                 if has_read:
                     gp = max(gp + abs(gp) * q_pos[o - o0, j] * c_read * z_pos[o - o0, j], 0.0)
                     gn = max(gn + abs(gn) * q_neg[r - zn0, j] * c_read * z_neg[r - zn0, j], 0.0)
+                bp[j - k0] = gp
+                bn[j - k0] = gn
+            if has_ir:  # the transfers of this output's two bit lines in tile k, from their G(t)
+                _transfer(bp, r_us, rk, up)
+                _transfer(bn, r_us, rk, un)
+            for i in range(rk):
+                gp = bp[i] * up[i]  # up = un = 1 exactly without IR drop
+                gn = bn[i] * un[i]
+                idx = base + k0 + i
                 if digital:
                     out_w[idx] = w_unit * gp
                     out_wn[idx] = w_unit * gn

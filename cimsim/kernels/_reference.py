@@ -22,6 +22,7 @@ __all__ = [
     "program_targets",
     "program_devices",
     "drift_to_blocks",
+    "bit_line_transfer",
     "dac_convert",
     "adc_tiles",
     "row_absmax_bits",
@@ -178,8 +179,8 @@ def program_devices(t, fault, z_prog, z_nu, sig, mu, sd, ip, fp, g_out, nu_out):
 
 def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_row, n_out, o0, o1, p0, n0,
                     zn0, rows, fp, ip, out_w, out_wn, out_v, out_vn):
-    c_read, w_unit, var_rel2 = (float(v) for v in fp)
-    has_nu, has_read, digital, has_var, shared_neg = (bool(v) for v in ip)
+    c_read, w_unit, var_rel2, r_us = (float(v) for v in fp)
+    has_nu, has_read, digital, has_var, shared_neg, has_ir = (bool(v) for v in ip)
     vneg = 0.0 if shared_neg else 1.0
     rsel = neg_row[o0:o1]
 
@@ -195,6 +196,11 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_
     gn = at(g_neg[rsel - n0], d_neg[rsel - zn0] if has_nu else None,
             z_neg[rsel - zn0] if has_read else None, q_neg[rsel - zn0] if has_read else None)
     n_in = g_pos.shape[1]
+    if has_ir:
+        for g in (gp, gn):
+            u = np.empty_like(g)
+            bit_line_transfer(g, r_us, rows, u)
+            g *= u
     vscale = var_rel2 * w_unit * w_unit
     for k0 in range(0, n_in, rows):
         k1 = min(k0 + rows, n_in)
@@ -210,6 +216,24 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_
             out_w[sl] = (w_unit * (gp[:, k0:k1] - gn[:, k0:k1])).ravel()
             if has_var:
                 out_v[sl] = (vscale * (gp[:, k0:k1] ** 2 + vneg * gn[:, k0:k1] ** 2)).ravel()
+
+
+def bit_line_transfer(g, r_us, rows, out):
+    """Twin of the kernel: the same recursion, vectorised over the lines (axis 0)."""
+    n_l, n_in = g.shape
+    for k0 in range(0, n_in, rows):
+        rk = min(rows, n_in - k0)
+        gk = np.asarray(g[:, k0 : k0 + rk], dtype=np.float64) * r_us
+        m = np.empty((n_l, rk))
+        m[:, 0] = gk[:, 0] + 1.0
+        for j in range(1, rk):
+            m[:, j] = gk[:, j] + 2.0 - 1.0 / m[:, j - 1]
+        u = np.empty((n_l, rk))
+        t = np.ones(n_l)
+        for j in range(rk - 1, -1, -1):
+            t = t / m[:, j]
+            u[:, j] = t
+        out[:, k0 : k0 + rk] = u
 
 
 def _nl_np(code, spec, u):

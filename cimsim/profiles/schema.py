@@ -341,6 +341,14 @@ class Adc(_Strict):
 class Tile(_Strict):
     rows: Annotated[int, Field(ge=1, le=1 << 16)] = Field(256, description="rows per tile: inputs summed on one column before one ADC conversion")
     cols: Annotated[int, Field(ge=1, le=1 << 16)] = Field(256, description="columns per tile (outputs)")
+    bit_line_r_ohm: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        0.0,
+        description=(
+            "bit-line wire resistance per cell pitch (and from the last cell to the sense amplifier), Ω; 0 = ideal "
+            "wires. IR drop solved exactly for each column of a tile (row 0 farthest from the sense amplifier, a "
+            "virtual ground; ideal word lines; G+, G- and a reference column each on their own bit line)"
+        ),
+    )
 
 
 class Mapping(_Strict):

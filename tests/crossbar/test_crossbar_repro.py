@@ -27,7 +27,7 @@ def test_threads_bitwise(sub, monkeypatch):
     """Numba on one thread and the chunk pool on one worker give the bits of the default threading."""
     import cimsim._threads
 
-    prof = load_profile("pcm", overrides={**NOISY, "mapping.subtraction": sub})
+    prof = load_profile("pcm", overrides={**NOISY, "mapping.subtraction": sub, "tile.bit_line_r_ohm": 100.0})
     if sub == "digital":  # relaxation instead of power-law drift (its draws in the chunk children)
         prof = prof.with_overrides({**RELAX, "mapping.kind": "single_reference"})
     shape = (300, 400)  # several row chunks
@@ -114,7 +114,8 @@ RELAX = {"drift": {"kind": "relaxation", "mean_slope_us": -0.089, "sigma_slope_u
                                 {"read_noise.per_read_sigma_rel": 0.02, "faults.stuck_at_g_max_rel": 0.01},
                                 RELAX, {**RELAX, "mapping.kind": "single_reference"},
                                 {"mapping.kind": "single_reference", "read_noise.per_read_sigma_rel": 0.02,
-                                 "mapping.subtraction": "digital"}])
+                                 "mapping.subtraction": "digital", "tile.bit_line_r_ohm": 300.0},
+                                {"tile.bit_line_r_ohm": 300.0, "read_noise.per_read_sigma_rel": 0.02}])
 @pytest.mark.parametrize("t_s", [0.0, 3.6e3])
 def test_program_drifted_equals_program_then_drift(ov, t_s, tmp_path):
     """The fused chunk-by-chunk path gives the very snapshot of program_matrix(...).drift(...)."""

@@ -143,7 +143,8 @@ def test_program_devices_takes_the_targets_themselves(dtype):
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype,rtol", DTYPES)
 @pytest.mark.parametrize("digital,single", [(0, 0), (1, 0), (0, 1), (1, 1)])
-def test_drift_to_blocks(shape, dtype, rtol, digital, single):
+@pytest.mark.parametrize("r_ohm", [0.0, 2000.0])
+def test_drift_to_blocks(shape, dtype, rtol, digital, single, r_ohm):
     rng = np.random.default_rng(3)
     n_out, n_in = shape
     rows, cols = 64, 16
@@ -155,8 +156,8 @@ def test_drift_to_blocks(shape, dtype, rtol, digital, single):
     arrs[0][:, ::3] = 0.0  # devices at g_min (= 0 here), as the unused half of a pair
     zs = [rng.standard_normal(a.shape).astype(dtype) for a in arrs]
     qs = [rng.uniform(0, 0.2, a.shape) for a in arrs]
-    fp = np.array([3.0, 1 / 25, 0.02**2])
-    ip = np.array([1, 1, digital, 1, single])  # single_reference: the reference's variance is drawn apart
+    fp = np.array([3.0, 1 / 25, 0.02**2, r_ohm * 1e-6])
+    ip = np.array([1, 1, digital, 1, single, r_ohm > 0])  # single_reference: the reference's variance is drawn apart
     outs = []
     for K in (NB, RF):
         o = [np.full(n_out * n_in, np.nan, dtype) for _ in range(4)]
