@@ -13,7 +13,7 @@ from .._threads import scratch
 from ..devices.random import normals
 from ..errors import NonFiniteError, ParameterError, ShapeError
 from ..kernels import backend, sized
-from ..peripherals.converters import adc_params, dac_params
+from ..peripherals.converters import adc_params, dac_params, levels
 from ..profiles.schema import RangeCalibrated
 from ..rng import SeedLike, as_generator
 from .state import DriftedState, MvmMasks, ProgrammedState, _drift, check_time
@@ -94,6 +94,7 @@ class _Plan:
         self.torch = not K.__name__.endswith("_reference")
         self.ap = adc_params(p.adc)
         self.dp = dac_params(p.dac)
+        self.bit_serial = bool(p.dac.bit_serial) and self.dp.levels > 0
         self.dac_fixed = st.dac_fixed_bound()
         bounds = np.asarray(st.adc_bounds(), dtype=np.float64)
         L = float(self.ap.levels)
@@ -213,64 +214,80 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
     groups = [(k0, min(k0 + g, n_t)) for k0 in range(0, max(n_t, 1), g)]
     part = scratch("part", (g, batch, n_out), dt)
     acc = scratch("acc", (batch, n_out), np.float64)
-    if pl.torch:
-        xt = torch.from_numpy(x_norm)
-        pt = torch.from_numpy(part)
-        if pl.has_var:
-            x2t = torch.square(xt)
-            if pl.bf16:
-                x2t = x2t.to(torch.bfloat16)
-                vt = torch.from_numpy(scratch("var", (g, batch, n_out), np.int16)).view(torch.bfloat16)
-            else:
-                vt = torch.from_numpy(scratch("var", (g, batch, n_out), dt))
-    else:
-        if pl.has_var:
-            x2 = x_norm * x_norm
+    adc = sized(K, "adc_tiles", part.size)
+    planes = _bit_planes(x_norm, row_bound, pl.dp.levels) if pl.bit_serial else [(x_norm, row_bound)]
+    for xin, rowscale in planes:  # one pass, or one per input bit plane (bit-serial DAC)
+        if pl.torch:
+            xt = torch.from_numpy(xin)
+            pt = torch.from_numpy(part)
+            if pl.has_var:
+                x2t = torch.square(xt)
+                if pl.bf16:
+                    x2t = x2t.to(torch.bfloat16)
+                    vt = torch.from_numpy(scratch("var", (g, batch, n_out), np.int16)).view(torch.bfloat16)
+                else:
+                    vt = torch.from_numpy(scratch("var", (g, batch, n_out), dt))
+        elif pl.has_var:
+            x2 = xin * xin
             if pl.bf16:
                 x2 = _bf16_round(x2)
             vref = np.empty((g, batch, n_out), dt)
-    adc = sized(K, "adc_tiles", part.size)
-    for c, (wb, vb, coef, sign) in enumerate(pl.streams):
-        acc.fill(0.0)
-        for k0, k1 in groups:
-            n = k1 - k0
-            pg = part[:n]
-            var = e3
-            var16 = e16
-            if pl.torch:
-                _gemm_tiles(xt, wb, pt, k0, k1)
-                if pl.has_var:
-                    _gemm_tiles(x2t, vb, vt, k0, k1)
-                    if pl.bf16:
-                        var16 = vt[:n].view(torch.int16).numpy().view(np.uint16)
-                    else:
-                        var = vt[:n].numpy()
-            else:
-                for k in range(k0, k1):
-                    i0, i1 = grid.in_slice(k)
-                    np.matmul(x_norm[:, i0:i1], wb[k].T, out=part[k - k0])
+        for c, (wb, vb, coef, sign) in enumerate(pl.streams):
+            acc.fill(0.0)
+            for k0, k1 in groups:
+                n = k1 - k0
+                pg = part[:n]
+                var = e3
+                var16 = e16
+                if pl.torch:
+                    _gemm_tiles(xt, wb, pt, k0, k1)
                     if pl.has_var:
-                        np.matmul(x2[:, i0:i1], vb[k].T, out=vref[k - k0])
-                if pl.has_var:
-                    if pl.bf16:
-                        var16 = _bf16_bits(vref[:n])
-                    else:
-                        var = vref[:n]
-            zr = scratch("z_read", (n, batch, n_out), dt) if pl.has_var else e3
-            zc = scratch("z_conv", (n, batch, n_out), dt) if conv_noise else e3
-            for k in range(n):  # the group's draws, tile by tile (so the grouping never changes a bit)
-                if pl.has_var:
-                    normals(rng, (batch, n_out), dt, K, out=zr[k])
-                if c == pl.ref_stream:
-                    _add_reference_noise(pg[k], x_norm, k0 + k, pl, rng, K)
-                if conv_noise and c == pl.shared_conv_stream:
-                    zt = normals(rng, (batch, grid.n_out_tiles), dt, K)
-                    zc[k] = np.repeat(zt, pl.cols, axis=1)[:, :n_out]
-                elif conv_noise:
-                    normals(rng, (batch, n_out), dt, K, out=zc[k])
-            adc(pg, var, var16, zr, zc, coef, k0, row_bound, sign, ap.levels, ap.nl_code, ap.nl_spec,
-                        ap.inl, ap.noise_lsb if conv_noise else 0.0, acc, y, sat, want_masks, k1 == n_t)
+                        _gemm_tiles(x2t, vb, vt, k0, k1)
+                        if pl.bf16:
+                            var16 = vt[:n].view(torch.int16).numpy().view(np.uint16)
+                        else:
+                            var = vt[:n].numpy()
+                else:
+                    for k in range(k0, k1):
+                        i0, i1 = grid.in_slice(k)
+                        np.matmul(xin[:, i0:i1], wb[k].T, out=part[k - k0])
+                        if pl.has_var:
+                            np.matmul(x2[:, i0:i1], vb[k].T, out=vref[k - k0])
+                    if pl.has_var:
+                        if pl.bf16:
+                            var16 = _bf16_bits(vref[:n])
+                        else:
+                            var = vref[:n]
+                zr = scratch("z_read", (n, batch, n_out), dt) if pl.has_var else e3
+                zc = scratch("z_conv", (n, batch, n_out), dt) if conv_noise else e3
+                for k in range(n):  # the group's draws, tile by tile (so the grouping never changes a bit)
+                    if pl.has_var:
+                        normals(rng, (batch, n_out), dt, K, out=zr[k])
+                    if c == pl.ref_stream:
+                        _add_reference_noise(pg[k], xin, k0 + k, pl, rng, K)
+                    if conv_noise and c == pl.shared_conv_stream:
+                        zt = normals(rng, (batch, grid.n_out_tiles), dt, K)
+                        zc[k] = np.repeat(zt, pl.cols, axis=1)[:, :n_out]
+                    elif conv_noise:
+                        normals(rng, (batch, n_out), dt, K, out=zc[k])
+                adc(pg, var, var16, zr, zc, coef, k0, rowscale, sign, ap.levels, ap.nl_code, ap.nl_spec,
+                    ap.inl, ap.noise_lsb if conv_noise else 0.0, acc, y, sat, want_masks, k1 == n_t)
     return y, x_q, clip, (sat if want_masks else None)
+
+
+def _bit_planes(x_norm: np.ndarray, row_bound: np.ndarray, levels: int):
+    """Bit-serial input: (plane, rowscale) for every bit p = 0 .. bits-2 of the DAC code.
+
+    code = rint(x_norm L) in [-L, L] (x_norm = code / L exactly, L = 2^(bits-1) - 1); plane p =
+    sign(code) bit_p(|code|) in {-1, 0, 1} drives the rows; the ADC converts the plane's column
+    sums and the periphery weighs them by 2^p / L, so sum_p 2^p plane_p / L = x_norm (exact) and
+    each plane's conversion error is scaled down by its weight.  rowscale = row_bound 2^p / L.
+    """
+    code = np.rint(x_norm * levels).astype(np.int64)
+    sgn = np.sign(code).astype(x_norm.dtype)
+    mag = np.abs(code)
+    for p in range(int(levels).bit_length()):
+        yield ((mag >> p) & 1).astype(x_norm.dtype) * sgn, row_bound * (2.0**p / levels)
 
 
 def _add_reference_noise(part: np.ndarray, x_norm: np.ndarray, k: int, pl: _Plan, rng, K) -> None:
@@ -377,14 +394,14 @@ def calibrate_state(state: ProgrammedState, x_ref, K) -> ProgrammedState:
     st = state.replace(**kw)
     if isinstance(p.adc.range, RangeCalibrated):
         ds = _drift(st, 0.0, np.random.default_rng(0), K, noiseless=True)
-        x_norm, _, _, _ = _dac(st, xc, None, K, False, noise=False)
+        x_norm, row_bound, _, _ = _dac(st, xc, None, K, False, noise=False)
+        # what the ADC converts: the column sums of x_norm, or of every bit plane (bit-serial DAC)
+        xs = [xp for xp, _ in _bit_planes(x_norm, row_bound, levels(p.dac.bits))] if p.dac.bit_serial else [x_norm]
         grid = st.grid
         bounds = np.empty((grid.n_in_tiles, grid.n_out))
         for k in range(grid.n_in_tiles):
             k0, k1 = grid.in_slice(k)
-            parts = [np.abs(x_norm[:, k0:k1] @ ds.block(ds.w, k).T)]
-            if ds.wn is not None:
-                parts.append(np.abs(x_norm[:, k0:k1] @ ds.block(ds.wn, k).T))
+            parts = [np.abs(xi[:, k0:k1] @ ds.block(arr, k).T) for arr in (ds.w, ds.wn) if arr is not None for xi in xs]
             bounds[k] = np.percentile(np.concatenate(parts, axis=0), p.adc.range.percentile, axis=0)
         bounds[~(bounds > 0)] = 1.0
         st = st.replace(adc_bound=bounds)

@@ -324,6 +324,25 @@ class Dac(_Strict):
     range: DacRange = Field(default_factory=lambda: RangeDynamic(kind="dynamic"), description="input range (kind: fixed | calibrated | dynamic)")
     nonlinearity: DacNonlinearity = Field(default_factory=NonlinearityNone, description="transfer nonlinearity (kind: none | polynomial | table)")
     noise_lsb: NonNeg = Field(0.0, description="Gaussian noise on each converted input, in LSB")
+    bit_serial: bool = Field(
+        False,
+        description=(
+            "apply each input code bit by bit: bit p of |code| (p = 0 .. bits-2) drives the rows as a 0/1 pulse with the "
+            "code's sign, the ADC converts every bit plane's column sums, and the periphery adds them as 2^p / L; needs "
+            "dac.bits and a linear, noiseless DAC (the pulses are digital)"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _serial(self) -> "Dac":
+        if self.bit_serial and self.bits is None:
+            raise ValueError("bit_serial: needs dac.bits (bit planes of the input code) (got bits=null)")
+        if self.bit_serial and (self.noise_lsb > 0 or getattr(self.nonlinearity, "kind", "none") != "none"):
+            raise ValueError(
+                "bit_serial: bit-serial pulses are digital, so dac.noise_lsb must be 0 and dac.nonlinearity none "
+                f"(got noise_lsb={self.noise_lsb}, nonlinearity={self.nonlinearity.kind})"
+            )
+        return self
 
 
 class Adc(_Strict):

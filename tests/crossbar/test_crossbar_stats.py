@@ -277,3 +277,52 @@ def test_calibrated_ranges():
     y, m = tile_mvm(x, st, t_s=0, rng=1, return_masks=True)
     assert not m.dac_clip.any()
     assert m.adc_sat.mean() < 0.05  # only read noise can push a column past its calibrated 100th percentile
+
+
+def test_bit_serial_inputs_convert_every_plane():
+    """Bit-serial DAC: each bit plane of the input code is converted by the ADC on its own and
+    weighed by 2^p / L. With an ideal ADC that is exactly the bit-parallel product; the ADC
+    conversion noise of plane p enters with weight 2^p / L, so the output variance is
+    sum_p (2^p / L)^2 times one conversion's (about a third of the bit-parallel one)."""
+    base = {"dac.bits": 6, "dac.range": {"kind": "fixed", "bound": 1.0}, "tile.rows": 32, "mapping.scaling": "per_layer"}
+    rng = np.random.default_rng(9)
+    W = rng.uniform(-1, 1, (5, 32))
+    W[0, 0] = 1.0
+    x = rng.uniform(-1, 1, (1, 32))
+    ideal = load_profile("ideal", overrides=base)
+    serial = ideal.with_overrides({"dac.bit_serial": True})
+    y_par = tile_mvm(x, program_matrix(W, ideal, rng=1), t_s=0, rng=2)
+    y_ser = tile_mvm(x, program_matrix(W, serial, rng=1), t_s=0, rng=2)
+    np.testing.assert_allclose(y_ser, y_par, rtol=1e-12, atol=1e-12)
+    L = 31
+    noisy = {"adc.bits": 12, "adc.range": {"kind": "fixed", "bound": 8.0}, "adc.noise_lsb": 3.0}
+    n = 20000
+    xs = np.repeat(x, n, axis=0)
+    var = {}
+    for name, prof in (("parallel", ideal), ("serial", serial)):
+        p = prof.with_overrides(noisy)
+        var[name] = tile_mvm(xs, program_matrix(W, p, rng=1), t_s=0, rng=3).astype(np.float64).var(0, ddof=1)
+    lsb = 8.0 / 2047  # one ADC LSB in normalised column units (per_layer scale 1, DAC bound 1)
+    one = (3.0**2 + 1.0 / 12) * lsb**2  # one conversion: noise plus (dithered) rounding
+    want = {"parallel": one, "serial": one * sum((2.0**p / L) ** 2 for p in range(5))}
+    for name in var:
+        assert np.all(np.abs(var[name] / want[name] - 1) < Z * _sd_se(n) + 0.02), (name, var[name], want[name])
+
+
+def test_bit_serial_calibrated_adc_bound_is_the_planes_percentile():
+    """A calibrated ADC range on a bit-serial chip is set from what the ADC converts: the column
+    sums of the input's bit planes (here the 100th percentile: their largest magnitude)."""
+    prof = load_profile("ideal", overrides={"dac.bits": 4, "dac.range": {"kind": "fixed", "bound": 1.0},
+                                            "dac.bit_serial": True, "adc.bits": 8, "tile.rows": 8,
+                                            "adc.range": {"kind": "calibrated", "percentile": 100.0},
+                                            "mapping.scaling": "per_layer"})
+    rng = np.random.default_rng(2)
+    W = rng.uniform(-1, 1, (3, 12))
+    W[0, 0] = 1.0
+    x = rng.uniform(-1, 1, (50, 12))
+    st = program_matrix(W, prof, rng=0).calibrate(x)
+    code = np.rint(np.clip(x, -1, 1) * 7).astype(int)
+    planes = [np.sign(code) * ((np.abs(code) >> p) & 1) for p in range(3)]
+    for k, (k0, k1) in enumerate([(0, 8), (8, 12)]):
+        want = np.max([np.abs(pl[:, k0:k1] @ W[:, k0:k1].T).max(axis=0) for pl in planes], axis=0)
+        np.testing.assert_allclose(st.adc_bound[k], want, rtol=1e-12)
