@@ -314,7 +314,8 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
     With a :class:`ProgrammedState`, ``t_s`` (seconds since programming, 0 allowed) is required
     and the state is drifted first (drawing its 1/f noise from ``rng``); with a
     :class:`DriftedState` its snapshot is used.  Then, drawing in this order from ``rng``:
-    DAC noise ``[batch, in]``; per conversion stream (G+ - G-, or G+ then G- with digital
+    DAC noise ``[batch, in]``; per input bit plane (bit-serial DAC: ``dac.bit_serial``, planes
+    p = 0, 1, ..., see :func:`_bit_planes`; else one pass), per conversion stream (G+ - G-, or G+ then G- with digital
     subtraction), per input tile in order: per-read noise ``[batch, out]``, the reference
     columns' per-read noise ``[batch, n_out_tiles]`` (single_reference, in the stream that holds
     the reference: see :func:`_add_reference_noise`), then ADC conversion noise ``[batch, out]``
