@@ -20,7 +20,8 @@ import numpy as np
 
 from ..kernels import backend
 from ..rng import SeedLike, as_generator
-from .state import DriftedState, ProgrammedState, _drift
+from .drift import drift_state
+from .state import DriftedState, ProgrammedState
 
 __all__ = ["DriftCompensation", "GlobalDriftCompensation", "PerColumnDriftCompensation"]
 
@@ -44,7 +45,7 @@ class DriftCompensation:
     def reference_inputs(cls, state: ProgrammedState, rng: np.random.Generator) -> np.ndarray:
         p = state.profile
         g = state.grid
-        ds = _drift(state, 0.0, rng, backend("numba"), noiseless=True)
+        ds = drift_state(state, 0.0, rng, backend("numba"), noiseless=True)
         q = 0.0
         for k in range(g.n_in_tiles):
             q = max(q, float(np.max(np.sum(ds.block(ds.w, k).astype(np.float64) ** 2, axis=1))))

@@ -16,7 +16,8 @@ from ..kernels import backend, sized
 from ..peripherals.converters import adc_params, dac_params, levels
 from ..profiles.schema import RangeCalibrated
 from ..rng import SeedLike, as_generator
-from .state import DriftedState, MvmMasks, ProgrammedState, _drift, check_time
+from .drift import drift_state
+from .state import DriftedState, MvmMasks, ProgrammedState, check_time
 
 __all__ = ["tile_mvm", "calibrate_state"]
 
@@ -368,7 +369,7 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
     out_dtype = x2.dtype if np.issubdtype(x2.dtype, np.floating) else st.dtype
     xc = np.ascontiguousarray(x2, dtype=st.dtype)
     if ds is None:
-        ds = _drift(st, t, rng, K, noiseless=False)
+        ds = drift_state(st, t, rng, K, noiseless=False)
     y, x_q, clip, sat = _mvm(ds, xc, rng, K, return_masks, rowmax)
     if compensation is not None:
         y = y * np.asarray(compensation.factor(ds, rng, backend_name=backend_name), dtype=y.dtype)
@@ -394,7 +395,7 @@ def calibrate_state(state: ProgrammedState, x_ref, K) -> ProgrammedState:
         kw["dac_bound"] = b if b > 0 else 1.0
     st = state.replace(**kw)
     if isinstance(p.adc.range, RangeCalibrated):
-        ds = _drift(st, 0.0, np.random.default_rng(0), K, noiseless=True)
+        ds = drift_state(st, 0.0, np.random.default_rng(0), K, noiseless=True)
         x_norm, row_bound, _, _ = _dac(st, xc, None, K, False, noise=False)
         # what the ADC converts: the column sums of x_norm, or of every bit plane (bit-serial DAC)
         xs = [xp for xp, _ in _bit_planes(x_norm, row_bound, levels(p.dac.bits))] if p.dac.bit_serial else [x_norm]

@@ -21,7 +21,8 @@ from .._threads import map_pieces
 from ..rng import SeedLike, as_generator, child_generators
 from .mapping import weight_scales
 from .mvm import _BITS
-from .state import DriftedState, DriftRun, ProgrammedState, check_time
+from .drift import DriftRun
+from .state import DriftedState, ProgrammedState, check_time
 from .tiling import TileGrid
 
 __all__ = ["program_matrix", "program_drifted", "check_profile", "row_chunks", "CHUNK_WEIGHTS"]

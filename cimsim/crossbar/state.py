@@ -12,26 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._threads import map_pieces
-from ..devices.random import normals
 from ..errors import CalibrationError, ParameterError, StateFormatError
 from ..kernels import backend
-from ..profiles.schema import (
-    DeviceProfile,
-    DriftPowerLaw,
-    DriftRelaxation,
-    RangeCalibrated,
-    RangeFixed,
-    ReadNoiseGaussian,
-    ReadNoiseOneOverF,
-)
-from ..rng import SeedLike, as_generator, child_generators
+from ..profiles.schema import DeviceProfile, RangeCalibrated, RangeFixed
+from ..rng import SeedLike, as_generator
 from .tiling import TileGrid
 
-__all__ = ["ProgrammedState", "DriftedState", "DriftRun", "MvmMasks", "FORMAT_VERSION"]
+__all__ = ["ProgrammedState", "DriftedState", "MvmMasks", "FORMAT_VERSION"]
 
 FORMAT_VERSION = "cimsim.ProgrammedState/2"
-_DEFAULT_T0_S = 20.0
 _ARRAYS = ("g_pos", "g_neg", "nu_pos", "nu_neg", "fault_pos", "fault_neg", "scales", "adc_gain",
            "adc_offset_lsb", "adc_bound")
 
@@ -148,7 +137,9 @@ class ProgrammedState:
         :func:`cimsim.kernels._numba.drift_to_blocks`.
         """
         t = check_time(t_s)
-        return _drift(self, t, as_generator(rng), backend(backend_name), noiseless=False)
+        from .drift import drift_state  # drift.py builds on this module
+
+        return drift_state(self, t, as_generator(rng), backend(backend_name), noiseless=False)
 
     def effective_weights(self, t_s: float, rng: SeedLike) -> np.ndarray:
         """Weights ``[out, in]`` the chip realises at ``t_s`` (w = s (G+(t) - G-(t)) / dg)."""
@@ -266,213 +257,3 @@ class DriftedState:
                 b = b - self.block(self.wn, k)
             out[:, k0:k1] = b * self.state.scales[k][:, None]
         return out.astype(self.state.dtype)
-
-
-def _drift(state: ProgrammedState, t: float, rng: np.random.Generator, K, *, noiseless: bool) -> DriftedState:
-    """Drift ``state`` to ``t`` row chunk by row chunk (see :class:`DriftRun`)."""
-    if not state.devices_kept:
-        raise ParameterError(
-            "this chip's device arrays were not kept (program_drifted gives a snapshot only): program it with "
-            "program_matrix to drift, calibrate or save it"
-        )
-    has_nu = isinstance(state.profile.drift, DriftPowerLaw) and not noiseless
-    if has_nu and state.nu_pos is None:
-        if t > 0:
-            raise ParameterError(
-                f"this chip was programmed with with_drift=False (no drift exponents), so it can only be read at "
-                f"t_s=0 (got t_s={t}); program it with with_drift=True to drift it"
-            )
-        has_nu = False  # t = 0: the drift factor is exactly 1
-    run = DriftRun(state.profile, state.shape, state.dtype, t, rng, K, noiseless=noiseless, has_nu=has_nu)
-    pos, neg = (state.g_pos, state.nu_pos, state.fault_pos), (state.g_neg, state.nu_neg, state.fault_neg)
-    map_pieces(lambda ci: run.chunk(ci, pos, neg, 0, 0), range(len(run.chunks)))
-    return run.finish(state)
-
-
-class DriftRun:
-    """One drift to time ``t``, row chunk by row chunk (the chunks of :func:`~.program.row_chunks`).
-
-    Draws (only with 1/f noise or relaxation): two words from ``rng`` seed one child per row
-    chunk, plus one for the reference columns (single_reference, whose normals it draws at
-    once, first: 1/f, then relaxation); each chunk's child draws the 1/f normals of its G+
-    devices, then of its G- devices, then the relaxation normals of its G+, then G- devices.
-    ``chunk(ci, pos, neg, p0, n0)`` drifts the rows of chunk ci: ``pos`` = (g, nu, fault) arrays
-    whose row 0 is output p0 (nu / fault None when not modelled), ``neg`` = the same of the G-
-    devices / reference columns, row 0 = n0.
-
-    Relaxation (``drift.kind: relaxation``, Falcone et al. 2025, additive and G-independent):
-    ``G(t) = max(G_prog + mu(t) + sigma(t) z, 0)``, z ~ N(0, 1) per device and evaluation time,
-    ``mu(t) = a_mu ln(t_e / 1 s) + b_mu``, ``sigma(t) = max(a_s ln(t_e / 1 s) + b_s, 0)`` µS,
-    ``t_e = max(t, t_min_s)``; none at t = 0; stuck devices keep G_prog.  The 1/f noise then
-    acts on the relaxed G(t), with Q_s of the programmed conductance as without relaxation.
-    """
-
-    def __init__(self, profile: DeviceProfile, shape, dtype, t: float, rng, K, *, noiseless: bool, has_nu: bool):
-        from .program import row_chunks
-
-        p = self.profile = profile
-        self.K = K
-        self.t = t
-        n_out, n_in = self.shape = tuple(shape)
-        dt = self.dtype = np.dtype(dtype)
-        dg = p.conductance.g_max_us - p.conductance.g_min_us
-        has_nu = has_nu and isinstance(p.drift, DriftPowerLaw)
-        t0 = p.drift.t0_s if isinstance(p.drift, DriftPowerLaw) else _DEFAULT_T0_S
-        log_ratio = math.log((t + t0) / t0) if has_nu else 0.0
-        has_read = self.has_read = isinstance(p.read_noise, ReadNoiseOneOverF) and not noiseless
-        c_read = 0.0
-        if has_read:
-            tr = p.read_noise.t_read_s
-            c_read = math.sqrt(max(math.log((t + t0 + tr) / (2.0 * tr)), 0.0))
-        if isinstance(p.read_noise, ReadNoiseGaussian):
-            var_rel = p.read_noise.sigma_rel
-        elif isinstance(p.read_noise, ReadNoiseOneOverF):
-            var_rel = p.read_noise.per_read_sigma_rel
-        else:
-            var_rel = 0.0
-        has_var = var_rel > 0 and not noiseless
-        rx = p.drift if isinstance(p.drift, DriftRelaxation) and t > 0 and not noiseless else None
-        self.relax: tuple[float, float] | None = None  # (mu(t), sigma(t)) in µS
-        if rx is not None:
-            ln_t = math.log(max(t, rx.t_min_s))
-            self.relax = (rx.mean_slope_us * ln_t + rx.mean_at_1s_us, max(rx.sigma_slope_us * ln_t + rx.sigma_at_1s_us, 0.0))
-        digital = p.mapping.subtraction == "digital"
-        diff = self.diff = p.mapping.kind == "differential"
-        self.has_nu = has_nu
-        self.q_s = p.read_noise.q_s if has_read else None
-        self.g_max = p.conductance.g_max_us
-        n = n_out * n_in
-        self.w = np.empty(n, dt)
-        self.wn = np.empty(n, dt) if digital else None
-        self.v = np.empty(n, dt) if has_var else None
-        self.vn = np.empty(n, dt) if (has_var and digital) else None
-        self.chunks = row_chunks(n_out, n_in)
-        draws = has_read or self.relax is not None
-        self.gens = child_generators(rng, len(self.chunks) + (0 if diff else 1)) if draws else None
-        self.e1, self.e2 = np.zeros(0, dt), np.zeros((0, 0), dt)
-        n_ref = -(-n_out // p.tile.cols)
-        self.z_ref = normals(self.gens[-1], (n_ref, n_in), dt, K) if (has_read and not diff) else self.e2
-        self.zx_ref = normals(self.gens[-1], (n_ref, n_in), dt, K) if (self.relax and not diff) else self.e2
-        self.g_ref = None  # the relaxed reference columns (single_reference), on first use
-        self.q_ref = None  # Q_s of the reference columns (single_reference), on first use
-        self.neg_row = np.arange(n_out, dtype=np.int64) if diff else np.arange(n_out, dtype=np.int64) // p.tile.cols
-        self.log_ratio = log_ratio
-        self.d_ref = None  # drift factors of the reference columns (single_reference), on first use
-        r_us = float(p.tile.bit_line_r_ohm) * 1e-6  # Ω x µS -> dimensionless
-        self.fp = np.array([c_read, (1.0 if diff else 2.0) / dg, var_rel * var_rel, r_us])
-        self.ip = np.array([has_nu, has_read, digital, has_var, has_var and not diff, r_us > 0], dtype=np.int64)
-        # single_reference with per-read noise: the reference columns' own variance (one column
-        # per output tile, read once per input vector: its noise is common to the tile's outputs)
-        self.vref = None
-        self.var_scale = var_rel * var_rel * self.fp[1] ** 2
-
-    def chunk(self, ci: int, pos, neg, p0: int, n0: int) -> None:
-        o0, o1 = self.chunks[ci]
-        n_in = self.shape[1]
-        e1, e2, K = self.e1, self.e2, self.K
-        zn0 = o0 if self.diff else 0  # row 0 of the chunk's G- arrays (d, z, q): its own rows, or all references
-        if self.has_read:
-            # Q_s(x_P) of the programmed conductances, vectorised (numpy's SIMD log/exp/power)
-            z_pos = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
-            if self.diff:
-                z_neg = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
-                q_pos, q_neg = self._q(pos[0][o0 - p0 : o1 - p0], neg[0][o0 - n0 : o1 - n0])
-            else:
-                (q_pos,) = self._q(pos[0][o0 - p0 : o1 - p0])
-                if self.q_ref is None:
-                    (self.q_ref,) = self._q(neg[0])
-                z_neg, q_neg = self.z_ref, self.q_ref
-        else:
-            z_pos = z_neg = q_pos = q_neg = e2
-        if self.relax is not None:  # G(t) = G_prog + mu + sigma z: the kernel then reads these rows
-            rows = slice(o0 - p0, o1 - p0)
-            zx = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
-            pos, p0 = (self._relaxed(pos[0][rows], zx, None if pos[2] is None else pos[2][rows]),), o0
-            if self.diff:
-                rows = slice(o0 - n0, o1 - n0)
-                zx = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
-                neg, n0 = (self._relaxed(neg[0][rows], zx, None if neg[2] is None else neg[2][rows]),), o0
-            else:
-                if self.g_ref is None:
-                    self.g_ref = self._relaxed(neg[0], self.zx_ref, neg[2])
-                neg = (self.g_ref,)
-        d_pos = d_neg = e2
-        if self.has_nu:
-            if self.diff:
-                d_pos, d_neg = self._d(pos[1][o0 - p0 : o1 - p0], neg[1][o0 - n0 : o1 - n0])
-            else:
-                (d_pos,) = self._d(pos[1][o0 - p0 : o1 - p0])
-                if self.d_ref is None:
-                    (self.d_ref,) = self._d(neg[1])
-                d_neg = self.d_ref
-        if self.ip[4] and self.vref is None:
-            self.vref = self._ref_variance(neg[0], d_neg, z_neg, q_neg)
-        K.drift_to_blocks(
-            pos[0], d_pos, z_pos, q_pos, neg[0], d_neg, z_neg, q_neg,
-            self.neg_row, self.shape[0], o0, o1, p0, n0, zn0, int(self.profile.tile.rows), self.fp, self.ip,
-            self.w, e1 if self.wn is None else self.wn, e1 if self.v is None else self.v,
-            e1 if self.vn is None else self.vn,
-        )
-
-    def _ref_variance(self, g, d, z, q) -> np.ndarray:
-        """Per-read variance of the reference devices at t, ``[n_ref, n_in]`` (weight units^2, the
-        chip's dtype): var_rel^2 w_unit^2 G_ref(t)^2, G_ref(t) as :func:`drift_to_blocks` computes it."""
-        g = g.astype(np.float64)
-        if self.has_nu:
-            g = g * d
-        if self.has_read:
-            g = np.maximum(g + np.abs(g) * q * self.fp[0] * z, 0.0)
-        if self.ip[5]:  # the reference column's own bit-line IR drop (as drift_to_blocks applies it)
-            u = np.empty_like(g)
-            self.K.bit_line_transfer(g, self.fp[3], int(self.profile.tile.rows), u)
-            g = g * u
-        return (self.var_scale * g * g).astype(self.dtype)
-
-    def _relaxed(self, g: np.ndarray, z: np.ndarray, fault: np.ndarray | None) -> np.ndarray:
-        """max(g + mu(t) + sigma(t) z, 0) in the chip's dtype (a new array); stuck devices keep g."""
-        mu, sig = self.relax
-        out = np.multiply(z, sig, dtype=self.dtype)
-        out += mu
-        out += g
-        np.maximum(out, 0.0, out=out)
-        if fault is not None:
-            stuck = fault != 0
-            out[stuck] = g[stuck]
-        return out
-
-    def _d(self, *nus: np.ndarray) -> list[np.ndarray]:
-        """Drift factors exp(-nu ln((t + t0)/t0)) of each array in ``nus``, in the chip's dtype,
-        vectorised (numpy's SIMD exp) over all of them at once."""
-        d = self._stacked(nus, -self.log_ratio, np.multiply)
-        np.exp(d, out=d)
-        return self._split(d, nus)
-
-    def _q(self, *gs: np.ndarray) -> list[np.ndarray]:
-        """Q_s(G / g_max) of each array in ``gs``, in the chip's dtype: the 1/f amplitude law of
-        the profile (docs/physics.md section 5), evaluated once over all of them."""
-        return self._split(self.q_s.evaluate(self._stacked(gs, self.g_max, np.divide)), gs)
-
-    def _stacked(self, arrays, c: float, op) -> np.ndarray:
-        """op(a, c) of every array, stacked along axis 0 into one new array of the chip's dtype."""
-        out = np.empty((sum(a.shape[0] for a in arrays),) + arrays[0].shape[1:], self.dtype)
-        r = 0
-        for a in arrays:
-            op(a, c, out=out[r : r + a.shape[0]], dtype=self.dtype)
-            r += a.shape[0]
-        return out
-
-    @staticmethod
-    def _split(y: np.ndarray, like) -> list[np.ndarray]:
-        parts, r = [], 0
-        for a in like:
-            parts.append(y[r : r + a.shape[0]])
-            r += a.shape[0]
-        return parts
-
-    def finish(self, state: ProgrammedState) -> DriftedState:
-        for a in (self.w, self.wn, self.v, self.vn):
-            if a is not None:
-                a.flags.writeable = False
-        if self.vref is not None:
-            self.vref.flags.writeable = False
-        return DriftedState(state=state, t_s=self.t, w=self.w, wn=self.wn, v=self.v, vn=self.vn, vref=self.vref)
