@@ -362,15 +362,20 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
         mb = np.empty(x2.shape[0], ut)
         sized(K, "row_absmax_bits", x2.size)(x2.view(ut), mask, mb)
         if mb.size and mb.max() >= inf_bits:
-            _check_x(x, st.shape[1], st.shape)  # raises NonFiniteError
+            _check_x(x, st.shape[1], st.weight_shape)  # raises NonFiniteError
         rowmax = mb.view(x.dtype)
     else:
-        x2, squeeze = _check_x(x, st.shape[1], st.shape)
+        x2, squeeze = _check_x(x, st.shape[1], st.weight_shape)
     out_dtype = x2.dtype if np.issubdtype(x2.dtype, np.floating) else st.dtype
     xc = np.ascontiguousarray(x2, dtype=st.dtype)
     if ds is None:
         ds = drift_state(st, t, rng, K, noiseless=False)
     y, x_q, clip, sat = _mvm(ds, xc, rng, K, return_masks, rowmax)
+    n_slices = st.profile.mapping.weight_slices
+    if n_slices > 1:  # bit slicing: a weight's slice columns, each converted, summed digitally
+        y = y.reshape(y.shape[0], -1, n_slices).sum(axis=2, dtype=np.float64).astype(y.dtype)
+        if sat is not None:
+            sat = sat.reshape(sat.shape[0], sat.shape[1], -1, n_slices).any(axis=3)
     if compensation is not None:
         y = y * np.asarray(compensation.factor(ds, rng, backend_name=backend_name), dtype=y.dtype)
     y = y.astype(out_dtype, copy=False)

@@ -114,7 +114,8 @@ def program_drifted(W: np.ndarray, profile: DeviceProfile, *, rng: SeedLike, t_s
     W = _check_w(W)
     t = check_time(t_s)
     K = backend(backend_name)
-    run = DriftRun(profile, W.shape, W.dtype, t, as_generator(read_rng), K, noiseless=False, has_nu=t > 0)
+    shape = (W.shape[0] * profile.mapping.weight_slices, W.shape[1])  # device columns (bit slices)
+    run = DriftRun(profile, shape, W.dtype, t, as_generator(read_rng), K, noiseless=False, has_nu=t > 0)
     return run.finish(_program(W, profile, rng, t > 0, K, run.chunk))
 
 
@@ -127,6 +128,7 @@ def _program(W, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, fuse
     rng = as_generator(rng)
     p = profile
     dt = W.dtype
+    W, map_scales, scales = _columns(W, p)
     n_out, n_in = W.shape
     grid = TileGrid(n_out, n_in, p.tile.rows, p.tile.cols)
     c = p.conductance
@@ -135,7 +137,6 @@ def _program(W, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, fuse
     diff = p.mapping.kind == "differential"
     n_neg_rows = n_out if diff else grid.n_out_tiles
 
-    scales = weight_scales(W, p.mapping, grid)
     n_levels = c.n_levels or 0
     stochastic = bool(p.programming.stochastic_rounding) and n_levels > 1
     var_sigma = float(p.variability.g_max_spread_rel)
@@ -219,7 +220,7 @@ def _program(W, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, fuse
         r0, r1 = chunks[ci]
         t_pos = np.empty((r1 - r0, n_in), dt)
         t_neg = np.empty((r1 - r0, n_in), dt) if diff else np.zeros((0, 0), dt)
-        K.map_targets(W[r0:r1], np.ascontiguousarray(scales[:, r0:r1]), int(p.tile.rows), 0 if diff else 1,
+        K.map_targets(W[r0:r1], np.ascontiguousarray(map_scales[:, r0:r1]), int(p.tile.rows), 0 if diff else 1,
                       g_min, dg, t_pos, t_neg)
         parts = [(t_pos.reshape(-1), pos)]
         if diff:
@@ -268,6 +269,37 @@ def _program(W, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, fuse
         profile=p, shape=(n_out, n_in), seed=seed, g_pos=pos[0], g_neg=neg[0], nu_pos=pos[1], nu_neg=neg[1],
         fault_pos=pos[2], fault_neg=neg[2], scales=scales, adc_gain=gain, adc_offset_lsb=off, devices_kept=kept,
     )
+
+
+def _columns(W: np.ndarray, p: DeviceProfile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(device-column weights, the scales map_targets divides by, the scales the periphery applies).
+
+    One device (pair) per weight: W itself and its scales (:func:`weight_scales`) twice.  Bit
+    slicing (``mapping.weight_slices`` S > 1, n = ``conductance.n_levels``): with the scales s
+    of W, w_norm = clip(W / s, -1, 1), the code C = rint(|w_norm| M), M = n^S - 1, has base-n
+    digits d_s = floor(C / n^s) mod n; output o becomes S device columns o S + s holding
+    sign(w_norm) d_s / (n - 1) (a level of their own, mapped with scale 1), each read back with
+    scale s c_s, c_s = n^s (n - 1) / M, so that the digital sum over a weight's slices is
+    s sign(w_norm) C / M (the weight quantised to M + 1 magnitudes).
+    """
+    grid = TileGrid(W.shape[0], W.shape[1], p.tile.rows, p.tile.cols)
+    scales = weight_scales(W, p.mapping, grid)
+    S = p.mapping.weight_slices
+    if S == 1:
+        return W, scales, scales
+    n = int(p.conductance.n_levels)
+    M = n**S - 1
+    w = np.empty(W.shape)
+    for k in range(grid.n_in_tiles):
+        k0, k1 = grid.in_slice(k)
+        w[:, k0:k1] = np.clip(W[:, k0:k1] / scales[k][:, None], -1.0, 1.0)
+    code = np.rint(np.abs(w) * M).astype(np.int64)
+    sgn = np.sign(w)
+    cols = np.empty((W.shape[0] * S, W.shape[1]), W.dtype)
+    for si in range(S):
+        cols[si::S] = sgn * ((code // n**si) % n) / (n - 1)
+    c = (n ** np.arange(S) * (n - 1) / M).astype(np.float64)
+    return cols, np.ones((grid.n_in_tiles, cols.shape[0])), np.repeat(scales, S, axis=1) * np.tile(c, W.shape[0])
 
 
 def _adc_errors(rng: np.random.Generator, p: DeviceProfile, grid: TileGrid, K) -> np.ndarray:

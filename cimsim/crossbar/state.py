@@ -84,6 +84,12 @@ class ProgrammedState:
 
     # ------------------------------------------------------------------ geometry
     @property
+    def weight_shape(self) -> tuple[int, int]:
+        """``[out, in]`` of the weight matrix; ``shape`` counts device columns, ``weight_slices``
+        of them per output with bit slicing (``mapping.weight_slices``), else the same."""
+        return (self.shape[0] // self.profile.mapping.weight_slices, self.shape[1])
+
+    @property
     def grid(self) -> TileGrid:
         t = self.profile.tile
         return TileGrid(self.shape[0], self.shape[1], t.rows, t.cols)
@@ -133,7 +139,7 @@ class ProgrammedState:
     def drift(self, t_s: float, rng: SeedLike, *, backend_name: str = "numba") -> "DriftedState":
         """The chip at ``t_s`` seconds after programming, 1/f noise realised (static for one time).
 
-        Draws from ``rng`` as in :func:`_drift`; equations in
+        Draws from ``rng`` as in :func:`cimsim.crossbar.drift.drift_state`; equations in
         :func:`cimsim.kernels._numba.drift_to_blocks`.
         """
         t = check_time(t_s)
@@ -142,7 +148,8 @@ class ProgrammedState:
         return drift_state(self, t, as_generator(rng), backend(backend_name), noiseless=False)
 
     def effective_weights(self, t_s: float, rng: SeedLike) -> np.ndarray:
-        """Weights ``[out, in]`` the chip realises at ``t_s`` (w = s (G+(t) - G-(t)) / dg)."""
+        """Weights ``[out, in]`` the chip realises at ``t_s`` (w = s (G+(t) - G-(t)) / dg, summed
+        over a weight's bit slices)."""
         return self.drift(t_s, rng).effective_weights()
 
     def calibrate(self, x_ref: np.ndarray, *, backend_name: str = "numba") -> "ProgrammedState":
@@ -256,4 +263,7 @@ class DriftedState:
             if self.wn is not None:
                 b = b - self.block(self.wn, k)
             out[:, k0:k1] = b * self.state.scales[k][:, None]
+        n_slices = self.profile.mapping.weight_slices
+        if n_slices > 1:  # the digital sum of each weight's slice columns
+            out = out.reshape(-1, n_slices, out.shape[1]).sum(axis=1)
         return out.astype(self.state.dtype)

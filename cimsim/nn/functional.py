@@ -398,6 +398,9 @@ def programming_noise_std(weight: torch.Tensor, profile) -> torch.Tensor:
     and ``G- = g_min + max(-w_norm, 0) * (g_max - g_min)`` on two devices with independent noise,
     so ``sigma_w = sqrt(sigma(G+)^2 + sigma(G-)^2) * s / (g_max - g_min)``; ``single_reference``
     puts ``G = g_min + (w_norm + 1)/2 * (g_max - g_min)`` and ``sigma_w = 2 sigma(G) s / (g_max - g_min)``.
+    With bit slicing (``mapping.weight_slices`` S, base n, :func:`cimsim.crossbar.program._columns`)
+    slice s holds digit d_s on its pair, read back with weight c_s:
+    ``sigma_w = sqrt(sum_s c_s^2 (sigma(g_min + d_s/(n-1) span)^2 + sigma(g_min)^2)) * s / span``.
     Only the Gaussian programming noise is modelled (this is the noise-injection baseline, not
     the chip).
     """
@@ -409,7 +412,19 @@ def programming_noise_std(weight: torch.Tensor, profile) -> torch.Tensor:
     span = g_max - g_min
     s = _mapping_scale(w, profile)
     wn = (w / s).clamp(-1.0, 1.0)
-    if profile.mapping.kind == "differential":
+    n_slices = profile.mapping.weight_slices
+    if n_slices > 1:  # differential only (the schema refuses other mappings with slices)
+        n = int(c.n_levels)
+        m = n**n_slices - 1
+        code = torch.round(wn.abs() * m).to(torch.int64)
+        sig0 = _sigma_us(torch.full((1,), g_min, dtype=w.dtype, device=w.device), profile).square()
+        var = torch.zeros_like(wn)
+        for si in range(n_slices):
+            digit = torch.div(code, n**si, rounding_mode="floor").remainder(n).to(w.dtype)
+            g_used = digit.mul_(span / (n - 1)).add_(g_min)
+            var += (n**si * (n - 1) / m) ** 2 * (_sigma_us(g_used, profile).square() + sig0)
+        out = var.sqrt_().mul_(s).div_(span)
+    elif profile.mapping.kind == "differential":
         # one device of the pair sits at g_min (the unused one), the other at g_min + |w_norm| span
         g_used = wn.abs_().mul_(span).add_(g_min)
         sig = _sigma_us(g_used, profile)

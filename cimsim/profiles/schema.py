@@ -387,6 +387,14 @@ class Mapping(_Strict):
     clip_percentile: Percentile | None = Field(
         None, description="s = this percentile of |W| in each scaling group (weights beyond are clipped); null = max |W|"
     )
+    weight_slices: Annotated[int, Field(ge=1, le=16)] = Field(
+        1,
+        description=(
+            "bit slicing: each weight's code C = rint(|w_norm| (n^S - 1)), n = conductance.n_levels, is split into S "
+            "base-n digits d_s, each on its own device (pair) in its own column; the ADC converts every slice column and "
+            "the periphery adds them as n^s (n - 1) / (n^S - 1); 1 = one device (pair) per weight"
+        ),
+    )
 
 
 class Training(_Strict):
@@ -430,6 +438,16 @@ class DeviceProfile(_Strict):
         if c.g_max_us <= c.g_min_us:
             raise ValueError(
                 f"conductance.g_max_us: must be > conductance.g_min_us = {c.g_min_us} (got {c.g_max_us})"
+            )
+        if self.mapping.weight_slices > 1 and (c.n_levels is None or c.n_levels ** self.mapping.weight_slices > 1 << 24):
+            raise ValueError(
+                f"mapping.weight_slices: {self.mapping.weight_slices} slices need conductance.n_levels set (the digits' base) "
+                f"and n_levels^slices <= 2^24 (float32 weights carry 24 bits) (got n_levels={c.n_levels})"
+            )
+        if self.mapping.weight_slices > 1 and self.mapping.kind != "differential":
+            raise ValueError(
+                "mapping.weight_slices: bit slicing needs mapping.kind differential (a signed digit on one device "
+                f"against a mid-range reference needs 2n - 1 levels, the device has n) (got kind={self.mapping.kind})"
             )
         if self.programming.stochastic_rounding and c.n_levels is None:
             raise ValueError("programming.stochastic_rounding: true needs conductance.n_levels (got n_levels null = continuous)")

@@ -115,7 +115,8 @@ RELAX = {"drift": {"kind": "relaxation", "mean_slope_us": -0.089, "sigma_slope_u
                                 RELAX, {**RELAX, "mapping.kind": "single_reference"},
                                 {"mapping.kind": "single_reference", "read_noise.per_read_sigma_rel": 0.02,
                                  "mapping.subtraction": "digital", "tile.bit_line_r_ohm": 300.0},
-                                {"tile.bit_line_r_ohm": 300.0, "read_noise.per_read_sigma_rel": 0.02}])
+                                {"tile.bit_line_r_ohm": 300.0, "read_noise.per_read_sigma_rel": 0.02},
+                                {"conductance.n_levels": 4, "mapping.weight_slices": 2, "adc.noise_lsb": 0.5}])
 @pytest.mark.parametrize("t_s", [0.0, 3.6e3])
 def test_program_drifted_equals_program_then_drift(ov, t_s, tmp_path):
     """The fused chunk-by-chunk path gives the very snapshot of program_matrix(...).drift(...)."""

@@ -171,6 +171,27 @@ def test_noise_injection_pcm_std_follows_the_polynomial(pcm):
     torch.testing.assert_close(std, expect)
 
 
+def test_noise_injection_std_of_bit_sliced_weights():
+    """With bit slicing the noise-injection std sums the slices' pairs, each weighed by its digit
+    weight c_s = n^s (n - 1) / (n^S - 1): computed here by hand from the digits."""
+    prof = load_profile("pcm", overrides={"conductance.n_levels": 4, "mapping.weight_slices": 3,
+                                          "conductance.g_min_us": 5.0, "mapping.scaling": "per_layer"})
+    w = torch.tensor([[1.0, 0.9, -0.37, 0.05, 0.0]])
+    got = programming_noise_std(w, prof)[0]
+
+    def sig(g):  # pcm's law at x = G / 25 uS, g_ref = 25 uS
+        x = g / 25.0
+        return max(0.26348 + 1.9650 * x - 1.1731 * x**2, 0.0)
+
+    for i, v in enumerate(w[0].tolist()):
+        code = round(abs(v) * 63)
+        var = 0.0
+        for si in range(3):
+            d = (code // 4**si) % 4
+            var += (4**si * 3 / 63) ** 2 * (sig(5.0 + d / 3 * 20.0) ** 2 + sig(5.0) ** 2)
+        assert abs(got[i].item() - var**0.5 / 20.0) < 1e-6, (v, got[i].item(), var**0.5 / 20.0)
+
+
 # --------------------------------------------------------------------------- torch plumbing
 def test_state_dict_is_the_float_layers(pcm):
     lin = nn.Linear(10, 4)
