@@ -7,12 +7,13 @@ extended STE of :class:`AnalogMatmulSTE`.
 
 from .convert import analog_layers, convert, rng_state, set_mode, set_rng_state, to_digital
 from .functional import AnalogMatmulSTE, analog_matmul, hardware_mvm, programming_noise_std
-from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogLayer, AnalogLinear, group_seed
+from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLayer, AnalogLinear, group_seed
 
 __all__ = [
     "AnalogLinear",
     "AnalogConv1d",
     "AnalogConv2d",
+    "AnalogConv3d",
     "AnalogLayer",
     "AnalogMatmulSTE",
     "MODES",

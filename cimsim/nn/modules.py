@@ -24,7 +24,8 @@ Eval mode (``model.eval()``) runs the same mode unless ``layer.eval_mode`` names
 A programmed chip can be attached (``attach_chip``) so that every forward reads that fixed chip
 instead (the drift evaluation does this).
 
-Convolutions run as im2col (``F.unfold``) followed by the same analog matmul: output pixels
+Convolutions run as im2col (``F.unfold``; windows of ``Tensor.unfold`` along each axis for 3-D)
+followed by the same analog matmul: output pixels
 are the batch rows; stride, padding (numbers, ``"same"``, ``"valid"``, every ``padding_mode``),
 dilation and groups are supported. With ``groups > 1`` every group is its own matrix
 ``[out/groups, in/groups * prod(kernel)]`` programmed with seed :func:`group_seed` ``(s, g)``.
@@ -46,7 +47,7 @@ from ..profiles.schema import DeviceProfile
 from ..rng import split_seed, torch_generator
 from .functional import BACKWARD_WEIGHTS, analog_matmul, programming_noise_std
 
-__all__ = ["AnalogLinear", "AnalogConv1d", "AnalogConv2d", "AnalogLayer", "MODES", "group_seed", "resolve_profile"]
+__all__ = ["AnalogLinear", "AnalogConv1d", "AnalogConv2d", "AnalogConv3d", "AnalogLayer", "MODES", "group_seed", "resolve_profile"]
 
 MODES = ("hardware", "noise_injection", "ideal")
 _SEED_HIGH = (1 << 63) - 1
@@ -372,6 +373,13 @@ class _AnalogConvNd(AnalogLayer):
                 f"{type(self).__name__}: input {tuple(x.shape)} (after padding) is smaller than the kernel "
                 f"{tuple(self.kernel_size)} with dilation {tuple(self.dilation)}"
             )
+        if self._ND == 3:  # F.unfold is 2-D only: windows along each spatial axis, then (C, kd, kh, kw) rows
+            win = x
+            for ax, (kk, dd, ss) in enumerate(zip(k, d, s)):
+                win = win.unfold(2 + ax, dd * (kk - 1) + 1, ss)
+            win = win[..., :: d[0], :: d[1], :: d[2]]  # [N, C, Do, Ho, Wo, kd, kh, kw]
+            cols = win.permute(0, 2, 3, 4, 1, 5, 6, 7).reshape(n * math.prod(spatial), -1)
+            return cols, spatial
         cols = F.unfold(x, kernel_size=k, dilation=d, stride=s)  # [N, C*K, L]
         cols = cols.transpose(1, 2).reshape(n * cols.shape[2], cols.shape[1])
         if self._ND == 1:
@@ -410,6 +418,21 @@ class AnalogConv1d(_AnalogConvNd, nn.Conv1d):
 
     _FLOAT_CLS = nn.Conv1d
     _ND = 1
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None, *,
+                 profile, mode: str = "hardware", seed: int = 0, backward_weights: str = "float",
+                 eval_mode: str | None = None, learn_input_range: bool = False):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                         groups=groups, bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
+        self._setup_analog(profile, mode, seed, backward_weights, eval_mode, learn_input_range)
+
+
+class AnalogConv3d(_AnalogConvNd, nn.Conv3d):
+    """``nn.Conv3d`` on a simulated analog chip (im2col + the analog matmul; see the module docstring)."""
+
+    _FLOAT_CLS = nn.Conv3d
+    _ND = 3
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None, *,

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from cimsim.crossbar import program_matrix, tile_mvm
-from cimsim.nn import AnalogConv1d, AnalogConv2d, AnalogLinear, AnalogMatmulSTE, hardware_mvm
+from cimsim.nn import AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLinear, AnalogMatmulSTE, hardware_mvm
 from cimsim.profiles.loader import load_profile
 from cimsim.rng import split_seed
 
@@ -88,6 +88,33 @@ def test_ideal_conv1d_equals_nn_conv1d(ideal, kw):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
     # unbatched input, as nn.Conv1d accepts it
     torch.testing.assert_close(analog(x[0]), conv(x[0]), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(kernel_size=3), dict(kernel_size=(2, 3, 1), stride=(2, 1, 2), padding=(1, 0, 2), dilation=(1, 2, 1)),
+     dict(kernel_size=3, groups=2, padding="same", dilation=2, padding_mode="replicate", bias=False)],
+    ids=str,
+)
+def test_ideal_conv3d_equals_nn_conv3d(ideal, kw):
+    torch.manual_seed(4)
+    conv = torch.nn.Conv3d(4, 6, **kw)
+    analog = AnalogConv3d.from_float(conv, ideal)
+    x = torch.randn(2, 4, 7, 6, 8, requires_grad=True)
+    params = [x, conv.weight] + ([conv.bias] if conv.bias is not None else [])
+    y, g = _grads(lambda: analog(x), *params)
+    y_ref, g_ref = _grads(lambda: conv(x), *params)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(analog(x[0]), conv(x[0]), rtol=1e-5, atol=1e-5)  # unbatched
+
+
+def test_gradcheck_float64_ideal_conv3d(ideal):
+    torch.manual_seed(5)
+    conv = AnalogConv3d(2, 2, 2, stride=(1, 2, 1), padding=1, groups=2, profile=ideal, dtype=torch.float64)
+    x = torch.randn(1, 2, 3, 3, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(conv, (x,))
 
 
 def test_gradcheck_float64_ideal_linear(ideal):

@@ -304,6 +304,23 @@ def test_convert_walks_any_tree_and_to_digital_reverses(pcm):
     torch.testing.assert_close(out(x), net(x), rtol=0, atol=0)
 
 
+def test_convert_swaps_conv3d_and_it_trains_in_hardware_mode(pcm):
+    from cimsim.nn import AnalogConv3d
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv3d(2, 4, 3, padding=1, groups=2), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4 * 4, 3))
+    out = convert(net, pcm, seed=1)
+    assert isinstance(out[0], AnalogConv3d) and type(to_digital(out)[0]) is nn.Conv3d
+    x = torch.randn(5, 2, 4, 4, 4)
+    loss = F.cross_entropy(out(x), torch.tensor([0, 1, 2, 0, 1]))
+    loss.backward()
+    assert out[0].weight.grad is not None and torch.isfinite(out[0].weight.grad).all() and out[0].weight.grad.abs().sum() > 0
+    # the training forward equals its chips (one per group), programmed with the same seed
+    layer = out[0]
+    y = layer.hardware_forward(x, 77)
+    assert torch.equal(y, layer.forward_chip(x, layer.program(77), rng=layer.read_rng(77), t_s=0.0))
+
+
 def test_convert_filter_overrides_and_root_layer(pcm):
     net = _Net()
     out = convert(net, pcm, filter=lambda m, name: not name.startswith("features"),
