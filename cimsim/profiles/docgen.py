@@ -194,7 +194,8 @@ def _sections() -> list[tuple[str, type[BaseModel]]]:
     return out
 
 
-_FUNCTION_MODELS = (fn.ConstantFn, fn.PolynomialFn, fn.LogLinearFn, fn.PowerFn, fn.TableFn, fn.PiecewiseFn)
+_FUNCTION_MODELS = (fn.ConstantFn, fn.PolynomialFn, fn.LogLinearFn, fn.PowerFn, fn.SaturatingExpFn, fn.TableFn,
+                    fn.PiecewiseFn)
 
 
 def _shipped() -> list[str]:

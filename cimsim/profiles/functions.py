@@ -26,6 +26,7 @@ __all__ = [
     "PolynomialFn",
     "LogLinearFn",
     "PowerFn",
+    "SaturatingExpFn",
     "TableFn",
     "PiecewiseFn",
 ]
@@ -142,6 +143,25 @@ class PowerFn(_Clipped):
         return _clip(y, self.min, self.max)
 
 
+class SaturatingExpFn(_Clipped):
+    """``f(x) = clip(amplitude * (1 - exp(-x / x_scale)), min, max)``.
+
+    The SONOS charge-trap spreads of Agrawal et al. (IEDM 2022, as CrossSim implements them),
+    ``sigma_I = A (1 - exp(-I / B))``, with ``x = I / I_max`` and ``x_scale = B / I_max``.
+    """
+
+    kind: Literal["saturating_exp"] = "saturating_exp"
+    amplitude: FiniteFloat = Field(description="value approached for x >> x_scale")
+    x_scale: float = Field(gt=0, allow_inf_nan=False, description="x over which 1 - exp(-x / x_scale) rises")
+
+    def evaluate(self, x: np.ndarray) -> np.ndarray:
+        x = _as_eval(x)
+        y = np.multiply(x, -1.0 / self.x_scale, out=np.empty(x.shape, x.dtype))
+        np.expm1(y, out=y)
+        y *= -self.amplitude
+        return _clip(y, self.min, self.max)
+
+
 class TableFn(_Strict):
     """Piecewise-linear interpolation of ``(x, y)`` pairs; constant beyond the end points."""
 
@@ -165,7 +185,7 @@ class TableFn(_Strict):
 
 
 _Leaf = Annotated[
-    Union[ConstantFn, PolynomialFn, LogLinearFn, PowerFn, TableFn], Field(discriminator="kind")
+    Union[ConstantFn, PolynomialFn, LogLinearFn, PowerFn, SaturatingExpFn, TableFn], Field(discriminator="kind")
 ]
 
 
@@ -190,7 +210,7 @@ def _number_is_constant(value: object) -> object:
 
 
 _Tagged = Annotated[
-    Union[ConstantFn, PolynomialFn, LogLinearFn, PowerFn, TableFn, PiecewiseFn],
+    Union[ConstantFn, PolynomialFn, LogLinearFn, PowerFn, SaturatingExpFn, TableFn, PiecewiseFn],
     Field(discriminator="kind"),
 ]
 

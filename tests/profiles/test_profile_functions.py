@@ -12,6 +12,7 @@ from cimsim.profiles.functions import (
     PiecewiseFn,
     PolynomialFn,
     PowerFn,
+    SaturatingExpFn,
     TableFn,
     XFunction,
 )
@@ -45,6 +46,15 @@ def test_power_floor_and_cap() -> None:
     np.testing.assert_allclose(g.evaluate(x), 1.5 * x**2.7, rtol=1e-14, atol=0)
 
 
+def test_saturating_exp_is_the_sonos_law() -> None:
+    # sigma_I = A (1 - exp(-I / B)) nA (Agrawal et al. 2022) with x = I / 3200 nA
+    f = SaturatingExpFn(amplitude=19.89, x_scale=176.3 / 3200, max=19.0)
+    i = X * 3200
+    # (1 - exp) as expm1: exact near x = 0, where 1 - exp(-u) loses digits
+    np.testing.assert_allclose(f.evaluate(X), np.minimum(-19.89 * np.expm1(-i / 176.3), 19.0), rtol=1e-14, atol=0)
+    assert f.evaluate(np.array([1e-9], np.float32)).dtype == np.float32 and float(f.evaluate(np.float64(0.0))) == 0.0
+
+
 def test_table_interpolates_and_holds_ends() -> None:
     f = TableFn(x=[0.1, 0.5, 1.0], y=[1.0, 3.0, 2.0])
     np.testing.assert_allclose(f.evaluate(np.array([0.0, 0.3, 0.75, 2.0])), [1.0, 2.0, 2.5, 2.0])
@@ -65,6 +75,7 @@ def test_piecewise_switches_at_threshold() -> None:
         {"kind": "log_linear", "slope": 1.0, "intercept": 0.0, "x_floor": 0.0},
         {"kind": "power", "coeff": float("nan"), "exponent": 1.0},
         {"kind": "piecewise", "threshold": 0.5, "below": {"kind": "piecewise"}, "above": 1.0},
+        {"kind": "saturating_exp", "amplitude": 1.0, "x_scale": 0.0},
         {"kind": "spline"},
         True,
     ],
