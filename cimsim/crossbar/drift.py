@@ -81,13 +81,15 @@ class DriftRun:
         if has_read:
             tr = p.read_noise.t_read_s
             c_read = math.sqrt(max(math.log((t + t0 + tr) / (2.0 * tr)), 0.0))
+        self.sig_fn = None  # per-read sigma law of x_P (µS), gaussian read noise only
         if isinstance(p.read_noise, ReadNoiseGaussian):
             var_rel = p.read_noise.sigma_rel
+            self.sig_fn = None if noiseless else p.read_noise.sigma
         elif isinstance(p.read_noise, ReadNoiseOneOverF):
             var_rel = p.read_noise.per_read_sigma_rel
         else:
             var_rel = 0.0
-        has_var = var_rel > 0 and not noiseless
+        has_var = (var_rel > 0 or self.sig_fn is not None) and not noiseless
         rx = p.drift if isinstance(p.drift, DriftRelaxation) and t > 0 and not noiseless else None
         self.relax: tuple[float, float] | None = None  # (mu(t), sigma(t)) in µS
         if rx is not None:
@@ -117,7 +119,9 @@ class DriftRun:
         self.d_ref = None  # drift factors of the reference columns (single_reference), on first use
         r_us = float(p.tile.bit_line_r_ohm) * 1e-6  # Ω x µS -> dimensionless
         self.fp = np.array([c_read, (1.0 if diff else 2.0) / dg, var_rel * var_rel, r_us])
-        self.ip = np.array([has_nu, has_read, digital, has_var, has_var and not diff, r_us > 0], dtype=np.int64)
+        self.ip = np.array([has_nu, has_read, digital, has_var, has_var and not diff, r_us > 0, self.sig_fn is not None],
+                           dtype=np.int64)
+        self.s_ref = None  # squared per-read sigma of the reference columns (single_reference), on first use
         # single_reference with per-read noise: the reference columns' own variance (one column
         # per output tile, read once per input vector: its noise is common to the tile's outputs)
         self.vref = None
@@ -162,28 +166,47 @@ class DriftRun:
                 if self.d_ref is None:
                     (self.d_ref,) = self._d(neg[1])
                 d_neg = self.d_ref
+        s_pos = s_neg = e2
+        if self.sig_fn is not None:  # squared per-read sigma of x_P (programmed G), like Q_s
+            if self.diff:
+                s_pos, s_neg = self._s2(pos[0][o0 - p0 : o1 - p0], neg[0][o0 - n0 : o1 - n0])
+            else:
+                (s_pos,) = self._s2(pos[0][o0 - p0 : o1 - p0])
+                if self.s_ref is None:
+                    (self.s_ref,) = self._s2(neg[0])
+                s_neg = self.s_ref
         if self.ip[4] and self.vref is None:
-            self.vref = self._ref_variance(neg[0], d_neg, z_neg, q_neg)
+            self.vref = self._ref_variance(neg[0], d_neg, z_neg, q_neg, s_neg)
         K.drift_to_blocks(
-            pos[0], d_pos, z_pos, q_pos, neg[0], d_neg, z_neg, q_neg,
+            pos[0], d_pos, z_pos, q_pos, s_pos, neg[0], d_neg, z_neg, q_neg, s_neg,
             self.neg_row, self.shape[0], o0, o1, p0, n0, zn0, int(self.profile.tile.rows), self.fp, self.ip,
             self.w, e1 if self.wn is None else self.wn, e1 if self.v is None else self.v,
             e1 if self.vn is None else self.vn,
         )
 
-    def _ref_variance(self, g, d, z, q) -> np.ndarray:
+    def _ref_variance(self, g, d, z, q, s2) -> np.ndarray:
         """Per-read variance of the reference devices at t, ``[n_ref, n_in]`` (weight units^2, the
-        chip's dtype): var_rel^2 w_unit^2 G_ref(t)^2, G_ref(t) as :func:`drift_to_blocks` computes it."""
+        chip's dtype): w_unit^2 u^2 ((var_rel G_ref(t))^2 + sigma(x_P)^2), G_ref(t) and the IR-drop
+        transfer u as :func:`drift_to_blocks` computes them."""
         g = g.astype(np.float64)
         if self.has_nu:
             g = g * d
         if self.has_read:
             g = np.maximum(g + np.abs(g) * q * self.fp[0] * z, 0.0)
-        if self.ip[5]:  # the reference column's own bit-line IR drop (as drift_to_blocks applies it)
-            u = np.empty_like(g)
+        u = np.ones_like(g)
+        if self.ip[5]:  # the reference column's own bit-line IR drop
             self.K.bit_line_transfer(g, self.fp[3], int(self.profile.tile.rows), u)
-            g = g * u
-        return (self.var_scale * g * g).astype(self.dtype)
+        var = self.var_scale * (g * u) ** 2
+        if self.ip[6]:
+            var += self.fp[1] ** 2 * s2 * u**2
+        return var.astype(self.dtype)
+
+    def _s2(self, *gs: np.ndarray) -> list[np.ndarray]:
+        """sigma(x_P)^2 (µS^2) of the read-noise law for each array of programmed conductances."""
+        s = self.sig_fn.evaluate(self._stacked(gs, self.g_max, np.divide))
+        np.clip(s, 0.0, np.inf, out=s)
+        s *= s
+        return self._split(s, gs)
 
     def _relaxed(self, g: np.ndarray, z: np.ndarray, fault: np.ndarray | None) -> np.ndarray:
         """max(g + mu(t) + sigma(t) z, 0) in the chip's dtype (a new array); stuck devices keep g."""

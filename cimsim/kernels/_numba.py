@@ -375,11 +375,12 @@ def bit_line_transfer(g, r_us, rows, out):
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
-def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_row, n_out, o0, o1, p0, n0,
-                    zn0, rows, fp, ip, out_w, out_wn, out_v, out_vn):
+def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, s_pos, g_neg, d_neg, z_neg, q_neg, s_neg, neg_row, n_out, o0, o1,
+                    p0, n0, zn0, rows, fp, ip, out_w, out_wn, out_v, out_vn):
     """Conductances at time t of outputs o0 .. o1-1, in normalised weight units, per input tile.
 
-    fp = [c_read, w_unit, var_rel2, r_us];  ip = [has_nu, has_read, digital, has_var, shared_neg, has_ir].
+    fp = [c_read, w_unit, var_rel2, r_us];
+    ip = [has_nu, has_read, digital, has_var, shared_neg, has_ir, has_sig].
     Drift (Joshi et al. 2020; aihwkit PCM model): G(t) = G_prog ((t + t0)/t0)^(-nu) = G_prog d,
     with the drift factor d = exp(-nu ln((t + t0)/t0)) of each device evaluated by the caller
     (vectorised, numpy's SIMD exp) and passed as d_pos / d_neg.  1/f read noise accumulated up
@@ -393,7 +394,9 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_
     Output for input tile k (inputs k*rows .. k1-1, width rk): a C-ordered [out, rk] block at
     offset out*k*rows of the flat arrays: analog subtraction w = w_unit (G+ - G-), digital
     subtraction w = w_unit G+ and wn = w_unit G-; per-read variance (if has_var)
-    v = var_rel2 w_unit^2 (G+^2 + G-^2) (analog) or separately per device (digital); with
+    v = var_rel2 w_unit^2 (G+^2 + G-^2) (analog) or separately per device (digital), plus
+    w_unit^2 sigma^2 per device with has_sig (s_pos / s_neg: the squared per-read sigma, µS^2, of
+    a read-noise law in x_P, rows as q); with IR drop each device's term times its transfer^2; with
     shared_neg (single_reference: one reference column serves every output of its tile, so its
     per-read noise is common to them and drawn separately by the MVM) G- adds no variance here.
     The G- device of output o is row neg_row[o] of g_neg (the reference column in
@@ -412,8 +415,10 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_
     has_var = ip[3] != 0
     vneg = 0.0 if ip[4] != 0 else 1.0  # weight of the G- device's own per-read variance
     has_ir = ip[5] != 0
+    has_sig = ip[6] != 0
     n_in = g_pos.shape[1]
     vscale = var_rel2 * w_unit * w_unit
+    w2 = w_unit * w_unit
     bp = np.empty(rows)  # G(t) of the tile's G+ / G- cells of one output, then their transfers
     bn = np.empty(rows)
     up = np.ones(rows)
@@ -443,16 +448,21 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_
                 gp = bp[i] * up[i]  # up = un = 1 exactly without IR drop
                 gn = bn[i] * un[i]
                 idx = base + k0 + i
+                vp = vscale * gp * gp
+                vn = vscale * vneg * gn * gn
+                if has_sig:
+                    vp += w2 * s_pos[o - o0, k0 + i] * up[i] * up[i]
+                    vn += w2 * vneg * s_neg[r - zn0, k0 + i] * un[i] * un[i]
                 if digital:
                     out_w[idx] = w_unit * gp
                     out_wn[idx] = w_unit * gn
                     if has_var:
-                        out_v[idx] = vscale * gp * gp
-                        out_vn[idx] = vscale * vneg * gn * gn
+                        out_v[idx] = vp
+                        out_vn[idx] = vn
                 else:
                     out_w[idx] = w_unit * (gp - gn)
                     if has_var:
-                        out_v[idx] = vscale * (gp * gp + vneg * gn * gn)
+                        out_v[idx] = vp + vn
 
 
 # --------------------------------------------------------------------------- converters

@@ -177,10 +177,10 @@ def program_devices(t, fault, z_prog, z_nu, sig, mu, sd, ip, fp, g_out, nu_out):
         nu_out[:] = nu
 
 
-def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_row, n_out, o0, o1, p0, n0,
-                    zn0, rows, fp, ip, out_w, out_wn, out_v, out_vn):
+def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, s_pos, g_neg, d_neg, z_neg, q_neg, s_neg, neg_row, n_out, o0, o1,
+                    p0, n0, zn0, rows, fp, ip, out_w, out_wn, out_v, out_vn):
     c_read, w_unit, var_rel2, r_us = (float(v) for v in fp)
-    has_nu, has_read, digital, has_var, shared_neg, has_ir = (bool(v) for v in ip)
+    has_nu, has_read, digital, has_var, shared_neg, has_ir, has_sig = (bool(v) for v in ip)
     vneg = 0.0 if shared_neg else 1.0
     rsel = neg_row[o0:o1]
 
@@ -196,12 +196,16 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_
     gn = at(g_neg[rsel - n0], d_neg[rsel - zn0] if has_nu else None,
             z_neg[rsel - zn0] if has_read else None, q_neg[rsel - zn0] if has_read else None)
     n_in = g_pos.shape[1]
+    up, un = np.ones_like(gp), np.ones_like(gn)
     if has_ir:
-        for g in (gp, gn):
-            u = np.empty_like(g)
-            bit_line_transfer(g, r_us, rows, u)
-            g *= u
+        bit_line_transfer(gp, r_us, rows, up)
+        bit_line_transfer(gn, r_us, rows, un)
+        gp, gn = gp * up, gn * un
     vscale = var_rel2 * w_unit * w_unit
+    vp, vn = vscale * gp**2, vscale * vneg * gn**2
+    if has_sig:
+        vp = vp + w_unit**2 * np.asarray(s_pos, np.float64) * up**2
+        vn = vn + w_unit**2 * vneg * np.asarray(s_neg, np.float64)[rsel - zn0] * un**2
     for k0 in range(0, n_in, rows):
         k1 = min(k0 + rows, n_in)
         rk = k1 - k0
@@ -210,12 +214,12 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, g_neg, d_neg, z_neg, q_neg, neg_
             out_w[sl] = (w_unit * gp[:, k0:k1]).ravel()
             out_wn[sl] = (w_unit * gn[:, k0:k1]).ravel()
             if has_var:
-                out_v[sl] = (vscale * gp[:, k0:k1] ** 2).ravel()
-                out_vn[sl] = (vscale * vneg * gn[:, k0:k1] ** 2).ravel()
+                out_v[sl] = vp[:, k0:k1].ravel()
+                out_vn[sl] = vn[:, k0:k1].ravel()
         else:
             out_w[sl] = (w_unit * (gp[:, k0:k1] - gn[:, k0:k1])).ravel()
             if has_var:
-                out_v[sl] = (vscale * (gp[:, k0:k1] ** 2 + vneg * gn[:, k0:k1] ** 2)).ravel()
+                out_v[sl] = (vp[:, k0:k1] + vn[:, k0:k1]).ravel()
 
 
 def bit_line_transfer(g, r_us, rows, out):

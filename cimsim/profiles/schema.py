@@ -211,8 +211,23 @@ class ReadNoiseNone(_Strict):
 
 
 class ReadNoiseGaussian(_Strict):
-    kind: Literal["gaussian"] = Field(description="white noise drawn anew for every read: G_read = G(t) * (1 + sigma_rel * N(0,1))")
-    sigma_rel: NonNeg = Field(description="per-read standard deviation relative to G(t)")
+    kind: Literal["gaussian"] = Field(
+        description=(
+            "white noise drawn anew for every read: G_read = G(t) + sqrt((sigma_rel G(t))^2 + sigma(x_P)^2) N(0,1), "
+            "x_P = G_prog / g_max_us"
+        )
+    )
+    sigma_rel: NonNeg = Field(0.0, description="per-read standard deviation relative to G(t)")
+    sigma: XFunction | None = Field(
+        None, description="per-read standard deviation in µS as a function of x_P (e.g. SONOS, Agrawal et al. 2022); null = none"
+    )
+
+    @model_validator(mode="after")
+    def _law(self) -> "ReadNoiseGaussian":
+        if self.sigma is not None:
+            _check_finite(self.sigma, "sigma")
+            _check_nonneg(self.sigma, "sigma")
+        return self
 
 
 class ReadNoiseOneOverF(_Strict):

@@ -326,3 +326,35 @@ def test_bit_serial_calibrated_adc_bound_is_the_planes_percentile():
     for k, (k0, k1) in enumerate([(0, 8), (8, 12)]):
         want = np.max([np.abs(pl[:, k0:k1] @ W[:, k0:k1].T).max(axis=0) for pl in planes], axis=0)
         np.testing.assert_allclose(st.adc_bound[k], want, rtol=1e-12)
+
+
+def test_sonos_programming_spread_and_read_noise_laws():
+    """sonos: programming spread sigma_I = 19.89 (1 - exp(-I / 176.3)) nA and per-MVM read noise
+    sigma_I = 12.58 (1 - exp(-I / 215.4)) nA (Agrawal et al. 2022; 1 V read: nA -> 1e-3 uS)."""
+    prof = load_profile("sonos", overrides={"mapping.scaling": "per_layer", "read_noise.sigma": None})
+    targets_na = np.array([3200.0, 800.0, 100.0])
+    W = np.repeat((targets_na / 3200)[:, None], 30000, axis=1).astype(np.float32)
+    W[:, 0] = 1.0
+    st = program_matrix(W, prof, rng=0)
+    for i, i_na in enumerate(targets_na):
+        g = st.g_pos[i, 1:].astype(np.float64)
+        want = 19.89 * (1 - math.exp(-i_na / 176.3)) * 1e-3
+        assert abs(g.std(ddof=1) / want - 1) < Z * _sd_se(g.size), (i_na, g.std(), want)
+    # read noise: output variance sum_j x_j^2 (sigma(G+_j)^2 + sigma(G-_j)^2) w_unit^2, sigma of the
+    # programmed G (devices at g_min = 0 add nothing: sigma(0) = 0)
+    quiet = load_profile("sonos", overrides={"programming.noise": {"kind": "none"}, "dac.bits": None,
+                                             "adc.bits": None, "mapping.scaling": "per_layer", "tile.rows": 64})
+    rng = np.random.default_rng(1)
+    W2 = rng.uniform(-1, 1, (4, 64))
+    W2[0, 0] = 1.0
+    x = rng.uniform(-1, 1, (1, 64))
+    x[0, 0] = 1.0
+    st2 = program_matrix(W2, quiet, rng=0)
+    n = 20000
+    y = tile_mvm(np.repeat(x, n, axis=0), st2, t_s=0, rng=3).astype(np.float64)
+
+    def sig(g_us):
+        return 12.58e-3 * (1 - np.exp(-g_us * 1000 / 215.4))
+
+    var = (x**2 @ (sig(st2.g_pos) ** 2 + sig(st2.g_neg) ** 2).T)[0] / 3.2**2
+    assert np.all(np.abs(y.var(0, ddof=1) / var - 1) < Z * _sd_se(n)), (y.var(0), var)

@@ -143,8 +143,8 @@ def test_program_devices_takes_the_targets_themselves(dtype):
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype,rtol", DTYPES)
 @pytest.mark.parametrize("digital,single", [(0, 0), (1, 0), (0, 1), (1, 1)])
-@pytest.mark.parametrize("r_ohm", [0.0, 2000.0])
-def test_drift_to_blocks(shape, dtype, rtol, digital, single, r_ohm):
+@pytest.mark.parametrize("r_ohm,sig", [(0.0, 0), (2000.0, 0), (2000.0, 1)])
+def test_drift_to_blocks(shape, dtype, rtol, digital, single, r_ohm, sig):
     rng = np.random.default_rng(3)
     n_out, n_in = shape
     rows, cols = 64, 16
@@ -157,7 +157,8 @@ def test_drift_to_blocks(shape, dtype, rtol, digital, single, r_ohm):
     zs = [rng.standard_normal(a.shape).astype(dtype) for a in arrs]
     qs = [rng.uniform(0, 0.2, a.shape) for a in arrs]
     fp = np.array([3.0, 1 / 25, 0.02**2, r_ohm * 1e-6])
-    ip = np.array([1, 1, digital, 1, single, r_ohm > 0])  # single_reference: the reference's variance is drawn apart
+    ip = np.array([1, 1, digital, 1, single, r_ohm > 0, sig])  # single_reference: the reference's variance is drawn apart
+    ss = [rng.uniform(0, 0.3, a.shape) if sig else np.zeros((0, 0)) for a in arrs]  # squared read-noise sigma, µS^2
     outs = []
     for K in (NB, RF):
         o = [np.full(n_out * n_in, np.nan, dtype) for _ in range(4)]
@@ -168,12 +169,14 @@ def test_drift_to_blocks(shape, dtype, rtol, digital, single, r_ohm):
         cut = n_out // 2
         for o0, o1 in ((0, cut), (cut, n_out)):
             dn, zn, qn, zn0 = (ds[1], zs[1], qs[1], 0) if single else (ds[1][o0:o1], zs[1][o0:o1], qs[1][o0:o1], o0)
+            sp = ss[0][o0:o1] if sig else ss[0]
+            sn = (ss[1] if single else ss[1][o0:o1]) if sig else ss[1]
             if o0 == 0:
                 gp, gn, p0, n0 = arrs[0], arrs[1], 0, 0
             else:
                 gp, p0 = arrs[0][o0:o1], o0
                 gn, n0 = (arrs[1], 0) if single else (arrs[1][o0:o1], o0)
-            K.drift_to_blocks(gp, ds[0][o0:o1], zs[0][o0:o1], qs[0][o0:o1], gn, dn, zn, qn, neg_row, n_out, o0, o1,
+            K.drift_to_blocks(gp, ds[0][o0:o1], zs[0][o0:o1], qs[0][o0:o1], sp, gn, dn, zn, qn, sn, neg_row, n_out, o0, o1,
                               p0, n0, zn0, rows, fp, ip, *o)
         assert not np.isnan(o[0]).any()
         outs.append(o)

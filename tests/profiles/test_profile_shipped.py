@@ -16,7 +16,7 @@ from cimsim.profiles import (
 from cimsim.profiles.schema import DriftPowerLaw, ProgNoiseFunction, ReadNoiseOneOverF
 
 SHIPPED = list_profiles()
-REQUIRED = {"ideal", "pcm", "pcm_hermes", "rram_neurram", "reram_cmo", "fefet", "rram_taox", "sram_cim"}
+REQUIRED = {"ideal", "pcm", "pcm_hermes", "rram_neurram", "reram_cmo", "fefet", "rram_taox", "sram_cim", "sonos"}
 
 
 def test_required_profiles_are_shipped() -> None:
