@@ -340,7 +340,18 @@ class AnalogLinear(AnalogLayer, nn.Linear):
 
 
 class _AnalogConvNd(AnalogLayer):
+    """The analog convolutions' shared body; the subclass names the torch class (``nn.ConvNd``
+    follows this class in the MRO, so ``super().__init__`` builds the float layer)."""
+
     _ND: int
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None, *,
+                 profile, mode: str = "hardware", seed: int = 0, backward_weights: str = "float",
+                 eval_mode: str | None = None, learn_input_range: bool = False):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                         groups=groups, bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
+        self._setup_analog(profile, mode, seed, backward_weights, eval_mode, learn_input_range)
 
     @classmethod
     def _empty_like(cls, m, **kw):
@@ -419,29 +430,6 @@ class AnalogConv1d(_AnalogConvNd, nn.Conv1d):
     _FLOAT_CLS = nn.Conv1d
     _ND = 1
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None, *,
-                 profile, mode: str = "hardware", seed: int = 0, backward_weights: str = "float",
-                 eval_mode: str | None = None, learn_input_range: bool = False):
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
-                         groups=groups, bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
-        self._setup_analog(profile, mode, seed, backward_weights, eval_mode, learn_input_range)
-
-
-class AnalogConv3d(_AnalogConvNd, nn.Conv3d):
-    """``nn.Conv3d`` on a simulated analog chip (im2col + the analog matmul; see the module docstring)."""
-
-    _FLOAT_CLS = nn.Conv3d
-    _ND = 3
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None, *,
-                 profile, mode: str = "hardware", seed: int = 0, backward_weights: str = "float",
-                 eval_mode: str | None = None, learn_input_range: bool = False):
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
-                         groups=groups, bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
-        self._setup_analog(profile, mode, seed, backward_weights, eval_mode, learn_input_range)
-
 
 class AnalogConv2d(_AnalogConvNd, nn.Conv2d):
     """``nn.Conv2d`` on a simulated analog chip (im2col + the analog matmul; see the module docstring)."""
@@ -449,11 +437,9 @@ class AnalogConv2d(_AnalogConvNd, nn.Conv2d):
     _FLOAT_CLS = nn.Conv2d
     _ND = 2
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None, *,
-                 profile, mode: str = "hardware", seed: int = 0, backward_weights: str = "float",
-                 eval_mode: str | None = None, learn_input_range: bool = False):
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
-                         groups=groups, bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
-        self._setup_analog(profile, mode, seed, backward_weights, eval_mode, learn_input_range)
 
+class AnalogConv3d(_AnalogConvNd, nn.Conv3d):
+    """``nn.Conv3d`` on a simulated analog chip (im2col + the analog matmul; see the module docstring)."""
+
+    _FLOAT_CLS = nn.Conv3d
+    _ND = 3
