@@ -74,3 +74,18 @@ def test_public_api_is_complete_and_importable() -> None:
     for err in ("ProfileError", "ShapeError", "NonFiniteError", "ParameterError", "StateFormatError"):
         cls = getattr(cimsim, err)
         assert issubclass(cls, cimsim.CimsimError) and issubclass(cls, ValueError)
+
+
+def test_array_design_example_designs_are_valid_profiles() -> None:
+    """examples/array_design.py's design table: every (profile, overrides) still validates."""
+    import importlib.util
+
+    from cimsim.profiles import load_profile
+
+    path = PKG.parent / "examples" / "array_design.py"
+    spec = importlib.util.spec_from_file_location("array_design", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert len(mod.DESIGNS) >= 10
+    for _, name, overrides in mod.DESIGNS:
+        load_profile(name, overrides=overrides)
