@@ -33,6 +33,7 @@ DESIGNS: list[tuple[str, str, dict]] = [
     ("pcm_hermes (IBM HERMES 14 nm)", "pcm_hermes", {}),
     ("rram_neurram (NeuRRAM, 1 s)", "rram_neurram", {}),
     ("reram_cmo (CMO/HfOx ReRAM, with relaxation)", "reram_cmo", {}),
+    ("rram_milo (multilevel RRAM, 50-225 uS)", "rram_milo", {}),
     ("sonos (40 nm charge trap)", "sonos", {}),
     ("sram_cim (ASiM charge-domain SRAM)", "sram_cim", {}),
 ]

@@ -16,7 +16,7 @@ from cimsim.profiles import (
 from cimsim.profiles.schema import DriftPowerLaw, ProgNoiseFunction, ReadNoiseOneOverF
 
 SHIPPED = list_profiles()
-REQUIRED = {"ideal", "pcm", "pcm_hermes", "rram_neurram", "reram_cmo", "fefet", "rram_taox", "sram_cim", "sonos"}
+REQUIRED = {"ideal", "pcm", "pcm_hermes", "rram_neurram", "reram_cmo", "fefet", "rram_taox", "sram_cim", "sonos", "rram_milo"}
 
 
 def test_required_profiles_are_shipped() -> None:
@@ -102,6 +102,21 @@ def test_reram_cmo_law_converted_from_absolute_g() -> None:
     g = np.array([8.0, 30.0, 90.0])
     sigma = noise.sigma.evaluate(g / p.conductance.g_max_us) * p.conductance.g_max_us / noise.g_ref_us
     np.testing.assert_allclose(sigma, 0.000811 + 0.00106879 * g, rtol=1e-6)
+
+
+def test_rram_milo_and_sonos_laws_match_devices_md() -> None:
+    p = load_profile("rram_milo")
+    noise = p.programming.noise
+    g = np.array([50.0, 120.0, 225.0])
+    sigma = noise.sigma.evaluate(g / p.conductance.g_max_us) * p.conductance.g_max_us / noise.g_ref_us
+    np.testing.assert_allclose(sigma, -0.009107 * g + 4.782, rtol=1e-12)
+    i_na = np.array([0.0, 100.0, 800.0, 3200.0])  # SONOS: currents at a 1 V read, nA -> uS / 1000
+    for name, a, b in (("sonos", 19.89, 176.3), ("sonos_1day", 25.59, 186.86), ("sonos_5day", 34.58, 207.34)):
+        q = load_profile(name)
+        got = q.programming.noise.sigma.evaluate(i_na / 3200) * 1000
+        np.testing.assert_allclose(got, a * (1 - np.exp(-i_na / b)), rtol=1e-9, atol=1e-12)
+        read = q.read_noise.sigma.evaluate(i_na / 3200) * 1000
+        np.testing.assert_allclose(read, 12.58 * (1 - np.exp(-i_na / 215.4)), rtol=1e-9, atol=1e-12)
 
 
 def test_pcm_hermes_piecewise_laws_join_near_thresholds() -> None:
