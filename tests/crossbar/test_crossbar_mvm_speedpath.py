@@ -249,7 +249,9 @@ def test_torch_and_numba_threads_bitwise(sub):
     np.testing.assert_array_equal(tile_mvm(x, ds, rng=7), y_all)
 
 
-@pytest.mark.parametrize("ov", [{}, {"mapping.kind": "single_reference", "tile.cols": 64}])
+@pytest.mark.parametrize("ov", [{}, {"mapping.kind": "single_reference", "tile.cols": 64},
+                                {"conductance.n_levels": 4, "mapping.weight_slices": 2, "dac.bit_serial": True,
+                                 "tile.bit_line_r_ohm": 20.0, "tile.cols": 64}])
 def test_numba_and_reference_backends_agree(ov):
     """Same draws, same arithmetic up to GEMM summation order: codes agree except at rare boundaries."""
     prof = load_profile("pcm", overrides={"read_noise.per_read_sigma_rel": 0.02, "tile.rows": 128, **ov})
