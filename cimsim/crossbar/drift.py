@@ -145,6 +145,15 @@ class DriftRun:
                 z_neg, q_neg = self.z_ref, self.q_ref
         else:
             z_pos = z_neg = q_pos = q_neg = e2
+        s_pos = s_neg = e2
+        if self.sig_fn is not None:  # squared per-read sigma of x_P (programmed G), like Q_s
+            if self.diff:
+                s_pos, s_neg = self._s2(pos[0][o0 - p0 : o1 - p0], neg[0][o0 - n0 : o1 - n0])
+            else:
+                (s_pos,) = self._s2(pos[0][o0 - p0 : o1 - p0])
+                if self.s_ref is None:
+                    (self.s_ref,) = self._s2(neg[0])
+                s_neg = self.s_ref
         if self.relax is not None:  # G(t) = G_prog + mu + sigma z: the kernel then reads these rows
             rows = slice(o0 - p0, o1 - p0)
             zx = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
@@ -166,15 +175,6 @@ class DriftRun:
                 if self.d_ref is None:
                     (self.d_ref,) = self._d(neg[1])
                 d_neg = self.d_ref
-        s_pos = s_neg = e2
-        if self.sig_fn is not None:  # squared per-read sigma of x_P (programmed G), like Q_s
-            if self.diff:
-                s_pos, s_neg = self._s2(pos[0][o0 - p0 : o1 - p0], neg[0][o0 - n0 : o1 - n0])
-            else:
-                (s_pos,) = self._s2(pos[0][o0 - p0 : o1 - p0])
-                if self.s_ref is None:
-                    (self.s_ref,) = self._s2(neg[0])
-                s_neg = self.s_ref
         if self.ip[4] and self.vref is None:
             self.vref = self._ref_variance(neg[0], d_neg, z_neg, q_neg, s_neg)
         K.drift_to_blocks(
