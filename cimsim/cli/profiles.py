@@ -24,8 +24,11 @@ def _summary(p: DeviceProfile) -> tuple[str, str]:
     source = ""
     if p.citation is not None:
         source = p.citation.reference.split('"')[0].strip().rstrip(",")
-        if source.count(",") >= 2:  # a list of authors: keep the first
-            source = source.split(",")[0] + " et al."
+        first = source.split(",")[0].strip()
+        if "et al" in first:  # "A. Author et al., venue ...": the authors
+            source = first
+        elif source.count(",") >= 2:  # a list of authors: keep the first
+            source = first + " et al."
         years = re.findall(r"\b(?:19|20)\d\d\b", p.citation.reference)
         if years and years[0] not in source:
             source += f" {years[0]}"
