@@ -8,6 +8,7 @@ extended STE of :class:`AnalogMatmulSTE`.
 from .convert import analog_layers, convert, rng_state, set_mode, set_rng_state, to_digital
 from .functional import AnalogMatmulSTE, analog_matmul, hardware_mvm, programming_noise_std
 from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLayer, AnalogLinear, group_seed
+from .recurrent import AnalogLSTM
 
 __all__ = [
     "AnalogLinear",
@@ -15,6 +16,7 @@ __all__ = [
     "AnalogConv2d",
     "AnalogConv3d",
     "AnalogLayer",
+    "AnalogLSTM",
     "AnalogMatmulSTE",
     "MODES",
     "analog_layers",

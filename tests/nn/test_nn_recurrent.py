@@ -1,0 +1,145 @@
+"""AnalogLSTM: PyTorch's recurrence on the chip, equal to nn.LSTM on an ideal chip."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cimsim.errors import ParameterError, ShapeError
+from cimsim.evaluation import program
+from cimsim.nn import AnalogLSTM, analog_layers, convert, rng_state, set_mode, to_digital
+from cimsim.profiles.loader import load_profile
+
+
+def _grads(fn, params):
+    for p in params:
+        p.grad = None
+    out, (h, c) = fn()
+    (out.square().sum() + h.sum() + 0.5 * c.sum()).backward()
+    return out.detach(), [p.grad.clone() for p in params]
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(), dict(num_layers=2, bidirectional=True), dict(num_layers=2, batch_first=True, bias=False)],
+    ids=str,
+)
+def test_hardware_mode_on_the_ideal_chip_equals_nn_lstm(kw):
+    """The recurrence through the analog matmul (ideal profile: an exact product) reproduces
+    nn.LSTM, forward and every gradient (weights, biases, input, initial state)."""
+    torch.manual_seed(0)
+    lstm = nn.LSTM(5, 6, **kw)
+    analog = AnalogLSTM.from_float(lstm, load_profile("ideal"))
+    assert analog.mode == "hardware" and analog.weight_ih_l0 is lstm.weight_ih_l0
+    d = 2 if lstm.bidirectional else 1
+    x = torch.randn(4, 7, 5) if lstm.batch_first else torch.randn(7, 4, 5)
+    x.requires_grad_(True)
+    h0 = torch.randn(lstm.num_layers * d, 4, 6, requires_grad=True)
+    c0 = torch.randn(lstm.num_layers * d, 4, 6, requires_grad=True)
+    params = [x, h0, c0, *lstm.parameters()]
+    y, g = _grads(lambda: analog(x, (h0, c0)), params)
+    y_ref, g_ref = _grads(lambda: lstm(x, (h0, c0)), params)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    # unbatched input, as nn.LSTM takes it
+    torch.testing.assert_close(analog(x[0] if lstm.batch_first else x[:, 0])[0],
+                               lstm(x[0] if lstm.batch_first else x[:, 0])[0], rtol=1e-5, atol=1e-6)
+
+
+def test_ideal_mode_is_nn_lstm_and_the_state_dict_is_its():
+    torch.manual_seed(1)
+    lstm = nn.LSTM(3, 4, num_layers=2)
+    analog = AnalogLSTM.from_float(lstm, load_profile("pcm"), mode="ideal")
+    x = torch.randn(5, 2, 3)
+    assert torch.equal(analog(x)[0], lstm(x)[0])
+    assert list(analog.state_dict()) == list(lstm.state_dict())
+    back = analog.to_float()
+    assert type(back) is nn.LSTM and back.weight_hh_l1 is lstm.weight_hh_l1 and torch.equal(back(x)[0], lstm(x)[0])
+
+
+def test_training_forward_equals_its_chips_bit_for_bit():
+    """Hardware mode programs one chip per layer and direction per forward (seed s: matrix m with
+    group_seed(s, m)) and reads it at every step: the same as attaching program(s)."""
+    torch.manual_seed(2)
+    analog = AnalogLSTM(6, 5, num_layers=2, bidirectional=True, profile=load_profile("pcm"), seed=3)
+    x = torch.randn(9, 3, 6)
+    y, (h, c) = analog(x)
+    s = analog.last_seed
+    states = analog.program(s)
+    assert len(states) == 4 and states[0].weight_shape == (20, 11) and states[2].weight_shape == (20, 15)
+    y2, (h2, c2) = analog.forward_chip(x, states, rng=analog.read_rng(s), t_s=0.0)
+    assert torch.equal(y, y2) and torch.equal(h, h2) and torch.equal(c, c2)
+    y3, _ = analog(x)  # the next forward: a new chip
+    assert not torch.equal(y, y3)
+    # the chip is not a float LSTM: pcm noise shows
+    with torch.no_grad():
+        assert not torch.allclose(y, analog.to_float()(x)[0], atol=1e-3)
+
+
+def test_noise_injection_dropout_and_reproducibility():
+    torch.manual_seed(4)
+    lstm = nn.LSTM(4, 5, num_layers=2, dropout=0.5)
+    a = AnalogLSTM.from_float(lstm, "pcm", mode="noise_injection", seed=7)
+    b = AnalogLSTM.from_float(copy.deepcopy(lstm), "pcm", mode="noise_injection", seed=7)
+    x = torch.randn(6, 2, 4)
+    ya, yb = a(x)[0], b(x)[0]
+    assert torch.equal(ya, yb)  # noise and dropout masks from the layer's generator only
+    assert not torch.allclose(ya, lstm(x)[0], atol=1e-4)
+    ya.sum().backward()
+    assert lstm.weight_ih_l0.grad is not None and torch.isfinite(lstm.weight_ih_l0.grad).all()
+
+
+class Tagger(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(8, 16, batch_first=True)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0][:, -1])
+
+
+def test_convert_program_chip_and_plumbing(tmp_path):
+    torch.manual_seed(5)
+    net = Tagger()
+    model = convert(net, "pcm", seed=10)
+    assert [n for n, _ in analog_layers(model)] == ["rnn", "head"] and isinstance(model.rnn, AnalogLSTM)
+    assert set(rng_state(model)) == {"rnn", "head"}
+    x = torch.randn(4, 6, 8)
+    loss = model(x).square().mean()
+    loss.backward()
+    assert model.rnn.weight_hh_l0.grad is not None and model.rnn.weight_hh_l0.grad.abs().sum() > 0
+    chip = program(model, seed=1)
+    y1 = chip.forward(x, t_s=3600.0, compensation="global")
+    y2 = chip.forward(x, t_s=3600.0, compensation="global")
+    assert torch.equal(y1, y2) and y1.shape == (4, 3)
+    buf = io.BytesIO()
+    torch.save(model, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    set_mode(loaded, "ideal")
+    set_mode(model, "ideal")
+    assert torch.equal(loaded(x), model(x))
+    assert type(to_digital(model).rnn) is nn.LSTM
+
+
+def test_bad_input_and_unsupported_options():
+    with pytest.raises(ParameterError, match="proj_size"):
+        AnalogLSTM(3, 4, proj_size=2, profile="pcm")
+    with pytest.raises(ParameterError, match="proj_size"):
+        AnalogLSTM.from_float(nn.LSTM(3, 4, proj_size=2), "pcm")
+    lstm = AnalogLSTM(3, 4, profile="pcm")
+    with pytest.raises(ShapeError, match=r"\[T, B, 3\]"):
+        lstm(torch.randn(5, 2, 4))
+    packed = nn.utils.rnn.pack_padded_sequence(torch.randn(5, 2, 3), [5, 3])
+    with pytest.raises(ParameterError, match="packed"):
+        lstm(packed)
+    with pytest.raises(ParameterError, match="mode must be one of"):
+        lstm.mode = "LSTM"
+    assert np.isfinite(lstm(torch.randn(5, 2, 3))[0].detach().numpy()).all()
