@@ -8,7 +8,7 @@ extended STE of :class:`AnalogMatmulSTE`.
 from .convert import analog_layers, convert, rng_state, set_mode, set_rng_state, to_digital
 from .functional import AnalogMatmulSTE, analog_matmul, hardware_mvm, programming_noise_std
 from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLayer, AnalogLinear, group_seed
-from .recurrent import AnalogLSTM
+from .recurrent import AnalogGRU, AnalogLSTM, AnalogRNN
 
 __all__ = [
     "AnalogLinear",
@@ -16,7 +16,9 @@ __all__ = [
     "AnalogConv2d",
     "AnalogConv3d",
     "AnalogLayer",
+    "AnalogGRU",
     "AnalogLSTM",
+    "AnalogRNN",
     "AnalogMatmulSTE",
     "MODES",
     "analog_layers",

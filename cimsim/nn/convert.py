@@ -1,7 +1,7 @@
 """Swap the Linear/Conv layers of any ``nn.Module`` tree for analog ones, and back.
 
 ``convert(model, profile)`` walks the tree (nested modules, ``Sequential``, ``ModuleList``,
-``ModuleDict``, plain attributes), replaces every ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d``, ``nn.Conv3d`` and ``nn.LSTM``
+``ModuleDict``, plain attributes), replaces every ``nn.Linear``, ``nn.Conv1d/2d/3d``, ``nn.LSTM``, ``nn.GRU`` and ``nn.RNN``
 (exact types; subclasses such as attention's ``out_proj`` are left alone) that ``filter``
 accepts with its analog twin sharing the same Parameter objects, and gives layer number ``i``
 (in ``named_modules`` order, counting converted layers) the generator seed ``seed + i``.
@@ -21,12 +21,13 @@ from torch import nn
 
 from ..errors import ParameterError
 from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLayer, AnalogLinear, resolve_profile
-from .recurrent import AnalogLSTM
+from .recurrent import AnalogGRU, AnalogLSTM, AnalogRNN
 
 __all__ = ["convert", "to_digital", "set_mode", "analog_layers", "rng_state", "set_rng_state"]
 
 _ANALOG_OF: dict[type, type] = {nn.Linear: AnalogLinear, nn.Conv1d: AnalogConv1d, nn.Conv2d: AnalogConv2d,
-                                 nn.Conv3d: AnalogConv3d, nn.LSTM: AnalogLSTM}
+                                 nn.Conv3d: AnalogConv3d, nn.LSTM: AnalogLSTM,
+                                 nn.GRU: AnalogGRU, nn.RNN: AnalogRNN}
 _OVERRIDE_KEYS = ("profile", "mode", "backward_weights", "eval_mode", "learn_input_range", "seed")
 
 
@@ -74,7 +75,7 @@ def convert(
     eval_mode: str | None = None,
     learn_input_range: bool = False,
 ) -> nn.Module:
-    """Return ``model`` with its Linear/Conv1d/Conv2d/Conv3d/LSTM layers replaced by analog ones.
+    """Return ``model`` with its Linear/Conv1d/2d/3d/LSTM/GRU/RNN layers replaced by analog ones.
 
     ``profile``: a ``DeviceProfile`` or a preset name (``"pcm"``). ``mode``: ``"hardware"``,
     ``"noise_injection"`` or ``"ideal"``. ``filter(module, name) -> bool`` selects layers

@@ -1,22 +1,27 @@
-"""``AnalogLSTM``: ``nn.LSTM`` whose gate matrix-vector products run on the simulated chip.
+"""``AnalogLSTM``, ``AnalogGRU``, ``AnalogRNN``: the torch recurrent layers with their matrix-vector
+products on the simulated chip.
 
-Each layer and direction keeps its gate weights on one crossbar, ``[W_ih | W_hh]`` (``[4H, I + H]``
-with ``I`` the layer's input width), read at every time step with the input ``[x_t, h_(t-1)]``;
-the biases ``b_ih + b_hh`` are added digitally. The recurrence is PyTorch's (gate order i, f, g,
-o)::
+Each layer and direction keeps its weights on crossbars read at every time step, biases added
+digitally, with PyTorch's recurrences (gate orders as in torch):
 
-    i, f, g, o = split(W [x_t, h_(t-1)] + b_ih + b_hh)
-    c_t = sigmoid(f) c_(t-1) + sigmoid(i) tanh(g),   h_t = sigmoid(o) tanh(c_t)
+* LSTM, one crossbar ``[W_ih | W_hh]`` (``[4H, I + H]``) read with ``[x_t, h_(t-1)]``:
+  ``i, f, g, o = split(W [x_t, h] + b_ih + b_hh)``, ``c' = s(f) c + s(i) tanh(g)``,
+  ``h' = s(o) tanh(c')`` (s the logistic sigmoid);
+* GRU, two crossbars ``W_ih`` (``[3H, I]``) and ``W_hh`` (``[3H, H]``), since the reset gate acts
+  on the hidden part alone: ``r, z, n_i = split(W_ih x + b_ih)``, ``r_h, z_h, n_h = split(W_hh h + b_hh)``,
+  ``r = s(r + r_h)``, ``z = s(z + z_h)``, ``n = tanh(n_i + r n_h)``, ``h' = (1 - z) n + z h``;
+* RNN, one crossbar ``[W_ih | W_hh]``: ``h' = act(W [x_t, h] + b_ih + b_hh)``, act tanh or relu.
 
-Modes as for the other analog layers (:mod:`cimsim.nn.modules`): ``"hardware"`` draws one seed
-per forward, programs every matrix once from the current weights (matrix ``m`` with
-:func:`~cimsim.nn.modules.group_seed` ``(s, m)``) and reads that chip at every time step (per-read
-noise drawn anew at each step from the matrix's read generator), the backward being the extended
-STE of each read; ``"noise_injection"`` adds the profile's programming noise to the weights once
-per forward, inside autograd; ``"ideal"`` is ``nn.LSTM``'s own forward. A programmed chip can be
-attached (``attach_chip``), as the drift studies do. The state dict is exactly ``nn.LSTM``'s.
-Dropout between layers (``dropout > 0``, training) draws its masks from the layer's generator.
-Not supported: ``proj_size``, packed sequences, a learnable input range.
+Modes as for the other analog layers (:mod:`cimsim.nn.modules`): ``"hardware"`` draws one seed per
+forward, programs every crossbar once from the current weights (crossbar ``k`` of
+:meth:`~_AnalogRNNBase.weight_matrices` with :func:`~cimsim.nn.modules.group_seed` ``(s, k)``) and
+reads it at every time step (per-read noise drawn anew at each step from its read generator), the
+backward being the extended STE of each read; ``"noise_injection"`` adds the profile's programming
+noise to the weights once per forward, inside autograd; ``"ideal"`` runs the same recurrence on the
+float weights. A programmed chip can be attached (``attach_chip``), as the drift studies do. The
+state dict is exactly the torch layer's. Dropout between layers (``dropout > 0``, training) draws
+its masks from the layer's generator. Not supported: ``proj_size``, packed sequences, a learnable
+input range.
 """
 
 from __future__ import annotations
@@ -32,33 +37,24 @@ from ..rng import split_seed
 from .functional import analog_matmul, programming_noise_std
 from .modules import AnalogLayer, _check_mode
 
-__all__ = ["AnalogLSTM"]
+__all__ = ["AnalogLSTM", "AnalogGRU", "AnalogRNN"]
+
+_RNN_KINDS = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
 
 
-class AnalogLSTM(AnalogLayer, nn.LSTM):
-    """``nn.LSTM`` on a simulated analog chip (see the module docstring).
+class _AnalogRNNBase(AnalogLayer):
+    """The shared body; a subclass names the torch class and its cell (:meth:`_crossbars`, :meth:`_step`)."""
 
-    ``AnalogLSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-    bidirectional=False, *, profile, mode="hardware", seed=0, backward_weights="float", eval_mode=None)``.
-    """
-
-    _FLOAT_CLS = nn.LSTM
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
-                 device=None, dtype=None, *, profile, mode: str = "hardware", seed: int = 0,
-                 backward_weights: str = "float", eval_mode: str | None = None, learn_input_range: bool = False):
+    def _init_analog(self, profile, mode, seed, backward_weights, eval_mode, learn_input_range, proj_size):
         if proj_size:
-            raise ParameterError(f"AnalogLSTM does not support proj_size (got proj_size={proj_size}); use proj_size=0")
+            raise ParameterError(f"{type(self).__name__} does not support proj_size (got proj_size={proj_size}); use 0")
         if learn_input_range:
-            raise ParameterError("AnalogLSTM does not support learn_input_range (use it on Linear/Conv layers)")
-        nn.LSTM.__init__(self, input_size, hidden_size, num_layers, bias=bias, batch_first=batch_first,
-                         dropout=dropout, bidirectional=bidirectional, device=device, dtype=dtype)
+            raise ParameterError(f"{type(self).__name__} does not support learn_input_range (use it on Linear/Conv layers)")
         self._setup_analog(profile, mode, seed, backward_weights, eval_mode)
 
-    # ``nn.RNNBase`` keeps its cell kind in ``self.mode`` ("LSTM"), the name the analog layers use
-    # for their training mode: its constructor's assignment is let through unseen, and the
-    # cuDNN weight flattening that would read it is off (the crossbar runs on the CPU).
+    # ``nn.RNNBase`` keeps its cell kind in ``self.mode`` ("LSTM", ...), the name the analog layers use
+    # for their training mode: its constructor's assignment is let through unseen, and the cuDNN
+    # weight flattening that would read it is off (the crossbar runs on the CPU).
     @property
     def mode(self) -> str:
         """Training mode: ``"hardware"``, ``"noise_injection"`` or ``"ideal"`` (checked on assignment)."""
@@ -66,7 +62,7 @@ class AnalogLSTM(AnalogLayer, nn.LSTM):
 
     @mode.setter
     def mode(self, value: str) -> None:
-        if value == "LSTM" and "_mode" not in self.__dict__:
+        if value in _RNN_KINDS and "_mode" not in self.__dict__:
             return
         self._mode = _check_mode(value)
 
@@ -74,51 +70,60 @@ class AnalogLSTM(AnalogLayer, nn.LSTM):
         """No-op (see the ``mode`` note above)."""
 
     # ------------------------------------------------------------------ float <-> analog
+    def _torch_kwargs(self) -> dict:
+        return dict(num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
+                    dropout=self.dropout, bidirectional=self.bidirectional)
+
     @classmethod
     def from_float(cls, module: nn.Module, profile, *, mode: str = "hardware", seed: int = 0,
                    backward_weights: str = "float", eval_mode: str | None = None,
                    learn_input_range: bool = False):
-        """The analog twin of an ``nn.LSTM``, sharing its Parameter objects (no copy)."""
-        if type(module) is not nn.LSTM and not isinstance(module, AnalogLSTM):
-            raise ParameterError(f"AnalogLSTM.from_float expects an nn.LSTM (got {type(module).__name__})")
-        if module.proj_size:
-            raise ParameterError(f"AnalogLSTM does not support proj_size (got proj_size={module.proj_size})")
-        new = cls(module.input_size, module.hidden_size, module.num_layers, bias=module.bias,
-                  batch_first=module.batch_first, dropout=module.dropout, bidirectional=module.bidirectional,
-                  device="meta", profile=profile, mode=mode, seed=seed, backward_weights=backward_weights,
-                  eval_mode=eval_mode, learn_input_range=learn_input_range)
+        """The analog twin of a torch recurrent layer, sharing its Parameter objects (no copy)."""
+        if type(module) is not cls._FLOAT_CLS and not isinstance(module, cls):
+            raise ParameterError(f"{cls.__name__}.from_float expects an nn.{cls._FLOAT_CLS.__name__} (got {type(module).__name__})")
+        if getattr(module, "proj_size", 0):
+            raise ParameterError(f"{cls.__name__} does not support proj_size (got proj_size={module.proj_size})")
+        new = cls(module.input_size, module.hidden_size, device="meta", profile=profile, mode=mode, seed=seed,
+                  backward_weights=backward_weights, eval_mode=eval_mode, learn_input_range=learn_input_range,
+                  **_AnalogRNNBase._torch_kwargs(module), **cls._extra_kwargs(module))
         _share_weights(module, new)
         new.train(module.training)
         return new
 
+    @staticmethod
+    def _extra_kwargs(module) -> dict:
+        return {}
+
     def to_float(self) -> nn.Module:
-        """The plain ``nn.LSTM`` (sharing this layer's Parameter objects)."""
-        new = nn.LSTM(self.input_size, self.hidden_size, self.num_layers, bias=self.bias,
-                      batch_first=self.batch_first, dropout=self.dropout, bidirectional=self.bidirectional,
-                      device="meta")
+        """The plain torch layer (sharing this layer's Parameter objects)."""
+        new = self._FLOAT_CLS(self.input_size, self.hidden_size, device="meta", **self._torch_kwargs(),
+                              **self._extra_kwargs(self))
         _share_weights(self, new)
         new.train(self.training)
         return new
 
-    # ------------------------------------------------------------------ chips
+    # ------------------------------------------------------------------ crossbars
+    _PER_CELL: int  # crossbars per layer and direction
+
     @property
     def groups(self) -> int:
-        """Number of crossbar matrices: one per layer and direction."""
-        return self.num_layers * (2 if self.bidirectional else 1)
+        """Number of crossbar matrices: :attr:`_PER_CELL` per layer and direction."""
+        return self.num_layers * (2 if self.bidirectional else 1) * self._PER_CELL
 
-    def _names(self, m: int) -> tuple[str, str, str, str]:
-        layer, d = divmod(m, 2 if self.bidirectional else 1)
+    def _params(self, cell: int) -> tuple:
+        layer, d = divmod(cell, 2 if self.bidirectional else 1)
         sfx = f"_l{layer}" + ("_reverse" if d else "")
-        return f"weight_ih{sfx}", f"weight_hh{sfx}", f"bias_ih{sfx}", f"bias_hh{sfx}"
+        bias = (getattr(self, f"bias_ih{sfx}"), getattr(self, f"bias_hh{sfx}")) if self.bias else (None, None)
+        return getattr(self, f"weight_ih{sfx}"), getattr(self, f"weight_hh{sfx}"), *bias
 
     def weight_matrices(self) -> list[torch.Tensor]:
-        """``[W_ih | W_hh]`` (``[4H, I + H]``) of every layer and direction, in ``h_n`` order."""
-        return [torch.cat([getattr(self, a), getattr(self, b)], dim=1) for a, b, _, _ in map(self._names, range(self.groups))]
+        """Every crossbar's weight matrix, cell by cell (layer, then direction) in ``h_n`` order."""
+        return [w for cell in range(self.groups // self._PER_CELL) for w, _ in self._crossbars(*self._params(cell))]
 
-    def _biases(self) -> list[torch.Tensor | None]:
-        if not self.bias:
-            return [None] * self.groups
-        return [getattr(self, c) + getattr(self, d) for _, _, c, d in map(self._names, range(self.groups))]
+    def _crossbars(self, w_ih, w_hh, b_ih, b_hh) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """(matrix, digital bias) of each crossbar of one cell: ``[W_ih | W_hh]`` and ``b_ih + b_hh``."""
+        bias = None if b_ih is None else b_ih + b_hh
+        return [(torch.cat([w_ih, w_hh], dim=1), bias)]
 
     def noisy_weight(self) -> list[torch.Tensor]:
         """Every matrix plus ``sigma(W) N(0, 1)`` (noise-injection mode), differentiable in ``W``."""
@@ -129,20 +134,21 @@ class AnalogLSTM(AnalogLayer, nn.LSTM):
         return out
 
     # ------------------------------------------------------------------ forward
-    def forward(self, input, hx=None):  # noqa: A002 - nn.LSTM's signature
+    def forward(self, input, hx=None):  # noqa: A002 - torch's signature
         if isinstance(input, nn.utils.rnn.PackedSequence):
-            raise ParameterError("AnalogLSTM does not take packed sequences; pad them (nn.utils.rnn.pad_packed_sequence)")
-        mode = self.active_mode()
-        if self._chip is None and mode == "ideal":
-            return nn.LSTM.forward(self, input, hx)
+            raise ParameterError(f"{type(self).__name__} does not take packed sequences; pad them "
+                                 "(nn.utils.rnn.pad_packed_sequence)")
         if input.dim() not in (2, 3) or input.shape[-1] != self.input_size:
-            raise ShapeError(f"AnalogLSTM: input must be [T, B, {self.input_size}] (batch_first: [B, T, ...]) or "
-                             f"[T, {self.input_size}] (got {tuple(input.shape)})")
+            raise ShapeError(f"{type(self).__name__}: input must be [T, B, {self.input_size}] (batch_first: [B, T, ...]) "
+                             f"or [T, {self.input_size}] (got {tuple(input.shape)})")
         mats = self.weight_matrices()
+        mode = self.active_mode()
         if self._chip is not None:
             states, rngs, t_s, comps = self._chip
             readers = [_Reader(w, self.profile, s, r, t_s, c, self.backward_weights)
                        for w, s, r, c in zip(mats, states, rngs, comps)]
+        elif mode == "ideal":
+            readers = [_Float(w) for w in mats]
         elif mode == "noise_injection":
             readers = [_Float(w) for w in self.noisy_weight()]
         else:
@@ -157,6 +163,7 @@ class AnalogLSTM(AnalogLayer, nn.LSTM):
         return self._recurrence(input, hx, readers)
 
     def _recurrence(self, x, hx, readers):
+        lstm = isinstance(self, nn.LSTM)
         unbatched = x.dim() == 2
         if unbatched:
             x = x.unsqueeze(1)
@@ -166,50 +173,125 @@ class AnalogLSTM(AnalogLayer, nn.LSTM):
         n_dir = 2 if self.bidirectional else 1
         if hx is None:
             h0 = x.new_zeros(self.num_layers * n_dir, batch, self.hidden_size)
-            c0 = torch.zeros_like(h0)
-        else:
-            h0, c0 = hx
-            if unbatched:
-                h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
-        biases = self._biases()
-        h_n, c_n = [], []
+            hx = (h0, torch.zeros_like(h0)) if lstm else h0
+        elif unbatched:
+            hx = tuple(h.unsqueeze(1) for h in hx) if lstm else hx.unsqueeze(1)
+        per = self._PER_CELL
+        finals = []
         layer_in = x
         for layer in range(self.num_layers):
             outs = []
             for d in range(n_dir):
-                m = layer * n_dir + d
-                h, c = h0[m], c0[m]
-                steps = range(n_t - 1, -1, -1) if d else range(n_t)
+                cell = layer * n_dir + d
+                bars = [(readers[cell * per + j], b) for j, (_, b) in enumerate(self._crossbars(*self._params(cell)))]
+                state = (hx[0][cell], hx[1][cell]) if lstm else hx[cell]
                 seq = [None] * n_t
-                for t in steps:
-                    gates = readers[m](torch.cat([layer_in[t], h], dim=1), biases[m])
-                    i, f, g, o = gates.chunk(4, dim=1)
-                    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-                    h = torch.sigmoid(o) * torch.tanh(c)
-                    seq[t] = h
+                for t in (range(n_t - 1, -1, -1) if d else range(n_t)):
+                    state = self._step(bars, layer_in[t], state)
+                    seq[t] = state[0] if lstm else state
                 outs.append(torch.stack(seq))
-                h_n.append(h)
-                c_n.append(c)
+                finals.append(state)
             layer_in = outs[0] if n_dir == 1 else torch.cat(outs, dim=2)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 keep = 1.0 - self.dropout
                 mask = torch.bernoulli(torch.full(layer_in.shape, keep), generator=self.generator).to(layer_in)
                 layer_in = layer_in * mask / keep
-        out, h_n, c_n = layer_in, torch.stack(h_n), torch.stack(c_n)
+        out = layer_in
+        h_n = (torch.stack([s[0] for s in finals]), torch.stack([s[1] for s in finals])) if lstm else torch.stack(finals)
         if unbatched:
-            return out.squeeze(1), (h_n.squeeze(1), c_n.squeeze(1))
+            return out.squeeze(1), (tuple(h.squeeze(1) for h in h_n) if lstm else h_n.squeeze(1))
         if self.batch_first:
             out = out.transpose(0, 1)
-        return out, (h_n, c_n)
+        return out, h_n
+
+
+class AnalogLSTM(_AnalogRNNBase, nn.LSTM):
+    """``nn.LSTM`` on a simulated analog chip (see the module docstring).
+
+    ``AnalogLSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+    bidirectional=False, *, profile, mode="hardware", seed=0, backward_weights="float", eval_mode=None)``.
+    """
+
+    _FLOAT_CLS = nn.LSTM
+    _PER_CELL = 1
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
+                 device=None, dtype=None, *, profile, mode: str = "hardware", seed: int = 0,
+                 backward_weights: str = "float", eval_mode: str | None = None, learn_input_range: bool = False):
+        if proj_size:  # before torch builds the projections
+            raise ParameterError(f"AnalogLSTM does not support proj_size (got proj_size={proj_size}); use 0")
+        nn.LSTM.__init__(self, input_size, hidden_size, num_layers, bias=bias, batch_first=batch_first,
+                         dropout=dropout, bidirectional=bidirectional, device=device, dtype=dtype)
+        self._init_analog(profile, mode, seed, backward_weights, eval_mode, learn_input_range, 0)
+
+    def _step(self, bars, x_t, state):
+        h, c = state
+        (read, bias), = bars
+        i, f, g, o = read(torch.cat([x_t, h], dim=1), bias).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+
+class AnalogGRU(_AnalogRNNBase, nn.GRU):
+    """``nn.GRU`` on a simulated analog chip: ``W_ih`` and ``W_hh`` on two crossbars (see the module docstring)."""
+
+    _FLOAT_CLS = nn.GRU
+    _PER_CELL = 2
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
+                 dtype=None, *, profile, mode: str = "hardware", seed: int = 0, backward_weights: str = "float",
+                 eval_mode: str | None = None, learn_input_range: bool = False):
+        nn.GRU.__init__(self, input_size, hidden_size, num_layers, bias=bias, batch_first=batch_first,
+                        dropout=dropout, bidirectional=bidirectional, device=device, dtype=dtype)
+        self._init_analog(profile, mode, seed, backward_weights, eval_mode, learn_input_range, 0)
+
+    def _crossbars(self, w_ih, w_hh, b_ih, b_hh):
+        return [(w_ih, b_ih), (w_hh, b_hh)]
+
+    def _step(self, bars, x_t, h):
+        (read_i, b_i), (read_h, b_h) = bars
+        r_i, z_i, n_i = read_i(x_t, b_i).chunk(3, dim=1)
+        r_h, z_h, n_h = read_h(h, b_h).chunk(3, dim=1)
+        r = torch.sigmoid(r_i + r_h)
+        z = torch.sigmoid(z_i + z_h)
+        n = torch.tanh(n_i + r * n_h)
+        return (1.0 - z) * n + z * h
+
+
+class AnalogRNN(_AnalogRNNBase, nn.RNN):
+    """``nn.RNN`` (tanh or relu) on a simulated analog chip (see the module docstring)."""
+
+    _FLOAT_CLS = nn.RNN
+    _PER_CELL = 1
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device=None, dtype=None, *, profile, mode: str = "hardware", seed: int = 0,
+                 backward_weights: str = "float", eval_mode: str | None = None, learn_input_range: bool = False):
+        nn.RNN.__init__(self, input_size, hidden_size, num_layers, nonlinearity=nonlinearity, bias=bias,
+                        batch_first=batch_first, dropout=dropout, bidirectional=bidirectional, device=device,
+                        dtype=dtype)
+        self._init_analog(profile, mode, seed, backward_weights, eval_mode, learn_input_range, 0)
+
+    @staticmethod
+    def _extra_kwargs(module) -> dict:
+        return {"nonlinearity": module.nonlinearity}
+
+    def _step(self, bars, x_t, h):
+        (read, bias), = bars
+        a = read(torch.cat([x_t, h], dim=1), bias)
+        return torch.tanh(a) if self.nonlinearity == "tanh" else torch.relu(a)
 
 
 class _Reader:
-    """One gate matrix on its chip: ``reader(x, b)`` = the analog product with the STE backward."""
+    """One crossbar: ``reader(x, b)`` = the analog product with the STE backward."""
 
     def __init__(self, weight, profile, state, rng, t_s, compensation, backward_weights):
         if not isinstance(state, DriftedState):  # an attached ProgrammedState: drift once per forward
             if t_s is None:
-                raise ParameterError("AnalogLSTM: an attached ProgrammedState needs t_s (seconds since programming)")
+                raise ParameterError("an attached ProgrammedState needs t_s (seconds since programming)")
             state = state.drift(t_s, rng)
         self.weight, self.profile, self.state, self.rng = weight, profile, state, rng
         self.compensation, self.backward_weights = compensation, backward_weights
@@ -220,7 +302,7 @@ class _Reader:
 
 
 class _Float:
-    """A (noisy) float gate matrix with the reader's call signature."""
+    """A (noisy) float matrix with the reader's call signature."""
 
     def __init__(self, weight):
         self.weight = weight
@@ -229,7 +311,7 @@ class _Float:
         return F.linear(x, self.weight, bias)
 
 
-def _share_weights(src: nn.LSTM, dst: nn.LSTM) -> None:
+def _share_weights(src: nn.RNNBase, dst: nn.RNNBase) -> None:
     """Point ``dst``'s flat weights at ``src``'s Parameter objects."""
     for name in src._flat_weights_names:
         setattr(dst, name, getattr(src, name))
