@@ -31,7 +31,19 @@ from .errors import (
     StateFormatError,
 )
 from .evaluation import Chip, DriftReport, evaluate_drift, program
-from .nn import AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogGRU, AnalogLinear, AnalogLSTM, AnalogRNN, convert, to_digital
+from .nn import (
+    AnalogConv1d,
+    AnalogConv2d,
+    AnalogConv3d,
+    AnalogConvTranspose1d,
+    AnalogConvTranspose2d,
+    AnalogGRU,
+    AnalogLinear,
+    AnalogLSTM,
+    AnalogRNN,
+    convert,
+    to_digital,
+)
 from .profiles import DeviceProfile, dump_profile, list_profiles, load_profile, profile_from_dict, profile_from_yaml
 
 __version__ = "0.1.0"
@@ -59,6 +71,8 @@ __all__ = [
     "AnalogConv1d",
     "AnalogConv2d",
     "AnalogConv3d",
+    "AnalogConvTranspose1d",
+    "AnalogConvTranspose2d",
     "AnalogLSTM",
     "AnalogGRU",
     "AnalogRNN",

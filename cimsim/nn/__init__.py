@@ -9,12 +9,15 @@ from .convert import analog_layers, convert, rng_state, set_mode, set_rng_state,
 from .functional import AnalogMatmulSTE, analog_matmul, hardware_mvm, programming_noise_std
 from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLayer, AnalogLinear, group_seed
 from .recurrent import AnalogGRU, AnalogLSTM, AnalogRNN
+from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d
 
 __all__ = [
     "AnalogLinear",
     "AnalogConv1d",
     "AnalogConv2d",
     "AnalogConv3d",
+    "AnalogConvTranspose1d",
+    "AnalogConvTranspose2d",
     "AnalogLayer",
     "AnalogGRU",
     "AnalogLSTM",
