@@ -65,6 +65,15 @@ def _dac_is_ideal(profile) -> bool:
     return dac.bits is None and dac.noise_lsb == 0 and getattr(dac.nonlinearity, "kind", "none") == "none"
 
 
+def check_dense(x: torch.Tensor) -> None:
+    """Refuse a nested tensor with a named error (the chip takes dense batches)."""
+    if x.is_nested:
+        raise ParameterError(
+            "analog layers take dense tensors, not nested ones (nn.TransformerEncoder builds nested tensors from a "
+            "src_key_padding_mask in eval): build it with nn.TransformerEncoder(..., enable_nested_tensor=False)"
+        )
+
+
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
     t = t.detach()
     if t.device.type != "cpu":
@@ -295,6 +304,7 @@ def analog_matmul(
     a fixed-range DAC of bound ``B``: the input is scaled digitally by ``B / alpha`` before the
     DAC and the output by ``alpha / B`` after the ADC, so the DAC clips at ``|x| = alpha``.
     """
+    check_dense(x)
     track = torch.is_grad_enabled() and (
         x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
         or (input_range is not None and input_range.requires_grad)

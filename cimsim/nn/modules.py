@@ -45,7 +45,7 @@ from ..errors import ParameterError, ShapeError
 from ..profiles.loader import load_profile
 from ..profiles.schema import DeviceProfile
 from ..rng import split_seed, torch_generator
-from .functional import BACKWARD_WEIGHTS, analog_matmul, programming_noise_std
+from .functional import BACKWARD_WEIGHTS, analog_matmul, check_dense, programming_noise_std
 
 __all__ = ["AnalogLinear", "AnalogConv1d", "AnalogConv2d", "AnalogConv3d", "AnalogLayer", "MODES", "group_seed", "resolve_profile"]
 
@@ -68,6 +68,12 @@ def group_seed(seed: int, group: int) -> int:
     """Seed of convolution group ``group`` when a grouped layer is programmed with ``seed``."""
     state = np.random.SeedSequence([int(seed), int(group)]).generate_state(2, np.uint32)
     return int((int(state[0]) << 31) ^ int(state[1])) & _SEED_HIGH
+
+
+def _keep_fused_kernels_off(module, args):
+    """No-op forward pre-hook: its presence keeps torch's fused transformer kernels off (see
+    :meth:`AnalogLayer._setup_analog`)."""
+    return None
 
 
 def _check_mode(mode, what="mode", allow_none=False):
@@ -99,6 +105,10 @@ class AnalogLayer:
         self.last_seed: int | None = None
         self.last_t_s: float | None = None
         self._chip = None
+        # torch's fused inference kernels (TransformerEncoderLayer's "fast path", taken in eval
+        # under no_grad) read the float weights directly and would skip the chip; they stay off
+        # for any module holding a hook, so every analog layer carries this no-op one
+        self.register_forward_pre_hook(_keep_fused_kernels_off)
         if learn_input_range:
             self.input_range = nn.Parameter(self._initial_input_range(self.weight))
         else:
@@ -263,6 +273,7 @@ class AnalogLayer:
         return (hi + 1.0) ** u - 1.0  # log-uniform in t + 1 s when the range starts at 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_dense(x)
         if self._chip is not None:
             states, rngs, t_s, comps = self._chip
             return self._analog(x, [dict(state=s, rng=r, t_s=t_s, compensation=c)

@@ -34,7 +34,7 @@ from ..crossbar import program_drifted
 from ..crossbar.state import DriftedState
 from ..errors import ParameterError, ShapeError
 from ..rng import split_seed
-from .functional import analog_matmul, programming_noise_std
+from .functional import analog_matmul, check_dense, programming_noise_std
 from .modules import AnalogLayer, _check_mode
 
 __all__ = ["AnalogLSTM", "AnalogGRU", "AnalogRNN"]
@@ -138,6 +138,7 @@ class _AnalogRNNBase(AnalogLayer):
         if isinstance(input, nn.utils.rnn.PackedSequence):
             raise ParameterError(f"{type(self).__name__} does not take packed sequences; pad them "
                                  "(nn.utils.rnn.pad_packed_sequence)")
+        check_dense(input)
         if input.dim() not in (2, 3) or input.shape[-1] != self.input_size:
             raise ShapeError(f"{type(self).__name__}: input must be [T, B, {self.input_size}] (batch_first: [B, T, ...]) "
                              f"or [T, {self.input_size}] (got {tuple(input.shape)})")

@@ -377,3 +377,30 @@ def test_non_finite_weights_or_inputs_raise_named_errors(pcm):
         layer.weight[0, 0] = float("inf")
     with pytest.raises(NonFiniteError):
         layer(torch.randn(2, 8))
+
+
+def test_converted_transformer_layers_run_on_the_chip_in_eval_too():
+    """torch's fused TransformerEncoderLayer kernel (eval + no_grad, as drift studies run) reads the
+    float weights: the analog layers' hook keeps it off, so the chip is used; nested tensors from
+    nn.TransformerEncoder's padding fast path get a named error."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*enable_nested_tensor.*")
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, batch_first=True, dropout=0.0).eval()
+    x = torch.randn(3, 5, 16)
+    with torch.no_grad():
+        ref = layer(x)
+    analog = convert(layer, load_profile("pcm", overrides={"adc.bits": 4}), seed=0).eval()
+    with torch.no_grad():
+        y = analog(x)
+    assert analog.linear1.last_seed is not None  # the analog forward ran
+    assert not torch.allclose(y, ref, atol=1e-4)
+    with torch.no_grad():  # the ideal chip gives the float layer back through the slow path
+        y_ideal = convert(layer, "ideal").eval()(x)
+    torch.testing.assert_close(y_ideal, ref, rtol=1e-4, atol=1e-5)
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, batch_first=True, dropout=0.0), 2)
+    mask = torch.zeros(3, 5, dtype=torch.bool)
+    mask[:, -2:] = True
+    with torch.no_grad(), pytest.raises(ParameterError, match="enable_nested_tensor=False"):
+        convert(enc, "pcm").eval()(x, src_key_padding_mask=mask)
