@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..crossbar import DriftedState, program_drifted, program_matrix, tile_mvm
 from ..errors import ParameterError, ShapeError
@@ -444,3 +445,30 @@ def programming_noise_std(weight: torch.Tensor, profile) -> torch.Tensor:
         g = wn.add_(1.0).mul_(0.5 * span).add_(g_min)
         out = _sigma_us(g, profile).mul_(s).mul_(2.0 / span)
     return out.reshape(weight.shape).to(weight.dtype)
+
+
+class MatrixReader:
+    """One crossbar read many times in one forward (a recurrent layer's time steps, an attention
+    layer's projections): ``reader(x, b)`` = :func:`analog_matmul` on its ``DriftedState``."""
+
+    def __init__(self, weight, profile, state, rng, t_s, compensation, backward_weights):
+        if not isinstance(state, DriftedState):  # an attached ProgrammedState: drift once per forward
+            if t_s is None:
+                raise ParameterError("an attached ProgrammedState needs t_s (seconds since programming)")
+            state = state.drift(t_s, rng)
+        self.weight, self.profile, self.state, self.rng = weight, profile, state, rng
+        self.compensation, self.backward_weights = compensation, backward_weights
+
+    def __call__(self, x, bias):
+        return analog_matmul(x, self.weight, bias, self.profile, state=self.state, rng=self.rng, t_s=None,
+                             backward_weights=self.backward_weights, compensation=self.compensation)
+
+
+class FloatReader:
+    """A (noisy) float matrix with the reader's call signature."""
+
+    def __init__(self, weight):
+        self.weight = weight
+
+    def __call__(self, x, bias):
+        return F.linear(x, self.weight, bias)

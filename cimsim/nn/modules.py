@@ -40,12 +40,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..crossbar import program_matrix
+from ..crossbar import program_drifted, program_matrix
 from ..errors import ParameterError, ShapeError
 from ..profiles.loader import load_profile
 from ..profiles.schema import DeviceProfile
 from ..rng import split_seed, torch_generator
-from .functional import BACKWARD_WEIGHTS, analog_matmul, check_dense, programming_noise_std
+from .functional import BACKWARD_WEIGHTS, FloatReader, MatrixReader, analog_matmul, check_dense, programming_noise_std
 
 __all__ = ["AnalogLinear", "AnalogConv1d", "AnalogConv2d", "AnalogConv3d", "AnalogLayer", "MODES", "group_seed", "resolve_profile"]
 
@@ -309,6 +309,32 @@ class AnalogLayer:
         if noise.device != self.weight.device:
             noise = noise.to(self.weight.device)
         return self.weight + std * noise
+
+    def _matrix_readers(self, mats: list[torch.Tensor]) -> list:
+        """One reader per crossbar matrix for a forward that reads them several times (recurrent
+        steps, attention projections), in the active mode: the attached chip, the float weights
+        (``"ideal"``), noisy float weights (``"noise_injection"``: ``W + sigma(W) N(0, 1)``, drawn
+        once per forward) or a chip programmed now from the current weights with one seed drawn
+        from the layer's generator (``"hardware"``; matrix ``m`` with :func:`group_seed` ``(s, m)``)."""
+        if self._chip is not None:
+            states, rngs, t_s, comps = self._chip
+            return [MatrixReader(w, self.profile, s, r, t_s, c, self.backward_weights)
+                    for w, s, r, c in zip(mats, states, rngs, comps)]
+        mode = self.active_mode()
+        if mode == "ideal":
+            return [FloatReader(w) for w in mats]
+        if mode == "noise_injection":
+            return [FloatReader(w + programming_noise_std(w, self.profile)
+                                * torch.randn(w.shape, generator=self.generator, dtype=w.dtype).to(w.device))
+                    for w in mats]
+        seed, t = self._draw_seed(), self._draw_t()
+        self.last_seed, self.last_t_s = seed, t
+        readers = []
+        for w, s in zip(mats, self._group_seeds(seed)):
+            prog, read = split_seed(s)
+            ds = program_drifted(w.detach().cpu().contiguous().numpy(), self.profile, rng=prog, t_s=t, read_rng=read)
+            readers.append(MatrixReader(w, self.profile, ds, read, None, None, self.backward_weights))
+        return readers
 
     def _mm(self, x2: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, kw: dict) -> torch.Tensor:
         return analog_matmul(x2, w, b, self.profile, backward_weights=self.backward_weights,

@@ -27,14 +27,10 @@ input range.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..crossbar import program_drifted
-from ..crossbar.state import DriftedState
 from ..errors import ParameterError, ShapeError
-from ..rng import split_seed
-from .functional import analog_matmul, check_dense, programming_noise_std
+from .functional import check_dense
 from .modules import AnalogLayer, _check_mode
 
 __all__ = ["AnalogLSTM", "AnalogGRU", "AnalogRNN"]
@@ -125,14 +121,6 @@ class _AnalogRNNBase(AnalogLayer):
         bias = None if b_ih is None else b_ih + b_hh
         return [(torch.cat([w_ih, w_hh], dim=1), bias)]
 
-    def noisy_weight(self) -> list[torch.Tensor]:
-        """Every matrix plus ``sigma(W) N(0, 1)`` (noise-injection mode), differentiable in ``W``."""
-        out = []
-        for w in self.weight_matrices():
-            noise = torch.randn(w.shape, generator=self.generator, dtype=w.dtype).to(w.device)
-            out.append(w + programming_noise_std(w, self.profile) * noise)
-        return out
-
     # ------------------------------------------------------------------ forward
     def forward(self, input, hx=None):  # noqa: A002 - torch's signature
         if isinstance(input, nn.utils.rnn.PackedSequence):
@@ -142,25 +130,7 @@ class _AnalogRNNBase(AnalogLayer):
         if input.dim() not in (2, 3) or input.shape[-1] != self.input_size:
             raise ShapeError(f"{type(self).__name__}: input must be [T, B, {self.input_size}] (batch_first: [B, T, ...]) "
                              f"or [T, {self.input_size}] (got {tuple(input.shape)})")
-        mats = self.weight_matrices()
-        mode = self.active_mode()
-        if self._chip is not None:
-            states, rngs, t_s, comps = self._chip
-            readers = [_Reader(w, self.profile, s, r, t_s, c, self.backward_weights)
-                       for w, s, r, c in zip(mats, states, rngs, comps)]
-        elif mode == "ideal":
-            readers = [_Float(w) for w in mats]
-        elif mode == "noise_injection":
-            readers = [_Float(w) for w in self.noisy_weight()]
-        else:
-            seed, t = self._draw_seed(), self._draw_t()
-            self.last_seed, self.last_t_s = seed, t
-            readers = []
-            for w, s in zip(mats, self._group_seeds(seed)):
-                prog, read = split_seed(s)
-                ds = program_drifted(w.detach().cpu().contiguous().numpy(), self.profile, rng=prog, t_s=t,
-                                     read_rng=read)
-                readers.append(_Reader(w, self.profile, ds, read, None, None, self.backward_weights))
+        readers = self._matrix_readers(self.weight_matrices())
         return self._recurrence(input, hx, readers)
 
     def _recurrence(self, x, hx, readers):
@@ -284,32 +254,6 @@ class AnalogRNN(_AnalogRNNBase, nn.RNN):
         (read, bias), = bars
         a = read(torch.cat([x_t, h], dim=1), bias)
         return torch.tanh(a) if self.nonlinearity == "tanh" else torch.relu(a)
-
-
-class _Reader:
-    """One crossbar: ``reader(x, b)`` = the analog product with the STE backward."""
-
-    def __init__(self, weight, profile, state, rng, t_s, compensation, backward_weights):
-        if not isinstance(state, DriftedState):  # an attached ProgrammedState: drift once per forward
-            if t_s is None:
-                raise ParameterError("an attached ProgrammedState needs t_s (seconds since programming)")
-            state = state.drift(t_s, rng)
-        self.weight, self.profile, self.state, self.rng = weight, profile, state, rng
-        self.compensation, self.backward_weights = compensation, backward_weights
-
-    def __call__(self, x, bias):
-        return analog_matmul(x, self.weight, bias, self.profile, state=self.state, rng=self.rng, t_s=None,
-                             backward_weights=self.backward_weights, compensation=self.compensation)
-
-
-class _Float:
-    """A (noisy) float matrix with the reader's call signature."""
-
-    def __init__(self, weight):
-        self.weight = weight
-
-    def __call__(self, x, bias):
-        return F.linear(x, self.weight, bias)
 
 
 def _share_weights(src: nn.RNNBase, dst: nn.RNNBase) -> None:
