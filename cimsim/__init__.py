@@ -40,6 +40,7 @@ from .nn import (
     AnalogGRU,
     AnalogLinear,
     AnalogLSTM,
+    AnalogMultiheadAttention,
     AnalogRNN,
     convert,
     to_digital,
@@ -76,6 +77,7 @@ __all__ = [
     "AnalogLSTM",
     "AnalogGRU",
     "AnalogRNN",
+    "AnalogMultiheadAttention",
     "convert",
     "to_digital",
     # evaluation

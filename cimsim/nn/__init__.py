@@ -5,6 +5,7 @@ mode every forward programs the simulated chip from the current weights and the 
 extended STE of :class:`AnalogMatmulSTE`.
 """
 
+from .attention import AnalogMultiheadAttention
 from .convert import analog_layers, convert, rng_state, set_mode, set_rng_state, to_digital
 from .functional import AnalogMatmulSTE, analog_matmul, hardware_mvm, programming_noise_std
 from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLayer, AnalogLinear, group_seed
@@ -13,6 +14,7 @@ from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d
 
 __all__ = [
     "AnalogLinear",
+    "AnalogMultiheadAttention",
     "AnalogConv1d",
     "AnalogConv2d",
     "AnalogConv3d",

@@ -1,7 +1,8 @@
 """Swap the Linear/Conv layers of any ``nn.Module`` tree for analog ones, and back.
 
 ``convert(model, profile)`` walks the tree (nested modules, ``Sequential``, ``ModuleList``,
-``ModuleDict``, plain attributes), replaces every ``nn.Linear``, ``nn.Conv1d/2d/3d``, ``nn.ConvTranspose1d/2d``, ``nn.LSTM``, ``nn.GRU`` and ``nn.RNN``
+``ModuleDict``, plain attributes), replaces every ``nn.Linear``, ``nn.Conv1d/2d/3d``, ``nn.ConvTranspose1d/2d``, ``nn.LSTM``, ``nn.GRU``, ``nn.RNN``
+and ``nn.MultiheadAttention``
 (exact types; subclasses such as attention's ``out_proj`` are left alone) that ``filter``
 accepts with its analog twin sharing the same Parameter objects, and gives layer number ``i``
 (in ``named_modules`` order, counting converted layers) the generator seed ``seed + i``.
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import ParameterError
+from .attention import AnalogMultiheadAttention
 from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLayer, AnalogLinear, resolve_profile
 from .recurrent import AnalogGRU, AnalogLSTM, AnalogRNN
 from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d
@@ -29,7 +31,7 @@ __all__ = ["convert", "to_digital", "set_mode", "analog_layers", "rng_state", "s
 _ANALOG_OF: dict[type, type] = {nn.Linear: AnalogLinear, nn.Conv1d: AnalogConv1d, nn.Conv2d: AnalogConv2d,
                                  nn.Conv3d: AnalogConv3d, nn.LSTM: AnalogLSTM,
                                  nn.GRU: AnalogGRU, nn.RNN: AnalogRNN, nn.ConvTranspose1d: AnalogConvTranspose1d,
-                                 nn.ConvTranspose2d: AnalogConvTranspose2d}
+                                 nn.ConvTranspose2d: AnalogConvTranspose2d, nn.MultiheadAttention: AnalogMultiheadAttention}
 _OVERRIDE_KEYS = ("profile", "mode", "backward_weights", "eval_mode", "learn_input_range", "seed")
 
 
@@ -77,7 +79,8 @@ def convert(
     eval_mode: str | None = None,
     learn_input_range: bool = False,
 ) -> nn.Module:
-    """Return ``model`` with its Linear, Conv, ConvTranspose and LSTM/GRU/RNN layers replaced by analog ones.
+    """Return ``model`` with its Linear, Conv, ConvTranspose, LSTM/GRU/RNN and MultiheadAttention layers
+    replaced by analog ones.
 
     ``profile``: a ``DeviceProfile`` or a preset name (``"pcm"``). ``mode``: ``"hardware"``,
     ``"noise_injection"`` or ``"ideal"``. ``filter(module, name) -> bool`` selects layers

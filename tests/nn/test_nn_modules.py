@@ -278,7 +278,7 @@ class _Net(nn.Module):
         self.heads = nn.ModuleDict({"a": nn.Linear(8, 2)})
         self.shared = self.blocks[0]  # the same module under two names
         self.norm = nn.LayerNorm(8)
-        self.attn = nn.MultiheadAttention(8, 2)  # its out_proj is a Linear subclass: left alone
+        self.attn = nn.MultiheadAttention(8, 2)  # swapped whole; its out_proj (a Linear subclass) is not
 
     def forward(self, x):
         return self.heads["a"](self.blocks[1](self.shared(x)))
@@ -289,8 +289,8 @@ def test_convert_walks_any_tree_and_to_digital_reverses(pcm):
     out = convert(net, pcm, seed=10)
     assert isinstance(net.blocks[0], nn.Linear) and not isinstance(net.blocks[0], AnalogLinear)  # not in place
     names = [n for n, _ in analog_layers(out)]
-    assert names == ["features.0", "features.2", "blocks.0", "blocks.1", "heads.a"]
-    assert [m.seed for _, m in analog_layers(out)] == [10, 11, 12, 13, 14]
+    assert names == ["features.0", "features.2", "blocks.0", "blocks.1", "heads.a", "attn"]
+    assert [m.seed for _, m in analog_layers(out)] == [10, 11, 12, 13, 14, 15]
     assert isinstance(out.features[0], AnalogConv2d) and isinstance(out.features[2], AnalogConv1d)
     assert out.shared is out.blocks[0]
     assert type(out.attn.out_proj) is not AnalogLinear
@@ -323,10 +323,11 @@ def test_convert_swaps_conv3d_and_it_trains_in_hardware_mode(pcm):
 
 def test_convert_filter_overrides_and_root_layer(pcm):
     net = _Net()
-    out = convert(net, pcm, filter=lambda m, name: not name.startswith("features"),
+    out = convert(net, pcm, filter=lambda m, name: not name.startswith("features") and name != "attn",
                   overrides={"blocks.*": {"mode": "noise_injection"},
                              "heads.a": {"profile": {"adc.bits": 6}, "seed": 99}})
     assert [n for n, _ in analog_layers(out)] == ["blocks.0", "blocks.1", "heads.a"]
+    assert type(out.attn) is nn.MultiheadAttention
     assert out.blocks[0].mode == "noise_injection" and out.heads["a"].mode == "hardware"
     assert out.heads["a"].profile.adc.bits == 6 and out.blocks[0].profile.adc.bits == 8
     assert out.heads["a"].seed == 99

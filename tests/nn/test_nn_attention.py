@@ -1,0 +1,109 @@
+"""AnalogMultiheadAttention: the four projections on the chip, torch's attention in between."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cimsim.errors import ParameterError
+from cimsim.nn import AnalogLinear, AnalogMultiheadAttention, convert, to_digital
+from cimsim.profiles.loader import load_profile
+
+
+def _run(mha, q, k, v, **kw):
+    params = [q, k, v] + list(mha.parameters())
+    for p in params:
+        p.grad = None
+    out, w = mha(q, k, v, **kw)
+    loss = out.square().sum() + (0.0 if w is None else w.sum() * 3.0)
+    loss.backward()
+    return out.detach(), (None if w is None else w.detach()), [p.grad.clone() for p in params]
+
+
+CASES = [
+    dict(),
+    dict(batch_first=True, need_weights=False),
+    dict(masks="bool", average_attn_weights=False),
+    dict(batch_first=True, masks="float", bias=False),
+    dict(self_attention=True, masks="causal"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_ideal_chip_equals_nn_multihead_attention(case):
+    case = dict(case)
+    bf, bias = case.pop("batch_first", False), case.pop("bias", True)
+    masks, self_attn = case.pop("masks", None), case.pop("self_attention", False)
+    torch.manual_seed(0)
+    ref = nn.MultiheadAttention(16, 4, bias=bias, batch_first=bf)
+    analog = AnalogMultiheadAttention.from_float(ref, load_profile("ideal"))
+    n, n_l, n_s = 2, 5, 5 if self_attn else 7
+
+    def tok(length):
+        return torch.randn(n, length, 16) if bf else torch.randn(length, n, 16)
+
+    q = tok(n_l).requires_grad_(True)
+    k = q if self_attn else tok(n_s).requires_grad_(True)
+    v = q if self_attn else tok(n_s).requires_grad_(True)
+    kw = dict(case)
+    if masks == "bool":
+        kpm = torch.zeros(n, n_s, dtype=torch.bool)
+        kpm[:, -2:] = True
+        am = torch.zeros(n_l, n_s, dtype=torch.bool)
+        am[0, :3] = True
+        kw.update(key_padding_mask=kpm, attn_mask=am)
+    elif masks == "float":
+        kw.update(attn_mask=torch.randn(n * 4, n_l, n_s), key_padding_mask=torch.randn(n, n_s))
+    elif masks == "causal":
+        kw.update(attn_mask=nn.Transformer.generate_square_subsequent_mask(n_l), is_causal=True)
+    got = _run(analog, q, k, v, **kw)
+    want = _run(ref, q, k, v, **kw)
+    torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-5)
+    assert (got[1] is None) == (want[1] is None)
+    if got[1] is not None:
+        torch.testing.assert_close(got[1], want[1], rtol=1e-5, atol=1e-6)
+    for a, b in zip(got[2], want[2]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    q1 = q[0] if bf else q[:, 0]  # unbatched
+    torch.testing.assert_close(analog(q1, q1, q1)[0], ref(q1, q1, q1)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_training_forward_equals_its_chips_and_ideal_mode_is_torch():
+    torch.manual_seed(1)
+    mha = AnalogMultiheadAttention(12, 3, profile=load_profile("pcm"), seed=2)
+    x = torch.randn(6, 2, 12)
+    y, w = mha(x, x, x)
+    states = mha.program(mha.last_seed)
+    assert [s.weight_shape for s in states] == [(12, 12)] * 4
+    mha.attach_chip(states, rng=mha.read_rng(mha.last_seed), t_s=0.0)
+    y2, w2 = mha(x, x, x)
+    mha.detach_chip()
+    assert torch.equal(y, y2) and torch.equal(w, w2)
+    mha.mode = "ideal"
+    assert torch.equal(mha(x, x, x)[0], mha.to_float()(x, x, x)[0])
+
+
+def test_a_converted_transformer_layer_trains_and_evaluates_on_the_chip():
+    torch.manual_seed(3)
+    layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True, dropout=0.0)
+    model = convert(layer, load_profile("pcm"), seed=0)
+    assert isinstance(model.self_attn, AnalogMultiheadAttention) and isinstance(model.linear1, AnalogLinear)
+    assert type(model.self_attn.out_proj) is not AnalogLinear  # read through the attention's crossbar W_o
+    x = torch.randn(3, 5, 16)
+    F.mse_loss(model(x), x).backward()
+    assert model.self_attn.in_proj_weight.grad.abs().sum() > 0 and model.self_attn.out_proj.weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    assert model.self_attn.last_seed is not None  # the eval forward ran on the chip (no fused float kernel)
+    back = to_digital(model)
+    assert type(back.self_attn) is nn.MultiheadAttention and list(back.state_dict()) == list(layer.state_dict())
+
+
+def test_unsupported_options_are_refused():
+    with pytest.raises(ParameterError, match="kdim = vdim = embed_dim"):
+        AnalogMultiheadAttention(8, 2, kdim=4, profile="pcm")
+    with pytest.raises(ParameterError, match="add_bias_kv"):
+        AnalogMultiheadAttention.from_float(nn.MultiheadAttention(8, 2, add_bias_kv=True), "pcm")
