@@ -89,3 +89,16 @@ def test_array_design_example_designs_are_valid_profiles() -> None:
     assert len(mod.DESIGNS) >= 10
     for _, name, overrides in mod.DESIGNS:
         load_profile(name, overrides=overrides)
+
+
+def test_sequence_models_example_builds_and_converts() -> None:
+    """examples/sequence_models.py: its model still converts layer by layer (not run here: 13 s)."""
+    import importlib.util
+
+    from cimsim.nn import analog_layers, convert
+
+    spec = importlib.util.spec_from_file_location("sequence_models", PKG.parent / "examples" / "sequence_models.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    kinds = {type(m).__name__ for _, m in analog_layers(convert(mod.RowReader(), "pcm"))}
+    assert kinds == {"AnalogLinear", "AnalogMultiheadAttention", "AnalogGRU"}
