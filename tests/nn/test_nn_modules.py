@@ -380,13 +380,11 @@ def test_non_finite_weights_or_inputs_raise_named_errors(pcm):
         layer(torch.randn(2, 8))
 
 
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors:UserWarning")
 def test_converted_transformer_layers_run_on_the_chip_in_eval_too():
     """torch's fused TransformerEncoderLayer kernel (eval + no_grad, as drift studies run) reads the
     float weights: the analog layers' hook keeps it off, so the chip is used; nested tensors from
     nn.TransformerEncoder's padding fast path get a named error."""
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*enable_nested_tensor.*")
     torch.manual_seed(0)
     layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, batch_first=True, dropout=0.0).eval()
     x = torch.randn(3, 5, 16)
