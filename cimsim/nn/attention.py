@@ -1,7 +1,8 @@
 """``AnalogMultiheadAttention``: ``nn.MultiheadAttention`` with its four projections on the chip.
 
 The query, key, value and output projections (``W_q, W_k, W_v`` = the rows of ``in_proj_weight``,
-``W_o`` = ``out_proj.weight``, each ``[E, E]``) sit on four crossbars; the attention itself
+or ``q/k/v_proj_weight`` when ``kdim``/``vdim`` differ from ``E``, and ``W_o`` = ``out_proj.weight``)
+sit on four crossbars; the attention itself
 (scores, masks, softmax, the weighted sum) is digital, as on analog in-memory transformer
 accelerators, and follows ``torch.nn.functional.multi_head_attention_forward``::
 
@@ -14,9 +15,8 @@ Modes, chips and the extended STE as for the other analog layers (:mod:`cimsim.n
 :func:`~cimsim.nn.modules.group_seed` ``(s, m)``), ``"ideal"`` is ``nn.MultiheadAttention``'s own
 forward. Attention dropout draws its masks from the layer's generator. Supported: self- and
 cross-attention, ``batch_first``, unbatched input, boolean or float ``attn_mask`` (2-D or 3-D) and
-``key_padding_mask``, ``is_causal``, ``need_weights`` with or without head averaging. Not
-supported (refused with a named error): ``kdim``/``vdim`` other than ``embed_dim``,
-``add_bias_kv``, ``add_zero_attn``.
+``key_padding_mask``, ``is_causal``, ``need_weights`` with or without head averaging, ``kdim`` and
+``vdim``. Not supported (refused with a named error): ``add_bias_kv``, ``add_zero_attn``.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ class AnalogMultiheadAttention(AnalogLayer, nn.MultiheadAttention):
                  vdim: int | None = None, batch_first: bool = False, device=None, dtype=None, *, profile,
                  mode: str = "hardware", seed: int = 0, backward_weights: str = "float", eval_mode: str | None = None,
                  learn_input_range: bool = False):
-        _check_supported(embed_dim, kdim, vdim, add_bias_kv, add_zero_attn, learn_input_range)
-        nn.MultiheadAttention.__init__(self, embed_dim, num_heads, dropout=dropout, bias=bias, batch_first=batch_first,
-                                       device=device, dtype=dtype)
+        _check_supported(add_bias_kv, add_zero_attn, learn_input_range)
+        nn.MultiheadAttention.__init__(self, embed_dim, num_heads, dropout=dropout, bias=bias, kdim=kdim, vdim=vdim,
+                                       batch_first=batch_first, device=device, dtype=dtype)
         self._setup_analog(profile, mode, seed, backward_weights, eval_mode)
 
     @classmethod
@@ -55,11 +55,10 @@ class AnalogMultiheadAttention(AnalogLayer, nn.MultiheadAttention):
         """The analog twin of an ``nn.MultiheadAttention``, sharing its Parameters (and ``out_proj``)."""
         if type(module) is not nn.MultiheadAttention and not isinstance(module, cls):
             raise ParameterError(f"{cls.__name__}.from_float expects an nn.MultiheadAttention (got {type(module).__name__})")
-        _check_supported(module.embed_dim, module.kdim, module.vdim, module.bias_k is not None,
-                         module.add_zero_attn, learn_input_range)
+        _check_supported(module.bias_k is not None, module.add_zero_attn, learn_input_range)
         new = cls(module.embed_dim, module.num_heads, dropout=module.dropout, bias=module.in_proj_bias is not None,
-                  batch_first=module.batch_first, device="meta", profile=profile, mode=mode, seed=seed,
-                  backward_weights=backward_weights, eval_mode=eval_mode)
+                  kdim=module.kdim, vdim=module.vdim, batch_first=module.batch_first, device="meta", profile=profile,
+                  mode=mode, seed=seed, backward_weights=backward_weights, eval_mode=eval_mode)
         _share(module, new)
         new.train(module.training)
         return new
@@ -67,7 +66,8 @@ class AnalogMultiheadAttention(AnalogLayer, nn.MultiheadAttention):
     def to_float(self) -> nn.Module:
         """The plain ``nn.MultiheadAttention`` (sharing this layer's Parameters and ``out_proj``)."""
         new = nn.MultiheadAttention(self.embed_dim, self.num_heads, dropout=self.dropout,
-                                    bias=self.in_proj_bias is not None, batch_first=self.batch_first, device="meta")
+                                    bias=self.in_proj_bias is not None, kdim=self.kdim, vdim=self.vdim,
+                                    batch_first=self.batch_first, device="meta")
         _share(self, new)
         new.train(self.training)
         return new
@@ -75,8 +75,10 @@ class AnalogMultiheadAttention(AnalogLayer, nn.MultiheadAttention):
     groups = 4  # crossbars: W_q, W_k, W_v, W_o
 
     def weight_matrices(self) -> list[torch.Tensor]:
-        """``[W_q, W_k, W_v, W_o]``, each ``[E, E]``."""
-        return [*self.in_proj_weight.chunk(3), self.out_proj.weight]
+        """``[W_q, W_k, W_v, W_o]``: ``[E, E]``, ``[E, kdim]``, ``[E, vdim]``, ``[E, E]``."""
+        if self._qkv_same_embed_dim:
+            return [*self.in_proj_weight.chunk(3), self.out_proj.weight]
+        return [self.q_proj_weight, self.k_proj_weight, self.v_proj_weight, self.out_proj.weight]
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights: bool = True, attn_mask=None,
                 average_attn_weights: bool = True, is_causal: bool = False):
@@ -95,17 +97,18 @@ class AnalogMultiheadAttention(AnalogLayer, nn.MultiheadAttention):
             query, key, value = (t.transpose(0, 1) for t in (query, key, value))
         n_l, batch, e = query.shape
         n_s = key.shape[0]
-        if e != self.embed_dim or key.shape != value.shape or key.shape[1:] != (batch, e):
-            raise ShapeError(f"{type(self).__name__}: query [L, N, {self.embed_dim}] and key/value [S, N, {self.embed_dim}] "
-                             f"(batch_first: N first) expected (got {tuple(query.shape)}, {tuple(key.shape)}, "
-                             f"{tuple(value.shape)})")
+        if (e != self.embed_dim or tuple(key.shape) != (n_s, batch, self.kdim)
+                or tuple(value.shape) != (n_s, batch, self.vdim)):
+            raise ShapeError(f"{type(self).__name__}: query [L, N, {self.embed_dim}], key [S, N, {self.kdim}] and value "
+                             f"[S, N, {self.vdim}] (batch_first: N first) expected (got {tuple(query.shape)}, "
+                             f"{tuple(key.shape)}, {tuple(value.shape)})")
         h = self.num_heads
         d = e // h
         rq, rk, rv, ro = self._matrix_readers(self.weight_matrices())
         bq, bk, bv = (None, None, None) if self.in_proj_bias is None else self.in_proj_bias.chunk(3)
         q = rq(query.reshape(n_l * batch, e), bq).reshape(n_l, batch * h, d).transpose(0, 1)
-        k = rk(key.reshape(n_s * batch, e), bk).reshape(n_s, batch * h, d).transpose(0, 1)
-        v = rv(value.reshape(n_s * batch, e), bv).reshape(n_s, batch * h, d).transpose(0, 1)
+        k = rk(key.reshape(n_s * batch, self.kdim), bk).reshape(n_s, batch * h, d).transpose(0, 1)
+        v = rv(value.reshape(n_s * batch, self.vdim), bv).reshape(n_s, batch * h, d).transpose(0, 1)
         scores = torch.bmm(q * (1.0 / math.sqrt(d)), k.transpose(1, 2))  # [N*H, L, S]
         mask = _additive_mask(attn_mask, key_padding_mask, is_causal, n_l, n_s, batch, h, scores.dtype)
         if mask is not None:
@@ -155,10 +158,7 @@ def _as_float(mask: torch.Tensor, dtype) -> torch.Tensor:
     return mask.to(dtype)
 
 
-def _check_supported(embed_dim, kdim, vdim, add_bias_kv, add_zero_attn, learn_input_range) -> None:
-    if (kdim not in (None, embed_dim)) or (vdim not in (None, embed_dim)):
-        raise ParameterError(f"AnalogMultiheadAttention needs kdim = vdim = embed_dim (got kdim={kdim}, vdim={vdim}, "
-                             f"embed_dim={embed_dim})")
+def _check_supported(add_bias_kv, add_zero_attn, learn_input_range) -> None:
     if add_bias_kv or add_zero_attn:
         raise ParameterError("AnalogMultiheadAttention does not support add_bias_kv or add_zero_attn "
                              f"(got add_bias_kv={bool(add_bias_kv)}, add_zero_attn={bool(add_zero_attn)})")
@@ -167,6 +167,6 @@ def _check_supported(embed_dim, kdim, vdim, add_bias_kv, add_zero_attn, learn_in
 
 
 def _share(src: nn.MultiheadAttention, dst: nn.MultiheadAttention) -> None:
-    dst.in_proj_weight = src.in_proj_weight
-    dst.in_proj_bias = src.in_proj_bias
+    for name in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias"):
+        setattr(dst, name, getattr(src, name))
     dst.out_proj = src.out_proj

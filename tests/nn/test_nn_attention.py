@@ -28,6 +28,7 @@ CASES = [
     dict(masks="bool", average_attn_weights=False),
     dict(batch_first=True, masks="float", bias=False),
     dict(self_attention=True, masks="causal"),
+    dict(kdim=6, vdim=10, masks="bool"),
 ]
 
 
@@ -36,17 +37,18 @@ def test_ideal_chip_equals_nn_multihead_attention(case):
     case = dict(case)
     bf, bias = case.pop("batch_first", False), case.pop("bias", True)
     masks, self_attn = case.pop("masks", None), case.pop("self_attention", False)
+    kdim, vdim = case.pop("kdim", 16), case.pop("vdim", 16)
     torch.manual_seed(0)
-    ref = nn.MultiheadAttention(16, 4, bias=bias, batch_first=bf)
+    ref = nn.MultiheadAttention(16, 4, bias=bias, batch_first=bf, kdim=kdim, vdim=vdim)
     analog = AnalogMultiheadAttention.from_float(ref, load_profile("ideal"))
     n, n_l, n_s = 2, 5, 5 if self_attn else 7
 
-    def tok(length):
-        return torch.randn(n, length, 16) if bf else torch.randn(length, n, 16)
+    def tok(length, width=16):
+        return torch.randn(n, length, width) if bf else torch.randn(length, n, width)
 
     q = tok(n_l).requires_grad_(True)
-    k = q if self_attn else tok(n_s).requires_grad_(True)
-    v = q if self_attn else tok(n_s).requires_grad_(True)
+    k = q if self_attn else tok(n_s, kdim).requires_grad_(True)
+    v = q if self_attn else tok(n_s, vdim).requires_grad_(True)
     kw = dict(case)
     if masks == "bool":
         kpm = torch.zeros(n, n_s, dtype=torch.bool)
@@ -66,8 +68,8 @@ def test_ideal_chip_equals_nn_multihead_attention(case):
         torch.testing.assert_close(got[1], want[1], rtol=1e-5, atol=1e-6)
     for a, b in zip(got[2], want[2]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    q1 = q[0] if bf else q[:, 0]  # unbatched
-    torch.testing.assert_close(analog(q1, q1, q1)[0], ref(q1, q1, q1)[0], rtol=1e-5, atol=1e-5)
+    q1, k1, v1 = ((t[0] if bf else t[:, 0]) for t in (q, k, v))  # unbatched
+    torch.testing.assert_close(analog(q1, k1, v1)[0], ref(q1, k1, v1)[0], rtol=1e-5, atol=1e-5)
 
 
 def test_training_forward_equals_its_chips_and_ideal_mode_is_torch():
@@ -103,7 +105,5 @@ def test_a_converted_transformer_layer_trains_and_evaluates_on_the_chip():
 
 
 def test_unsupported_options_are_refused():
-    with pytest.raises(ParameterError, match="kdim = vdim = embed_dim"):
-        AnalogMultiheadAttention(8, 2, kdim=4, profile="pcm")
     with pytest.raises(ParameterError, match="add_bias_kv"):
         AnalogMultiheadAttention.from_float(nn.MultiheadAttention(8, 2, add_bias_kv=True), "pcm")
