@@ -113,15 +113,13 @@ class DriftRun:
         self.z_ref = normals(self.gens[-1], (n_ref, n_in), dt, K) if (has_read and not diff) else self.e2
         self.zx_ref = normals(self.gens[-1], (n_ref, n_in), dt, K) if (self.relax and not diff) else self.e2
         self.g_ref = None  # the relaxed reference columns (single_reference), on first use
-        self.q_ref = None  # Q_s of the reference columns (single_reference), on first use
+        self.ref_laws: dict[str, np.ndarray] = {}  # Q_s, sigma^2, drift factors of the reference columns, on first use
         self.neg_row = np.arange(n_out, dtype=np.int64) if diff else np.arange(n_out, dtype=np.int64) // p.tile.cols
         self.log_ratio = log_ratio
-        self.d_ref = None  # drift factors of the reference columns (single_reference), on first use
         r_us = float(p.tile.bit_line_r_ohm) * 1e-6  # Ω x µS -> dimensionless
         self.fp = np.array([c_read, (1.0 if diff else 2.0) / dg, var_rel * var_rel, r_us])
         self.ip = np.array([has_nu, has_read, digital, has_var, has_var and not diff, r_us > 0, self.sig_fn is not None],
                            dtype=np.int64)
-        self.s_ref = None  # squared per-read sigma of the reference columns (single_reference), on first use
         # single_reference with per-read noise: the reference columns' own variance (one column
         # per output tile, read once per input vector: its noise is common to the tile's outputs)
         self.vref = None
@@ -132,28 +130,17 @@ class DriftRun:
         n_in = self.shape[1]
         e1, e2, K = self.e1, self.e2, self.K
         zn0 = o0 if self.diff else 0  # row 0 of the chunk's G- arrays (d, z, q): its own rows, or all references
+        rows_p, rows_n = slice(o0 - p0, o1 - p0), slice(o0 - n0, o1 - n0)
         if self.has_read:
             # Q_s(x_P) of the programmed conductances, vectorised (numpy's SIMD log/exp/power)
             z_pos = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
-            if self.diff:
-                z_neg = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
-                q_pos, q_neg = self._q(pos[0][o0 - p0 : o1 - p0], neg[0][o0 - n0 : o1 - n0])
-            else:
-                (q_pos,) = self._q(pos[0][o0 - p0 : o1 - p0])
-                if self.q_ref is None:
-                    (self.q_ref,) = self._q(neg[0])
-                z_neg, q_neg = self.z_ref, self.q_ref
+            z_neg = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K) if self.diff else self.z_ref
+            q_pos, q_neg = self._pair(self._q, 0, pos, neg, rows_p, rows_n, "q")
         else:
             z_pos = z_neg = q_pos = q_neg = e2
         s_pos = s_neg = e2
         if self.sig_fn is not None:  # squared per-read sigma of x_P (programmed G), like Q_s
-            if self.diff:
-                s_pos, s_neg = self._s2(pos[0][o0 - p0 : o1 - p0], neg[0][o0 - n0 : o1 - n0])
-            else:
-                (s_pos,) = self._s2(pos[0][o0 - p0 : o1 - p0])
-                if self.s_ref is None:
-                    (self.s_ref,) = self._s2(neg[0])
-                s_neg = self.s_ref
+            s_pos, s_neg = self._pair(self._s2, 0, pos, neg, rows_p, rows_n, "s2")
         if self.relax is not None:  # G(t) = G_prog + mu + sigma z: the kernel then reads these rows
             rows = slice(o0 - p0, o1 - p0)
             zx = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
@@ -168,13 +155,7 @@ class DriftRun:
                 neg = (self.g_ref,)
         d_pos = d_neg = e2
         if self.has_nu:
-            if self.diff:
-                d_pos, d_neg = self._d(pos[1][o0 - p0 : o1 - p0], neg[1][o0 - n0 : o1 - n0])
-            else:
-                (d_pos,) = self._d(pos[1][o0 - p0 : o1 - p0])
-                if self.d_ref is None:
-                    (self.d_ref,) = self._d(neg[1])
-                d_neg = self.d_ref
+            d_pos, d_neg = self._pair(self._d, 1, pos, neg, rows_p, rows_n, "d")
         if self.ip[4] and self.vref is None:
             self.vref = self._ref_variance(neg[0], d_neg, z_neg, q_neg, s_neg)
         K.drift_to_blocks(
@@ -183,6 +164,17 @@ class DriftRun:
             self.w, e1 if self.wn is None else self.wn, e1 if self.v is None else self.v,
             e1 if self.vn is None else self.vn,
         )
+
+    def _pair(self, law, i: int, pos, neg, rows_p: slice, rows_n: slice, key: str):
+        """``law`` of array ``i`` (g or nu) of the chunk's G+ rows and of its G- rows, evaluated
+        together (differential), or of the G+ rows and of all reference columns (single_reference;
+        the latter once per drift, kept under ``key``)."""
+        if self.diff:
+            return law(pos[i][rows_p], neg[i][rows_n])
+        (a,) = law(pos[i][rows_p])
+        if key not in self.ref_laws:  # chunks on two threads may both compute it: the same values
+            self.ref_laws[key] = law(neg[i])[0]
+        return a, self.ref_laws[key]
 
     def _ref_variance(self, g, d, z, q, s2) -> np.ndarray:
         """Per-read variance of the reference devices at t, ``[n_ref, n_in]`` (weight units^2, the
