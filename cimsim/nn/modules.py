@@ -304,11 +304,11 @@ class AnalogLayer:
 
     def noisy_weight(self) -> torch.Tensor:
         """``W + sigma(W) * N(0, 1)`` (noise-injection mode), differentiable in ``W``."""
-        std = programming_noise_std(self.weight, self.profile)
-        noise = torch.randn(self.weight.shape, generator=self.generator, dtype=self.weight.dtype)
-        if noise.device != self.weight.device:
-            noise = noise.to(self.weight.device)
-        return self.weight + std * noise
+        return self._with_noise(self.weight, programming_noise_std(self.weight, self.profile))
+
+    def _with_noise(self, w: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """``w + std * N(0, 1)``, the normals from the layer's generator (on the CPU, then moved)."""
+        return w + std * torch.randn(w.shape, generator=self.generator, dtype=w.dtype).to(w.device)
 
     def _matrix_readers(self, mats: list[torch.Tensor]) -> list:
         """One reader per crossbar matrix for a forward that reads them several times (recurrent
@@ -324,9 +324,7 @@ class AnalogLayer:
         if mode == "ideal":
             return [FloatReader(w) for w in mats]
         if mode == "noise_injection":
-            return [FloatReader(w + programming_noise_std(w, self.profile)
-                                * torch.randn(w.shape, generator=self.generator, dtype=w.dtype).to(w.device))
-                    for w in mats]
+            return [FloatReader(self._with_noise(w, programming_noise_std(w, self.profile))) for w in mats]
         seed, t = self._draw_seed(), self._draw_t()
         self.last_seed, self.last_t_s = seed, t
         readers = []

@@ -65,8 +65,7 @@ class _AnalogConvTransposeNd(AnalogLayer):
     def noisy_weight(self) -> torch.Tensor:
         """``W + sigma(W) N(0, 1)`` with sigma from the crossbar matrices' mapping (noise injection)."""
         std = torch.cat([programming_noise_std(m, self.profile).T for m in self.weight_matrices()]).reshape(self.weight.shape)
-        noise = torch.randn(self.weight.shape, generator=self.generator, dtype=self.weight.dtype).to(self.weight.device)
-        return self.weight + std * noise
+        return self._with_noise(self.weight, std)
 
     # ------------------------------------------------------------------ forward
     def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:  # noqa: A002
