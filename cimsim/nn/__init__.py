@@ -10,7 +10,7 @@ from .convert import analog_layers, convert, rng_state, set_mode, set_rng_state,
 from .functional import AnalogMatmulSTE, analog_matmul, hardware_mvm, programming_noise_std
 from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLayer, AnalogLinear, group_seed
 from .recurrent import AnalogGRU, AnalogLSTM, AnalogRNN
-from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d
+from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d, AnalogConvTranspose3d
 
 __all__ = [
     "AnalogLinear",
@@ -20,6 +20,7 @@ __all__ = [
     "AnalogConv3d",
     "AnalogConvTranspose1d",
     "AnalogConvTranspose2d",
+    "AnalogConvTranspose3d",
     "AnalogLayer",
     "AnalogGRU",
     "AnalogLSTM",

@@ -16,7 +16,9 @@ Modes, chips and the extended STE as for the other analog layers (:mod:`cimsim.n
 forward. Attention dropout draws its masks from the layer's generator. Supported: self- and
 cross-attention, ``batch_first``, unbatched input, boolean or float ``attn_mask`` (2-D or 3-D) and
 ``key_padding_mask``, ``is_causal``, ``need_weights`` with or without head averaging, ``kdim`` and
-``vdim``. Not supported (refused with a named error): ``add_bias_kv``, ``add_zero_attn``.
+``vdim``, ``add_bias_kv`` (the learned key and value ``bias_k``, ``bias_v`` are appended to the
+projected sequences as one more source position: digital registers, not crossbar rows) and
+``add_zero_attn`` (a zero key and value appended per head), padded into the masks as torch does.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError, ShapeError
@@ -43,9 +46,10 @@ class AnalogMultiheadAttention(AnalogLayer, nn.MultiheadAttention):
                  vdim: int | None = None, batch_first: bool = False, device=None, dtype=None, *, profile,
                  mode: str = "hardware", seed: int = 0, backward_weights: str = "float", eval_mode: str | None = None,
                  learn_input_range: bool = False):
-        _check_supported(add_bias_kv, add_zero_attn, learn_input_range)
-        nn.MultiheadAttention.__init__(self, embed_dim, num_heads, dropout=dropout, bias=bias, kdim=kdim, vdim=vdim,
-                                       batch_first=batch_first, device=device, dtype=dtype)
+        _check_supported(learn_input_range)
+        nn.MultiheadAttention.__init__(self, embed_dim, num_heads, dropout=dropout, bias=bias, add_bias_kv=add_bias_kv,
+                                       add_zero_attn=add_zero_attn, kdim=kdim, vdim=vdim, batch_first=batch_first,
+                                       device=device, dtype=dtype)
         self._setup_analog(profile, mode, seed, backward_weights, eval_mode)
 
     @classmethod
@@ -55,9 +59,9 @@ class AnalogMultiheadAttention(AnalogLayer, nn.MultiheadAttention):
         """The analog twin of an ``nn.MultiheadAttention``, sharing its Parameters (and ``out_proj``)."""
         if type(module) is not nn.MultiheadAttention and not isinstance(module, cls):
             raise ParameterError(f"{cls.__name__}.from_float expects an nn.MultiheadAttention (got {type(module).__name__})")
-        _check_supported(module.bias_k is not None, module.add_zero_attn, learn_input_range)
+        _check_supported(learn_input_range)
         new = cls(module.embed_dim, module.num_heads, dropout=module.dropout, bias=module.in_proj_bias is not None,
-                  kdim=module.kdim, vdim=module.vdim, batch_first=module.batch_first, device="meta", profile=profile,
+                  add_bias_kv=module.bias_k is not None, add_zero_attn=module.add_zero_attn, kdim=module.kdim, vdim=module.vdim, batch_first=module.batch_first, device="meta", profile=profile,
                   mode=mode, seed=seed, backward_weights=backward_weights, eval_mode=eval_mode)
         _share(module, new)
         new.train(module.training)
@@ -66,7 +70,8 @@ class AnalogMultiheadAttention(AnalogLayer, nn.MultiheadAttention):
     def to_float(self) -> nn.Module:
         """The plain ``nn.MultiheadAttention`` (sharing this layer's Parameters and ``out_proj``)."""
         new = nn.MultiheadAttention(self.embed_dim, self.num_heads, dropout=self.dropout,
-                                    bias=self.in_proj_bias is not None, kdim=self.kdim, vdim=self.vdim,
+                                    bias=self.in_proj_bias is not None, add_bias_kv=self.bias_k is not None,
+                                    add_zero_attn=self.add_zero_attn, kdim=self.kdim, vdim=self.vdim,
                                     batch_first=self.batch_first, device="meta")
         _share(self, new)
         new.train(self.training)
@@ -109,10 +114,20 @@ class AnalogMultiheadAttention(AnalogLayer, nn.MultiheadAttention):
         q = rq(query.reshape(n_l * batch, e), bq).reshape(n_l, batch * h, d).transpose(0, 1)
         k = rk(key.reshape(n_s * batch, self.kdim), bk).reshape(n_s, batch * h, d).transpose(0, 1)
         v = rv(value.reshape(n_s * batch, self.vdim), bv).reshape(n_s, batch * h, d).transpose(0, 1)
-        scores = torch.bmm(q * (1.0 / math.sqrt(d)), k.transpose(1, 2))  # [N*H, L, S]
+        extra = 0  # source positions appended after the projections (digital), as torch appends them
+        if self.bias_k is not None:
+            k = torch.cat([k, self.bias_k.reshape(1, h, d).repeat(batch, 1, 1).reshape(batch * h, 1, d)], dim=1)
+            v = torch.cat([v, self.bias_v.reshape(1, h, d).repeat(batch, 1, 1).reshape(batch * h, 1, d)], dim=1)
+            extra += 1
+        if self.add_zero_attn:
+            k = torch.cat([k, k.new_zeros(batch * h, 1, d)], dim=1)
+            v = torch.cat([v, v.new_zeros(batch * h, 1, d)], dim=1)
+            extra += 1
+        scores = torch.bmm(q * (1.0 / math.sqrt(d)), k.transpose(1, 2))  # [N*H, L, S + extra]
         mask = _additive_mask(attn_mask, key_padding_mask, is_causal, n_l, n_s, batch, h, scores.dtype)
         if mask is not None:
-            scores = scores + mask
+            # the appended positions are always allowed (torch pads its masks with 0)
+            scores = scores + (F.pad(mask, (0, extra)) if extra else mask)
         attn = torch.softmax(scores, dim=-1)
         if self.dropout > 0.0 and self.training:
             keep = 1.0 - self.dropout
@@ -121,7 +136,7 @@ class AnalogMultiheadAttention(AnalogLayer, nn.MultiheadAttention):
         out = ro(out, self.out_proj.bias).reshape(n_l, batch, e)
         weights = None
         if need_weights:
-            weights = attn.reshape(batch, h, n_l, n_s)
+            weights = attn.reshape(batch, h, n_l, n_s + extra)
             if average_attn_weights:
                 weights = weights.mean(dim=1)
         if unbatched:
@@ -158,15 +173,13 @@ def _as_float(mask: torch.Tensor, dtype) -> torch.Tensor:
     return mask.to(dtype)
 
 
-def _check_supported(add_bias_kv, add_zero_attn, learn_input_range) -> None:
-    if add_bias_kv or add_zero_attn:
-        raise ParameterError("AnalogMultiheadAttention does not support add_bias_kv or add_zero_attn "
-                             f"(got add_bias_kv={bool(add_bias_kv)}, add_zero_attn={bool(add_zero_attn)})")
+def _check_supported(learn_input_range) -> None:
     if learn_input_range:
         raise ParameterError("AnalogMultiheadAttention does not support learn_input_range (use it on Linear/Conv layers)")
 
 
 def _share(src: nn.MultiheadAttention, dst: nn.MultiheadAttention) -> None:
-    for name in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias"):
+    for name in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias", "bias_k",
+                 "bias_v"):
         setattr(dst, name, getattr(src, name))
     dst.out_proj = src.out_proj

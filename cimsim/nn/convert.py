@@ -1,7 +1,7 @@
 """Swap the Linear/Conv layers of any ``nn.Module`` tree for analog ones, and back.
 
 ``convert(model, profile)`` walks the tree (nested modules, ``Sequential``, ``ModuleList``,
-``ModuleDict``, plain attributes), replaces every ``nn.Linear``, ``nn.Conv1d/2d/3d``, ``nn.ConvTranspose1d/2d``, ``nn.LSTM``, ``nn.GRU``, ``nn.RNN``
+``ModuleDict``, plain attributes), replaces every ``nn.Linear``, ``nn.Conv1d/2d/3d``, ``nn.ConvTranspose1d/2d/3d``, ``nn.LSTM``, ``nn.GRU``, ``nn.RNN``
 and ``nn.MultiheadAttention``
 (exact types; subclasses such as attention's ``out_proj`` are left alone) that ``filter``
 accepts with its analog twin sharing the same Parameter objects, and gives layer number ``i``
@@ -24,14 +24,15 @@ from ..errors import ParameterError
 from .attention import AnalogMultiheadAttention
 from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLayer, AnalogLinear, resolve_profile
 from .recurrent import AnalogGRU, AnalogLSTM, AnalogRNN
-from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d
+from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d, AnalogConvTranspose3d
 
 __all__ = ["convert", "to_digital", "set_mode", "analog_layers", "rng_state", "set_rng_state"]
 
 _ANALOG_OF: dict[type, type] = {nn.Linear: AnalogLinear, nn.Conv1d: AnalogConv1d, nn.Conv2d: AnalogConv2d,
                                  nn.Conv3d: AnalogConv3d, nn.LSTM: AnalogLSTM,
                                  nn.GRU: AnalogGRU, nn.RNN: AnalogRNN, nn.ConvTranspose1d: AnalogConvTranspose1d,
-                                 nn.ConvTranspose2d: AnalogConvTranspose2d, nn.MultiheadAttention: AnalogMultiheadAttention}
+                                 nn.ConvTranspose2d: AnalogConvTranspose2d, nn.ConvTranspose3d: AnalogConvTranspose3d,
+                                 nn.MultiheadAttention: AnalogMultiheadAttention}
 _OVERRIDE_KEYS = ("profile", "mode", "backward_weights", "eval_mode", "learn_input_range", "seed")
 
 

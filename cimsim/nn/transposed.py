@@ -1,15 +1,17 @@
-"""``AnalogConvTranspose1d`` / ``AnalogConvTranspose2d``: transposed convolutions on the chip.
+"""``AnalogConvTranspose1d/2d/3d``: transposed convolutions on the chip.
 
-A transposed convolution scatters every input pixel: pixel ``x[n, :, h, w]`` (``C_in`` values)
-times the matrix ``W_g [C_out/groups * K, C_in/groups]`` (``K`` kernel positions; rows ordered
-channel, then kernel position, ``W_g[(c, k), i] = weight[i, c, k]``) gives its contribution to
-``K`` output positions, which the digital periphery adds into the output (col2im, ``F.fold``)
-before the bias. So the crossbar holds ``W_g`` and reads one input pixel per row of the batch::
+A transposed convolution scatters every input pixel: pixel ``x[n, :, i]`` (``C_in`` values, ``i``
+the 1-, 2- or 3-D position) times the matrix ``W_g [C_out/groups * K, C_in/groups]`` (``K``
+kernel positions; rows ordered channel, then kernel position, ``W_g[(c, k), i] = weight[i, c, k]``)
+gives its contribution to ``K`` output positions, which the digital periphery adds into the
+output (col2im) before the bias. So the crossbar holds ``W_g`` and reads one input pixel per row
+of the batch::
 
-    cols[(n, h, w), :] = x[n, :, h, w],   Y = cols @ W_g^T (the analog product),
-    y = fold(Y) + bias
+    cols[(n, i), :] = x[n, :, i],   Y = cols @ W_g^T (the analog product),
+    y[n, c, i s - p + k d] += Y[(n, i), (c, k)]  for every kernel position k,   y += bias
 
-equal to ``F.conv_transpose2d`` on an ideal chip. Stride, padding, output padding (or
+(:func:`_scatter_add`: one strided add per kernel position), equal to ``F.conv_transposeNd`` on
+an ideal chip. Stride, padding, output padding (or
 ``output_size``), dilation and groups are supported (``padding_mode`` is ``"zeros"``, as torch
 requires). Modes, chips and the extended STE as for the other analog layers
 (:mod:`cimsim.nn.modules`); with ``groups > 1`` every group is its own crossbar.
@@ -17,7 +19,7 @@ requires). Modes, chips and the extended STE as for the other analog layers
 
 from __future__ import annotations
 
-import math
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +29,7 @@ from ..errors import ShapeError
 from .functional import programming_noise_std
 from .modules import AnalogLayer
 
-__all__ = ["AnalogConvTranspose1d", "AnalogConvTranspose2d"]
+__all__ = ["AnalogConvTranspose1d", "AnalogConvTranspose2d", "AnalogConvTranspose3d"]
 
 
 class _AnalogConvTransposeNd(AnalogLayer):
@@ -77,7 +79,7 @@ class _AnalogConvTransposeNd(AnalogLayer):
             self._opad = None
 
     def _float(self, x, w):
-        conv = F.conv_transpose1d if self._ND == 1 else F.conv_transpose2d
+        conv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[self._ND - 1]
         return conv(x, w, self.bias, self.stride, self.padding, self._opad, self.groups, self.dilation)
 
     def _analog(self, x, calls):
@@ -87,23 +89,37 @@ class _AnalogConvTransposeNd(AnalogLayer):
         if x.dim() != nd + 2 or x.shape[1] != self.in_channels:
             raise ShapeError(f"{type(self).__name__}: expected input [N, {self.in_channels}, {', '.join(['*'] * nd)}] "
                              f"(got {tuple(x.shape)})")
-        # 1-D runs as 2-D over a height of 1 (kernel, stride, dilation 1 there; no padding)
-        k, s, d = (((1, v[0]) if nd == 1 else tuple(v)) for v in (self.kernel_size, self.stride, self.dilation))
-        p, op = (((0, v[0]) if nd == 1 else tuple(v)) for v in (self.padding, self._opad))
-        x2 = x.unsqueeze(2) if nd == 1 else x
-        n, _, h, w = x2.shape
-        out_hw = tuple((i - 1) * ss - 2 * pp + dd * (kk - 1) + oo + 1 for i, ss, pp, dd, kk, oo in zip((h, w), s, p, d, k, op))
+        n, size = x.shape[0], tuple(x.shape[2:])
         cin, cout = self.in_channels // self.groups, self.out_channels // self.groups
+        perm = (0, *range(2, nd + 2), 1)  # channels last: one input pixel per row
         ys = []
         for g, (mat, kw) in enumerate(zip(self.weight_matrices(), calls)):
-            cols = x2[:, g * cin:(g + 1) * cin].permute(0, 2, 3, 1).reshape(n * h * w, cin)
-            b = None if self.bias is None else self.bias[g * cout:(g + 1) * cout]
-            y = self._mm(cols, mat, None, kw)  # [N*H*W, cout*K]: each pixel's contributions
-            y = y.reshape(n, h * w, cout * math.prod(k)).transpose(1, 2)
-            y = F.fold(y, out_hw, k, dilation=d, padding=p, stride=s)  # the digital scatter-add
-            ys.append(y if b is None else y + b.reshape(1, -1, 1, 1))
-        y = ys[0] if len(ys) == 1 else torch.cat(ys, dim=1)
-        return y.squeeze(2) if nd == 1 else y
+            cols = x[:, g * cin:(g + 1) * cin].permute(perm).reshape(-1, cin)
+            y = self._mm(cols, mat, None, kw)  # [N * pixels, cout * K]: each pixel's contributions
+            y = y.reshape(n, *size, cout, *self.kernel_size)
+            y = _scatter_add(y, self.stride, self.padding, self._opad, self.dilation)
+            if self.bias is not None:
+                y = y + self.bias[g * cout:(g + 1) * cout].reshape(1, -1, *([1] * nd))
+            ys.append(y)
+        return ys[0] if len(ys) == 1 else torch.cat(ys, dim=1)
+
+
+def _scatter_add(y: torch.Tensor, stride, padding, output_padding, dilation) -> torch.Tensor:
+    """col2im of a transposed convolution in D dimensions: ``y [N, *in, C, *k]`` (every input
+    pixel's contribution to each kernel position) -> ``out [N, C, *out]``, with
+    ``out[n, c, i s - p + k d] = sum over (i, k) of y[n, i, c, k]`` and
+    ``out_m = (in_m - 1) s_m - 2 p_m + d_m (k_m - 1) + op_m + 1``: one strided add per kernel
+    position into the uncropped output (``p`` = 0), then the crop by ``p``, all in autograd."""
+    nd = len(stride)
+    n, size, c, ks = y.shape[0], y.shape[1:nd + 1], y.shape[nd + 1], y.shape[nd + 2:]
+    full = [(i - 1) * s + d * (k - 1) + o + 1 for i, s, d, k, o in zip(size, stride, dilation, ks, output_padding)]
+    out = y.new_zeros(n, c, *full)
+    y = y.permute(0, nd + 1, *range(1, nd + 1), *range(nd + 2, 2 * nd + 2))  # [N, C, *in, *k]
+    for kpos in itertools.product(*(range(k) for k in ks)):
+        dst = tuple(slice(k * d, k * d + (i - 1) * s + 1, s) for k, d, i, s in zip(kpos, dilation, size, stride))
+        out[(slice(None), slice(None)) + dst] += y[(Ellipsis,) + kpos]
+    crop = tuple(slice(p, f - p) for p, f in zip(padding, full))
+    return out[(slice(None), slice(None)) + crop]
 
 
 class AnalogConvTranspose1d(_AnalogConvTransposeNd, nn.ConvTranspose1d):
@@ -118,3 +134,10 @@ class AnalogConvTranspose2d(_AnalogConvTransposeNd, nn.ConvTranspose2d):
 
     _FLOAT_CLS = nn.ConvTranspose2d
     _ND = 2
+
+
+class AnalogConvTranspose3d(_AnalogConvTransposeNd, nn.ConvTranspose3d):
+    """``nn.ConvTranspose3d`` on a simulated analog chip (see the module docstring)."""
+
+    _FLOAT_CLS = nn.ConvTranspose3d
+    _ND = 3

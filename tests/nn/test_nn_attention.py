@@ -29,6 +29,10 @@ CASES = [
     dict(batch_first=True, masks="float", bias=False),
     dict(self_attention=True, masks="causal"),
     dict(kdim=6, vdim=10, masks="bool"),
+    dict(add_bias_kv=True, masks="bool", average_attn_weights=False),
+    dict(add_zero_attn=True, masks="float"),
+    dict(add_bias_kv=True, add_zero_attn=True, batch_first=True, kdim=6, vdim=10),
+    dict(add_bias_kv=True, self_attention=True, masks="causal"),
 ]
 
 
@@ -38,8 +42,9 @@ def test_ideal_chip_equals_nn_multihead_attention(case):
     bf, bias = case.pop("batch_first", False), case.pop("bias", True)
     masks, self_attn = case.pop("masks", None), case.pop("self_attention", False)
     kdim, vdim = case.pop("kdim", 16), case.pop("vdim", 16)
+    extra = {key: case.pop(key) for key in ("add_bias_kv", "add_zero_attn") if key in case}
     torch.manual_seed(0)
-    ref = nn.MultiheadAttention(16, 4, bias=bias, batch_first=bf, kdim=kdim, vdim=vdim)
+    ref = nn.MultiheadAttention(16, 4, bias=bias, batch_first=bf, kdim=kdim, vdim=vdim, **extra)
     analog = AnalogMultiheadAttention.from_float(ref, load_profile("ideal"))
     n, n_l, n_s = 2, 5, 5 if self_attn else 7
 
@@ -104,6 +109,23 @@ def test_a_converted_transformer_layer_trains_and_evaluates_on_the_chip():
     assert type(back.self_attn) is nn.MultiheadAttention and list(back.state_dict()) == list(layer.state_dict())
 
 
+def test_bias_kv_and_zero_attention_are_shared_and_survive_conversion():
+    torch.manual_seed(4)
+    ref = nn.MultiheadAttention(8, 2, add_bias_kv=True, add_zero_attn=True)
+    analog = AnalogMultiheadAttention.from_float(ref, load_profile("pcm"), seed=1)
+    assert analog.bias_k is ref.bias_k and analog.bias_v is ref.bias_v and analog.add_zero_attn
+    assert list(analog.state_dict()) == list(ref.state_dict())
+    x = torch.randn(4, 3, 8)
+    out, w = analog(x, x, x)
+    assert w.shape == (3, 4, 4 + 2)  # two appended source positions: bias_k/v and the zero key
+    out.square().sum().backward()
+    assert ref.bias_k.grad.abs().sum() > 0 and ref.bias_v.grad.abs().sum() > 0
+    back = analog.to_float()
+    assert type(back) is nn.MultiheadAttention and back.bias_k is ref.bias_k and back.add_zero_attn
+    fresh = AnalogMultiheadAttention(8, 2, add_bias_kv=True, profile=load_profile("pcm"))
+    assert fresh.bias_k.shape == (1, 1, 8) and fresh.bias_k.abs().sum() > 0
+
+
 def test_unsupported_options_are_refused():
-    with pytest.raises(ParameterError, match="add_bias_kv"):
-        AnalogMultiheadAttention.from_float(nn.MultiheadAttention(8, 2, add_bias_kv=True), "pcm")
+    with pytest.raises(ParameterError, match="learn_input_range"):
+        AnalogMultiheadAttention.from_float(nn.MultiheadAttention(8, 2), "pcm", learn_input_range=True)

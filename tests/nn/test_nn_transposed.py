@@ -1,4 +1,4 @@
-"""AnalogConvTranspose1d/2d: the scatter of every input pixel through the chip, then col2im."""
+"""AnalogConvTranspose1d/2d/3d: the scatter of every input pixel through the chip, then col2im."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cimsim.nn import AnalogConvTranspose1d, AnalogConvTranspose2d, convert, programming_noise_std, to_digital
+from cimsim.nn import (
+    AnalogConvTranspose1d,
+    AnalogConvTranspose2d,
+    AnalogConvTranspose3d,
+    convert,
+    programming_noise_std,
+    to_digital,
+)
 from cimsim.profiles.loader import load_profile
 
 CASES_2D = [
@@ -41,6 +48,31 @@ def test_ideal_chip_equals_conv_transpose2d(kw):
     torch.testing.assert_close(analog(x[0]), ref(x[0]), rtol=1e-5, atol=1e-5)  # unbatched
 
 
+CASES_3D = [
+    dict(kernel_size=2),
+    dict(kernel_size=(3, 2, 2), stride=(2, 1, 3), padding=(1, 0, 1), output_padding=(1, 0, 2), groups=2),
+    dict(kernel_size=3, stride=2, dilation=(2, 1, 1), padding=2, bias=False),
+]
+
+
+@pytest.mark.parametrize("kw", CASES_3D, ids=str)
+def test_ideal_chip_equals_conv_transpose3d(kw):
+    torch.manual_seed(5)
+    ref = nn.ConvTranspose3d(4, 6, **kw)
+    analog = AnalogConvTranspose3d.from_float(ref, load_profile("ideal"))
+    x = torch.randn(2, 4, 3, 4, 5, requires_grad=True)
+    params = [x, ref.weight] + ([ref.bias] if ref.bias is not None else [])
+    y, g = _grads(lambda: analog(x), params)
+    y_ref, g_ref = _grads(lambda: ref(x), params)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(analog(x[0]), ref(x[0]), rtol=1e-5, atol=1e-5)  # unbatched
+    if min(ref.stride) > 1:  # a larger output_size (within the stride) becomes output padding
+        size = [s + 1 for s in ref(x).shape[2:]]
+        torch.testing.assert_close(analog(x, output_size=size), ref(x, output_size=size), rtol=1e-5, atol=1e-5)
+
+
 def test_output_size_1d_and_gradcheck():
     torch.manual_seed(1)
     ref = nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1)
@@ -58,6 +90,9 @@ def test_output_size_1d_and_gradcheck():
     gw = torch.autograd.grad(a64(x64).sum(), a64.weight)[0]
     ref_gw = torch.autograd.grad(F.conv_transpose2d(x64, a64.weight, a64.bias, 2, 0, 0, 2).sum(), a64.weight)[0]
     torch.testing.assert_close(gw, ref_gw, rtol=1e-12, atol=1e-12)
+    a3 = AnalogConvTranspose3d(2, 2, (2, 1, 2), stride=(2, 1, 1), padding=(0, 0, 1), profile="ideal", dtype=torch.float64)
+    x3 = torch.randn(1, 2, 2, 3, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(a3, (x3,))
 
 
 def test_hardware_forward_equals_its_chips_and_noise_injection_std():
@@ -83,6 +118,14 @@ def test_convert_swaps_and_to_digital_restores():
     net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.ConvTranspose2d(4, 2, 2, stride=2))
     out = convert(net, "pcm", seed=1)
     assert isinstance(out[2], AnalogConvTranspose2d)
+    net3 = nn.Sequential(nn.ConvTranspose3d(2, 3, 2, stride=2), nn.ConvTranspose1d(3, 1, 1))
+    out3 = convert(net3, "pcm", seed=2)
+    assert isinstance(out3[0], AnalogConvTranspose3d) and isinstance(out3[1], AnalogConvTranspose1d)
+    y3 = out3[0](torch.randn(1, 2, 2, 3, 2))
+    assert y3.shape == (1, 3, 4, 6, 4)
+    states = out3[0].program(out3[0].last_seed)
+    assert states.weight_shape == (3 * 8, 2)  # C_out * K rows of W_g, C_in columns
+    assert type(to_digital(out3)[0]) is nn.ConvTranspose3d
     x = torch.randn(1, 1, 6, 6)
     out(x).sum().backward()
     assert out[2].weight.grad is not None and out[2].weight.grad.abs().sum() > 0
