@@ -89,6 +89,15 @@ class AnalogLayer:
 
     _FLOAT_CLS: type[nn.Module]
 
+    def __init_subclass__(cls, **kwargs):
+        """Every ``forward`` of an analog layer (this mixin's, decorated below, and any a subclass
+        defines) runs outside ``torch.compile``: the chip is numpy/Numba, which TorchDynamo
+        cannot trace, so a compiled model breaks its graph at each analog layer and runs the
+        layer as it is (same draws, same bits)."""
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__:
+            cls.forward = torch.compiler.disable(cls.__dict__["forward"])
+
     # ------------------------------------------------------------------ setup
     def _setup_analog(self, profile, mode, seed, backward_weights, eval_mode, learn_input_range=False):
         if backward_weights not in BACKWARD_WEIGHTS:
@@ -272,6 +281,7 @@ class AnalogLayer:
             return lo * (hi / lo) ** u
         return (hi + 1.0) ** u - 1.0  # log-uniform in t + 1 s when the range starts at 0
 
+    @torch.compiler.disable
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_dense(x)
         if self._chip is not None:
