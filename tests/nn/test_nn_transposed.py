@@ -131,3 +131,16 @@ def test_convert_swaps_and_to_digital_restores():
     assert out[2].weight.grad is not None and out[2].weight.grad.abs().sum() > 0
     back = to_digital(out)
     assert type(back[2]) is nn.ConvTranspose2d and list(back.state_dict()) == list(net.state_dict())
+
+
+def test_3d_hardware_forward_equals_its_chips():
+    torch.manual_seed(6)
+    layer = AnalogConvTranspose3d(4, 2, (2, 3, 1), stride=(1, 2, 2), padding=(0, 1, 0), groups=2,
+                                  profile=load_profile("pcm"), seed=7)
+    x = torch.randn(2, 4, 3, 3, 2)
+    y = layer(x)
+    states = layer.program(layer.last_seed)
+    assert [s.weight_shape for s in states] == [(1 * 6, 2), (1 * 6, 2)]
+    assert torch.equal(y, layer.forward_chip(x, states, rng=layer.read_rng(layer.last_seed), t_s=0.0))
+    with torch.no_grad():
+        assert y.shape == layer.to_float()(x).shape == (2, 2, 4, 5, 3)
