@@ -14,6 +14,7 @@ from ..profiles.schema import (
     DeviceProfile,
     DriftPowerLaw,
     DriftRelaxation,
+    IVPolynomial,
     ReadNoiseGaussian,
     ReadNoiseOneOverF,
 )
@@ -95,7 +96,10 @@ class DriftRun:
         if rx is not None:
             ln_t = math.log(max(t, rx.t_min_s))
             self.relax = (rx.mean_slope_us * ln_t + rx.mean_at_1s_us, max(rx.sigma_slope_us * ln_t + rx.sigma_at_1s_us, 0.0))
-        digital = p.mapping.subtraction == "digital"
+        # a nonlinear I-V needs each device's G(t): the kernel then writes G+ and G- apart (the
+        # digital-subtraction layout) and finish() forms the blocks (see _iv_blocks)
+        self.iv = p.iv if isinstance(p.iv, IVPolynomial) else None
+        digital = p.mapping.subtraction == "digital" or self.iv is not None
         diff = self.diff = p.mapping.kind == "differential"
         self.has_nu = has_nu
         self.q_s = p.read_noise.q_s if has_read else None
@@ -241,10 +245,40 @@ class DriftRun:
             r += a.shape[0]
         return parts
 
+    def _iv_blocks(self) -> dict[str, np.ndarray | None]:
+        """The blocks of a nonlinear I-V (``iv.kind: polynomial``) from the G+ / G- blocks
+        ``w = w_unit G+(t)``, ``wn = w_unit G-(t)`` the kernel wrote.
+
+        A cell driven at V = x v_r (x the normalised DAC output, v_r = iv.v_read_v) carries
+        ``I = G V (1 + a2(x_G) |V| + a3(x_G) V^2)``, x_G = G(t) / g_max (Milo et al., IRPS 2021
+        form, odd in V).  Per unit of v_r the column partial sum of input tile k is then
+        ``x @ W1^T + (x |x|) @ W2^T + x^3 @ W3^T`` with W1 = w_unit G, W2 = w_unit G a2 v_r,
+        W3 = w_unit G a3 v_r^2, each G+ minus G- (analog subtraction; digital keeps both sides).
+        """
+        iv = self.iv
+        v_r = float(iv.v_read_v)
+        out: dict[str, np.ndarray | None] = {}
+        for side, wa in (("", self.w), ("n", self.wn)):
+            x = np.divide(wa, self.fp[1] * self.g_max, dtype=np.float64)  # G(t) / g_max
+            a2 = iv.a2_per_v.evaluate(x)
+            a3 = iv.a3_per_v2.evaluate(x)
+            out["w2" + side] = np.multiply(wa, a2 * v_r, dtype=np.float64)
+            out["w3" + side] = np.multiply(wa, a3 * (v_r * v_r), dtype=np.float64)
+        if self.profile.mapping.subtraction == "analog":  # G+ - G- (or G - G_ref) on the bit line
+            for key in ("w", "w2", "w3"):
+                pos = out.get(key, self.w)
+                neg = out.get(key + "n", self.wn)
+                out[key] = np.subtract(pos, neg, dtype=np.float64)
+                out[key + "n"] = None
+            out["v"] = None if self.v is None else np.add(self.v, self.vn, dtype=np.float64)
+            out["vn"] = None
+        return {k: (None if a is None else a.astype(self.dtype)) for k, a in out.items()}
+
     def finish(self, state: ProgrammedState) -> DriftedState:
-        for a in (self.w, self.wn, self.v, self.vn):
+        arrays = dict(w=self.w, wn=self.wn, v=self.v, vn=self.vn, w2=None, w3=None, w2n=None, w3n=None)
+        if self.iv is not None:
+            arrays.update(self._iv_blocks())
+        for a in list(arrays.values()) + [self.vref]:
             if a is not None:
                 a.flags.writeable = False
-        if self.vref is not None:
-            self.vref.flags.writeable = False
-        return DriftedState(state=state, t_s=self.t, w=self.w, wn=self.wn, v=self.v, vn=self.vn, vref=self.vref)
+        return DriftedState(state=state, t_s=self.t, vref=self.vref, **arrays)

@@ -86,7 +86,8 @@ class _Plan:
     coef[c]: ``[6, T, O]`` float64 ADC coefficients of stream c (see ``adc_tiles``);
     w[c] / v[c]: the weight / per-read-variance blocks of stream c as GEMM operands (torch
     tensors ``(full [nfull, O, rows], last [O, rk] or None)``, or numpy ``[T]`` lists for the
-    reference backend); bf16: the variance GEMM runs in bfloat16 (float32 chips).
+    reference backend); bf16: the variance GEMM runs in bfloat16 (float32 chips); iv[c]: the
+    W2, W3 operands of a nonlinear I-V (None for ohmic devices).
     """
 
     def __init__(self, ds: DriftedState, K):
@@ -102,9 +103,10 @@ class _Plan:
         colscale = np.asarray(st.scales, dtype=np.float64)
         self.has_var = ds.v is not None
         self.bf16 = self.has_var and st.dtype == np.float32
-        arrays = [(ds.w, ds.v, 0, 1.0)]
+        arrays = [(ds.w, ds.v, 0, 1.0, (ds.w2, ds.w3))]
         if ds.wn is not None:
-            arrays.append((ds.wn, ds.vn, 1, -1.0))
+            arrays.append((ds.wn, ds.vn, 1, -1.0, (ds.w2n, ds.w3n)))
+        self.iv = ds.w2 is not None  # nonlinear I-V: two more GEMMs per stream, with x |x| and x^3
         # the reference columns' per-read noise (single_reference) joins the stream holding them:
         # the difference (analog subtraction) or the G- conversions (digital); per input tile k
         # its variance operand is vref[:, tile k] [n_out_tiles, rk]
@@ -123,7 +125,7 @@ class _Plan:
         with warnings.catch_warnings():
             # torch warns on read-only numpy views; the GEMMs only read them
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
-            for warr, varr, c, sign in arrays:
+            for warr, varr, c, sign, iv_arrs in arrays:
                 gain1 = 1.0 + np.asarray(st.adc_gain[c], dtype=np.float64)
                 off = np.asarray(st.adc_offset_lsb[c], dtype=np.float64)
                 sc = bounds * colscale
@@ -131,7 +133,8 @@ class _Plan:
                                  sc / L if L > 0 else np.zeros_like(bounds), 1.0 / bounds, gain1, sc])
                 wb = self._operand(ds, warr, False)
                 vb = self._operand(ds, varr, self.bf16) if self.has_var else None
-                self.streams.append((wb, vb, coef, sign))
+                ivb = [self._operand(ds, a, False) for a in iv_arrs] if self.iv else None
+                self.streams.append((wb, vb, coef, sign, ivb))
 
     def _operand(self, ds: DriftedState, flat: np.ndarray, bf16: bool):
         grid = ds.state.grid
@@ -169,10 +172,11 @@ def _plan(ds: DriftedState, K) -> _Plan:
     return pl
 
 
-def _gemm_tiles(xt: torch.Tensor, ops, out: torch.Tensor, k0: int = 0, k1: int | None = None) -> None:
-    """out[k - k0] = x[:, tile k] @ B_k^T for the input tiles k0 <= k < k1 (default: all): one
-    torch.bmm over the full-width tiles (zero-copy strided view of x), one more GEMM for a ragged
-    last tile.  xt [B, n_in], out [k1 - k0, B, O]."""
+def _gemm_tiles(xt: torch.Tensor, ops, out: torch.Tensor, k0: int = 0, k1: int | None = None,
+                accumulate: bool = False) -> None:
+    """out[k - k0] = x[:, tile k] @ B_k^T (``accumulate``: +=) for the input tiles k0 <= k < k1
+    (default: all): one torch.bmm over the full-width tiles (zero-copy strided view of x), one
+    more GEMM for a ragged last tile.  xt [B, n_in], out [k1 - k0, B, O]."""
     full, last = ops
     batch, n_in = xt.shape
     nfull = 0 if full is None else full.shape[0]
@@ -182,9 +186,15 @@ def _gemm_tiles(xt: torch.Tensor, ops, out: torch.Tensor, k0: int = 0, k1: int |
     if k0 < f1:
         rows = full.shape[2]
         xv = xt.as_strided((f1 - k0, batch, rows), (rows, n_in, 1), xt.storage_offset() + k0 * rows)
-        torch.bmm(xv, full[k0:f1].transpose(1, 2), out=out[: f1 - k0])
+        if accumulate:
+            out[: f1 - k0].baddbmm_(xv, full[k0:f1].transpose(1, 2))
+        else:
+            torch.bmm(xv, full[k0:f1].transpose(1, 2), out=out[: f1 - k0])
     if last is not None and k1 > nfull:
-        torch.matmul(xt[:, n_in - last.shape[1] :], last.T, out=out[nfull - k0])
+        if accumulate:
+            out[nfull - k0].addmm_(xt[:, n_in - last.shape[1] :], last.T)
+        else:
+            torch.matmul(xt[:, n_in - last.shape[1] :], last.T, out=out[nfull - k0])
 
 
 #: float dtype -> (unsigned int of its width, sign-clearing mask, bit pattern of +Inf)
@@ -218,9 +228,11 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
     adc = sized(K, "adc_tiles", part.size)
     planes = _bit_planes(x_norm, row_bound, pl.dp.levels) if pl.bit_serial else [(x_norm, row_bound)]
     for xin, rowscale in planes:  # one pass, or one per input bit plane (bit-serial DAC)
+        xiv = (xin * np.abs(xin), xin * xin * xin) if pl.iv else ()  # the I-V's |V| V and V^3 (per v_read)
         if pl.torch:
             xt = torch.from_numpy(xin)
             pt = torch.from_numpy(part)
+            xiv = [torch.from_numpy(a) for a in xiv]
             if pl.has_var:
                 x2t = torch.square(xt)
                 if pl.bf16:
@@ -233,7 +245,7 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
             if pl.bf16:
                 x2 = _bf16_round(x2)
             vref = np.empty((g, batch, n_out), dt)
-        for c, (wb, vb, coef, sign) in enumerate(pl.streams):
+        for c, (wb, vb, coef, sign, ivb) in enumerate(pl.streams):
             acc.fill(0.0)
             for k0, k1 in groups:
                 n = k1 - k0
@@ -242,6 +254,8 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
                 var16 = e16
                 if pl.torch:
                     _gemm_tiles(xt, wb, pt, k0, k1)
+                    for xa, ob in zip(xiv, ivb or ()):
+                        _gemm_tiles(xa, ob, pt, k0, k1, accumulate=True)
                     if pl.has_var:
                         _gemm_tiles(x2t, vb, vt, k0, k1)
                         if pl.bf16:
@@ -252,6 +266,8 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
                     for k in range(k0, k1):
                         i0, i1 = grid.in_slice(k)
                         np.matmul(xin[:, i0:i1], wb[k].T, out=part[k - k0])
+                        for xa, ob in zip(xiv, ivb or ()):
+                            part[k - k0] += np.matmul(xa[:, i0:i1], ob[k].T)
                         if pl.has_var:
                             np.matmul(x2[:, i0:i1], vb[k].T, out=vref[k - k0])
                     if pl.has_var:
@@ -389,6 +405,16 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
     return y, MvmMasks(x_q=x_q, dac_clip=clip, adc_sat=sat)
 
 
+def _column_sums(ds: DriftedState, xk: np.ndarray, k: int, arrs) -> np.ndarray:
+    """Noise-free partial sums of input tile k, ``xk [B, rk]``, through one stream's blocks
+    ``(W1, W2, W3)`` (W2, W3 None for ohmic devices; else the I-V terms, see ``DriftRun._iv_blocks``)."""
+    w1, w2, w3 = arrs
+    y = xk @ ds.block(w1, k).T
+    if w2 is not None:
+        y = y + (xk * np.abs(xk)) @ ds.block(w2, k).T + (xk * xk * xk) @ ds.block(w3, k).T
+    return y
+
+
 def calibrate_state(state: ProgrammedState, x_ref, K) -> ProgrammedState:
     """Set calibrated DAC/ADC ranges from ``x_ref`` (see ProgrammedState.calibrate)."""
     p = state.profile
@@ -408,7 +434,8 @@ def calibrate_state(state: ProgrammedState, x_ref, K) -> ProgrammedState:
         bounds = np.empty((grid.n_in_tiles, grid.n_out))
         for k in range(grid.n_in_tiles):
             k0, k1 = grid.in_slice(k)
-            parts = [np.abs(xi[:, k0:k1] @ ds.block(arr, k).T) for arr in (ds.w, ds.wn) if arr is not None for xi in xs]
+            parts = [np.abs(_column_sums(ds, xi[:, k0:k1], k, arrs)) for arrs in ((ds.w, ds.w2, ds.w3), (ds.wn, ds.w2n, ds.w3n))
+                     if arrs[0] is not None for xi in xs]
             bounds[k] = np.percentile(np.concatenate(parts, axis=0), p.adc.range.percentile, axis=0)
         bounds[~(bounds > 0)] = 1.0
         st = st.replace(adc_bound=bounds)

@@ -227,6 +227,8 @@ class DriftedState:
     (digital subtraction only).  v / vn: per-read variance blocks (None without per-read noise).
     vref: ``[n_out_tiles, in]`` per-read variance of the reference columns (single_reference with
     per-read noise only; their noise is common to a tile's outputs, so v / vn leave it out).
+    w2, w3 (and w2n, w3n with digital subtraction): the blocks of a nonlinear I-V (``iv.kind:
+    polynomial``; None otherwise), read with ``x |x|`` and ``x^3`` (see ``DriftRun._iv_blocks``).
     """
 
     state: ProgrammedState
@@ -236,6 +238,10 @@ class DriftedState:
     v: np.ndarray | None
     vn: np.ndarray | None
     vref: np.ndarray | None = None
+    w2: np.ndarray | None = None
+    w3: np.ndarray | None = None
+    w2n: np.ndarray | None = None
+    w3n: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -252,7 +258,8 @@ class DriftedState:
         return arr[off : off + g.n_out * (k1 - k0)].reshape(g.n_out, k1 - k0)
 
     def effective_weights(self, t_s: float | None = None, rng=None) -> np.ndarray:
-        """Weights ``[out, in]`` of this snapshot (``t_s``, if given, must equal the snapshot's)."""
+        """Weights ``[out, in]`` of this snapshot (``t_s``, if given, must equal the snapshot's);
+        with a nonlinear I-V, the low-field (linear) part ``s (G+(t) - G-(t)) / dg``."""
         if t_s is not None and check_time(t_s) != self.t_s:
             raise ParameterError(f"this DriftedState is at t_s={self.t_s}; got t_s={t_s}")
         g = self.state.grid

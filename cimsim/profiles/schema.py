@@ -35,6 +35,9 @@ __all__ = [
     "ReadNoiseNone",
     "ReadNoiseGaussian",
     "ReadNoiseOneOverF",
+    "IVLinear",
+    "IVPolynomial",
+    "IVNonlinearity",
     "Faults",
     "Variability",
     "RangeFixed",
@@ -372,6 +375,35 @@ class Adc(_Strict):
     noise_lsb: NonNeg = Field(0.0, description="Gaussian conversion noise per conversion, LSB")
 
 
+class IVLinear(_Strict):
+    """Ohmic devices: I = G V."""
+
+    kind: Literal["linear"] = "linear"
+
+
+class IVPolynomial(_Strict):
+    """Device I-V nonlinearity as a cubic in the read voltage (the form of Milo et al., IRPS 2021):
+    ``I = G V (1 + a2(x) |V| + a3(x) V^2)`` with x = G / g_max of the device's conductance at the
+    read time (``a2 G`` and ``a3 G`` are Milo's NL2 and NL3), odd in V (a negative input voltage
+    gives the opposite current), and ``V = x_in v_read_v`` the DAC output (x_in in [-1, 1])."""
+
+    kind: Literal["polynomial"] = "polynomial"
+    v_read_v: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = Field(
+        description="read voltage at full-scale DAC input, V (Milo et al. fit V <= 0.5 V)"
+    )
+    a2_per_v: XFunction = Field(description="a2(x), 1/V: quadratic coefficient relative to G (NL2 / G0)")
+    a3_per_v2: XFunction = Field(description="a3(x), 1/V^2: cubic coefficient relative to G (NL3 / G0)")
+
+    @model_validator(mode="after")
+    def _finite(self) -> "IVPolynomial":
+        _check_finite(self.a2_per_v, "a2_per_v")
+        _check_finite(self.a3_per_v2, "a3_per_v2")
+        return self
+
+
+IVNonlinearity = Annotated[Union[IVLinear, IVPolynomial], Field(discriminator="kind")]
+
+
 class Tile(_Strict):
     rows: Annotated[int, Field(ge=1, le=1 << 16)] = Field(256, description="rows per tile: inputs summed on one column before one ADC conversion")
     cols: Annotated[int, Field(ge=1, le=1 << 16)] = Field(256, description="columns per tile (outputs)")
@@ -439,6 +471,7 @@ class DeviceProfile(_Strict):
     programming: Programming = Field(default_factory=Programming, description="how targets become programmed conductances (noise, rounding, clipping)")
     drift: Drift = Field(default_factory=DriftNone, description="drift model (kind: none | power_law | relaxation)")
     read_noise: ReadNoise = Field(default_factory=ReadNoiseNone, description="read-noise model (kind: none | gaussian | one_over_f)")
+    iv: IVNonlinearity = Field(default_factory=IVLinear, description="device current vs read voltage (kind: linear | polynomial)")
     faults: Faults = Field(default_factory=Faults, description="stuck-at device rates")
     variability: Variability = Field(default_factory=Variability, description="device-to-device spread of the conductance range")
     dac: Dac = Field(default_factory=Dac, description="input digital-to-analog converter (one per row)")
@@ -463,6 +496,12 @@ class DeviceProfile(_Strict):
             raise ValueError(
                 "mapping.weight_slices: bit slicing needs mapping.kind differential (a signed digit on one device "
                 f"against a mid-range reference needs 2n - 1 levels, the device has n) (got kind={self.mapping.kind})"
+            )
+        if isinstance(self.iv, IVPolynomial) and self.tile.bit_line_r_ohm > 0:
+            raise ValueError(
+                "iv: a nonlinear I-V with bit-line IR drop makes every cell's voltage depend on the inputs (a nonlinear "
+                f"circuit solve, not modelled): set tile.bit_line_r_ohm to 0 or iv.kind to linear (got bit_line_r_ohm="
+                f"{self.tile.bit_line_r_ohm}, iv.kind=polynomial)"
             )
         if self.programming.stochastic_rounding and c.n_levels is None:
             raise ValueError("programming.stochastic_rounding: true needs conductance.n_levels (got n_levels null = continuous)")
@@ -502,6 +541,7 @@ class DeviceProfile(_Strict):
             and isinstance(self.programming.noise, ProgNoiseNone)
             and isinstance(self.drift, DriftNone)
             and isinstance(self.read_noise, ReadNoiseNone)
+            and isinstance(self.iv, IVLinear)
             and self.faults.stuck_at_g_min_rel == 0
             and self.faults.stuck_at_g_max_rel == 0
             and self.variability.g_max_spread_rel == 0
