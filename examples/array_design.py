@@ -21,6 +21,9 @@ from cimsim.nn import convert
 from cimsim.profiles import load_profile
 
 CHIPS = 5  # independently programmed chips per design
+# I = I0 sinh(V / V0) ~ G (V + V^3 / (6 V0^2)): a3 = 1 / (6 V0^2) per V^2 (a2 = 0), V0 = 0.1 V
+SINH_IV = {"kind": "polynomial", "v_read_v": 0.2, "a2_per_v": {"kind": "constant", "value": 0.0},
+           "a3_per_v2": {"kind": "constant", "value": 1 / (6 * 0.1**2)}}
 DESIGNS: list[tuple[str, str, dict]] = [
     ("pcm (continuous levels, 256-row tiles, 8-bit DAC/ADC)", "pcm", {}),
     ("  2-level (binary) cells", "pcm", {"conductance.n_levels": 2}),
@@ -30,6 +33,9 @@ DESIGNS: list[tuple[str, str, dict]] = [
     ("  4-bit ADC, bit-serial inputs", "pcm", {"adc.bits": 4, "dac.bit_serial": True}),
     ("  bit-line IR drop 0.35 Ohm per cell", "pcm", {"tile.bit_line_r_ohm": 0.35}),
     ("  bit-line IR drop 5 Ohm per cell", "pcm", {"tile.bit_line_r_ohm": 5.0}),
+    ("  sinh-like I-V (V0 = 0.1 V) read at 0.2 V", "pcm", {"iv": SINH_IV}),
+    ("  sinh-like I-V, bit-serial inputs (ADC bound 24)", "pcm",
+     {"iv": SINH_IV, "dac.bit_serial": True, "adc.range": {"kind": "fixed", "bound": 24.0}}),
     ("pcm_hermes (IBM HERMES 14 nm)", "pcm_hermes", {}),
     ("rram_neurram (NeuRRAM, 1 s)", "rram_neurram", {}),
     ("reram_cmo (CMO/HfOx ReRAM, with relaxation)", "reram_cmo", {}),
