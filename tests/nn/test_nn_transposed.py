@@ -33,34 +33,23 @@ def _grads(fn, params):
     return y.detach(), [p.grad.clone() for p in params]
 
 
-@pytest.mark.parametrize("kw", CASES_2D, ids=str)
-def test_ideal_chip_equals_conv_transpose2d(kw):
-    torch.manual_seed(0)
-    ref = nn.ConvTranspose2d(4, 6, **kw)
-    analog = AnalogConvTranspose2d.from_float(ref, load_profile("ideal"))
-    x = torch.randn(2, 4, 5, 6, requires_grad=True)
-    params = [x, ref.weight] + ([ref.bias] if ref.bias is not None else [])
-    y, g = _grads(lambda: analog(x), params)
-    y_ref, g_ref = _grads(lambda: ref(x), params)
-    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
-    for a, b in zip(g, g_ref):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(analog(x[0]), ref(x[0]), rtol=1e-5, atol=1e-5)  # unbatched
-
-
 CASES_3D = [
     dict(kernel_size=2),
     dict(kernel_size=(3, 2, 2), stride=(2, 1, 3), padding=(1, 0, 1), output_padding=(1, 0, 2), groups=2),
     dict(kernel_size=3, stride=2, dilation=(2, 1, 1), padding=2, bias=False),
 ]
+#: nd -> (torch layer, analog layer, input shape)
+LAYERS = {2: (nn.ConvTranspose2d, AnalogConvTranspose2d, (2, 4, 5, 6)),
+          3: (nn.ConvTranspose3d, AnalogConvTranspose3d, (2, 4, 3, 4, 5))}
 
 
-@pytest.mark.parametrize("kw", CASES_3D, ids=str)
-def test_ideal_chip_equals_conv_transpose3d(kw):
-    torch.manual_seed(5)
-    ref = nn.ConvTranspose3d(4, 6, **kw)
-    analog = AnalogConvTranspose3d.from_float(ref, load_profile("ideal"))
-    x = torch.randn(2, 4, 3, 4, 5, requires_grad=True)
+@pytest.mark.parametrize("nd,kw", [(2, kw) for kw in CASES_2D] + [(3, kw) for kw in CASES_3D], ids=str)
+def test_ideal_chip_equals_conv_transpose(nd, kw):
+    torch_cls, analog_cls, shape = LAYERS[nd]
+    torch.manual_seed(0)
+    ref = torch_cls(4, 6, **kw)
+    analog = analog_cls.from_float(ref, load_profile("ideal"))
+    x = torch.randn(*shape, requires_grad=True)
     params = [x, ref.weight] + ([ref.bias] if ref.bias is not None else [])
     y, g = _grads(lambda: analog(x), params)
     y_ref, g_ref = _grads(lambda: ref(x), params)
@@ -68,8 +57,8 @@ def test_ideal_chip_equals_conv_transpose3d(kw):
     for a, b in zip(g, g_ref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(analog(x[0]), ref(x[0]), rtol=1e-5, atol=1e-5)  # unbatched
-    if min(ref.stride) > 1:  # a larger output_size (within the stride) becomes output padding
-        size = [s + 1 for s in ref(x).shape[2:]]
+    if min(ref.stride) > 1:  # an output_size one above the smallest becomes output padding 1
+        size = [o - op + 1 for o, op in zip(ref(x).shape[2:], ref.output_padding)]
         torch.testing.assert_close(analog(x, output_size=size), ref(x, output_size=size), rtol=1e-5, atol=1e-5)
 
 
