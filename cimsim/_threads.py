@@ -8,6 +8,8 @@ GIL too, so the pieces really run side by side.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
 import os
 import threading
@@ -16,7 +18,7 @@ from typing import Callable, Iterable, TypeVar
 
 import numpy as np
 
-__all__ = ["in_pool", "map_pieces", "n_elements", "n_workers", "scratch"]
+__all__ = ["in_pool", "map_pieces", "n_elements", "n_workers", "release_free_heap", "scratch"]
 
 T = TypeVar("T")
 _POOL: ThreadPoolExecutor | None = None
@@ -79,3 +81,31 @@ def scratch(name: str, shape, dtype) -> np.ndarray:
 def n_elements(shape) -> int:
     """Number of elements of ``shape`` (an int or a sequence of ints)."""
     return int(shape) if isinstance(shape, (int, np.integer)) else math.prod(int(v) for v in shape)
+
+
+_TRIM: list = []  # [malloc_trim or None], resolved on first use
+
+
+def release_free_heap() -> None:
+    """Hand the C heap's free pages back to the OS (glibc ``malloc_trim(0)``; a no-op elsewhere),
+    after dropping the calling thread's :func:`scratch` buffers.
+
+    Programming a large layer allocates and frees many chunk-sized temporaries; glibc keeps the
+    freed pages, so the resident size stays at the transient peak and the optimizer's own
+    temporaries come on top of it. Called after a large analog layer's backward (about 4 ms,
+    plus refilling the scratch buffers on the next forward); it changes no value, only what
+    the process holds.
+    """
+    if not _TRIM:
+        fn = None
+        try:
+            name = ctypes.util.find_library("c")
+            fn = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+        except OSError:
+            fn = None
+        if fn is not None:
+            fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
+        _TRIM.append(fn)
+    _TLS.__dict__.pop("bufs", None)  # this thread's scratch buffers go too (refilled on next use)
+    if _TRIM[0] is not None:
+        _TRIM[0](0)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._threads import release_free_heap
 from ..crossbar import DriftedState, program_drifted, program_matrix, tile_mvm
 from ..errors import ParameterError, ShapeError
 from ..rng import SeedLike, as_generator, split_seed
@@ -173,6 +174,10 @@ def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_wei
 
 
 # --------------------------------------------------------------------------- the STE
+#: matrices of at least this many weights release the C heap's free pages after their backward
+TRIM_MIN_WEIGHTS = 1 << 20
+
+
 class AnalogMatmulSTE(torch.autograd.Function):
     r"""Extended straight-through estimator for one analog matrix-vector product.
 
@@ -207,7 +212,10 @@ class AnalogMatmulSTE(torch.autograd.Function):
     ``adc_sat [B, T, out]`` bool or ``None`` (no saturation), ``w_b [out, in]`` or ``None``
     (use ``weight``), ``tile_rows`` int, ``alpha`` a 0-d tensor or ``None``. Only
     ``save_for_backward`` holds tensors: ``x_q`` (or ``x``), the two masks and ``W_b`` (plus
-    ``x`` when ``alpha`` is learnt), each only when the requested gradients need it.
+    ``x`` when ``alpha`` is learnt), each only when the requested gradients need it. After the
+    backward of a matrix of at least :data:`TRIM_MIN_WEIGHTS` weights the C heap's free pages go
+    back to the OS (:func:`~cimsim._threads.release_free_heap`: what programming the chip
+    freed, so that the optimizer step does not stack on it; no value changes).
     """
 
     @classmethod
@@ -240,7 +248,8 @@ class AnalogMatmulSTE(torch.autograd.Function):
             x if need_a else None,
             alpha if need_a else None,
         )
-        ctx.tile_rows = int(tile_rows)  # a plain int: the geometry of the tiles, no tensor
+        ctx.tile_rows = int(tile_rows)  # plain ints: the geometry of the tiles and the matrix, no tensor
+        ctx.n_weights = int(weight.numel())
 
     @staticmethod
     def backward(ctx, g):
@@ -277,6 +286,8 @@ class AnalogMatmulSTE(torch.autograd.Function):
             dx = G if dac_clip is None else G.masked_fill(dac_clip, 0.0)
         if need_b:
             db = g.sum(0)
+        if ctx.n_weights >= TRIM_MIN_WEIGHTS:
+            release_free_heap()
         return dx, dw, db, None, None, None, None, None, None, da
 
 

@@ -344,3 +344,18 @@ def test_learnable_input_range_gradient_equals_lsq_pact_formula(harsh):
     assert "input_range" in layer.state_dict()
     with pytest.raises(Exception, match="fixed-range DAC"):
         AnalogLinear(4, 2, profile=load_profile("pcm"), learn_input_range=True)
+
+
+def test_large_matrices_release_the_free_heap_after_their_backward(monkeypatch):
+    import cimsim.nn.functional as fn
+
+    calls = []
+    monkeypatch.setattr(fn, "release_free_heap", lambda: calls.append(1))
+    monkeypatch.setattr(fn, "TRIM_MIN_WEIGHTS", 20)
+    for out_f, want in ((3, 0), (4, 1)):  # 15 weights: below; 20: at the threshold
+        calls.clear()
+        x = torch.randn(2, 5, requires_grad=True)
+        w = torch.randn(out_f, 5, requires_grad=True)
+        y = AnalogMatmulSTE.apply(x, w, None, (x @ w.t()).detach(), None, None, None, None, 256, None)
+        y.sum().backward()
+        assert len(calls) == want
