@@ -19,6 +19,7 @@ from ..profiles.schema import (
     ReadNoiseOneOverF,
 )
 from ..rng import child_generators
+from .parasitics import tile_transfer
 from .state import DriftedState, ProgrammedState
 
 __all__ = ["DriftRun", "drift_state"]
@@ -96,10 +97,12 @@ class DriftRun:
         if rx is not None:
             ln_t = math.log(max(t, rx.t_min_s))
             self.relax = (rx.mean_slope_us * ln_t + rx.mean_at_1s_us, max(rx.sigma_slope_us * ln_t + rx.sigma_at_1s_us, 0.0))
-        # a nonlinear I-V needs each device's G(t): the kernel then writes G+ and G- apart (the
-        # digital-subtraction layout) and finish() forms the blocks (see _iv_blocks)
+        # a nonlinear I-V and word-line IR drop need each device's G(t): the kernel then writes G+
+        # and G- apart (the digital-subtraction layout) and finish() forms the blocks (_iv_blocks,
+        # _wire_blocks), then subtracts them where the subtraction is analog
         self.iv = p.iv if isinstance(p.iv, IVPolynomial) else None
-        digital = p.mapping.subtraction == "digital" or self.iv is not None
+        self.word_ir = p.tile.word_line_r_ohm > 0
+        digital = p.mapping.subtraction == "digital" or self.iv is not None or self.word_ir
         diff = self.diff = p.mapping.kind == "differential"
         self.has_nu = has_nu
         self.q_s = p.read_noise.q_s if has_read else None
@@ -120,7 +123,8 @@ class DriftRun:
         self.ref_laws: dict[str, np.ndarray] = {}  # Q_s, sigma^2, drift factors of the reference columns, on first use
         self.neg_row = np.arange(n_out, dtype=np.int64) if diff else np.arange(n_out, dtype=np.int64) // p.tile.cols
         self.log_ratio = log_ratio
-        r_us = float(p.tile.bit_line_r_ohm) * 1e-6  # Ω x µS -> dimensionless
+        # Ω x µS -> dimensionless; with word-line IR drop the whole tile is solved in finish()
+        r_us = 0.0 if self.word_ir else float(p.tile.bit_line_r_ohm) * 1e-6
         self.fp = np.array([c_read, (1.0 if diff else 2.0) / dg, var_rel * var_rel, r_us])
         self.ip = np.array([has_nu, has_read, digital, has_var, has_var and not diff, r_us > 0, self.sig_fn is not None],
                            dtype=np.int64)
@@ -245,7 +249,7 @@ class DriftRun:
             r += a.shape[0]
         return parts
 
-    def _iv_blocks(self) -> dict[str, np.ndarray | None]:
+    def _iv_blocks(self) -> dict[str, np.ndarray]:
         """The blocks of a nonlinear I-V (``iv.kind: polynomial``) from the G+ / G- blocks
         ``w = w_unit G+(t)``, ``wn = w_unit G-(t)`` the kernel wrote.
 
@@ -257,27 +261,50 @@ class DriftRun:
         """
         iv = self.iv
         v_r = float(iv.v_read_v)
-        out: dict[str, np.ndarray | None] = {}
+        out: dict[str, np.ndarray] = {}
         for side, wa in (("", self.w), ("n", self.wn)):
             x = np.divide(wa, self.fp[1] * self.g_max, dtype=np.float64)  # G(t) / g_max
-            a2 = iv.a2_per_v.evaluate(x)
-            a3 = iv.a3_per_v2.evaluate(x)
-            out["w2" + side] = np.multiply(wa, a2 * v_r, dtype=np.float64)
-            out["w3" + side] = np.multiply(wa, a3 * (v_r * v_r), dtype=np.float64)
-        if self.profile.mapping.subtraction == "analog":  # G+ - G- (or G - G_ref) on the bit line
-            for key in ("w", "w2", "w3"):
-                pos = out.get(key, self.w)
-                neg = out.get(key + "n", self.wn)
-                out[key] = np.subtract(pos, neg, dtype=np.float64)
-                out[key + "n"] = None
-            out["v"] = None if self.v is None else np.add(self.v, self.vn, dtype=np.float64)
-            out["vn"] = None
-        return {k: (None if a is None else a.astype(self.dtype)) for k, a in out.items()}
+            out["w2" + side] = np.multiply(wa, iv.a2_per_v.evaluate(x) * v_r, dtype=np.float64).astype(self.dtype)
+            out["w3" + side] = np.multiply(wa, iv.a3_per_v2.evaluate(x) * (v_r * v_r), dtype=np.float64).astype(self.dtype)
+        return out
+
+    def _wire_blocks(self, state: ProgrammedState) -> None:
+        """Word- and bit-line IR drop (``tile.word_line_r_ohm`` > 0): every tile of the G+ and of
+        the G- array, in place, becomes its effective conductances ``M`` (:func:`tile_transfer`,
+        the exact solution of the tile's resistive network), ``w = w_unit M``; each device's
+        per-read variance is scaled by its own share ``(M_ji / G_ij)^2`` (the part of a cell's
+        fluctuation that reaches other columns through the wires is left out)."""
+        t = self.profile.tile
+        grid = state.grid
+        w_unit = self.fp[1]
+        for k in range(grid.n_in_tiles):
+            for wa, va in ((self.w, self.v), (self.wn, self.vn)):
+                wb = DriftedState.block_of(grid, wa, k)
+                vb = None if va is None else DriftedState.block_of(grid, va, k)
+                for o0 in range(0, grid.n_out, t.cols):
+                    o1 = min(o0 + t.cols, grid.n_out)
+                    g = wb[o0:o1].astype(np.float64) / w_unit  # [outputs, rows] = G^T
+                    m = tile_transfer(g.T, t.word_line_r_ohm, t.bit_line_r_ohm)  # [outputs, rows]
+                    if vb is not None:
+                        share = np.divide(m, g, out=np.zeros_like(m), where=g > 0)
+                        vb[o0:o1] = vb[o0:o1] * share * share
+                    wb[o0:o1] = w_unit * m
 
     def finish(self, state: ProgrammedState) -> DriftedState:
         arrays = dict(w=self.w, wn=self.wn, v=self.v, vn=self.vn, w2=None, w3=None, w2n=None, w3n=None)
+        if self.word_ir:
+            self._wire_blocks(state)
         if self.iv is not None:
             arrays.update(self._iv_blocks())
+        if self.profile.mapping.subtraction == "analog" and self.wn is not None:
+            # the split layout of a nonlinear I-V or word-line IR drop: G+ - G- (or G - G_ref) on the bit line
+            for key in ("w", "w2", "w3"):
+                if arrays[key] is not None:
+                    arrays[key] = np.subtract(arrays[key], arrays[key + "n"], dtype=np.float64).astype(self.dtype)
+                    arrays[key + "n"] = None
+            if arrays["v"] is not None:
+                arrays["v"] = np.add(arrays["v"], arrays["vn"], dtype=np.float64).astype(self.dtype)
+                arrays["vn"] = None
         for a in list(arrays.values()) + [self.vref]:
             if a is not None:
                 a.flags.writeable = False

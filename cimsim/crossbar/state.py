@@ -252,7 +252,11 @@ class DriftedState:
         return self.state.profile
 
     def block(self, arr: np.ndarray, k: int) -> np.ndarray:
-        g = self.state.grid
+        return self.block_of(self.state.grid, arr, k)
+
+    @staticmethod
+    def block_of(g: TileGrid, arr: np.ndarray, k: int) -> np.ndarray:
+        """Input tile k's ``[out, rk]`` block of the flat array ``arr`` (a view)."""
         k0, k1 = g.in_slice(k)
         off = g.block_offset(k)
         return arr[off : off + g.n_out * (k1 - k0)].reshape(g.n_out, k1 - k0)

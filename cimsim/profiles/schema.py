@@ -415,6 +415,15 @@ class Tile(_Strict):
             "virtual ground; ideal word lines; G+, G- and a reference column each on their own bit line)"
         ),
     )
+    word_line_r_ohm: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        0.0,
+        description=(
+            "word-line wire resistance per cell pitch (and from the row driver to the first cell), Ω; 0 = ideal. "
+            "With it the whole tile (word and bit lines) is solved exactly as one resistive network, once per drifted "
+            "state (O(rows cols^3) flops, about 1 s for a 256x256 tile); G+ and G- each form their own array; "
+            "differential mapping only"
+        ),
+    )
 
 
 class Mapping(_Strict):
@@ -497,11 +506,18 @@ class DeviceProfile(_Strict):
                 "mapping.weight_slices: bit slicing needs mapping.kind differential (a signed digit on one device "
                 f"against a mid-range reference needs 2n - 1 levels, the device has n) (got kind={self.mapping.kind})"
             )
-        if isinstance(self.iv, IVPolynomial) and self.tile.bit_line_r_ohm > 0:
+        t = self.tile
+        if isinstance(self.iv, IVPolynomial) and (t.bit_line_r_ohm > 0 or t.word_line_r_ohm > 0):
             raise ValueError(
-                "iv: a nonlinear I-V with bit-line IR drop makes every cell's voltage depend on the inputs (a nonlinear "
-                f"circuit solve, not modelled): set tile.bit_line_r_ohm to 0 or iv.kind to linear (got bit_line_r_ohm="
-                f"{self.tile.bit_line_r_ohm}, iv.kind=polynomial)"
+                "iv: a nonlinear I-V with IR drop makes every cell's voltage depend on the inputs (a nonlinear "
+                "circuit solve, not modelled): set tile.bit_line_r_ohm and tile.word_line_r_ohm to 0 or iv.kind to "
+                f"linear (got bit_line_r_ohm={t.bit_line_r_ohm}, word_line_r_ohm={t.word_line_r_ohm}, iv.kind=polynomial)"
+            )
+        if t.word_line_r_ohm > 0 and self.mapping.kind != "differential":
+            raise ValueError(
+                "tile.word_line_r_ohm: word-line IR drop is modelled for mapping.kind differential only (a reference "
+                f"column on the tile's word lines is not) (got word_line_r_ohm={t.word_line_r_ohm}, "
+                f"mapping.kind={self.mapping.kind})"
             )
         if self.programming.stochastic_rounding and c.n_levels is None:
             raise ValueError("programming.stochastic_rounding: true needs conductance.n_levels (got n_levels null = continuous)")
