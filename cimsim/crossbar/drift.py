@@ -269,25 +269,40 @@ class DriftRun:
         return out
 
     def _wire_blocks(self, state: ProgrammedState) -> None:
-        """Word- and bit-line IR drop (``tile.word_line_r_ohm`` > 0): every tile of the G+ and of
-        the G- array, in place, becomes its effective conductances ``M`` (:func:`tile_transfer`,
-        the exact solution of the tile's resistive network), ``w = w_unit M``; each device's
+        """Word- and bit-line IR drop (``tile.word_line_r_ohm`` > 0): every tile, in place,
+        becomes its effective conductances ``M`` (:func:`tile_transfer`, the exact solution of the
+        tile's resistive network), ``w = w_unit M``.  Differential mapping: the G+ and the G-
+        devices form two arrays, each with its own word lines.  single_reference: the tile's
+        reference column is one more column at the far end of the same word lines.  Each device's
         per-read variance is scaled by its own share ``(M_ji / G_ij)^2`` (the part of a cell's
         fluctuation that reaches other columns through the wires is left out)."""
         t = self.profile.tile
         grid = state.grid
         w_unit = self.fp[1]
+
+        def share(m, g):
+            r = np.divide(m, g, out=np.zeros_like(m), where=g > 0)
+            return r * r
+
         for k in range(grid.n_in_tiles):
-            for wa, va in ((self.w, self.v), (self.wn, self.vn)):
-                wb = DriftedState.block_of(grid, wa, k)
-                vb = None if va is None else DriftedState.block_of(grid, va, k)
-                for o0 in range(0, grid.n_out, t.cols):
-                    o1 = min(o0 + t.cols, grid.n_out)
+            k0, k1 = grid.in_slice(k)
+            blocks = [[DriftedState.block_of(grid, a, k) if a is not None else None for a in pair]
+                      for pair in ((self.w, self.v), (self.wn, self.vn))]
+            for p, o0 in enumerate(range(0, grid.n_out, t.cols)):
+                o1 = min(o0 + t.cols, grid.n_out)
+                arrays = blocks if self.diff else [blocks[0]]
+                for wb, vb in arrays:
                     g = wb[o0:o1].astype(np.float64) / w_unit  # [outputs, rows] = G^T
-                    m = tile_transfer(g.T, t.word_line_r_ohm, t.bit_line_r_ohm)  # [outputs, rows]
+                    if not self.diff:  # the reference column: the last column of this tile
+                        g = np.vstack([g, blocks[1][0][o0].astype(np.float64) / w_unit])
+                    m = tile_transfer(g.T, t.word_line_r_ohm, t.bit_line_r_ohm)  # [columns, rows]
+                    if not self.diff:
+                        if self.vref is not None:
+                            self.vref[p, k0:k1] *= share(m[-1], g[-1]).astype(self.dtype)
+                        blocks[1][0][o0:o1] = w_unit * m[-1]
+                        m, g = m[:-1], g[:-1]
                     if vb is not None:
-                        share = np.divide(m, g, out=np.zeros_like(m), where=g > 0)
-                        vb[o0:o1] = vb[o0:o1] * share * share
+                        vb[o0:o1] = vb[o0:o1] * share(m, g)
                     wb[o0:o1] = w_unit * m
 
     def finish(self, state: ProgrammedState) -> DriftedState:

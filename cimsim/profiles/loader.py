@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..errors import ProfileError
 from ._messages import DOCS_HINT, format_validation_error, show_value
@@ -55,6 +55,12 @@ _MAX_EXTENDS_DEPTH = 16
 _MAX_DEPTH = 32  # a profile nests about 6 levels; anything far deeper is a mistake or an attack
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}")
 _REPLACED_WHOLE = frozenset({"citation"})  # a derived profile's source is its own, not a mix
+#: sections whose ``kind`` is an ordinary field (``mapping.kind``), not the choice of a variant
+#: (``drift.kind``): changing it keeps the section's other keys
+_PLAIN_KIND = frozenset(
+    name for name, f in DeviceProfile.model_fields.items()
+    if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel) and "kind" in f.annotation.model_fields
+)
 
 
 # --------------------------------------------------------------------------- YAML reading
@@ -221,7 +227,7 @@ def _merge(base: Any, over: Any, key: str | None = None) -> Any:
     """Deep merge ``over`` onto ``base`` (neither is modified)."""
     if key in _REPLACED_WHOLE or not (isinstance(base, dict) and isinstance(over, dict)):
         return copy.deepcopy(over)
-    if "kind" in over and base.get("kind") != over.get("kind"):
+    if key not in _PLAIN_KIND and "kind" in over and base.get("kind") != over.get("kind"):
         return copy.deepcopy(over)  # another variant: the base's keys would not fit it
     out = copy.deepcopy(base)
     for k, v in over.items():
@@ -298,8 +304,8 @@ def _apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any], source:
         last = parts[-1]
         _check_structure(value, f"{source}: override {dotted}")
         value = _plain(value)
-        if last == "kind" and node.get("kind") != value:
-            node.clear()
+        if last == "kind" and node.get("kind") != value and (len(parts) < 2 or parts[-2] not in _PLAIN_KIND):
+            node.clear()  # another variant: the old one's keys would not fit it
         if isinstance(value, dict) and isinstance(node.get(last), dict):
             node[last] = _merge(node[last], value, last)
         else:

@@ -421,7 +421,7 @@ class Tile(_Strict):
             "word-line wire resistance per cell pitch (and from the row driver to the first cell), Ω; 0 = ideal. "
             "With it the whole tile (word and bit lines) is solved exactly as one resistive network, once per drifted "
             "state (O(rows cols^3) flops, about 1 s for a 256x256 tile); G+ and G- each form their own array; "
-            "differential mapping only"
+            "a single_reference tile's reference column is its last column"
         ),
     )
 
@@ -513,12 +513,7 @@ class DeviceProfile(_Strict):
                 "circuit solve, not modelled): set tile.bit_line_r_ohm and tile.word_line_r_ohm to 0 or iv.kind to "
                 f"linear (got bit_line_r_ohm={t.bit_line_r_ohm}, word_line_r_ohm={t.word_line_r_ohm}, iv.kind=polynomial)"
             )
-        if t.word_line_r_ohm > 0 and self.mapping.kind != "differential":
-            raise ValueError(
-                "tile.word_line_r_ohm: word-line IR drop is modelled for mapping.kind differential only (a reference "
-                f"column on the tile's word lines is not) (got word_line_r_ohm={t.word_line_r_ohm}, "
-                f"mapping.kind={self.mapping.kind})"
-            )
+
         if self.programming.stochastic_rounding and c.n_levels is None:
             raise ValueError("programming.stochastic_rounding: true needs conductance.n_levels (got n_levels null = continuous)")
         for sec in ("dac", "adc"):

@@ -61,26 +61,34 @@ def test_tile_transfer_equals_nodal_analysis(shape):
     np.testing.assert_allclose(tile_transfer(g, 2e3, 0.0), _nodal(g, 2e3, 1e-9), rtol=1e-8)
 
 
+@pytest.mark.parametrize("kind", ["differential", "single_reference"])
 @pytest.mark.parametrize("sub", ["analog", "digital"])
-def test_chip_output_equals_nodal_analysis_of_every_tile(sub):
+def test_chip_output_equals_nodal_analysis_of_every_tile(kind, sub):
     r_word, r_bit = 3e4, 3e3  # large against the ideal profile's 1 µS: a drop of some 5-40 %
     prof = load_profile("ideal", overrides={"tile.rows": 6, "tile.cols": 4, "tile.word_line_r_ohm": r_word,
                                             "tile.bit_line_r_ohm": r_bit, "mapping.subtraction": sub,
-                                            "dac.range": {"kind": "fixed", "bound": 1.0}})
+                                            "mapping.kind": kind, "dac.range": {"kind": "fixed", "bound": 1.0}})
     rng = np.random.default_rng(3)
     W = rng.uniform(-1, 1, (7, 15))  # 3 x 2 tiles, ragged in both directions
     x = rng.uniform(-1, 1, (4, 15))
     st = program_matrix(W, prof, rng=1)
     y = tile_mvm(x, st, t_s=0, rng=2)
     dg = prof.conductance.g_max_us - prof.conductance.g_min_us
+    w_unit = (1.0 if kind == "differential" else 2.0) / dg
     want = np.zeros_like(y)
     for k0 in range(0, 15, 6):
         k1 = min(k0 + 6, 15)
-        for o0 in range(0, 7, 4):
+        for p, o0 in enumerate(range(0, 7, 4)):
             o1 = min(o0 + 4, 7)
-            for g, sign in ((st.g_pos, 1.0), (st.g_neg, -1.0)):  # G+ and G-: two arrays, each its own network
-                m = _nodal(g[o0:o1, k0:k1].T.astype(np.float64), r_word, r_bit)
-                want[:, o0:o1] += sign * (x[:, k0:k1] @ m.T) * st.scales[k0 // 6, o0:o1] / dg
+            scale = st.scales[k0 // 6, o0:o1] * w_unit
+            if kind == "differential":  # G+ and G-: two arrays, each its own network
+                for g, sign in ((st.g_pos, 1.0), (st.g_neg, -1.0)):
+                    m = _nodal(g[o0:o1, k0:k1].T.astype(np.float64), r_word, r_bit)
+                    want[:, o0:o1] += sign * (x[:, k0:k1] @ m.T) * scale
+            else:  # the tile's columns, then its reference column, on the same word lines
+                g = np.vstack([st.g_pos[o0:o1, k0:k1], st.g_neg[p, k0:k1]]).T.astype(np.float64)
+                m = _nodal(g, r_word, r_bit)
+                want[:, o0:o1] += (x[:, k0:k1] @ m[:-1].T - (x[:, k0:k1] @ m[-1])[:, None]) * scale
     np.testing.assert_allclose(y, want, rtol=1e-9, atol=1e-12)
     plain = tile_mvm(x, program_matrix(W, prof.with_overrides({"tile.word_line_r_ohm": 0.0}), rng=1), t_s=0, rng=2)
     assert np.abs(plain - y).max() > 0.02 * np.abs(plain).max()  # the word lines matter at this resistance
@@ -107,11 +115,17 @@ def test_per_read_variance_follows_each_cell_and_threads_do_not_change_bits():
     # effective weight w = w_unit M (the share M / G of its current that reaches the amplifier)
     np.testing.assert_allclose(one.v, (0.05 * one.w.astype(np.float64)) ** 2, rtol=2e-6, atol=1e-12)
     np.testing.assert_allclose(one.vn, (0.05 * one.wn.astype(np.float64)) ** 2, rtol=2e-6, atol=1e-12)
+    # single_reference: the reference column's own per-read variance (one per tile, drawn apart)
+    # is (0.05 w_ref)^2 of its effective weight, which every output row of the tile holds in wn
+    ref = program_matrix(W, prof.with_overrides({"mapping.kind": "single_reference"}), rng=1).drift(3600.0, 5)
+    for k in range(ref.state.grid.n_in_tiles):
+        k0, k1 = ref.state.grid.in_slice(k)
+        wn = ref.block(ref.wn, k).astype(np.float64)
+        for p, o0 in enumerate(range(0, 40, 16)):
+            np.testing.assert_allclose(ref.vref[p, k0:k1], (0.05 * wn[o0]) ** 2, rtol=2e-6, atol=1e-12)
 
 
-def test_profile_refuses_word_lines_with_a_reference_column_or_a_nonlinear_iv():
-    with pytest.raises(ProfileError, match="word_line_r_ohm"):
-        load_profile("pcm", overrides={"tile.word_line_r_ohm": 1.0, "mapping.kind": "single_reference"})
+def test_profile_refuses_word_lines_with_a_nonlinear_iv():
     iv = {"kind": "polynomial", "v_read_v": 0.2, "a2_per_v": {"kind": "constant", "value": 0.0},
           "a3_per_v2": {"kind": "constant", "value": 1.0}}
     with pytest.raises(ProfileError, match="nonlinear I-V with IR drop"):

@@ -241,6 +241,21 @@ def test_overrides_dotted_paths() -> None:
     assert r.read_noise.kind == "gaussian"
 
 
+def test_mapping_kind_is_a_plain_field_that_keeps_its_section(tmp_path: Path) -> None:
+    """mapping.kind picks a mapping, not a variant with other keys: changing it (override or
+    extends) keeps subtraction and scaling, where drift.kind replaces the drift section."""
+    base = load_profile("pcm", {"mapping.subtraction": "digital", "mapping.scaling": "per_tile"})
+    p = base.with_overrides({"mapping.kind": "single_reference"})
+    assert (p.mapping.kind, p.mapping.subtraction, p.mapping.scaling) == ("single_reference", "digital", "per_tile")
+    f = tmp_path / "ref.yaml"
+    f.write_text("extends: pcm\nmapping: {subtraction: digital}\n", encoding="utf-8")
+    g = tmp_path / "ref2.yaml"
+    g.write_text(f"extends: {f.name}\nmapping: {{kind: single_reference}}\n", encoding="utf-8")
+    q = load_profile(g)
+    assert (q.mapping.kind, q.mapping.subtraction) == ("single_reference", "digital")
+    assert base.with_overrides({"drift.kind": "none"}).drift.kind == "none"
+
+
 def test_bad_overrides() -> None:
     with pytest.raises(ProfileError, match=r"\(with overrides\): adc\.bitz: unknown key \(did you mean 'bits'\?\)"):
         load_profile("pcm", {"adc.bitz": 6})
