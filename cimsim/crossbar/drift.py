@@ -1,5 +1,6 @@
 """Drift of a programmed chip to time t: power-law drift, ReRAM relaxation, 1/f read noise,
-bit-line IR drop, and the per-read variance blocks, row chunk by row chunk into a DriftedState."""
+bit-line IR drop, and the per-read variance blocks, row chunk by row chunk into a DriftedState;
+then, over whole tiles, word-line IR drop and the blocks of a nonlinear device I-V."""
 
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ class DriftRun:
     chunk, plus one for the reference columns (single_reference, whose normals it draws at
     once, first: 1/f, then relaxation); each chunk's child draws the 1/f normals of its G+
     devices, then of its G- devices, then the relaxation normals of its G+, then G- devices.
+    ``finish(state)`` then solves whole tiles (word-line IR drop, :meth:`_wire_blocks`), forms a
+    nonlinear I-V's blocks (:meth:`_iv_blocks`) and subtracts G- where the subtraction is analog.
     ``chunk(ci, pos, neg, p0, n0)`` drifts the rows of chunk ci: ``pos`` = (g, nu, fault) arrays
     whose row 0 is output p0 (nu / fault None when not modelled), ``neg`` = the same of the G-
     devices / reference columns, row 0 = n0.
