@@ -39,10 +39,9 @@ def tile_transfer(g_us: np.ndarray, r_word_ohm: float, r_bit_ohm: float) -> np.n
     diag(G_i) - diag(G_i) T_i^-1 diag(G_i)`` and ``f_i = g_w G_i * (T_i^-1 e_0)``.  Block
     elimination down the rows, ``S_0 = D_0``, ``S_i = D_i - g_b^2 S_i-1^-1``, ``Y_i = f_i e_i^T +
     g_b S_i-1^-1 Y_i-1``, ends at ``M = g_b S_R-1^-1 Y_R-1``.  Each ``S_i^-1`` comes from
-    Newton-Schulz iterations ``X <- X + X (I - S_i X)`` started at ``S_i-1^-1`` (to float64
-    round-off: max |I - S X| <= 1e-8 before the last step, which squares it), so only GEMMs
-    run (bitwise the same on any number of threads); O(R C^3) flops, about 0.8 s for a 256 x 256
-    tile here.  ``r_bit_ohm = 0``: ideal bit lines, ``M[j, i] = f_i[j]``; ``r_word_ohm = 0``:
+    Newton-Schulz steps started at ``S_i-1^-1`` (:func:`_inverse`, to float64 round-off), so
+    only GEMMs run (bitwise the same on any number of threads); O(R C^3) flops,
+    about 0.7 s for a 256 x 256 tile here.  ``r_bit_ohm = 0``: ideal bit lines, ``M[j, i] = f_i[j]``; ``r_word_ohm = 0``:
     ideal word lines (each bit line alone: the exact transfer of :func:`cimsim.kernels._numba._transfer`).
     """
     g = torch.from_numpy(np.ascontiguousarray(g_us, dtype=np.float64))
@@ -100,14 +99,19 @@ def _chain_solutions(gam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
 
 
 def _inverse(s: torch.Tensor, guess: torch.Tensor | None, eye: torch.Tensor, row: int) -> torch.Tensor:
-    """``s^-1`` by Newton-Schulz from ``guess`` (the previous row's inverse; the inverse of the
-    diagonal for row 0): quadratic convergence, GEMMs only."""
+    """``s^-1`` by Newton-Schulz steps from ``guess`` (the previous row's inverse; the inverse
+    of the diagonal for row 0), GEMMs only.  With ``R = I - s X``: a second-order step
+    ``X <- X (I + R)`` squares the residual, a third-order one ``X <- X (I + R + R^2)`` cubes it;
+    the last step is the cheapest that takes max |R| below float64 round-off (<= 1e-8: second
+    order; <= 3e-5: third order), earlier ones are third order."""
     x = torch.diag(1.0 / torch.diagonal(s)) if guess is None else guess
     for _ in range(_MAX_ITER):
         r = eye - s @ x
         err = float(r.abs().max())
-        x = x + x @ r
         if err <= 1e-8:
+            return x + x @ r
+        x = x @ (eye + r + r @ r)
+        if err <= 3e-5:
             return x
         if not err < 1.0:  # diverging: no inverse reachable from this start
             break
