@@ -99,24 +99,31 @@ def _chain_solutions(gam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
 
 
 def _inverse(s: torch.Tensor, guess: torch.Tensor | None, eye: torch.Tensor, row: int) -> torch.Tensor:
-    """``s^-1`` by Newton-Schulz steps from ``guess`` (the previous row's inverse; the inverse
-    of the diagonal for row 0), GEMMs only.  With ``R = I - s X``: a second-order step
+    """``s^-1`` by Newton-Schulz steps, GEMMs only.  With ``R = I - s X``: a second-order step
     ``X <- X (I + R)`` squares the residual, a third-order one ``X <- X (I + R + R^2)`` cubes it;
     the last step is the cheapest that takes max |R| below float64 round-off (<= 1e-8: second
-    order; <= 3e-5: third order), earlier ones are third order."""
+    order; <= 3e-5: third order), earlier ones are third order.  Start: ``guess`` (the previous
+    row's inverse; the inverse of the diagonal for row 0), or, when that start diverges (wires
+    far more resistive than the devices: rows differ a lot), ``I / ||s||_1``, from which the
+    steps converge for any symmetric positive definite ``s`` (every ``S_i`` is one)."""
     x = torch.diag(1.0 / torch.diagonal(s)) if guess is None else guess
-    for _ in range(_MAX_ITER):
-        r = eye - s @ x
-        err = float(r.abs().max())
-        if err <= 1e-8:
-            return x + x @ r
-        x = x @ (eye + r + r @ r)
-        if err <= 3e-5:
-            return x
-        if not err < 1.0:  # diverging: no inverse reachable from this start
-            break
+    err = float("nan")
+    for safe_start in (False, True):
+        if safe_start:
+            x = eye / float(s.abs().sum(dim=0).max())
+        for _ in range(_MAX_ITER):
+            r = eye - s @ x
+            err = float(r.abs().max())
+            if not err < float("inf"):
+                break
+            if err <= 1e-8:
+                return x + x @ r
+            x = x @ (eye + r + r @ r)
+            if err <= 3e-5:
+                return x
+            if not safe_start and err >= 1.0:  # the cheap start diverges: take the safe one
+                break
     raise ParameterError(
-        f"IR-drop solve: row {row} of a tile did not converge (residual {err:.3g}); the wire resistances are too "
-        "large against the devices' conductances for this solver (lower tile.word_line_r_ohm / bit_line_r_ohm "
-        "or the tile size)"
+        f"IR-drop solve: row {row} of a tile did not converge (residual {err:.3g}); check tile.word_line_r_ohm and "
+        "tile.bit_line_r_ohm against the devices' conductances"
     )

@@ -50,7 +50,9 @@ def _nodal(g: np.ndarray, r_word: float, r_bit: float) -> np.ndarray:
 def test_tile_transfer_equals_nodal_analysis(shape):
     rng = np.random.default_rng(sum(shape))
     g = rng.uniform(0, 25, shape)
-    for r_word, r_bit in ((2e3, 3e3), (500.0, 800.0), (3e3, 1e2)):
+    # the last pairs: bit lines far more resistive than the devices (the rows' Schur complements
+    # differ a lot; the solver restarts from a safe guess), and the reverse
+    for r_word, r_bit in ((2e3, 3e3), (500.0, 800.0), (3e3, 1e2), (10.0, 1e6), (1e6, 10.0)):
         m = tile_transfer(g, r_word, r_bit)
         want = _nodal(g, r_word, r_bit)
         np.testing.assert_allclose(m, want, rtol=1e-11, atol=1e-11 * np.abs(want).max())
