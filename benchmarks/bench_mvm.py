@@ -1,10 +1,11 @@
 """Speed of tile_mvm against a plain fp32 torch matmul and the numpy reference, timed in one run.
 
-    python benchmarks/bench_mvm.py [--sizes 512 1024 4096] [--batch 256] [--repeats 10] [--no-program]
+    python benchmarks/bench_mvm.py [--sizes 512 1024 4096] [--batch 256] [--repeats 10] [--no-program] [--no-wires]
 
-pcm profile (8-bit DAC/ADC, 256x256 tiles), drifted to 1 h; tile_mvm is called on the
-DriftedState (drift once per evaluation time, many batches).  Also: program_matrix + 1-year
-drift at 4096x4096, and ProgrammedState memory.  Never run by pytest.
+pcm profile (8-bit DAC/ADC, 256x256 tiles), drifted to 1 h, without and with per-read noise and
+with a cubic device I-V; tile_mvm is called on the DriftedState (drift once per evaluation time,
+many batches).  Also: the word- and bit-line IR-drop solve of one tile array, program_matrix +
+1-year drift at 4096x4096, and ProgrammedState memory.  Never run by pytest.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from cimsim.crossbar import program_drifted, program_matrix, tile_mvm
+from cimsim.crossbar.parasitics import tile_transfer
 from cimsim.profiles.loader import load_profile
 
 
@@ -50,6 +52,11 @@ def paired_ratio(f_ref, f_sim, repeats: int) -> float:
     return float(np.median(r))
 
 
+#: a nonlinear device I-V (two more GEMMs per conversion stream): I = G V (1 + 2.5 V^2), read at 0.2 V
+IV = {"iv": {"kind": "polynomial", "v_read_v": 0.2, "a2_per_v": {"kind": "constant", "value": 0.0},
+             "a3_per_v2": {"kind": "constant", "value": 2.5}}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 4096])
@@ -57,6 +64,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--no-reference", action="store_true", help="skip the numpy-reference timings")
     ap.add_argument("--no-program", action="store_true", help="skip the program_matrix/drift timing at 4096")
+    ap.add_argument("--no-wires", action="store_true", help="skip the word/bit-line IR-drop tile solves")
     a = ap.parse_args()
     print(f"torch threads {torch.get_num_threads()}; batch {a.batch}; median of {a.repeats}; "
           "'x torch CPU' = ratio of CPU time (all threads), robust when the machine is shared")
@@ -70,7 +78,7 @@ def main() -> None:
         W = (rng.standard_normal((n, n)) / np.sqrt(n)).astype(np.float32)
         x = rng.standard_normal((a.batch, n)).astype(np.float32)
         xt, Wt = torch.from_numpy(x), torch.from_numpy(W)
-        for label, ov in (("off", {}), ("per-read", {"read_noise.per_read_sigma_rel": 0.02})):
+        for label, ov in (("off", {}), ("per-read", {"read_noise.per_read_sigma_rel": 0.02}), ("cubic I-V", IV)):
             prof = load_profile("pcm", overrides=ov)
             st = program_matrix(W, prof, rng=1)
             ds = st.drift(3600.0, 2)
@@ -88,6 +96,8 @@ def main() -> None:
                 ref, ratio_ref = f"{t_ref:9.2f}", f"{t_ref / t_sim:12.1f}"
             print(f"{n:5d} {label:>9} {t_torch:9.2f} {t_sim:10.2f} {t_sim / t_torch:8.2f} {cpu_ratio:11.2f} "
                   f"{paired:14.2f} {ref:>9} {ratio_ref:>12}")
+    if not a.no_wires:
+        wires()
     if a.no_program:
         return
     n = 4096
@@ -117,6 +127,18 @@ def main() -> None:
     print(f"program_drifted (program + drift chunk by chunk, no chip kept) 4096x4096 to 1 year: "
           f"{time.perf_counter() - t0:.3f} s")
     del ds2
+
+def wires() -> None:
+    """The exact word- and bit-line IR-drop solve of one tile array (1 Ω per cell both ways, pcm
+    conductances), once per drifted state, against the 1-year drift of the same layer without it."""
+    print("\nword + bit-line IR drop (tile.word_line_r_ohm = bit_line_r_ohm = 1), one tile array, once per drift:")
+    rng = np.random.default_rng(0)
+    for n in (64, 128, 256):
+        g = rng.uniform(0, 25, (n, n))
+        tile_transfer(g, 1.0, 1.0)
+        t = best_ms(lambda: tile_transfer(g, 1.0, 1.0), 3)
+        print(f"  {n}x{n}: {t:8.1f} ms")
+
 
 if __name__ == "__main__":
     main()
