@@ -11,6 +11,7 @@ import numpy as np
 from .._threads import map_pieces
 from ..devices.random import normals
 from ..errors import ParameterError
+from ..profiles.functions import ConstantFn
 from ..profiles.schema import (
     DeviceProfile,
     DriftPowerLaw,
@@ -260,15 +261,20 @@ class DriftRun:
         ``I = G V (1 + a2(x_G) |V| + a3(x_G) V^2)``, x_G = G(t) / g_max (Milo et al., IRPS 2021
         form, odd in V).  Per unit of v_r the column partial sum of input tile k is then
         ``x @ W1^T + (x |x|) @ W2^T + x^3 @ W3^T`` with W1 = w_unit G, W2 = w_unit G a2 v_r,
-        W3 = w_unit G a3 v_r^2, each G+ minus G- (analog subtraction; digital keeps both sides).
+        W3 = w_unit G a3 v_r^2, each G+ minus G- (analog subtraction; digital keeps both sides);
+        a term whose law is the constant 0 gets no block.
         """
         iv = self.iv
         v_r = float(iv.v_read_v)
-        out: dict[str, np.ndarray] = {}
-        for side, wa in (("", self.w), ("n", self.wn)):
-            x = np.divide(wa, self.fp[1] * self.g_max, dtype=np.float64)  # G(t) / g_max
-            out["w2" + side] = np.multiply(wa, iv.a2_per_v.evaluate(x) * v_r, dtype=np.float64).astype(self.dtype)
-            out["w3" + side] = np.multiply(wa, iv.a3_per_v2.evaluate(x) * (v_r * v_r), dtype=np.float64).astype(self.dtype)
+        out: dict[str, np.ndarray | None] = {}
+        for key, law, scale in (("w2", iv.a2_per_v, v_r), ("w3", iv.a3_per_v2, v_r * v_r)):
+            zero = isinstance(law, ConstantFn) and law.value == 0.0  # no term, no block (and no GEMM)
+            for side, wa in (("", self.w), ("n", self.wn)):
+                if zero:
+                    out[key + side] = None
+                    continue
+                x = np.divide(wa, self.fp[1] * self.g_max, dtype=np.float64)  # G(t) / g_max
+                out[key + side] = np.multiply(wa, law.evaluate(x) * scale, dtype=np.float64).astype(self.dtype)
         return out
 
     def _wire_blocks(self, state: ProgrammedState) -> None:

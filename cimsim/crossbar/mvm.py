@@ -106,7 +106,9 @@ class _Plan:
         arrays = [(ds.w, ds.v, 0, 1.0, (ds.w2, ds.w3))]
         if ds.wn is not None:
             arrays.append((ds.wn, ds.vn, 1, -1.0, (ds.w2n, ds.w3n)))
-        self.iv = ds.w2 is not None  # nonlinear I-V: two more GEMMs per stream, with x |x| and x^3
+        # nonlinear I-V: up to two more GEMMs per stream, with x |x| and x^3 (a term whose law is
+        # identically 0 has no block)
+        self.iv = (ds.w2 is not None, ds.w3 is not None) if (ds.w2 is not None or ds.w3 is not None) else None
         # the reference columns' per-read noise (single_reference) joins the stream holding them:
         # the difference (analog subtraction) or the G- conversions (digital); per input tile k
         # its variance operand is vref[:, tile k] [n_out_tiles, rk]
@@ -133,7 +135,7 @@ class _Plan:
                                  sc / L if L > 0 else np.zeros_like(bounds), 1.0 / bounds, gain1, sc])
                 wb = self._operand(ds, warr, False)
                 vb = self._operand(ds, varr, self.bf16) if self.has_var else None
-                ivb = [self._operand(ds, a, False) for a in iv_arrs] if self.iv else None
+                ivb = [None if a is None else self._operand(ds, a, False) for a in iv_arrs] if self.iv else None
                 self.streams.append((wb, vb, coef, sign, ivb))
 
     def _operand(self, ds: DriftedState, flat: np.ndarray, bf16: bool):
@@ -228,11 +230,13 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
     adc = sized(K, "adc_tiles", part.size)
     planes = _bit_planes(x_norm, row_bound, pl.dp.levels) if pl.bit_serial else [(x_norm, row_bound)]
     for xin, rowscale in planes:  # one pass, or one per input bit plane (bit-serial DAC)
-        xiv = (xin * np.abs(xin), xin * xin * xin) if pl.iv else ()  # the I-V's |V| V and V^3 (per v_read)
+        xiv = ()  # the I-V's |V| V and V^3 (per v_read), where the profile has the term
+        if pl.iv:
+            xiv = (xin * np.abs(xin) if pl.iv[0] else None, xin * xin * xin if pl.iv[1] else None)
         if pl.torch:
             xt = torch.from_numpy(xin)
             pt = torch.from_numpy(part)
-            xiv = [torch.from_numpy(a) for a in xiv]
+            xiv = [None if a is None else torch.from_numpy(a) for a in xiv]
             if pl.has_var:
                 x2t = torch.square(xt)
                 if pl.bf16:
@@ -255,7 +259,8 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
                 if pl.torch:
                     _gemm_tiles(xt, wb, pt, k0, k1)
                     for xa, ob in zip(xiv, ivb or ()):
-                        _gemm_tiles(xa, ob, pt, k0, k1, accumulate=True)
+                        if ob is not None:
+                            _gemm_tiles(xa, ob, pt, k0, k1, accumulate=True)
                     if pl.has_var:
                         _gemm_tiles(x2t, vb, vt, k0, k1)
                         if pl.bf16:
@@ -267,7 +272,8 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
                         i0, i1 = grid.in_slice(k)
                         np.matmul(xin[:, i0:i1], wb[k].T, out=part[k - k0])
                         for xa, ob in zip(xiv, ivb or ()):
-                            part[k - k0] += np.matmul(xa[:, i0:i1], ob[k].T)
+                            if ob is not None:
+                                part[k - k0] += np.matmul(xa[:, i0:i1], ob[k].T)
                         if pl.has_var:
                             np.matmul(x2[:, i0:i1], vb[k].T, out=vref[k - k0])
                     if pl.has_var:
@@ -411,7 +417,9 @@ def _column_sums(ds: DriftedState, xk: np.ndarray, k: int, arrs) -> np.ndarray:
     w1, w2, w3 = arrs
     y = xk @ ds.block(w1, k).T
     if w2 is not None:
-        y = y + (xk * np.abs(xk)) @ ds.block(w2, k).T + (xk * xk * xk) @ ds.block(w3, k).T
+        y = y + (xk * np.abs(xk)) @ ds.block(w2, k).T
+    if w3 is not None:
+        y = y + (xk * xk * xk) @ ds.block(w3, k).T
     return y
 
 

@@ -117,3 +117,18 @@ def test_profile_refuses_iv_with_ir_drop_and_bad_voltages():
     with pytest.raises(ProfileError, match="v_read_v"):
         load_profile("pcm", overrides={"iv": {**IV, "v_read_v": 0.0}})
     assert not load_profile("ideal", overrides={"iv": IV}).is_ideal
+
+
+def test_a_term_with_a_zero_law_has_no_block_and_no_cost():
+    """a2 = 0 (a sinh-like, odd cubic device): no W2 block, one extra GEMM, same output as W2 = 0."""
+    cubic = {**IV, "a2_per_v": {"kind": "constant", "value": 0.0}}
+    tiny = {**IV, "a2_per_v": {"kind": "constant", "value": 1e-300}}  # a block of zeros in float32
+    prof = load_profile("ideal", overrides={"iv": cubic, "tile.rows": 16, "tile.cols": 8})
+    rng = np.random.default_rng(5)
+    W = rng.standard_normal((10, 40)).astype(np.float32)
+    x = rng.standard_normal((3, 40)).astype(np.float32)
+    ds = program_matrix(W, prof, rng=1).drift(0.0, 2)
+    assert ds.w2 is None and ds.w3 is not None
+    ds_zero = program_matrix(W, prof.with_overrides({"iv": tiny}), rng=1).drift(0.0, 2)
+    assert ds_zero.w2 is not None and not ds_zero.w2.any()
+    np.testing.assert_array_equal(tile_mvm(x, ds, rng=3), tile_mvm(x, ds_zero, rng=3))
