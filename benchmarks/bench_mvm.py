@@ -52,7 +52,7 @@ def paired_ratio(f_ref, f_sim, repeats: int) -> float:
     return float(np.median(r))
 
 
-#: a nonlinear device I-V (two more GEMMs per conversion stream): I = G V (1 + 2.5 V^2), read at 0.2 V
+#: a cubic device I-V (a2 = 0: one more GEMM per conversion stream): I = G V (1 + 2.5 V^2), read at 0.2 V
 IV = {"iv": {"kind": "polynomial", "v_read_v": 0.2, "a2_per_v": {"kind": "constant", "value": 0.0},
              "a3_per_v2": {"kind": "constant", "value": 2.5}}}
 
