@@ -420,7 +420,7 @@ class Tile(_Strict):
         description=(
             "word-line wire resistance per cell pitch (and from the row driver to the first cell), Ω; 0 = ideal. "
             "With it the whole tile (word and bit lines) is solved exactly as one resistive network, once per drifted "
-            "state (O(rows cols^3) flops, about 0.7 s for a 256x256 tile on 2 cores); G+ and G- each form their own array; "
+            "state (O(rows cols^3) flops, about 0.6 s for a 256x256 tile on 2 cores); G+ and G- each form their own array; "
             "a single_reference tile's reference column is its last column"
         ),
     )
