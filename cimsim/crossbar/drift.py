@@ -266,14 +266,12 @@ class DriftRun:
         """
         iv = self.iv
         v_r = float(iv.v_read_v)
-        out: dict[str, np.ndarray | None] = {}
-        for key, law, scale in (("w2", iv.a2_per_v, v_r), ("w3", iv.a3_per_v2, v_r * v_r)):
-            zero = isinstance(law, ConstantFn) and law.value == 0.0  # no term, no block (and no GEMM)
-            for side, wa in (("", self.w), ("n", self.wn)):
-                if zero:
-                    out[key + side] = None
-                    continue
-                x = np.divide(wa, self.fp[1] * self.g_max, dtype=np.float64)  # G(t) / g_max
+        terms = [(key, law, scale) for key, law, scale in (("w2", iv.a2_per_v, v_r), ("w3", iv.a3_per_v2, v_r * v_r))
+                 if not (isinstance(law, ConstantFn) and law.value == 0.0)]  # a zero term: no block, no GEMM
+        out: dict[str, np.ndarray | None] = {key + side: None for key in ("w2", "w3") for side in ("", "n")}
+        for side, wa in (("", self.w), ("n", self.wn)):
+            x = np.divide(wa, self.fp[1] * self.g_max, dtype=np.float64) if terms else None  # G(t) / g_max
+            for key, law, scale in terms:
                 out[key + side] = np.multiply(wa, law.evaluate(x) * scale, dtype=np.float64).astype(self.dtype)
         return out
 

@@ -87,7 +87,7 @@ class _Plan:
     w[c] / v[c]: the weight / per-read-variance blocks of stream c as GEMM operands (torch
     tensors ``(full [nfull, O, rows], last [O, rk] or None)``, or numpy ``[T]`` lists for the
     reference backend); bf16: the variance GEMM runs in bfloat16 (float32 chips); iv[c]: the
-    W2, W3 operands of a nonlinear I-V (None for ohmic devices).
+    nonlinear I-V's (term, operand) pairs, term 0 read with x |x|, 1 with x^3 (none when ohmic).
     """
 
     def __init__(self, ds: DriftedState, K):
@@ -106,9 +106,9 @@ class _Plan:
         arrays = [(ds.w, ds.v, 0, 1.0, (ds.w2, ds.w3))]
         if ds.wn is not None:
             arrays.append((ds.wn, ds.vn, 1, -1.0, (ds.w2n, ds.w3n)))
-        # nonlinear I-V: up to two more GEMMs per stream, with x |x| and x^3 (a term whose law is
-        # identically 0 has no block)
-        self.iv = (ds.w2 is not None, ds.w3 is not None) if (ds.w2 is not None or ds.w3 is not None) else None
+        # nonlinear I-V: which of its terms (x |x|, x^3) have blocks, one more GEMM per stream each
+        # (a term whose law is identically 0 has none)
+        self.iv = (ds.w2 is not None, ds.w3 is not None)
         # the reference columns' per-read noise (single_reference) joins the stream holding them:
         # the difference (analog subtraction) or the G- conversions (digital); per input tile k
         # its variance operand is vref[:, tile k] [n_out_tiles, rk]
@@ -135,7 +135,7 @@ class _Plan:
                                  sc / L if L > 0 else np.zeros_like(bounds), 1.0 / bounds, gain1, sc])
                 wb = self._operand(ds, warr, False)
                 vb = self._operand(ds, varr, self.bf16) if self.has_var else None
-                ivb = [None if a is None else self._operand(ds, a, False) for a in iv_arrs] if self.iv else None
+                ivb = [(j, self._operand(ds, a, False)) for j, a in enumerate(iv_arrs) if a is not None]
                 self.streams.append((wb, vb, coef, sign, ivb))
 
     def _operand(self, ds: DriftedState, flat: np.ndarray, bf16: bool):
@@ -230,9 +230,8 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
     adc = sized(K, "adc_tiles", part.size)
     planes = _bit_planes(x_norm, row_bound, pl.dp.levels) if pl.bit_serial else [(x_norm, row_bound)]
     for xin, rowscale in planes:  # one pass, or one per input bit plane (bit-serial DAC)
-        xiv = ()  # the I-V's |V| V and V^3 (per v_read), where the profile has the term
-        if pl.iv:
-            xiv = (xin * np.abs(xin) if pl.iv[0] else None, xin * xin * xin if pl.iv[1] else None)
+        # the I-V's |V| V and V^3 (per v_read), for the terms the profile has
+        xiv = (xin * np.abs(xin) if pl.iv[0] else None, xin * xin * xin if pl.iv[1] else None)
         if pl.torch:
             xt = torch.from_numpy(xin)
             pt = torch.from_numpy(part)
@@ -258,9 +257,8 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
                 var16 = e16
                 if pl.torch:
                     _gemm_tiles(xt, wb, pt, k0, k1)
-                    for xa, ob in zip(xiv, ivb or ()):
-                        if ob is not None:
-                            _gemm_tiles(xa, ob, pt, k0, k1, accumulate=True)
+                    for j, ob in ivb:
+                        _gemm_tiles(xiv[j], ob, pt, k0, k1, accumulate=True)
                     if pl.has_var:
                         _gemm_tiles(x2t, vb, vt, k0, k1)
                         if pl.bf16:
@@ -271,9 +269,8 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
                     for k in range(k0, k1):
                         i0, i1 = grid.in_slice(k)
                         np.matmul(xin[:, i0:i1], wb[k].T, out=part[k - k0])
-                        for xa, ob in zip(xiv, ivb or ()):
-                            if ob is not None:
-                                part[k - k0] += np.matmul(xa[:, i0:i1], ob[k].T)
+                        for j, ob in ivb:
+                            part[k - k0] += np.matmul(xiv[j][:, i0:i1], ob[k].T)
                         if pl.has_var:
                             np.matmul(x2[:, i0:i1], vb[k].T, out=vref[k - k0])
                     if pl.has_var:

@@ -40,9 +40,10 @@ def tile_transfer(g_us: np.ndarray, r_word_ohm: float, r_bit_ohm: float) -> np.n
     elimination down the rows, ``S_0 = D_0``, ``S_i = D_i - g_b^2 S_i-1^-1``, ``Y_i = f_i e_i^T +
     g_b S_i-1^-1 Y_i-1``, ends at ``M = g_b S_R-1^-1 Y_R-1``.  Each ``S_i^-1`` comes from
     Newton-Schulz steps started at ``S_i-1^-1`` (:func:`_inverse`, to float64 round-off), so
-    only GEMMs run (bitwise the same on any number of threads); O(R C^3) flops,
-    about 0.6 s for a 256 x 256 tile here.  ``r_bit_ohm = 0``: ideal bit lines, ``M[j, i] = f_i[j]``; ``r_word_ohm = 0``:
-    ideal word lines (each bit line alone: the exact transfer of :func:`cimsim.kernels._numba._transfer`).
+    only GEMMs run (bitwise the same on any number of threads); O(R C^3) flops, about 0.6 s for
+    a 256 x 256 tile here.  ``r_bit_ohm = 0``: ideal bit lines, ``M[j, i] = f_i[j]``;
+    ``r_word_ohm = 0``: ideal word lines (each bit line alone: the exact transfer of
+    :func:`cimsim.kernels._numba._transfer`).
     """
     g = torch.from_numpy(np.ascontiguousarray(g_us, dtype=np.float64))
     n_r, n_c = g.shape
@@ -61,7 +62,7 @@ def tile_transfer(g_us: np.ndarray, r_word_ohm: float, r_bit_ohm: float) -> np.n
     p = None
     for i in range(n_r):
         d = torch.diag(gb * (2.0 if i > 0 else 1.0) + g[i])
-        if r_word_ohm > 0:  # diag(G) T^-1 diag(G), T^-1 = (u_min v_max / w) / g_w: G_j u_j G_k v_k / (w g_w), j <= k
+        if r_word_ohm > 0:  # diag(G) T^-1 diag(G) = G_j u_j G_k v_k / (w g_w) for j <= k, mirrored
             k = torch.outer(g[i] * u[i], g[i] * v[i] / (w[i] * gw))
             d -= torch.where(upper, k, k.T)
         if p is None:

@@ -61,7 +61,8 @@ class AnalogMultiheadAttention(AnalogLayer, nn.MultiheadAttention):
             raise ParameterError(f"{cls.__name__}.from_float expects an nn.MultiheadAttention (got {type(module).__name__})")
         _check_supported(learn_input_range)
         new = cls(module.embed_dim, module.num_heads, dropout=module.dropout, bias=module.in_proj_bias is not None,
-                  add_bias_kv=module.bias_k is not None, add_zero_attn=module.add_zero_attn, kdim=module.kdim, vdim=module.vdim, batch_first=module.batch_first, device="meta", profile=profile,
+                  add_bias_kv=module.bias_k is not None, add_zero_attn=module.add_zero_attn, kdim=module.kdim,
+                  vdim=module.vdim, batch_first=module.batch_first, device="meta", profile=profile,
                   mode=mode, seed=seed, backward_weights=backward_weights, eval_mode=eval_mode)
         _share(module, new)
         new.train(module.training)
