@@ -69,6 +69,25 @@ def _dac(ds_state: ProgrammedState, xc: np.ndarray, rng, K, want_masks: bool, *,
     return x_norm, bound, x_q, clip
 
 
+def _cpu_has_bf16_gemm() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX-BF16).
+
+    Read from the CPU's flags, so the choice is fixed per machine.  Without them torch's bfloat16
+    GEMM falls back to a slow path (about 75x an fp32 GEMM on an AVX2-only EPYC), and the
+    variance GEMM runs in fp32 on the same bfloat16-rounded operands instead.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(f.read().split())
+    except OSError:  # not Linux: take the fp32 path, never the slow one
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+#: the bfloat16 variance GEMM runs on bfloat16 tensors (True) or in fp32 on bfloat16-rounded values
+BF16_GEMM = _cpu_has_bf16_gemm()
+
+
 def _bf16_bits(a: np.ndarray) -> np.ndarray:
     """bfloat16 bit patterns (uint16) of float32 ``a``, round to nearest even (as torch's cast)."""
     u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
@@ -147,7 +166,7 @@ class _Plan:
         nfull = grid.n_in // rows
         t = torch.from_numpy(flat)
         if bf16:
-            t = t.to(torch.bfloat16)
+            t = t.to(torch.bfloat16) if BF16_GEMM else t.to(torch.bfloat16).to(torch.float32)
         full = t[: nfull * n_out * rows].view(nfull, n_out, rows) if nfull else None
         last = None
         if nfull < grid.n_in_tiles:
@@ -239,8 +258,15 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
             if pl.has_var:
                 x2t = torch.square(xt)
                 if pl.bf16:
+                    # bfloat16 operands, fp32 accumulation, result rounded to bfloat16: on bfloat16
+                    # tensors where the CPU has the instructions, else as fp32 GEMM of the rounded values
                     x2t = x2t.to(torch.bfloat16)
-                    vt = torch.from_numpy(scratch("var", (g, batch, n_out), np.int16)).view(torch.bfloat16)
+                    v16 = torch.from_numpy(scratch("var", (g, batch, n_out), np.int16)).view(torch.bfloat16)
+                    if BF16_GEMM:
+                        vt = v16
+                    else:
+                        x2t = x2t.to(torch.float32)
+                        vt = torch.from_numpy(scratch("var32", (g, batch, n_out), np.float32))
                 else:
                     vt = torch.from_numpy(scratch("var", (g, batch, n_out), dt))
         elif pl.has_var:
@@ -262,7 +288,9 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
                     if pl.has_var:
                         _gemm_tiles(x2t, vb, vt, k0, k1)
                         if pl.bf16:
-                            var16 = vt[:n].view(torch.int16).numpy().view(np.uint16)
+                            if not BF16_GEMM:
+                                v16[:n].copy_(vt[:n])  # round to nearest even, as the bf16 GEMM's output
+                            var16 = v16[:n].view(torch.int16).numpy().view(np.uint16)
                         else:
                             var = vt[:n].numpy()
                 else:

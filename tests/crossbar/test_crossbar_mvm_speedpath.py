@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from cimsim.crossbar import program_matrix, tile_mvm
+from cimsim.crossbar import mvm
 from cimsim.crossbar.mvm import _bf16_bits, _bf16_round, _gemm_tiles, _plan
 from cimsim.kernels import _numba as NB, _reference as RF
 from cimsim.profiles.loader import load_profile
@@ -172,13 +173,15 @@ def test_bf16_helpers_match_torch():
     assert np.all(np.abs(_bf16_round(x[3:]) - x[3:]) <= 2.0**-8 * np.abs(x[3:]))  # normal numbers: unit roundoff 2^-8
 
 
-@pytest.mark.parametrize("backend_name", ["numba", "reference"])
-def test_bf16_variance_gemm_error_bound(backend_name):
-    """sigma from the bf16 variance GEMM is within 1.5 2^-8 (relative) of the exact float64 value.
+@pytest.mark.parametrize("backend_name,bf16_gemm", [("numba", True), ("numba", False), ("reference", False)])
+def test_bf16_variance_gemm_error_bound(backend_name, bf16_gemm, monkeypatch):
+    """sigma from the bf16 variance GEMM is within 1.5 2^-8 (relative) of the exact float64 value,
+    on bfloat16 tensors (CPUs with bf16 instructions) and as fp32 GEMM of the rounded values.
 
     Three bf16 roundings (x^2, V, the GEMM output; unit roundoff 2^-8 each) bound the variance's
     relative error by (1 + 2^-8)^3 - 1, so sigma's by (1 + 2^-8)^1.5 - 1 < 1.5 2^-8.
     """
+    monkeypatch.setattr(mvm, "BF16_GEMM", bf16_gemm)
     prof = load_profile("pcm", overrides={"read_noise.per_read_sigma_rel": 0.05, "tile.rows": 64})
     rng = np.random.default_rng(0)
     W = rng.standard_normal((50, 150)).astype(np.float32)
@@ -194,9 +197,11 @@ def test_bf16_variance_gemm_error_bound(backend_name):
                       @ ds.block(ds.v, k).astype(np.float64).T for k in range(grid.n_in_tiles)])
     vb = pl.streams[0][1]
     if pl.torch:
-        out = torch.empty(exact.shape, dtype=torch.bfloat16)
-        _gemm_tiles(torch.from_numpy(x).square().to(torch.bfloat16), vb, out)
-        got = out.float().numpy()
+        assert vb[0].dtype == (torch.bfloat16 if bf16_gemm else torch.float32)
+        x2 = torch.from_numpy(x).square().to(torch.bfloat16).to(vb[0].dtype)
+        out = torch.empty(exact.shape, dtype=vb[0].dtype)
+        _gemm_tiles(x2, vb, out)
+        got = out.to(torch.bfloat16).float().numpy()
     else:
         x2 = _bf16_round(x * x)
         got = _bf16_round(np.stack([x2[:, slice(*grid.in_slice(k))] @ vb[k].T for k in range(grid.n_in_tiles)]))
@@ -204,9 +209,11 @@ def test_bf16_variance_gemm_error_bound(backend_name):
     assert rel.max() <= 1.5 * 2.0**-8, rel.max()
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_per_read_output_variance_float32_and_float64(dtype):
-    """var(y) = sum_j x_j^2 sigma_ij^2 (float32 chips: bf16 variance GEMM, |d var / var| <= 3 2^-8)."""
+@pytest.mark.parametrize("dtype,bf16_gemm", [(np.float32, True), (np.float32, False), (np.float64, False)])
+def test_per_read_output_variance_float32_and_float64(dtype, bf16_gemm, monkeypatch):
+    """var(y) = sum_j x_j^2 sigma_ij^2 (float32 chips: bf16 variance GEMM, |d var / var| <= 3 2^-8,
+    on bfloat16 tensors or as fp32 GEMM of the rounded values, whichever the CPU has)."""
+    monkeypatch.setattr(mvm, "BF16_GEMM", bf16_gemm)
     sig = 0.05
     prof = load_profile("ideal", overrides={"read_noise": {"kind": "gaussian", "sigma_rel": sig}, "tile.rows": 8})
     rng = np.random.default_rng(3)
