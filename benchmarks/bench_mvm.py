@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from cimsim.crossbar import program_drifted, program_matrix, tile_mvm
+from cimsim.crossbar import mvm
 from cimsim.crossbar.parasitics import tile_transfer
 from cimsim.profiles.loader import load_profile
 
@@ -69,6 +70,8 @@ def main() -> None:
     print(f"torch threads {torch.get_num_threads()}; batch {a.batch}; median of {a.repeats}; "
           "'x torch CPU' = ratio of CPU time (all threads), robust when the machine is shared")
     print("'x torch paired' = median over repeats of the ratio of back-to-back calls")
+    print(f"CPU: torch capability {torch.backends.cpu.get_cpu_capability()}; per-read variance GEMM "
+          f"{'in bfloat16 (the CPU has bf16 instructions)' if mvm.BF16_GEMM else 'in fp32 on bfloat16-rounded values'}")
     hdr = (f"{'N':>5} {'noise':>9} {'torch ms':>9} {'cimsim ms':>10} {'x torch':>8} {'x torch CPU':>11} "
            f"{'x torch paired':>14} {'numpy ms':>9} {'numpy/cimsim':>12}")
     print(hdr)

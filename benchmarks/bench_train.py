@@ -160,7 +160,8 @@ def main():
     if args.mem_child:
         mem_child(args.mem_child, args.steps)
         return
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, profile pcm\n")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, profile pcm\n")
     if args.only in (None, "memory"):  # first, while this process is small
         memory_part()
     if args.only in (None, "digits"):
