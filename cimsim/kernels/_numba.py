@@ -21,6 +21,7 @@ Encoded parameters
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 from numba import njit, prange
@@ -665,11 +666,30 @@ def row_absmax_bits(xbits, mask, out):
         out[b] = m
 
 
-# Single-threaded copies of the parallel kernels (same code, same flags, no prange threads):
-# for small work, where starting Numba's threads costs more than the loop (a 64 x 256 DAC:
-# 10-18 us threaded, 3-9 us serial), and on pool threads.  Callers pick with
-# :func:`cimsim.kernels.sized`.  The loops run over independent outputs, so the bits are equal.
-zig_fast_serial = njit(cache=True, nogil=True)(zig_fast.py_func)
-dac_convert_serial = njit(cache=True, nogil=True)(dac_convert.py_func)
-adc_tiles_serial = njit(cache=True, nogil=True)(adc_tiles.py_func)
-row_absmax_bits_serial = njit(cache=True, nogil=True)(row_absmax_bits.py_func)
+def _serial_copy(kernel):
+    """A single-threaded copy of the parallel ``kernel``: same code, same flags, no prange threads.
+
+    The copy is a new function object named ``<name>_serial``.  Jitting ``kernel.py_func`` itself
+    again would not do: Numba's on-disk cache names its files after the function's qualified
+    name and keys them by signature and bytecode, not by the ``parallel`` flag, so the two
+    dispatchers would share one cache entry and whichever compiled first would serve both (a
+    "parallel" ADC that ran on one thread, or a "serial" copy that started threads on a pool
+    thread).
+    """
+    f = kernel.py_func
+    g = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__, f.__closure__)
+    g.__qualname__ = f.__qualname__ + "_serial"
+    g.__doc__ = f.__doc__
+    g.__module__ = f.__module__
+    opts = {k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "nopython")}
+    return njit(cache=True, nogil=True, **opts)(g)
+
+
+# Single-threaded copies of the parallel kernels: for small work, where starting Numba's threads
+# costs more than the loop (a 64 x 256 DAC: 10-18 us threaded, 3-9 us serial), and on pool
+# threads.  Callers pick with :func:`cimsim.kernels.sized`.  The loops run over independent
+# outputs, so the bits are equal.
+zig_fast_serial = _serial_copy(zig_fast)
+dac_convert_serial = _serial_copy(dac_convert)
+adc_tiles_serial = _serial_copy(adc_tiles)
+row_absmax_bits_serial = _serial_copy(row_absmax_bits)
