@@ -45,6 +45,7 @@ from ..errors import ParameterError, ShapeError
 from ..profiles.loader import load_profile
 from ..profiles.schema import DeviceProfile
 from ..rng import split_seed, torch_generator
+from ._compile import run_eagerly
 from .functional import BACKWARD_WEIGHTS, FloatReader, MatrixReader, analog_matmul, check_dense, programming_noise_std
 
 __all__ = ["AnalogLinear", "AnalogConv1d", "AnalogConv2d", "AnalogConv3d", "AnalogLayer", "MODES", "group_seed", "resolve_profile"]
@@ -90,13 +91,10 @@ class AnalogLayer:
     _FLOAT_CLS: type[nn.Module]
 
     def __init_subclass__(cls, **kwargs):
-        """Every ``forward`` of an analog layer (this mixin's, decorated below, and any a subclass
-        defines) runs outside ``torch.compile``: the chip is numpy/Numba, which TorchDynamo
-        cannot trace, so a compiled model breaks its graph at each analog layer and runs the
-        layer as it is (same draws, same bits)."""
+        """Every ``forward`` of an analog layer (this mixin's and any a subclass defines) runs
+        outside ``torch.compile`` (see :mod:`cimsim.nn._compile`)."""
         super().__init_subclass__(**kwargs)
-        if "forward" in cls.__dict__:
-            cls.forward = torch.compiler.disable(cls.__dict__["forward"])
+        run_eagerly(cls)
 
     # ------------------------------------------------------------------ setup
     def _setup_analog(self, profile, mode, seed, backward_weights, eval_mode, learn_input_range=False):
@@ -281,7 +279,6 @@ class AnalogLayer:
             return lo * (hi / lo) ** u
         return (hi + 1.0) ** u - 1.0  # log-uniform in t + 1 s when the range starts at 0
 
-    @torch.compiler.disable
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_dense(x)
         if self._chip is not None:
@@ -347,6 +344,9 @@ class AnalogLayer:
     def _mm(self, x2: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, kw: dict) -> torch.Tensor:
         return analog_matmul(x2, w, b, self.profile, backward_weights=self.backward_weights,
                              input_range=self.input_range, **kw)
+
+
+run_eagerly(AnalogLayer)
 
 
 class AnalogLinear(AnalogLayer, nn.Linear):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -39,3 +41,30 @@ def test_compiled_model_equals_the_eager_one_bit_for_bit(mode):
         y_c.square().sum().backward()
     for (name, p_e), p_c in zip(eager.named_parameters(), compiled_src.parameters()):
         assert torch.equal(p_e.grad, p_c.grad), name
+
+
+def test_import_leaves_dynamo_unloaded_and_compile_still_runs_layers_eagerly(tmp_path):
+    """``import cimsim`` does not import TorchDynamo (2.3 s); the analog forwards are marked
+    when it is imported later, so a model compiled afterwards still equals the eager one."""
+    script = tmp_path / "lazy.py"
+    script.write_text(
+        "import sys\n"
+        "import torch\n"
+        "from torch import nn\n"
+        "import cimsim\n"
+        "from cimsim.nn import convert\n"
+        "assert 'torch._dynamo' not in sys.modules, 'importing cimsim loaded TorchDynamo'\n"
+        "torch.manual_seed(0)\n"
+        "eager = convert(nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2)), 'pcm', seed=1)\n"
+        "torch.manual_seed(0)\n"
+        "twin = convert(nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2)), 'pcm', seed=1)\n"
+        "compiled = torch.compile(twin, backend='eager')\n"
+        "x = torch.randn(3, 6)\n"
+        "for _ in range(2):\n"
+        "    assert torch.equal(eager(x), compiled(x))\n"
+        "from cimsim.nn.modules import AnalogLayer\n"
+        "assert getattr(AnalogLayer.forward, '_torchdynamo_disable', False)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
