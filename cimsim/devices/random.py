@@ -37,7 +37,7 @@ class _Tables(NamedTuple):
     ki: np.ndarray  # uint64: mantissa bound of the fast path per layer
     wi: np.ndarray  # float64: layer width / 2^bits
     fi: np.ndarray  # float64: density exp(-x_i^2/2) at the layer edge (fi[0] = 1)
-    ks: np.ndarray  # uint64 [512]: ki twice (fast-path table indexed by layer + 256 sign)
+    ks: np.ndarray  # [512]: ki twice (fast-path table indexed by layer + 256 sign), in the units' dtype
     ws: np.ndarray  # float64 [512]: wi, then -wi (the sign folded in)
 
 
@@ -69,7 +69,9 @@ def _tables(bits: int) -> _Tables:
         ki[i] = 0 if i == 1 else int(x[i - 1] / x[i] * m)
         wi[i] = x[i] / m
         fi[i] = f(x[i])
-    return _Tables(ki, wi, fi, np.concatenate([ki, ki]), np.concatenate([wi, -wi]))
+    # the fast path compares the table with units of the same width (uint32 halves for 23 bits)
+    ks = np.concatenate([ki, ki]).astype(np.uint32 if bits <= 23 else np.uint64)
+    return _Tables(ki, wi, fi, ks, np.concatenate([wi, -wi]))
 
 
 _ZIG = {True: _tables(23), False: _tables(52)}

@@ -72,23 +72,28 @@ def _zig_split(r, half):
 
 
 @njit(cache=True, nogil=True)
-def _zig_units(units, jmask, shift, mmask, ks, ws, out, fail_idx, fail_unit, b, k0, k1):
-    """Fast path over units[k0:k1] (uint32 halves or uint64 words; the masks and shift in the
-    units' dtype): returns the block's failure count."""
-    cap = fail_idx.shape[1]
-    c = 0
-    # branch-free but for the rare failure (~1.5 %): the sign is folded into the 512-entry
-    # tables (index = the unit's low 9 bits)
-    for k in range(k0, k1):
+def _zig_units(units, jmask, shift, mmask, ks, ws, out, fail_idx, fail_unit, b, k0):
+    """Fast path over one block: ``units`` (uint32 halves or uint64 words; the masks, shift and
+    ks in the units' dtype) and ``out`` are the block's slices, ``k0`` its first output index;
+    returns the block's failure count."""
+    # pass 1, branch-free (it vectorises): the sign is folded into the 512-entry tables (index =
+    # the unit's low 9 bits) and a failure (~1.5 %) is marked NaN.  Whole slices, not a k0..k1
+    # range of the full arrays, and ks in the units' dtype: each made this loop 1.5-2x faster
+    for k in range(units.shape[0]):
         r = units[k]
         j = r & jmask
         m = (r >> shift) & mmask
-        out[k] = np.float64(m) * ws[j]
-        if m >= ks[j]:
-            out[k] = np.nan
+        x = np.float64(m) * ws[j]
+        out[k] = x if m < ks[j] else np.nan
+    # pass 2: list the failures in order (with pass 1, ~3x faster than one loop that branches
+    # and appends; same bits)
+    cap = fail_idx.shape[1]
+    c = 0
+    for k in range(units.shape[0]):
+        if out[k] != out[k]:
             if c < cap:
-                fail_idx[b, c] = k
-                fail_unit[b, c] = r
+                fail_idx[b, c] = k0 + k
+                fail_unit[b, c] = units[k]
             c += 1
     return c
 
@@ -99,11 +104,11 @@ def _zig_block(words, half, ks, ws, out, fail_idx, fail_unit, fail_cnt, b, bs):
     k0 = b * bs
     k1 = min(out.shape[0], (b + 1) * bs)
     if half:  # unit k = the k-th 32-bit half, low half first (a little-endian view)
-        fail_cnt[b] = _zig_units(words.view(np.uint32), np.uint32(0x1FF), np.uint32(9), np.uint32(0x7FFFFF),
-                                 ks, ws, out, fail_idx, fail_unit, b, k0, k1)
+        fail_cnt[b] = _zig_units(words.view(np.uint32)[k0:k1], np.uint32(0x1FF), np.uint32(9), np.uint32(0x7FFFFF),
+                                 ks, ws, out[k0:k1], fail_idx, fail_unit, b, k0)
     else:
-        fail_cnt[b] = _zig_units(words, np.uint64(0x1FF), np.uint64(9), _MASK52, ks, ws, out, fail_idx, fail_unit,
-                                 b, k0, k1)
+        fail_cnt[b] = _zig_units(words[k0:k1], np.uint64(0x1FF), np.uint64(9), _MASK52, ks, ws, out[k0:k1],
+                                 fail_idx, fail_unit, b, k0)
 
 
 @njit(cache=True, parallel=True)
