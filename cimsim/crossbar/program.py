@@ -31,7 +31,8 @@ __all__ = ["program_matrix", "program_drifted", "check_profile", "row_chunks", "
 def check_profile(profile: DeviceProfile) -> None:
     """Reject settings the simulator cannot give a meaning to (LSB quantities on ideal converters)."""
     if not isinstance(profile, DeviceProfile):
-        raise ParameterError(f"profile must be a DeviceProfile (got {type(profile).__name__})")
+        hint = f"; load it first: cimsim.load_profile({profile!r})" if isinstance(profile, str) else ""
+        raise ParameterError(f"profile must be a DeviceProfile (got {type(profile).__name__}: {profile!r}){hint}")
     a, d = profile.adc, profile.dac
     if a.bits is None and (a.offset_error_lsb > 0 or a.noise_lsb > 0):
         raise ParameterError(

@@ -42,6 +42,13 @@ def test_bad_x_and_time(state):
         state.drift(-5, 0)
 
 
+def test_profile_that_is_not_a_device_profile():
+    with pytest.raises(ParameterError, match=r"DeviceProfile \(got str: 'pcm'\); load it first: cimsim.load_profile\('pcm'\)"):
+        program_matrix(np.ones((2, 2)), "pcm", rng=0)
+    with pytest.raises(ParameterError, match=r"DeviceProfile \(got dict: \{\}\)$"):
+        program_matrix(np.ones((2, 2)), {}, rng=0)
+
+
 def test_lsb_without_bits_and_calibration():
     ideal = load_profile("ideal")
     bad = ideal.model_copy(update={"adc": ideal.adc.model_copy(update={"noise_lsb": 0.5})})  # bypasses validation
