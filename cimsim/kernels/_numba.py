@@ -434,41 +434,60 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, s_pos, g_neg, d_neg, z_neg, q_ne
         for k0 in range(0, n_in, rows):
             rk = min(rows, n_in - k0)
             base = n_out * k0 + o * rk - k0
-            for j in range(k0, k0 + rk):
-                gp = np.float64(g_pos[o - p0, j])
-                gn = np.float64(g_neg[r - n0, j])
-                # branch-free per device (the flags are loop-invariant): a device at 0 µS gives
-                # 0 * (finite factor) = 0 either way, and max() replaces the clip's branch
-                if has_nu:
-                    gp = gp * d_pos[o - o0, j]
-                    gn = gn * d_neg[r - zn0, j]
-                if has_read:
-                    gp = max(gp + abs(gp) * q_pos[o - o0, j] * c_read * z_pos[o - o0, j], 0.0)
-                    gn = max(gn + abs(gn) * q_neg[r - zn0, j] * c_read * z_neg[r - zn0, j], 0.0)
-                bp[j - k0] = gp
-                bn[j - k0] = gn
+            gpr = g_pos[o - p0, k0:k0 + rk]
+            gnr = g_neg[r - n0, k0:k0 + rk]
+            for j in range(rk):
+                bp[j] = np.float64(gpr[j])
+                bn[j] = np.float64(gnr[j])
+            if has_nu:
+                dpr = d_pos[o - o0, k0:k0 + rk]
+                dnr = d_neg[r - zn0, k0:k0 + rk]
+                for j in range(rk):
+                    bp[j] = bp[j] * dpr[j]
+                    bn[j] = bn[j] * dnr[j]
+            if has_read:
+                qpr = q_pos[o - o0, k0:k0 + rk]
+                zpr = z_pos[o - o0, k0:k0 + rk]
+                qnr = q_neg[r - zn0, k0:k0 + rk]
+                znr = z_neg[r - zn0, k0:k0 + rk]
+                for j in range(rk):
+                    gp = bp[j]
+                    gn = bn[j]
+                    bp[j] = max(gp + abs(gp) * qpr[j] * c_read * zpr[j], 0.0)
+                    bn[j] = max(gn + abs(gn) * qnr[j] * c_read * znr[j], 0.0)
             if has_ir:  # the transfers of this output's two bit lines in tile k, from their G(t)
                 _transfer(bp, r_us, rk, up)
                 _transfer(bn, r_us, rk, un)
-            for i in range(rk):
-                gp = bp[i] * up[i]  # up = un = 1 exactly without IR drop
-                gn = bn[i] * un[i]
-                idx = base + k0 + i
-                vp = vscale * gp * gp
-                vn = vscale * vneg * gn * gn
-                if has_sig:
-                    vp += w2 * s_pos[o - o0, k0 + i] * up[i] * up[i]
-                    vn += w2 * vneg * s_neg[r - zn0, k0 + i] * un[i] * un[i]
-                if digital:
-                    out_w[idx] = w_unit * gp
-                    out_wn[idx] = w_unit * gn
-                    if has_var:
-                        out_v[idx] = vp
-                        out_vn[idx] = vn
-                else:
-                    out_w[idx] = w_unit * (gp - gn)
-                    if has_var:
-                        out_v[idx] = vp + vn
+            b0 = base + k0
+            if has_ir:
+                for i in range(rk):
+                    bp[i] = bp[i] * up[i]
+                    bn[i] = bn[i] * un[i]
+            ow = out_w[b0:b0 + rk]
+            if digital:
+                own = out_wn[b0:b0 + rk]
+                for i in range(rk):
+                    ow[i] = w_unit * bp[i]
+                    own[i] = w_unit * bn[i]
+            else:
+                for i in range(rk):
+                    ow[i] = w_unit * (bp[i] - bn[i])
+            if has_var:
+                ov = out_v[b0:b0 + rk]
+                ovn = out_vn[b0:b0 + rk] if digital else ov
+                for i in range(rk):
+                    gp = bp[i]
+                    gn = bn[i]
+                    vp = vscale * gp * gp
+                    vn = vscale * vneg * gn * gn
+                    if has_sig:
+                        vp += w2 * s_pos[o - o0, k0 + i] * up[i] * up[i]
+                        vn += w2 * vneg * s_neg[r - zn0, k0 + i] * un[i] * un[i]
+                    if digital:
+                        ov[i] = vp
+                        ovn[i] = vn
+                    else:
+                        ov[i] = vp + vn
 
 
 # --------------------------------------------------------------------------- converters
