@@ -314,28 +314,38 @@ def program_devices(t, fault, z_prog, z_nu, sig, mu, sd, ip, fp, g_out, nu_out):
     g_min = fp[0]
     g_max = fp[1]
     prog_param = fp[2]
-    for i in range(t.shape[0]):
-        code = fault[i] if has_fault else 0
-        if code != 0:
-            g_out[i] = g_min if code == 1 else g_max
-            if has_drift:
-                nu_out[i] = 0.0
-            continue
-        tt = np.float64(t[i])  # float32 targets (no levels/variability/faults): exact in float64
-        g = tt
-        if prog_kind == 1:
-            g = tt + prog_param * z_prog[i]
-        elif prog_kind == 2:
-            g = tt * (1.0 + prog_param * z_prog[i])
-        elif prog_kind == 3:
-            g = tt + sig[i] * z_prog[i]
-        g = max(g, g_min)  # max/min, not branches: about half the G- devices of a pair clip here
-        if clip_upper:
-            g = min(g, g_max)
-        g_out[i] = g
-        if has_drift:
-            nu = mu[i] + sd[i] * z_nu[i]
-            nu_out[i] = abs(nu) if absolute else max(nu, 0.0)
+    # one flat loop per stage, the flags outside the loops (they vectorise; 1 loop with the flags
+    # and the fault test inside did not); stuck devices are overwritten last
+    n = t.shape[0]
+    hi = g_max if clip_upper else np.inf
+    # float32 targets (no levels/variability/faults) are exact in float64; max/min, not
+    # branches: about half the G- devices of a pair clip at g_min
+    if prog_kind == 1:
+        for i in range(n):
+            g_out[i] = min(max(np.float64(t[i]) + prog_param * z_prog[i], g_min), hi)
+    elif prog_kind == 2:
+        for i in range(n):
+            g_out[i] = min(max(np.float64(t[i]) * (1.0 + prog_param * z_prog[i]), g_min), hi)
+    elif prog_kind == 3:
+        for i in range(n):
+            g_out[i] = min(max(np.float64(t[i]) + sig[i] * z_prog[i], g_min), hi)
+    else:
+        for i in range(n):
+            g_out[i] = min(max(np.float64(t[i]), g_min), hi)
+    if has_drift:
+        if absolute:
+            for i in range(n):
+                nu_out[i] = abs(mu[i] + sd[i] * z_nu[i])
+        else:
+            for i in range(n):
+                nu_out[i] = max(mu[i] + sd[i] * z_nu[i], 0.0)
+    if has_fault:
+        for i in range(n):
+            code = fault[i]
+            if code != 0:
+                g_out[i] = g_min if code == 1 else g_max
+                if has_drift:
+                    nu_out[i] = 0.0
 
 
 # --------------------------------------------------------------------------- drift
