@@ -234,16 +234,20 @@ def map_targets(W, scales, rows, kind, g_min, dg, out_pos, out_neg):
         for k0 in range(0, n_in, rows):
             s = scales[k0 // rows, o]
             k1 = min(k0 + rows, n_in)
-            # branch-free inner loops (they vectorise): max(w, 0) dg is w dg or 0 exactly
+            # branch-free inner loops over row slices (they vectorise; 2-D indexing over a k0..k1
+            # range made them 2-3x slower): max(w, 0) dg is w dg or 0 exactly
+            wr = W[o, k0:k1]
+            pr = out_pos[o, k0:k1]
             if kind == 0:
-                for j in range(k0, k1):
-                    w = min(max(W[o, j] / s, -1.0), 1.0)
-                    out_pos[o, j] = g_min + max(w, 0.0) * dg
-                    out_neg[o, j] = g_min + max(-w, 0.0) * dg
+                nr = out_neg[o, k0:k1]
+                for j in range(k1 - k0):
+                    w = min(max(wr[j] / s, -1.0), 1.0)
+                    pr[j] = g_min + max(w, 0.0) * dg
+                    nr[j] = g_min + max(-w, 0.0) * dg
             else:
-                for j in range(k0, k1):
-                    w = min(max(W[o, j] / s, -1.0), 1.0)
-                    out_pos[o, j] = g_min + (w + 1.0) * 0.5 * dg
+                for j in range(k1 - k0):
+                    w = min(max(wr[j] / s, -1.0), 1.0)
+                    pr[j] = g_min + (w + 1.0) * 0.5 * dg
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
@@ -270,26 +274,26 @@ def program_targets(target, u_round, z_var, u_fault, ip, fp, t_out, fault_out):
     p_min = fp[4]
     p_max = fp[5]
     step = (g_max - g_min) / (n_levels - 1) if n_levels > 1 else 0.0
-    for i in range(target.shape[0]):
-        t = np.float64(target[i])
-        if n_levels > 1:
-            v = (t - g_min) / step
-            if stochastic:
-                q = math.floor(v + u_round[i])
-            else:
-                q = np.rint(v)
-            t = g_min + q * step
-        if has_var:
-            t = g_min + (t - g_min) * max(1.0 + var_sigma * z_var[i], 0.0)
-        t_out[i] = t
-        if has_fault:
+    n = target.shape[0]
+    # one flat loop per step, the flags outside the loops (they vectorise); t_out is float64, so
+    # holding the intermediate there rounds nothing
+    if n_levels > 1 and stochastic:
+        for i in range(n):
+            t_out[i] = g_min + math.floor((np.float64(target[i]) - g_min) / step + u_round[i]) * step
+    elif n_levels > 1:
+        for i in range(n):
+            t_out[i] = g_min + np.rint((np.float64(target[i]) - g_min) / step) * step
+    else:
+        for i in range(n):
+            t_out[i] = np.float64(target[i])
+    if has_var:
+        for i in range(n):
+            t_out[i] = g_min + (t_out[i] - g_min) * max(1.0 + var_sigma * z_var[i], 0.0)
+    if has_fault:
+        p_both = p_min + p_max
+        for i in range(n):
             u = u_fault[i]
-            code = 0
-            if u < p_min:
-                code = 1
-            elif u < p_min + p_max:
-                code = 2
-            fault_out[i] = code
+            fault_out[i] = 1 if u < p_min else (2 if u < p_both else 0)
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
