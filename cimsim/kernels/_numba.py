@@ -447,7 +447,6 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, s_pos, g_neg, d_neg, z_neg, q_ne
         r = neg_row[o]
         for k0 in range(0, n_in, rows):
             rk = min(rows, n_in - k0)
-            base = n_out * k0 + o * rk - k0
             gpr = g_pos[o - p0, k0:k0 + rk]
             gnr = g_neg[r - n0, k0:k0 + rk]
             for j in range(rk):
@@ -472,11 +471,10 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, s_pos, g_neg, d_neg, z_neg, q_ne
             if has_ir:  # the transfers of this output's two bit lines in tile k, from their G(t)
                 _transfer(bp, r_us, rk, up)
                 _transfer(bn, r_us, rk, un)
-            b0 = base + k0
-            if has_ir:
                 for i in range(rk):
                     bp[i] = bp[i] * up[i]
                     bn[i] = bn[i] * un[i]
+            b0 = n_out * k0 + o * rk  # output o's row of tile k's [out, rk] block
             ow = out_w[b0:b0 + rk]
             if digital:
                 own = out_wn[b0:b0 + rk]

@@ -35,10 +35,10 @@ def test_serial_copies_are_distinct_functions():
         assert ser.targetoptions.get("nogil")
 
 
-def _load(path, name):
+def _load(path, name, monkeypatch):
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
+    monkeypatch.setitem(sys.modules, name, mod)
     spec.loader.exec_module(mod)
     return mod
 
@@ -49,8 +49,7 @@ def test_fresh_cache_compiles_each_copy(tmp_path, monkeypatch):
     re-jit of py_func (the old way) would have loaded it."""
     path = tmp_path / "cimsim_cache_probe.py"
     path.write_text(KERNEL)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    mod = _load(path, "cimsim_cache_probe")
+    mod = _load(path, "cimsim_cache_probe", monkeypatch)
     x = np.arange(5.0)
     out = np.zeros(5)
     serial = NB._serial_copy(mod.double)
@@ -61,4 +60,3 @@ def test_fresh_cache_compiles_each_copy(tmp_path, monkeypatch):
     old_way = njit(cache=True, nogil=True)(mod.double.py_func)
     old_way(x, out)
     assert sum(old_way.stats.cache_hits.values()) == 1  # the collision the copy avoids
-    sys.modules.pop("cimsim_cache_probe", None)
