@@ -15,6 +15,8 @@ PKG = Path(cimsim.__file__).parent
 LAYER = {
     "errors": 0,
     "rng": 0,
+    "times": 0,
+    "_threads": 0,
     "data": 0,
     "profiles": 1,
     "devices": 2,

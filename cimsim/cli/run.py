@@ -390,7 +390,7 @@ def _table(reports, labels) -> str:
     """Markdown table: one column per study (mean [95 % CI] in %), the digital reference first."""
     lines = ["| time | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
     lines.append("| digital | " + " | ".join(f"{100 * r.digital_score:.2f}" for r in reports) + " |")
-    from ..evaluation import format_time
+    from ..times import format_time
 
     for i, t in enumerate(reports[0].times_s):
         cells = []

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from ..kernels import backend
+from ..kernels import engine as backend
 from ..rng import SeedLike, as_generator
 from .drift import drift_state
 from .state import DriftedState, ProgrammedState

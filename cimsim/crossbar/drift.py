@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from .._threads import map_pieces
-from ..devices.random import normals
+from ..kernels.sampling import normals
 from ..errors import ParameterError
 from ..profiles.functions import ConstantFn
 from ..profiles.schema import (

@@ -10,14 +10,15 @@ import numpy as np
 import torch
 
 from .._threads import scratch
-from ..devices.random import normals
+from ..kernels.sampling import normals
 from ..errors import NonFiniteError, ParameterError, ShapeError
-from ..kernels import backend, sized
+from ..kernels import engine as backend
 from ..peripherals.converters import adc_params, dac_params, levels
 from ..profiles.schema import RangeCalibrated
 from ..rng import SeedLike, as_generator
 from .drift import drift_state
-from .state import DriftedState, MvmMasks, ProgrammedState, check_time
+from ..times import check_time
+from .state import DriftedState, MvmMasks, ProgrammedState
 
 __all__ = ["tile_mvm", "calibrate_state"]
 
@@ -64,7 +65,7 @@ def _dac(ds_state: ProgrammedState, xc: np.ndarray, rng, K, want_masks: bool, *,
     else:
         x_q = np.zeros((0, 0), xc.dtype)
         clip = np.zeros((0, 0), np.bool_)
-    sized(K, "dac_convert", xc.size)(xc, bound, dp.levels, dp.nl_code, dp.nl_spec, dp.noise_lsb if noisy else 0.0, z,
+    K.dac_convert.sized(xc.size)(xc, bound, dp.levels, dp.nl_code, dp.nl_spec, dp.noise_lsb if noisy else 0.0, z,
                   x_norm, x_q, clip, want_masks)
     return x_norm, bound, x_q, clip
 
@@ -112,7 +113,7 @@ class _Plan:
     def __init__(self, ds: DriftedState, K):
         st = ds.state
         p = st.profile
-        self.torch = not K.__name__.endswith("_reference")
+        self.torch = not not K.torch_gemm
         self.ap = adc_params(p.adc)
         self.dp = dac_params(p.dac)
         self.bit_serial = bool(p.dac.bit_serial) and self.dp.levels > 0
@@ -185,11 +186,11 @@ def _plan(ds: DriftedState, K) -> _Plan:
         d = _PLANS.get(ds)
         if d is None:
             d = _PLANS[ds] = {}
-        pl = d.get(K.__name__)
+        pl = d.get(K.name)
     if pl is None:
         pl = _Plan(ds, K)
         with _PLANS_LOCK:
-            d[K.__name__] = pl
+            d[K.name] = pl
     return pl
 
 
@@ -246,7 +247,7 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
     groups = [(k0, min(k0 + g, n_t)) for k0 in range(0, max(n_t, 1), g)]
     part = scratch("part", (g, batch, n_out), dt)
     acc = scratch("acc", (batch, n_out), np.float64)
-    adc = sized(K, "adc_tiles", part.size)
+    adc = K.adc_tiles.sized(part.size)
     planes = _bit_planes(x_norm, row_bound, pl.dp.levels) if pl.bit_serial else [(x_norm, row_bound)]
     for xin, rowscale in planes:  # one pass, or one per input bit plane (bit-serial DAC)
         # the I-V's |V| V and V^3 (per v_read), for the terms the profile has
@@ -407,7 +408,7 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
         x2, squeeze = (x[None, :], True) if x.ndim == 1 else (x, False)
         ut, mask, inf_bits = _BITS[x.dtype]
         mb = np.empty(x2.shape[0], ut)
-        sized(K, "row_absmax_bits", x2.size)(x2.view(ut), mask, mb)
+        K.row_absmax_bits.sized(x2.size)(x2.view(ut), mask, mb)
         if mb.size and mb.max() >= inf_bits:
             _check_x(x, st.shape[1], st.weight_shape)  # raises NonFiniteError
         rowmax = mb.view(x.dtype)

@@ -6,9 +6,9 @@ import numbers
 
 import numpy as np
 
-from ..devices.random import normals, uniforms
+from ..kernels.sampling import normals, uniforms
 from ..errors import NonFiniteError, ParameterError, ShapeError
-from ..kernels import backend, sized
+from ..kernels import engine as backend
 from ..profiles.schema import (
     DeviceProfile,
     DriftPowerLaw,
@@ -22,7 +22,8 @@ from ..rng import SeedLike, as_generator, child_generators
 from .mapping import weight_scales
 from .mvm import _BITS
 from .drift import DriftRun
-from .state import DriftedState, ProgrammedState, check_time
+from ..times import check_time
+from .state import DriftedState, ProgrammedState
 from .tiling import TileGrid
 
 __all__ = ["program_matrix", "program_drifted", "check_profile", "row_chunks", "CHUNK_WEIGHTS"]
@@ -58,7 +59,7 @@ def _check_w(W) -> np.ndarray:
     # largest bit patterns, and only then is the offending entry located
     ut, mask, inf_bits = _BITS[W.dtype]
     mb = np.empty(W.shape[0], ut)
-    sized(backend("numba"), "row_absmax_bits", W.size)(W.view(ut), mask, mb)
+    backend("numba").row_absmax_bits.sized(W.size)(W.view(ut), mask, mb)
     if mb.max() >= inf_bits:
         bad = ~np.isfinite(W)
         i = tuple(int(v) for v in np.argwhere(bad)[0])

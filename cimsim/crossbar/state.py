@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CalibrationError, ParameterError, StateFormatError
-from ..kernels import backend
+from ..kernels import engine as backend
 from ..profiles.schema import DeviceProfile, RangeCalibrated, RangeFixed
 from ..rng import SeedLike, as_generator
+from ..times import check_time
 from .tiling import TileGrid
 
 __all__ = ["ProgrammedState", "DriftedState", "MvmMasks", "FORMAT_VERSION"]
@@ -23,12 +24,6 @@ __all__ = ["ProgrammedState", "DriftedState", "MvmMasks", "FORMAT_VERSION"]
 FORMAT_VERSION = "cimsim.ProgrammedState/2"
 _ARRAYS = ("g_pos", "g_neg", "nu_pos", "nu_neg", "fault_pos", "fault_neg", "scales", "adc_gain",
            "adc_offset_lsb", "adc_bound")
-
-
-def check_time(t_s) -> float:
-    if isinstance(t_s, bool) or not isinstance(t_s, numbers.Real) or not math.isfinite(float(t_s)) or float(t_s) < 0:
-        raise ParameterError(f"t_s must be a finite number of seconds >= 0 (0 = right after programming) (got {t_s!r})")
-    return float(t_s)
 
 
 @dataclass(frozen=True)

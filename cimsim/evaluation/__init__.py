@@ -6,10 +6,10 @@
 * :class:`DriftReport`: per-repeat scores, mean/std/95 % CI per time, markdown/CSV/JSON/plot.
 """
 
-from .chip import Chip, analog_layers, digital_copy, layer_seed, program
+from .chip import Chip, analog_layers, digital_copy, program
 from .compensation import COMPENSATIONS
-from .drift import METRICS, chip_seeds_for, evaluate_drift
-from .report import DriftReport, format_time, parse_time, parse_times, plot_reports
+from .drift import METRICS, evaluate_drift
+from .report import DriftReport, plot_reports
 
 __all__ = [
     "Chip",
@@ -17,13 +17,8 @@ __all__ = [
     "DriftReport",
     "METRICS",
     "analog_layers",
-    "chip_seeds_for",
     "digital_copy",
     "evaluate_drift",
-    "format_time",
-    "layer_seed",
-    "parse_time",
-    "parse_times",
     "plot_reports",
     "program",
 ]

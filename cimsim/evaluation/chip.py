@@ -38,15 +38,14 @@ from torch import nn
 
 from ..crossbar import ProgrammedState
 from ..errors import ParameterError, StateFormatError
+from ..rng import check_seed, compensation_generator, layer_seed, read_generator
+from ..times import check_time
 from ..nn import analog_layers, to_digital
-from .compensation import COMPENSATIONS, ReadCompensation, compensation_rng, make_compensation
+from .compensation import COMPENSATIONS, ReadCompensation, make_compensation
 
-__all__ = ["Chip", "program", "analog_layers", "digital_copy", "layer_seed", "CHIP_FORMAT"]
+__all__ = ["Chip", "program", "analog_layers", "digital_copy", "CHIP_FORMAT"]
 
 CHIP_FORMAT = "cimsim.chip/1"
-_SEED_HIGH = (1 << 63) - 1
-_LAYER_TAG = 0x1A7E5
-_READ_TAG = 0x2EAD
 
 
 def digital_copy(model: nn.Module) -> nn.Module:
@@ -54,33 +53,6 @@ def digital_copy(model: nn.Module) -> nn.Module:
     m = to_digital(model)
     m.eval()
     return m
-
-
-def layer_seed(chip_seed: int, index: int) -> int:
-    """The seed analog layer ``index`` of the chip with seed ``chip_seed`` is programmed with."""
-    s = np.random.SeedSequence([int(chip_seed), _LAYER_TAG, int(index)]).generate_state(2, np.uint32)
-    return int((int(s[0]) << 31) ^ int(s[1])) & _SEED_HIGH
-
-
-def _time_key(t_s: float) -> list[int]:
-    bits = struct.unpack("<Q", struct.pack("<d", float(t_s)))[0]
-    return [bits & 0xFFFFFFFF, bits >> 32]
-
-
-def _check_t(t_s: Any) -> float:
-    try:
-        t = float(t_s)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"t_s must be a number of seconds since programming (got {t_s!r})") from exc
-    if not math.isfinite(t) or t < 0:
-        raise ParameterError(f"t_s must be finite seconds >= 0 since programming (got {t_s!r}); use 0 for right after programming")
-    return t
-
-
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= _SEED_HIGH:
-        raise ParameterError(f"seed must be an int in [0, 2^63 - 1] (got {seed!r}), e.g. program(model, seed=0)")
-    return int(seed)
 
 
 def _as_tuple(x: Any) -> tuple:
@@ -147,12 +119,12 @@ class Chip:
         Keyed by (layer seed, group, t) only: the same time gives the same 1/f realisation and
         per-read noise in any process, in any order.
         """
-        t = _check_t(t_s)
+        t = check_time(t_s)
         out = {}
         for name, ls in zip(self.layer_names, self.layer_seeds):
             n = len(_as_tuple(self.states[name]))
             out[name] = _untuple(
-                tuple(np.random.default_rng(np.random.SeedSequence([ls, _READ_TAG, g, *_time_key(t)])) for g in range(n))
+                tuple(read_generator(ls, g, t) for g in range(n))
             )
         return out
 
@@ -166,7 +138,7 @@ class Chip:
         if kind not in self._comp_cache:
             comps = {}
             for i, name in enumerate(self.layer_names):
-                rng = compensation_rng(self.seed, i)
+                rng = compensation_generator(self.seed, i)
                 comps[name] = _untuple(tuple(make_compensation(kind, s, rng) for s in _as_tuple(self.states[name])))
             self._comp_cache[kind] = comps
         return self._comp_cache[kind]
@@ -186,7 +158,7 @@ class Chip:
     # ------------------------------------------------------------------ reading
     def drifted(self, t_s: float, rng: dict[str, Any] | None = None) -> dict[str, Any]:
         """Each layer's ``DriftedState`` at ``t_s`` (drawn from ``rng``, default :meth:`read_rng`)."""
-        t = _check_t(t_s)
+        t = check_time(t_s)
         rngs = self.read_rng(t) if rng is None else rng
         return {
             n: _untuple(tuple(s.drift(t, r) for s, r in zip(_as_tuple(self.states[n]), _as_tuple(rngs[n]))))
@@ -200,7 +172,7 @@ class Chip:
         ``rng``: per-layer read generators (default :meth:`read_rng` ``(t_s)``); they advance with
         every batch when the profile has per-read noise. The view shares the chip's parameters.
         """
-        t = _check_t(t_s)
+        t = check_time(t_s)
         comps = self._resolve_comp(compensation)
         rngs = self.read_rng(t) if rng is None else rng
         snaps = self.drifted(t, rngs)
@@ -296,7 +268,7 @@ def program(model: nn.Module, *, seed: int) -> Chip:
     Layer ``i`` (``cimsim.nn.analog_layers`` order) gets ``layer_seed(seed, i)`` and is programmed
     with ``layer.program(that seed)``: the chip a hardware-mode forward with that seed programs.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed, example="program(model, seed=0)")
     if not isinstance(model, nn.Module):
         raise ParameterError(f"program() needs a torch nn.Module with analog layers (got {type(model).__name__})")
     net = copy.deepcopy(model)

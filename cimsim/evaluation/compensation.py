@@ -21,17 +21,9 @@ import numpy as np
 from ..crossbar import GlobalDriftCompensation, PerColumnDriftCompensation
 from ..errors import ParameterError
 
-__all__ = ["COMPENSATIONS", "make_compensation", "compensation_rng", "ReadCompensation"]
+__all__ = ["COMPENSATIONS", "make_compensation", "ReadCompensation"]
 
 COMPENSATIONS = ("none", "global", "per_column")
-
-_COMP_TAG = 0xC0E5  # domain separation from the programming/read streams of the same seed
-
-
-def compensation_rng(chip_seed: int, layer_index: int) -> np.random.Generator:
-    """The generator that calibrates layer ``layer_index`` of the chip with seed ``chip_seed``."""
-    return np.random.default_rng(np.random.SeedSequence([int(chip_seed), _COMP_TAG, int(layer_index)]))
-
 
 def make_compensation(kind: str, state: Any, rng: np.random.Generator) -> Any:
     """A calibrated compensation object for one programmed layer, or ``None`` for ``"none"``."""

@@ -52,12 +52,13 @@ import torch
 
 from ..data import Dataset
 from ..errors import DataError, ParameterError, ShapeError, StateFormatError
-from ..rng import spawn_seeds
+from ..rng import chip_seeds
 from .chip import Chip, analog_layers, digital_copy, program
 from .compensation import COMPENSATIONS
-from .report import DriftReport, check_times, parse_time, parse_times
+from ..times import parse_times
+from .report import DriftReport
 
-__all__ = ["evaluate_drift", "chip_seeds_for", "resolve_metric", "as_eval_data", "points_path", "METRICS"]
+__all__ = ["evaluate_drift", "resolve_metric", "as_eval_data", "points_path", "METRICS"]
 
 POINTS_FORMAT = "cimsim.drift_points/1"
 
@@ -157,17 +158,6 @@ def _expected_input(model: torch.nn.Module) -> str | None:
         if isinstance(m, torch.nn.modules.conv._ConvNd):
             return f"{m.in_channels} input channels ({type(m).__name__})"
     return None
-
-
-# --------------------------------------------------------------------------- seeds
-def chip_seeds_for(seed: int, repeats: int) -> list[int]:
-    """The integer chip seed of each repeat: from the r-th child of ``SeedSequence(seed)``.
-
-    Child r does not depend on ``repeats``, so a longer study starts with the same chips.
-    """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ParameterError(f"seed must be a non-negative integer (got {seed!r})")
-    return [int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)) for ss in spawn_seeds(int(seed), repeats)]
 
 
 # --------------------------------------------------------------------------- one repeat
@@ -349,7 +339,7 @@ def evaluate_drift(
         repeats: number of independently programmed chips (default 10; 1 for a chip).
         compensation: ``"none"``, ``"global"`` or ``"per_column"`` drift compensation, calibrated
             once per chip right after programming.
-        seed: study seed; chip ``r`` gets ``chip_seeds_for(seed, repeats)[r]``.
+        seed: study seed; chip ``r`` gets ``chip_seeds(seed, repeats)[r]``.
         metric: ``"accuracy"`` (top-1, default), ``"cross_entropy"``, or ``fn(outputs, targets) -> float``.
         workers: ``None`` auto (processes when the study is long enough), 1 serial, n processes,
             -1 all cores. Results do not depend on it.
@@ -358,7 +348,7 @@ def evaluate_drift(
         progress: tqdm progress bar (default: on for interactive terminals).
         label: a name for the report (plots, tables).
     """
-    times = check_times(parse_times_arg(times_s))
+    times = parse_times(times_s)
     is_chip = isinstance(model_or_chip, Chip)
     if repeats is None:
         repeats = 1 if is_chip else 10
@@ -393,7 +383,7 @@ def evaluate_drift(
         digital_score = float(metric_fn(_forward_all(digital, x, batch_size), y))
     del digital
 
-    seeds = [model_or_chip.seed] if is_chip else chip_seeds_for(seed, repeats)
+    seeds = [model_or_chip.seed] if is_chip else chip_seeds(seed, repeats)
     fp, study = _fingerprint(model_or_chip, x, y, int(seed), comp_kind, metric_name, int(batch_size))
     pfile: Path | None = None
     done: dict[tuple[int, float], float] = {}
@@ -497,19 +487,6 @@ def evaluate_drift(
         report.meta["out"] = str(out)
         report.to_json(out)
     return report
-
-
-def parse_times_arg(times_s: Sequence[float | str] | str | float) -> list[float]:
-    """Times in seconds from ``"1s,1h,1d"``, a number, or a sequence of numbers/strings (not yet validated)."""
-    if isinstance(times_s, str):
-        return parse_times(times_s)
-    if isinstance(times_s, (int, float, np.integer, np.floating)):
-        return [float(times_s)]
-    try:
-        items = list(times_s)
-    except TypeError as exc:
-        raise ParameterError(f"times_s must be a sequence of seconds or a string like '1s,1h,1d' (got {times_s!r})") from exc
-    return [parse_time(t) if isinstance(t, str) else t for t in items]
 
 
 def _check_compensation(compensation: str) -> str:

@@ -1,4 +1,4 @@
-"""The result of a drift study: :class:`DriftReport`, and the time notation of the CLI.
+"""The result of a drift study: :class:`DriftReport`.
 
 A report holds the raw per-repeat scores (``scores[r, i]`` = score of chip ``r`` at time
 ``times_s[i]``), so every statistic can be recomputed; the mean, the sample standard deviation
@@ -25,112 +25,16 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ParameterError, StateFormatError
+from ..times import format_time
 
 __all__ = [
     "DriftReport",
-    "parse_time",
-    "parse_times",
-    "format_time",
     "t_quantile",
     "plot_reports",
     "REPORT_FORMAT",
 ]
 
 REPORT_FORMAT = "cimsim.drift_report/1"
-
-# --------------------------------------------------------------------------- time notation
-_YEAR_S = 365.25 * 86400.0  # Julian year
-_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "sec": 1.0,
-    "m": 60.0,
-    "min": 60.0,
-    "h": 3600.0,
-    "hr": 3600.0,
-    "d": 86400.0,
-    "day": 86400.0,
-    "w": 7 * 86400.0,
-    "week": 7 * 86400.0,
-    "mo": _YEAR_S / 12,
-    "month": _YEAR_S / 12,
-    "y": _YEAR_S,
-    "yr": _YEAR_S,
-    "year": _YEAR_S,
-}
-_TIME_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*$")
-
-
-def parse_time(text: str | float | int) -> float:
-    """One time in seconds: a number (seconds) or a number with a unit.
-
-    Units: ``ns us ms s m/min h d w mo y`` (also ``sec hr day week month yr year``, and plurals);
-    ``y`` is a Julian year (365.25 days). Examples: ``"1s"``, ``"1h"``, ``"2.5d"``, ``"10y"``, ``"0"``.
-    """
-    if isinstance(text, (int, float, np.integer, np.floating)) and not isinstance(text, bool):
-        value = float(text)
-        if not math.isfinite(value) or value < 0:
-            raise ParameterError(f"a time must be a finite number of seconds >= 0 (got {text!r})")
-        return value
-    if not isinstance(text, str):
-        raise ParameterError(f"a time must be a string like '1h' or a number of seconds (got {type(text).__name__})")
-    m = _TIME_RE.match(text)
-    unit = m.group(2).lower() if m else ""
-    if unit.endswith("s") and unit not in _UNITS and unit[:-1] in _UNITS:
-        unit = unit[:-1]  # plurals: days, hours, years
-    if m is None or (unit and unit not in _UNITS):
-        raise ParameterError(
-            f"cannot read the time {text!r}: write a number >= 0 with an optional unit, one of "
-            f"{', '.join(['ns', 'us', 'ms', 's', 'min', 'h', 'd', 'w', 'mo', 'y'])} (e.g. '1s,1h,1d,1y,10y')"
-        )
-    return float(m.group(1)) * _UNITS[unit or "s"]
-
-
-def parse_times(text: str | Sequence[str | float]) -> list[float]:
-    """Comma-separated times (``"1s,1h,1d,1y,10y"``) or a sequence of times, in seconds.
-
-    The result must be strictly increasing; ``ParameterError`` says which entries are not.
-    """
-    items = [s for s in text.split(",") if s.strip()] if isinstance(text, str) else list(text)
-    times = [parse_time(s) for s in items]
-    check_times(times)
-    return times
-
-
-def check_times(times: Sequence[float]) -> list[float]:
-    """Validate evaluation times: a non-empty, strictly increasing list of finite seconds >= 0."""
-    try:
-        ts = [float(t) for t in times]
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"times_s must be numbers of seconds (got {times!r})") from exc
-    if not ts:
-        raise ParameterError("times_s is empty: give at least one time, e.g. times_s=[1, 3600, 86400]")
-    bad = [t for t in ts if not math.isfinite(t) or t < 0]
-    if bad:
-        raise ParameterError(
-            f"times_s must be finite seconds >= 0 since programming (got {bad}); use 0 for 'right after programming'"
-        )
-    for a, b in zip(ts, ts[1:]):
-        if not b > a:
-            raise ParameterError(
-                f"times_s must be strictly increasing (got {a:g} followed by {b:g} in {ts}); "
-                f"sort them and remove duplicates, e.g. {sorted(set(ts))}"
-            )
-    return ts
-
-
-def format_time(t_s: float) -> str:
-    """A short label for a time in seconds: 0, 1s, 1h, 1d, 1y, 10y, 2.5e-06s ..."""
-    if t_s == 0:
-        return "0"
-    for unit, scale in (("y", _YEAR_S), ("mo", _YEAR_S / 12), ("d", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0)):
-        if t_s >= scale:
-            v = t_s / scale
-            return f"{v:.3g}{unit}"
-    return f"{t_s:.3g}s"
-
 
 # --------------------------------------------------------------------------- Student t
 def _betacf(a: float, b: float, x: float) -> float:

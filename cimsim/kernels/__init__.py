@@ -1,43 +1,91 @@
-"""Numba kernels (``_numba``) and their plain-numpy twins (``_reference``), same names.
+"""The kernels of the crossbar path, one module per stage beside its plain-numpy twin.
 
-The crossbar layer imports kernels through :func:`backend`; ``backend("reference")`` gives the
-numpy twins (used by tests and benchmarks to compare the two).
+=================  ======================  =================================================
+stage              jitted (Numba)          twin (numpy)
+=================  ======================  =================================================
+random normals     :mod:`.ziggurat`        :mod:`.ziggurat_ref`
+programming        :mod:`.programming`     :mod:`.programming_ref`
+drift              :mod:`.drift`           :mod:`.drift_ref`
+converters         :mod:`.converters`      :mod:`.converters_ref`
+=================  ======================  =================================================
+
+An :class:`Engine` holds one full set (``NUMBA`` or ``REFERENCE``); the crossbar layer takes
+one with :func:`engine` and never asks which it got.  Kernels with a parallel build carry their
+single-threaded copy in a :class:`Parallel` (pick one with ``.sized(n)``).  :mod:`.sampling` is
+the wrapper that draws the random words from the caller's Generator for the ziggurat.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+from dataclasses import dataclass, fields
 from typing import Callable
 
 from .._threads import in_pool
 from ..errors import ParameterError
-from . import _numba
-from ._numba import FASTMATH
+from . import converters, converters_ref, drift, drift_ref, programming, programming_ref, ziggurat, ziggurat_ref
+from ._jit import FASTMATH
 
-__all__ = ["FASTMATH", "backend", "sized", "KERNEL_NAMES", "SERIAL_MAX"]
+__all__ = ["FASTMATH", "Engine", "Parallel", "NUMBA", "REFERENCE", "engine", "KERNEL_NAMES", "SERIAL_MAX"]
 
 #: Below this many elements of work, the parallel kernels run their single-threaded copy.
 SERIAL_MAX = 1 << 16
 
-#: Every jitted kernel; each has a plain-numpy twin of the same name in ``_reference``.
-KERNEL_NAMES = tuple(name for name in _numba.__all__ if name != "FASTMATH")
+
+@dataclass(frozen=True)
+class Parallel:
+    """A kernel built with ``prange`` and its single-threaded copy (same code, same bits)."""
+
+    parallel: Callable
+    serial: Callable
+
+    def sized(self, n: int) -> Callable:
+        """The copy for ``n`` elements of work: serial for small work (``n <= SERIAL_MAX``),
+        where starting Numba's threads costs more than the loop, and on a pool thread, where
+        Numba's parallel layers must not be entered; else the parallel build."""
+        return self.serial if (n <= SERIAL_MAX or in_pool()) else self.parallel
+
+    def __call__(self, *args):
+        return self.parallel(*args)
 
 
-def backend(name: str = "numba") -> ModuleType:
-    """The kernel module: ``"numba"`` (jitted, default) or ``"reference"`` (plain numpy)."""
+@dataclass(frozen=True)
+class Engine:
+    """One full kernel set.  ``torch_gemm``: the MVM's dense products run as torch GEMMs on
+    tensors (Numba engine) or as numpy matmuls over per-tile blocks (reference engine)."""
+
+    name: str
+    torch_gemm: bool
+    zig_fast: Parallel
+    zig_slow: Callable
+    map_targets: Callable
+    program_targets: Callable
+    program_devices: Callable
+    drift_to_blocks: Callable
+    bit_line_transfer: Callable
+    dac_convert: Parallel
+    adc_tiles: Parallel
+    row_absmax_bits: Parallel
+
+
+def _engine(name: str, torch_gemm: bool, zig, prog, dr, conv) -> Engine:
+    par = {n: Parallel(getattr(m, n), getattr(m, n + "_serial"))
+           for m, n in ((zig, "zig_fast"), (conv, "dac_convert"), (conv, "adc_tiles"), (conv, "row_absmax_bits"))}
+    return Engine(name=name, torch_gemm=torch_gemm, zig_slow=zig.zig_slow, map_targets=prog.map_targets,
+                  program_targets=prog.program_targets, program_devices=prog.program_devices,
+                  drift_to_blocks=dr.drift_to_blocks, bit_line_transfer=dr.bit_line_transfer, **par)
+
+
+NUMBA = _engine("numba", True, ziggurat, programming, drift, converters)
+REFERENCE = _engine("reference", False, ziggurat_ref, programming_ref, drift_ref, converters_ref)
+
+#: Every kernel an engine holds; each has a jitted build and a twin of the same name.
+KERNEL_NAMES = tuple(f.name for f in fields(Engine) if f.name not in ("name", "torch_gemm"))
+
+
+def engine(name: str = "numba") -> Engine:
+    """The kernel set: ``"numba"`` (jitted, default) or ``"reference"`` (plain numpy)."""
     if name == "numba":
-        from . import _numba
-
-        return _numba
+        return NUMBA
     if name == "reference":
-        from . import _reference
-
-        return _reference
+        return REFERENCE
     raise ParameterError(f"kernel backend must be 'numba' or 'reference' (got {name!r})")
-
-
-def sized(K: ModuleType, name: str, n: int) -> Callable:
-    """Kernel ``name`` of backend ``K`` for ``n`` elements of work: the parallel kernel, or its
-    single-threaded copy ``name_serial`` for small work (``n <= SERIAL_MAX``) and on a pool thread
-    (where Numba's parallel layers must not be entered).  Both give the same bits."""
-    return getattr(K, name + "_serial") if (n <= SERIAL_MAX or in_pool()) else getattr(K, name)

@@ -8,7 +8,7 @@ extended STE of :class:`AnalogMatmulSTE`.
 from .attention import AnalogMultiheadAttention
 from .convert import analog_layers, convert, rng_state, set_mode, set_rng_state, to_digital
 from .functional import AnalogMatmulSTE, analog_matmul, hardware_mvm, programming_noise_std
-from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLayer, AnalogLinear, group_seed
+from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLayer, AnalogLinear
 from .recurrent import AnalogGRU, AnalogLSTM, AnalogRNN
 from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d, AnalogConvTranspose3d
 
@@ -30,7 +30,6 @@ __all__ = [
     "analog_layers",
     "analog_matmul",
     "convert",
-    "group_seed",
     "hardware_mvm",
     "programming_noise_std",
     "rng_state",

@@ -44,14 +44,13 @@ from ..crossbar import program_drifted, program_matrix
 from ..errors import ParameterError, ShapeError
 from ..profiles.loader import load_profile
 from ..profiles.schema import DeviceProfile
-from ..rng import split_seed, torch_generator
+from ..rng import SEED_HIGH, group_seed, split_seed, torch_generator
 from ._compile import run_eagerly
 from .functional import BACKWARD_WEIGHTS, FloatReader, MatrixReader, analog_matmul, check_dense, programming_noise_std
 
-__all__ = ["AnalogLinear", "AnalogConv1d", "AnalogConv2d", "AnalogConv3d", "AnalogLayer", "MODES", "group_seed", "resolve_profile"]
+__all__ = ["AnalogLinear", "AnalogConv1d", "AnalogConv2d", "AnalogConv3d", "AnalogLayer", "MODES", "resolve_profile"]
 
 MODES = ("hardware", "noise_injection", "ideal")
-_SEED_HIGH = (1 << 63) - 1
 
 
 def resolve_profile(profile):
@@ -63,12 +62,6 @@ def resolve_profile(profile):
     raise ParameterError(
         f"profile must be a DeviceProfile or a preset name such as 'pcm' (got {type(profile).__name__}: {profile!r})"
     )
-
-
-def group_seed(seed: int, group: int) -> int:
-    """Seed of convolution group ``group`` when a grouped layer is programmed with ``seed``."""
-    state = np.random.SeedSequence([int(seed), int(group)]).generate_state(2, np.uint32)
-    return int((int(state[0]) << 31) ^ int(state[1])) & _SEED_HIGH
 
 
 def _keep_fused_kernels_off(module, args):
@@ -265,7 +258,7 @@ class AnalogLayer:
         return self.eval_mode
 
     def _draw_seed(self) -> int:
-        return int(torch.randint(0, _SEED_HIGH, (1,), generator=self.generator).item())
+        return int(torch.randint(0, SEED_HIGH, (1,), generator=self.generator).item())
 
     def _draw_t(self) -> float:
         tr = self.profile.training

@@ -10,7 +10,7 @@ import torch
 from cimsim.crossbar import program_matrix, tile_mvm
 from cimsim.crossbar import mvm
 from cimsim.crossbar.mvm import _bf16_bits, _bf16_round, _gemm_tiles, _plan
-from cimsim.kernels import _numba as NB, _reference as RF
+from cimsim.kernels import NUMBA as NB, REFERENCE as RF, converters_ref
 from cimsim.profiles.loader import load_profile
 
 Z = 5.0  # tolerance: 5 standard errors
@@ -62,7 +62,7 @@ def _per_tile_adc(part, var, z_read, z_conv, bound, gain, offset, colscale, rows
     if var.shape[0] > 0:
         val = val + np.sqrt(np.maximum(var.astype(np.float64), 0.0)) * z_read.astype(np.float64)
     u = val / bound
-    u = RF._nl_np(nl_code, nl_spec, u)
+    u = converters_ref._nl_np(nl_code, nl_spec, u)
     u = (1.0 + gain) * u
     if levels > 0:
         u = u + offset / levels
@@ -186,7 +186,7 @@ def test_bf16_variance_gemm_error_bound(backend_name, bf16_gemm, monkeypatch):
     rng = np.random.default_rng(0)
     W = rng.standard_normal((50, 150)).astype(np.float32)
     ds = program_matrix(W, prof, rng=0).drift(10.0, 1, backend_name=backend_name)
-    from cimsim.kernels import backend
+    from cimsim.kernels import engine as backend
 
     K = backend(backend_name)
     pl = _plan(ds, K)
@@ -309,14 +309,14 @@ def test_serial_kernel_copies_give_the_parallel_bits():
     import threading
 
     from cimsim._threads import _mark_pool
-    from cimsim.kernels import SERIAL_MAX, sized
+    from cimsim.kernels import SERIAL_MAX
 
     rng = np.random.default_rng(11)
     x = (rng.standard_normal((40, 300)) * 2).astype(np.float32)
     bound = np.full(40, 1.5)
     z = rng.standard_normal(x.shape).astype(np.float32)
     dac = []
-    for f in (NB.dac_convert, NB.dac_convert_serial):
+    for f in (NB.dac_convert, NB.dac_convert.serial):
         a, b, c = np.empty_like(x), np.empty_like(x), np.empty(x.shape, bool)
         f(x, bound, 7, 1, np.array([0.0, 1.0, 0.0, -0.1]), 0.5, z, a, b, c, True)
         dac.append((a, b, c))
@@ -330,7 +330,7 @@ def test_serial_kernel_copies_give_the_parallel_bits():
                  rng.uniform(0.5, 2, (nt, no)), 15)
     inl = rng.normal(0, 0.3, 31)
     adc = []
-    for f in (NB.adc_tiles, NB.adc_tiles_serial):
+    for f in (NB.adc_tiles, NB.adc_tiles.serial):
         y = np.zeros((nb, no), np.float32)
         sat = np.zeros((nb, nt, no), bool)
         f(part, np.zeros((0, 0, 0), np.float32), v16, z1, z2, coef, 0, np.ones(nb), 1.0, 15, 0, np.zeros(1), inl,
@@ -341,18 +341,18 @@ def test_serial_kernel_copies_give_the_parallel_bits():
         np.testing.assert_array_equal(u, v)
     mb = [np.empty(40, np.uint32) for _ in range(2)]
     NB.row_absmax_bits(x.view(np.uint32), np.uint32(0x7FFFFFFF), mb[0])
-    NB.row_absmax_bits_serial(x.view(np.uint32), np.uint32(0x7FFFFFFF), mb[1])
+    NB.row_absmax_bits.serial(x.view(np.uint32), np.uint32(0x7FFFFFFF), mb[1])
     np.testing.assert_array_equal(mb[0], mb[1])
     # the pick: small work or a pool thread -> serial copy; large work on the caller -> parallel
-    assert sized(NB, "adc_tiles", SERIAL_MAX) is NB.adc_tiles_serial
-    assert sized(NB, "adc_tiles", SERIAL_MAX + 1) is NB.adc_tiles
+    assert NB.adc_tiles.sized(SERIAL_MAX) is NB.adc_tiles.serial
+    assert NB.adc_tiles.sized(SERIAL_MAX + 1) is NB.adc_tiles.parallel
     picked = []
 
     def on_pool_thread():
         _mark_pool()
-        picked.append(sized(NB, "dac_convert", 10 * SERIAL_MAX))
+        picked.append(NB.dac_convert.sized(10 * SERIAL_MAX))
 
     th = threading.Thread(target=on_pool_thread)
     th.start()
     th.join()
-    assert picked == [NB.dac_convert_serial]
+    assert picked == [NB.dac_convert.serial]

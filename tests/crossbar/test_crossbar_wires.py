@@ -9,7 +9,7 @@ import torch
 from cimsim.crossbar import program_matrix, tile_mvm
 from cimsim.crossbar.parasitics import tile_transfer
 from cimsim.errors import ProfileError
-from cimsim.kernels import _numba as K
+from cimsim.kernels import NUMBA as K
 from cimsim.profiles.loader import load_profile
 
 

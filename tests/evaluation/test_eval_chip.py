@@ -11,11 +11,11 @@ import torch
 
 from cimsim.data import digits
 from cimsim.errors import ParameterError, StateFormatError
-from cimsim.evaluation import Chip, evaluate_drift, layer_seed, program
+from cimsim.evaluation import Chip, evaluate_drift, program
 from cimsim.models import lenet, mlp
 from cimsim.nn import analog_layers, convert
 from cimsim.profiles import load_profile
-from cimsim.rng import split_seed
+from cimsim.rng import layer_seed, split_seed
 
 
 def _arrays(state) -> dict[str, np.ndarray]:
@@ -155,7 +155,7 @@ def test_chip_errors(model, tmp_path):
     with pytest.raises(ParameterError, match="seed must be an int"):
         program(model, seed=-1)
     chip = program(model, seed=0)
-    with pytest.raises(ParameterError, match=r"t_s must be finite seconds >= 0.*\(got -5"):
+    with pytest.raises(ParameterError, match=r"t_s must be a finite number of seconds >= 0.*\(got -5"):
         chip.forward(torch.zeros(1, 64), t_s=-5)
     with pytest.raises(ParameterError, match="compensation must be one of"):
         chip.at(1.0, compensation="magic")

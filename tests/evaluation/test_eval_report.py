@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from cimsim.errors import CimsimError, ParameterError, StateFormatError
-from cimsim.evaluation.report import DriftReport, format_time, parse_time, parse_times, plot_reports, t_quantile
+from cimsim.evaluation.report import DriftReport, plot_reports, t_quantile
+from cimsim.times import format_time, parse_time, parse_times
 
 
 def _report(repeats: int = 5, seed: int = 0) -> DriftReport:

@@ -11,7 +11,8 @@ import sys
 import numpy as np
 from numba import njit
 
-from cimsim.kernels import _numba as NB
+from cimsim.kernels import NUMBA as NB
+from cimsim.kernels._jit import serial_copy
 
 PAIRS = ("zig_fast", "dac_convert", "adc_tiles", "row_absmax_bits")
 
@@ -28,7 +29,7 @@ def double(x, out):
 
 def test_serial_copies_are_distinct_functions():
     for name in PAIRS:
-        par, ser = getattr(NB, name), getattr(NB, name + "_serial")
+        par, ser = getattr(NB, name).parallel, getattr(NB, name).serial
         assert par.py_func is not ser.py_func
         assert ser.py_func.__qualname__ == par.py_func.__qualname__ + "_serial"
         assert par.targetoptions.get("parallel") and not ser.targetoptions.get("parallel")
@@ -52,7 +53,7 @@ def test_fresh_cache_compiles_each_copy(tmp_path, monkeypatch):
     mod = _load(path, "cimsim_cache_probe", monkeypatch)
     x = np.arange(5.0)
     out = np.zeros(5)
-    serial = NB._serial_copy(mod.double)
+    serial = serial_copy(mod.double)
     serial(x, out)
     mod.double(x, out)
     np.testing.assert_array_equal(out, 2 * x)

@@ -21,7 +21,6 @@ from cimsim.nn import (
     AnalogLinear,
     analog_layers,
     convert,
-    group_seed,
     programming_noise_std,
     rng_state,
     set_mode,
@@ -29,7 +28,7 @@ from cimsim.nn import (
     to_digital,
 )
 from cimsim.profiles.loader import load_profile
-from cimsim.rng import split_seed
+from cimsim.rng import group_seed, split_seed
 
 
 # --------------------------------------------------------------------------- simulated == deployed

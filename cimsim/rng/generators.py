@@ -1,4 +1,4 @@
-"""Seeds and generators.
+"""Generators: a seed or Generator in, a Generator out.
 
 Every random draw in cimsim comes from a ``numpy.random.Generator`` (or a ``torch.Generator``)
 handed in by the caller; nothing uses global random state and no Numba kernel draws numbers.
@@ -11,9 +11,9 @@ import numbers
 import numpy as np
 import torch
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
-__all__ = ["SeedLike", "as_generator", "child_generators", "spawn_seeds", "split_seed", "torch_generator"]
+__all__ = ["SeedLike", "as_generator", "child_generators", "torch_generator"]
 
 SeedLike = int | np.random.Generator | np.random.SeedSequence
 
@@ -41,23 +41,6 @@ def child_generators(rng: np.random.Generator, n: int) -> list[np.random.Generat
     """
     w0, w1 = (int(v) for v in rng.bit_generator.random_raw(2))
     return [np.random.Generator(np.random.PCG64(np.random.SeedSequence([w0, w1, c]))) for c in range(int(n))]
-
-
-def spawn_seeds(seed: int, n: int) -> list[np.random.SeedSequence]:
-    """``n`` independent child seed sequences of ``seed`` (for Monte-Carlo repeats)."""
-    if n < 1:
-        raise ParameterError(f"n must be >= 1 (got {n})")
-    return np.random.SeedSequence(int(seed)).spawn(int(n))
-
-
-def split_seed(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    """The (programming, read) generator pair used for one programmed chip with seed ``seed``.
-
-    Training-mode forwards and deployed chips both derive their draws through this function, so
-    a training forward with seed s equals the chip programmed with seed s, bit for bit.
-    """
-    prog, read = np.random.SeedSequence(int(seed)).spawn(2)
-    return as_generator(prog), as_generator(read)
 
 
 def torch_generator(seed: int) -> torch.Generator:

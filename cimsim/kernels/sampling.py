@@ -4,8 +4,8 @@ Normals: the ziggurat of Marsaglia & Tsang (2000) with 256 layers (the algorithm
 ``standard_normal``), run over the Generator's raw 64-bit output.  float32 normals take one
 32-bit half each (8 bits layer, 1 sign, 23 mantissa: numpy's float32 ziggurat), float64 normals
 one 64-bit word (52-bit mantissa).  About 99 % of units are accepted by the parallel fast path
-(:func:`cimsim.kernels._numba.zig_fast`); the rest finish the exact wedge/tail tests on further
-words from the same Generator (:func:`~cimsim.kernels._numba.zig_slow`).  Exact in
+(:func:`cimsim.kernels.ziggurat.zig_fast`); the rest finish the exact wedge/tail tests on further
+words from the same Generator (:func:`~cimsim.kernels.ziggurat.zig_slow`).  Exact in
 distribution, and the bits depend on the seed alone: the raw words are the Generator's own
 stream (cut into pieces with ``PCG64.advance`` so two threads can draw it, identical to one
 ``random_raw`` call), and every later word is used in a fixed order.
@@ -21,7 +21,7 @@ import numpy as np
 
 from .._threads import map_pieces, n_elements, scratch
 from ..errors import ParameterError
-from ..kernels import sized
+from . import NUMBA, Engine
 
 __all__ = ["normals", "uniforms", "raw_words", "ZIGGURAT_R"]
 
@@ -112,15 +112,14 @@ def raw_words(rng: np.random.Generator, n: int, out: np.ndarray | None = None) -
     return out
 
 
-def normals(rng: np.random.Generator, shape, dtype=np.float32, kernels=None, out: np.ndarray | None = None) -> np.ndarray:
+def normals(rng: np.random.Generator, shape, dtype=np.float32, kernels: Engine = NUMBA,
+            out: np.ndarray | None = None) -> np.ndarray:
     """Standard normal array of ``shape`` (float32 by default) from ``rng``'s bit stream.
 
     Draw order: ceil(n/2) words (float32) or n words (float64) for the units, then, while units
     remain unfinished, batches of further words for the slow path.  ``out`` (C-contiguous,
     ``shape``, float32 or float64 as ``dtype``) receives the result instead of a new array.
     """
-    if kernels is None:
-        from ..kernels import _numba as kernels
     n = n_elements(shape)
     half = np.dtype(dtype) != np.float64
     odt = np.float32 if half else np.float64
@@ -146,7 +145,7 @@ def normals(rng: np.random.Generator, shape, dtype=np.float32, kernels=None, out
         fail_idx = buf("zig_fail_idx", (nb, cap), np.int64)
         fail_unit = buf("zig_fail_unit", (nb, cap), np.uint64)
         fail_cnt = buf("zig_fail_cnt", nb, np.int64)
-        sized(kernels, "zig_fast", n)(words, half, t.ks, t.ws, out, fail_idx, fail_unit, fail_cnt)
+        kernels.zig_fast.sized(n)(words, half, t.ks, t.ws, out, fail_idx, fail_unit, fail_cnt)
         fails, units = _fail_list(out, words, half, fail_idx, fail_unit, fail_cnt)
         state = np.zeros(5, np.int64)
         while state[0] < fails.shape[0]:

@@ -6,8 +6,8 @@ import numba
 import numpy as np
 import pytest
 
-from cimsim.devices import normals, uniforms
-from cimsim.devices.random import ZIGGURAT_R, raw_words
+from cimsim.kernels.sampling import normals, uniforms
+from cimsim.kernels.sampling import ZIGGURAT_R, raw_words
 
 
 def _phi(x):
@@ -65,7 +65,7 @@ def test_uniforms():
 
 def test_failure_list_overflow_gives_the_same_bits(monkeypatch):
     """Blocks whose failure list overflows are scanned instead: same normals, bit for bit."""
-    import cimsim.devices.random as R
+    import cimsim.kernels.sampling as R
 
     for dtype in (np.float32, np.float64):
         a = normals(np.random.default_rng(8), 100_000, dtype)

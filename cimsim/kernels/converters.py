@@ -1,0 +1,239 @@
+"""Converters: the input DAC, the per-tile ADC and the row abs-max of the DAC's dynamic range.
+
+Jitted kernels; their plain-numpy twins, same names and signatures, are in
+:mod:`cimsim.kernels.converters_ref`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ._jit import FM, MVM_PARALLEL, serial_copy
+
+__all__ = ['dac_convert', 'adc_tiles', 'row_absmax_bits', 'dac_convert_serial', 'adc_tiles_serial', 'row_absmax_bits_serial']
+
+
+@njit(cache=True, inline="always", fastmath=FM)
+def _interp(x, xs, ys, n):
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[n - 1]:
+        return ys[n - 1]
+    lo = 0
+    hi = n - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if xs[mid] <= x:
+            lo = mid
+        else:
+            hi = mid
+    t = (x - xs[lo]) / (xs[hi] - xs[lo])
+    return ys[lo] + t * (ys[hi] - ys[lo])
+
+
+@njit(cache=True, inline="always")
+def _nl(code, spec, u):
+    if code == 0:
+        return u
+    if code == 1:
+        y = 0.0
+        for i in range(spec.shape[0] - 1, -1, -1):
+            y = y * u + spec[i]
+        return y
+    if code == 2:
+        n = int(spec[0])
+        return _interp(u, spec[1 : 1 + n], spec[1 + n : 1 + 2 * n], n)
+    return math.tanh(spec[0] * u) / math.tanh(spec[0])
+
+
+@njit(cache=True, parallel=MVM_PARALLEL)
+def dac_convert(x, bound, levels, nl_code, nl_spec, noise_lsb, z, x_norm, x_q, clip, want_masks):
+    """Input DAC, per element (signed, symmetric, L = 2^(bits-1) - 1 levels per polarity).
+
+    u = x / bound[b]; if L > 0: clip[b, j] = |u| > 1, u = rint(clip(u, -1, 1) L) / L;
+    v = f(u) (nonlinearity); if noise_lsb > 0: v += noise_lsb z / L.  x_norm = v is what drives
+    the array (normalised units); x_q = v bound[b] the same in input units (what the array saw).
+    levels = 0 means an ideal converter: no clipping, no quantisation, no noise.
+    """
+    n_b, n_in = x.shape
+    fast = levels > 0 and nl_code == 0 and noise_lsb == 0.0
+    Lf = np.float64(levels)
+    for b in prange(n_b):
+        bd = bound[b]
+        inv = 1.0 / bd
+        if fast:
+            # linear and noiseless: the same arithmetic as below in flat, branch-free loops that vectorise
+            if want_masks:
+                for j in range(n_in):
+                    u = x[b, j] * inv
+                    clip[b, j] = abs(u) > 1.0
+                    v = np.rint(min(max(u, -1.0), 1.0) * Lf) / Lf
+                    x_norm[b, j] = v
+                    x_q[b, j] = v * bd
+            else:
+                for j in range(n_in):
+                    u = min(max(x[b, j] * inv, -1.0), 1.0)
+                    x_norm[b, j] = np.rint(u * Lf) / Lf
+            continue
+        for j in range(n_in):
+            u = x[b, j] * inv
+            c = False
+            if levels > 0:
+                if u > 1.0:
+                    u = 1.0
+                    c = True
+                elif u < -1.0:
+                    u = -1.0
+                    c = True
+                u = np.rint(u * levels) / levels
+            v = _nl(nl_code, nl_spec, u) if nl_code != 0 else u
+            if noise_lsb > 0.0:
+                v = v + noise_lsb * z[b, j] / levels
+            x_norm[b, j] = v
+            if want_masks:
+                x_q[b, j] = v * bd
+                clip[b, j] = c
+
+
+@njit(cache=True, parallel=MVM_PARALLEL)
+def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, levels, nl_code, nl_spec, inl,
+              noise_lsb, acc, y, sat, want_sat, finish):
+    """ADC conversion of a group of G input tiles k0 .. k0 + G - 1 of one conversion stream,
+    summed over the tiles into the float64 accumulator acc; with ``finish``, acc then goes into y.
+
+    part ``[G, B, O]`` partial sums (normalised units) of the group's tiles; per-read variance
+    ``var [G, B, O]`` (float) or ``var16 [G, B, O]`` (bfloat16 bit patterns, uint16; the value is
+    the float32 with these as its upper 16 bits), or both empty without per-read noise;
+    ``z_read`` / ``z_conv [G, B, O]`` standard normals (empty when unused); index k of these is
+    the global tile k0 + k.  ``coef [6, T, O]`` float64 per tile column (all T tiles), from the
+    ADC full scale ``bound``, gain error ``gain``, offset ``offset`` (LSB), column weight scale
+    ``colscale`` and L levels: ``[(1 + gain) L / bound, offset, bound colscale / L, 1 / bound,
+    1 + gain, bound colscale]``.  With L = levels, per (k, b, o) (k the global tile index):
+
+    val = part + sqrt(var) z_read (per-read noise of the column, a sum of independent Gaussians,
+    exact in distribution; sqrt in float32 for var16, in float64 for var);
+    linear converter (no nonlinearity, no INL, no conversion noise, L > 0):
+    w = val coef0 + coef1 (= u L, u = (1 + gain) val / bound + offset / L);
+    otherwise: u = (1 + gain) f(val / bound) (f the front-end nonlinearity); if L > 0:
+    w = u L + offset + noise_lsb z_conv;
+    if L > 0: sat[b, k, o] |= |w| > L, code = clip(rint(w), -L, L) + inl[code + L] (LSB),
+    acc[b, o] += code coef2 (= code / L bound colscale); if L = 0 (ideal ADC): acc[b, o] += u coef5.
+    acc ``[B, O]`` float64 carries the sum over the tiles k in order across the groups (the caller
+    zeroes it before a stream's first group); with ``finish`` (a stream's last group):
+    y[b, o] += sign rowscale[b] acc[b, o].  ``sat [B, T, O]`` is indexed by the global tile.
+    """
+    n_t, n_b, n_out = part.shape
+    has_var = var.shape[0] > 0
+    has_v16 = var16.shape[0] > 0
+    has_inl = inl.shape[0] > 0
+    L = np.float64(levels)
+    linear = nl_code == 0 and not has_inl and noise_lsb == 0.0 and levels > 0
+    sat_row0 = np.zeros(n_out, np.bool_)  # stands in for sat[b, k] when no mask is wanted (unused)
+    for b in prange(n_b):
+        a = acc[b]
+        w = np.empty(n_out, np.float64)  # val, then u L (+ offset) of the row: flat loops that vectorise
+        vbits = np.empty(n_out if has_v16 else 0, np.uint32)
+        vf = vbits.view(np.float32)
+        for k in range(n_t):
+            kk = k0 + k
+            if has_v16:
+                h = var16[k, b]
+                for o in range(n_out):
+                    vbits[o] = np.uint32(h[o]) << np.uint32(16)
+            if linear:
+                # the common case in one loop per row: same arithmetic as the general path below.
+                # Saturation is OR-ed in unconditionally (s |= |w| > L): a conditional store
+                # here stopped the loop from vectorising (measured 25x slower with masks)
+                p = part[k, b]
+                c0 = coef[0, kk]
+                c1 = coef[1, kk]
+                c2 = coef[2, kk]
+                s = sat[b, kk] if want_sat else sat_row0
+                if has_v16:
+                    zr = z_read[k, b]
+                    for o in range(n_out):
+                        w[o] = np.float64(p[o]) + np.float64(np.sqrt(max(vf[o], np.float32(0.0)))) * np.float64(zr[o])
+                elif has_var:
+                    zr = z_read[k, b]
+                    vr = var[k, b]
+                    for o in range(n_out):
+                        w[o] = np.float64(p[o]) + math.sqrt(max(np.float64(vr[o]), 0.0)) * np.float64(zr[o])
+                else:
+                    for o in range(n_out):
+                        w[o] = np.float64(p[o])
+                if want_sat:
+                    for o in range(n_out):
+                        wo = w[o] * c0[o] + c1[o]
+                        s[o] = s[o] | (abs(wo) > L)
+                        a[o] += min(max(np.rint(wo), -L), L) * c2[o]
+                else:
+                    for o in range(n_out):
+                        a[o] += min(max(np.rint(w[o] * c0[o] + c1[o]), -L), L) * c2[o]
+                continue
+            if has_v16:
+                for o in range(n_out):
+                    sd = np.sqrt(max(vf[o], np.float32(0.0)))
+                    w[o] = np.float64(part[k, b, o]) + np.float64(sd) * np.float64(z_read[k, b, o])
+            elif has_var:
+                for o in range(n_out):
+                    sd = math.sqrt(max(np.float64(var[k, b, o]), 0.0))
+                    w[o] = np.float64(part[k, b, o]) + sd * np.float64(z_read[k, b, o])
+            else:
+                for o in range(n_out):
+                    w[o] = np.float64(part[k, b, o])
+            for o in range(n_out):
+                u = w[o] * coef[3, kk, o]
+                if nl_code != 0:
+                    u = _nl(nl_code, nl_spec, u)
+                u = coef[4, kk, o] * u
+                if levels > 0:
+                    u = u * L + coef[1, kk, o]
+                    if noise_lsb > 0.0:
+                        u = u + noise_lsb * np.float64(z_conv[k, b, o])
+                w[o] = u
+            if levels == 0:
+                for o in range(n_out):
+                    a[o] += w[o] * coef[5, kk, o]
+                continue
+            if want_sat:
+                s = sat[b, kk]
+                for o in range(n_out):
+                    s[o] = s[o] | (abs(w[o]) > L)
+            if has_inl:
+                for o in range(n_out):
+                    c = min(max(np.rint(w[o]), -L), L)
+                    a[o] += (c + inl[int(c) + levels]) * coef[2, kk, o]
+            else:
+                for o in range(n_out):
+                    a[o] += min(max(np.rint(w[o]), -L), L) * coef[2, kk, o]
+        if finish:
+            rs = rowscale[b] * sign
+            for o in range(n_out):
+                y[b, o] += a[o] * rs
+
+
+@njit(cache=True, parallel=MVM_PARALLEL)
+def row_absmax_bits(xbits, mask, out):
+    """out[b] = max_j (xbits[b, j] & mask): the bit pattern of max_j |x[b, j]| (exact).
+
+    xbits is a float array viewed as unsigned integers of its width (uint32 for float32, uint64
+    for float64) and mask clears the sign bit: |x| ordered as floats equals its bits ordered as
+    integers, and NaN/Inf have the largest patterns (>= the bits of +Inf), so one integer max per
+    row gives both the DAC's dynamic bound and the finiteness check.
+    """
+    n_b, n = xbits.shape
+    for b in prange(n_b):
+        row = xbits[b]
+        m = mask ^ mask
+        for j in range(n):
+            m = max(m, row[j] & mask)
+        out[b] = m
+
+
+# single-threaded copies (see :func:`cimsim.kernels._jit.serial_copy`)
+dac_convert_serial = serial_copy(dac_convert)
+adc_tiles_serial = serial_copy(adc_tiles)
+row_absmax_bits_serial = serial_copy(row_absmax_bits)

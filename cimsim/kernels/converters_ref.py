@@ -1,0 +1,81 @@
+"""Plain-numpy twins of :mod:`cimsim.kernels.converters`: same names, same signatures, same outputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ['dac_convert', 'adc_tiles', 'row_absmax_bits', 'dac_convert_serial', 'adc_tiles_serial', 'row_absmax_bits_serial']
+
+
+def _nl_np(code, spec, u):
+    if code == 0:
+        return u
+    if code == 1:
+        y = np.zeros_like(u)
+        for c in spec[::-1]:
+            y = y * u + c
+        return y
+    if code == 2:
+        n = int(spec[0])
+        return np.interp(u, spec[1 : 1 + n], spec[1 + n : 1 + 2 * n])
+    return np.tanh(spec[0] * u) / np.tanh(spec[0])
+
+
+def dac_convert(x, bound, levels, nl_code, nl_spec, noise_lsb, z, x_norm, x_q, clip, want_masks):
+    bd = bound.astype(np.float64)[:, None]
+    u = x.astype(np.float64) * (1.0 / bd)
+    c = np.zeros(u.shape, bool)
+    if levels > 0:
+        c = np.abs(u) > 1.0
+        u = np.rint(np.clip(u, -1.0, 1.0) * levels) / levels
+    v = _nl_np(nl_code, nl_spec, u)
+    if noise_lsb > 0.0:
+        v = v + noise_lsb * z.astype(np.float64) / levels
+    x_norm[...] = v
+    if want_masks:
+        x_q[...] = v * bd
+        clip[...] = c
+
+
+def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, levels, nl_code, nl_spec, inl,
+              noise_lsb, acc, y, sat, want_sat, finish):
+    n_t = part.shape[0]
+    L = float(levels)
+    linear = nl_code == 0 and inl.shape[0] == 0 and noise_lsb == 0.0 and levels > 0
+    coef = coef[:, k0 : k0 + n_t]
+    for k in range(n_t):
+        val = part[k].astype(np.float64)
+        if var16.shape[0] > 0:
+            vv = (var16[k].astype(np.uint32) << np.uint32(16)).view(np.float32)
+            val = val + np.sqrt(np.maximum(vv, np.float32(0.0))).astype(np.float64) * z_read[k].astype(np.float64)
+        elif var.shape[0] > 0:
+            val = val + np.sqrt(np.maximum(var[k].astype(np.float64), 0.0)) * z_read[k].astype(np.float64)
+        if linear:
+            w = val * coef[0, k] + coef[1, k]
+        else:
+            u = coef[4, k] * _nl_np(nl_code, nl_spec, val * coef[3, k])
+            if levels == 0:
+                acc += u * coef[5, k]
+                continue
+            w = u * L + coef[1, k]
+            if noise_lsb > 0.0:
+                w = w + noise_lsb * z_conv[k].astype(np.float64)
+        if want_sat:
+            sat[:, k0 + k, :] |= (w > L) | (w < -L)
+        c = np.minimum(np.maximum(np.rint(w), -L), L)
+        if inl.shape[0] > 0:
+            c = c + inl[c.astype(np.int64) + levels]
+        acc += c * coef[2, k]
+    if finish:
+        y[...] = (y.astype(np.float64) + acc * (rowscale.astype(np.float64) * sign)[:, None]).astype(y.dtype)
+
+
+def row_absmax_bits(xbits, mask, out):
+    out[...] = (xbits & mask).max(axis=1, initial=0)
+
+
+dac_convert_serial = dac_convert
+adc_tiles_serial = adc_tiles
+row_absmax_bits_serial = row_absmax_bits
