@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import numbers
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from .mapping import weight_scales
 from .state import DriftedState, ProgrammedState
 from .tiling import CHUNK_WEIGHTS, TileGrid, row_chunks
 
-__all__ = ["program_matrix", "program_drifted", "check_profile", "row_chunks", "CHUNK_WEIGHTS", "DeviceRows"]
+__all__ = ["CHUNK_WEIGHTS", "DeviceRows", "check_profile", "program_drifted", "program_matrix", "row_chunks"]
 
 
 def check_profile(profile: DeviceProfile) -> None:
@@ -48,7 +49,7 @@ class DeviceRows(NamedTuple):
     nu: np.ndarray | None
     fault: np.ndarray | None
 
-    def rows(self, sl: slice) -> "DeviceRows":
+    def rows(self, sl: slice) -> DeviceRows:
         return DeviceRows(*(a if a is None else a[sl] for a in self))
 
 

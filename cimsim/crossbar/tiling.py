@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["TileGrid", "row_chunks", "CHUNK_WEIGHTS"]
+__all__ = ["CHUNK_WEIGHTS", "TileGrid", "row_chunks"]
 
 
 @dataclass(frozen=True)

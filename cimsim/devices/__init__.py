@@ -22,7 +22,15 @@ from .programming import (
 )
 
 __all__ = [
-    "ProgrammingPlan", "ProgrammingLaws", "programming_plan", "programming_laws",
-    "NOISE_NONE", "NOISE_CONSTANT", "NOISE_RELATIVE", "NOISE_FUNCTION",
-    "DriftPlan", "DriftLaws", "drift_plan",
+    "NOISE_CONSTANT",
+    "NOISE_FUNCTION",
+    "NOISE_NONE",
+    "NOISE_RELATIVE",
+    "DriftLaws",
+    "DriftPlan",
+    "ProgrammingLaws",
+    "ProgrammingPlan",
+    "drift_plan",
+    "programming_laws",
+    "programming_plan",
 ]

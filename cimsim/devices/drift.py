@@ -28,7 +28,8 @@ bools: the drift kernel takes it as an argument); :class:`DriftLaws` evaluates t
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,7 +42,7 @@ from ..profiles.schema import (
     ReadNoiseOneOverF,
 )
 
-__all__ = ["DriftPlan", "DriftLaws", "drift_plan", "DEFAULT_T0_S"]
+__all__ = ["DEFAULT_T0_S", "DriftLaws", "DriftPlan", "drift_plan"]
 
 #: t0 of the 1/f read-noise time scale when the profile has no power-law drift (seconds)
 DEFAULT_T0_S = 20.0
@@ -159,7 +160,7 @@ class DriftLaws:
     (stacked along axis 0), in the chip's dtype with numpy's SIMD log/exp/power; each returns
     one array per input array."""
 
-    __slots__ = ("plan", "dtype", "_q_s", "_sigma")
+    __slots__ = ("_q_s", "_sigma", "dtype", "plan")
 
     def __init__(self, profile: DeviceProfile, plan: DriftPlan, dtype):
         self.plan = plan

@@ -43,8 +43,14 @@ from ..profiles.schema import (
 )
 
 __all__ = [
-    "NOISE_NONE", "NOISE_CONSTANT", "NOISE_RELATIVE", "NOISE_FUNCTION",
-    "ProgrammingPlan", "ProgrammingLaws", "programming_plan", "programming_laws",
+    "NOISE_CONSTANT",
+    "NOISE_FUNCTION",
+    "NOISE_NONE",
+    "NOISE_RELATIVE",
+    "ProgrammingLaws",
+    "ProgrammingPlan",
+    "programming_laws",
+    "programming_plan",
 ]
 
 #: Programming-noise kinds (:attr:`ProgrammingPlan.noise`): no noise (or a zero sigma), additive
@@ -129,7 +135,7 @@ class ProgrammingLaws:
     with numpy over whole arrays in the chip's dtype.  Each returns an empty array when the plan
     does not use it."""
 
-    __slots__ = ("plan", "_sigma", "_mu", "_sd")
+    __slots__ = ("_mu", "_sd", "_sigma", "plan")
 
     def __init__(self, profile: DeviceProfile, plan: ProgrammingPlan):
         self.plan = plan

@@ -9,7 +9,6 @@ Jitted kernels; their plain-numpy twins, same names and signatures, are in
 
 from __future__ import annotations
 
-
 import numpy as np
 from numba import njit
 

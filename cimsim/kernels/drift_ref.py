@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 
-__all__ = ['drift_to_blocks', 'bit_line_transfer']
+__all__ = ['bit_line_transfer', 'drift_to_blocks']
 
 
 def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, s_pos, g_neg, d_neg, z_neg, q_neg, s_neg, neg_row, n_out, o0, o1,

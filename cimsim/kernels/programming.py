@@ -16,7 +16,7 @@ from numba import njit
 from ..devices.programming import NOISE_CONSTANT, NOISE_FUNCTION, NOISE_RELATIVE
 from ._jit import FM
 
-__all__ = ['map_targets', 'program_targets', 'program_devices']
+__all__ = ['map_targets', 'program_devices', 'program_targets']
 
 
 @njit(cache=True, nogil=True, fastmath=FM)

@@ -6,13 +6,13 @@ import numpy as np
 
 from ..devices.programming import NOISE_CONSTANT, NOISE_FUNCTION, NOISE_RELATIVE
 
-__all__ = ['map_targets', 'program_targets', 'program_devices']
+__all__ = ['map_targets', 'program_devices', 'program_targets']
 
 
 def map_targets(W, scales, rows, differential, plan, out_pos, out_neg):
     g_min = plan.g_min_us
     dg = plan.g_max_us - g_min
-    n_out, n_in = W.shape
+    n_in = W.shape[1]
     k = np.arange(n_in) // rows
     s = scales[k, :].T  # [out, in]
     w = np.clip(W.astype(np.float64) / s, -1.0, 1.0)

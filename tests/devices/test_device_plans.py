@@ -132,3 +132,15 @@ def test_plans_are_named_tuples_of_scalars():
         assert isinstance(plan, (ProgrammingPlan, DriftPlan))
         assert all(type(v) in (bool, int, float) for v in plan), plan
     assert DEFAULT_T0_S == 20.0
+
+
+def test_plan_types_pickle_for_the_kernel_cache():
+    """Numba's on-disk cache finds a compiled kernel again by its argument types: a plan's
+    Numba type (which names the NamedTuple class) must pickle and compare equal."""
+    import pickle
+
+    import numba
+
+    for plan in (programming_plan(load_profile("pcm")), drift_plan(load_profile("pcm"), 1.0, noiseless=False, has_nu=True)):
+        ty = numba.typeof(plan)
+        assert pickle.loads(pickle.dumps(ty)) == ty

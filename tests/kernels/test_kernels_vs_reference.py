@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 
 from cimsim.devices.drift import drift_plan
-from cimsim.devices.programming import NOISE_CONSTANT, NOISE_FUNCTION, NOISE_NONE, NOISE_RELATIVE, programming_plan
-from cimsim.kernels import FASTMATH, KERNEL_NAMES, NUMBA as NB, REFERENCE as RF
+from cimsim.devices.programming import (
+    NOISE_CONSTANT,
+    NOISE_NONE,
+    NOISE_RELATIVE,
+    programming_plan,
+)
+from cimsim.kernels import FASTMATH, KERNEL_NAMES
+from cimsim.kernels import NUMBA as NB
+from cimsim.kernels import REFERENCE as RF
 from cimsim.profiles.loader import load_profile
 
 #: a programming plan with g_min = 0, g_max = 25 µS and the PCM noise law, to vary field by field
