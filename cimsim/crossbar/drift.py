@@ -4,29 +4,20 @@ then, over whole tiles, word-line IR drop and the blocks of a nonlinear device I
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .._threads import map_pieces
-from ..kernels.sampling import normals
+from ..devices.drift import DriftLaws, drift_plan
 from ..errors import ParameterError
+from ..kernels.sampling import normals
 from ..profiles.functions import ConstantFn
-from ..profiles.schema import (
-    DeviceProfile,
-    DriftPowerLaw,
-    DriftRelaxation,
-    IVPolynomial,
-    ReadNoiseGaussian,
-    ReadNoiseOneOverF,
-)
+from ..profiles.schema import DeviceProfile, DriftPowerLaw
 from ..rng import child_generators
 from .parasitics import tile_transfer
 from .state import DriftedState, ProgrammedState
+from .tiling import row_chunks
 
 __all__ = ["DriftRun", "drift_state"]
-
-_DEFAULT_T0_S = 20.0
 
 
 def drift_state(state: ProgrammedState, t: float, rng: np.random.Generator, K, *, noiseless: bool) -> DriftedState:
@@ -51,7 +42,8 @@ def drift_state(state: ProgrammedState, t: float, rng: np.random.Generator, K, *
 
 
 class DriftRun:
-    """One drift to time ``t``, row chunk by row chunk (the chunks of :func:`~.program.row_chunks`).
+    """One drift to time ``t``, row chunk by row chunk (the chunks of :func:`~.tiling.row_chunks`),
+    with the :class:`~cimsim.devices.drift.DriftPlan` of the profile at ``t`` (equations there).
 
     Draws (only with 1/f noise or relaxation): two words from ``rng`` seed one child per row
     chunk, plus one for the reference columns (single_reference, whose normals it draws at
@@ -62,120 +54,83 @@ class DriftRun:
     ``chunk(ci, pos, neg, p0, n0)`` drifts the rows of chunk ci: ``pos`` = (g, nu, fault) arrays
     whose row 0 is output p0 (nu / fault None when not modelled), ``neg`` = the same of the G-
     devices / reference columns, row 0 = n0.
-
-    Relaxation (``drift.kind: relaxation``, Falcone et al. 2025, additive and G-independent):
-    ``G(t) = max(G_prog + mu(t) + sigma(t) z, 0)``, z ~ N(0, 1) per device and evaluation time,
-    ``mu(t) = a_mu ln(t_e / 1 s) + b_mu``, ``sigma(t) = max(a_s ln(t_e / 1 s) + b_s, 0)`` µS,
-    ``t_e = max(t, t_min_s)``; none at t = 0; stuck devices keep G_prog.  The 1/f noise then
-    acts on the relaxed G(t), with Q_s of the programmed conductance as without relaxation.
     """
 
     def __init__(self, profile: DeviceProfile, shape, dtype, t: float, rng, K, *, noiseless: bool, has_nu: bool):
-        from .program import row_chunks
-
         p = self.profile = profile
         self.K = K
         self.t = t
         n_out, n_in = self.shape = tuple(shape)
         dt = self.dtype = np.dtype(dtype)
-        dg = p.conductance.g_max_us - p.conductance.g_min_us
-        has_nu = has_nu and isinstance(p.drift, DriftPowerLaw)
-        t0 = p.drift.t0_s if isinstance(p.drift, DriftPowerLaw) else _DEFAULT_T0_S
-        log_ratio = math.log((t + t0) / t0) if has_nu else 0.0
-        has_read = self.has_read = isinstance(p.read_noise, ReadNoiseOneOverF) and not noiseless
-        c_read = 0.0
-        if has_read:
-            tr = p.read_noise.t_read_s
-            c_read = math.sqrt(max(math.log((t + t0 + tr) / (2.0 * tr)), 0.0))
-        self.sig_fn = None  # per-read sigma law of x_P (µS), gaussian read noise only
-        if isinstance(p.read_noise, ReadNoiseGaussian):
-            var_rel = p.read_noise.sigma_rel
-            self.sig_fn = None if noiseless else p.read_noise.sigma
-        elif isinstance(p.read_noise, ReadNoiseOneOverF):
-            var_rel = p.read_noise.per_read_sigma_rel
-        else:
-            var_rel = 0.0
-        has_var = (var_rel > 0 or self.sig_fn is not None) and not noiseless
-        rx = p.drift if isinstance(p.drift, DriftRelaxation) and t > 0 and not noiseless else None
-        self.relax: tuple[float, float] | None = None  # (mu(t), sigma(t)) in µS
-        if rx is not None:
-            ln_t = math.log(max(t, rx.t_min_s))
-            self.relax = (rx.mean_slope_us * ln_t + rx.mean_at_1s_us, max(rx.sigma_slope_us * ln_t + rx.sigma_at_1s_us, 0.0))
-        # a nonlinear I-V and word-line IR drop need each device's G(t): the kernel then writes G+
-        # and G- apart (the digital-subtraction layout) and finish() forms the blocks (_iv_blocks,
-        # _wire_blocks), then subtracts them where the subtraction is analog
-        self.iv = p.iv if isinstance(p.iv, IVPolynomial) else None
-        self.word_ir = p.tile.word_line_r_ohm > 0
-        digital = p.mapping.subtraction == "digital" or self.iv is not None or self.word_ir
-        diff = self.diff = p.mapping.kind == "differential"
-        self.has_nu = has_nu
-        self.q_s = p.read_noise.q_s if has_read else None
-        self.g_max = p.conductance.g_max_us
+        plan = self.plan = drift_plan(p, t, noiseless=noiseless, has_nu=has_nu)
+        self.laws = DriftLaws(p, plan, dt)
+        self.iv = p.iv if plan.has_iv else None
+        self.diff = plan.differential
         n = n_out * n_in
         self.w = np.empty(n, dt)
-        self.wn = np.empty(n, dt) if digital else None
-        self.v = np.empty(n, dt) if has_var else None
-        self.vn = np.empty(n, dt) if (has_var and digital) else None
+        self.wn = np.empty(n, dt) if plan.digital else None
+        self.v = np.empty(n, dt) if plan.has_var else None
+        self.vn = np.empty(n, dt) if (plan.has_var and plan.digital) else None
         self.chunks = row_chunks(n_out, n_in)
-        draws = has_read or self.relax is not None
-        self.gens = child_generators(rng, len(self.chunks) + (0 if diff else 1)) if draws else None
+        self.gens = child_generators(rng, len(self.chunks) + (0 if self.diff else 1)) if plan.draws else None
         self.e1, self.e2 = np.zeros(0, dt), np.zeros((0, 0), dt)
         n_ref = -(-n_out // p.tile.cols)
-        self.z_ref = normals(self.gens[-1], (n_ref, n_in), dt, K) if (has_read and not diff) else self.e2
-        self.zx_ref = normals(self.gens[-1], (n_ref, n_in), dt, K) if (self.relax and not diff) else self.e2
+        self.z_ref = normals(self.gens[-1], (n_ref, n_in), dt, K) if (plan.has_read and not self.diff) else self.e2
+        self.zx_ref = normals(self.gens[-1], (n_ref, n_in), dt, K) if (plan.has_relax and not self.diff) else self.e2
         self.g_ref = None  # the relaxed reference columns (single_reference), on first use
         self.ref_laws: dict[str, np.ndarray] = {}  # Q_s, sigma^2, drift factors of the reference columns, on first use
-        self.neg_row = np.arange(n_out, dtype=np.int64) if diff else np.arange(n_out, dtype=np.int64) // p.tile.cols
-        self.log_ratio = log_ratio
-        # Ω x µS -> dimensionless; with word-line IR drop the whole tile is solved in finish()
-        r_us = 0.0 if self.word_ir else float(p.tile.bit_line_r_ohm) * 1e-6
-        self.fp = np.array([c_read, (1.0 if diff else 2.0) / dg, var_rel * var_rel, r_us])
-        self.ip = np.array([has_nu, has_read, digital, has_var, has_var and not diff, r_us > 0, self.sig_fn is not None],
-                           dtype=np.int64)
+        self.neg_row = np.arange(n_out, dtype=np.int64) if self.diff else np.arange(n_out, dtype=np.int64) // p.tile.cols
         # single_reference with per-read noise: the reference columns' own variance (one column
         # per output tile, read once per input vector: its noise is common to the tile's outputs)
         self.vref = None
-        self.var_scale = var_rel * var_rel * self.fp[1] ** 2
 
     def chunk(self, ci: int, pos, neg, p0: int, n0: int) -> None:
+        plan, laws = self.plan, self.laws
         o0, o1 = self.chunks[ci]
         n_in = self.shape[1]
         e1, e2, K = self.e1, self.e2, self.K
         zn0 = o0 if self.diff else 0  # row 0 of the chunk's G- arrays (d, z, q): its own rows, or all references
         rows_p, rows_n = slice(o0 - p0, o1 - p0), slice(o0 - n0, o1 - n0)
-        if self.has_read:
+        if plan.has_read:
             # Q_s(x_P) of the programmed conductances, vectorised (numpy's SIMD log/exp/power)
             z_pos = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
             z_neg = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K) if self.diff else self.z_ref
-            q_pos, q_neg = self._pair(self._q, 0, pos, neg, rows_p, rows_n, "q")
+            q_pos, q_neg = self._pair(laws.q_s, 0, pos, neg, rows_p, rows_n, "q")
         else:
             z_pos = z_neg = q_pos = q_neg = e2
         s_pos = s_neg = e2
-        if self.sig_fn is not None:  # squared per-read sigma of x_P (programmed G), like Q_s
-            s_pos, s_neg = self._pair(self._s2, 0, pos, neg, rows_p, rows_n, "s2")
-        if self.relax is not None:  # G(t) = G_prog + mu + sigma z: the kernel then reads these rows
-            rows = slice(o0 - p0, o1 - p0)
-            zx = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
-            pos, p0 = (self._relaxed(pos[0][rows], zx, None if pos[2] is None else pos[2][rows]),), o0
-            if self.diff:
-                rows = slice(o0 - n0, o1 - n0)
-                zx = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
-                neg, n0 = (self._relaxed(neg[0][rows], zx, None if neg[2] is None else neg[2][rows]),), o0
-            else:
-                if self.g_ref is None:
-                    self.g_ref = self._relaxed(neg[0], self.zx_ref, neg[2])
-                neg = (self.g_ref,)
+        if plan.has_sig:  # squared per-read sigma of x_P (programmed G), like Q_s
+            s_pos, s_neg = self._pair(laws.read_sigma2, 0, pos, neg, rows_p, rows_n, "s2")
+        if plan.has_relax:  # G(t) = G_prog + mu + sigma z: the kernel then reads these rows
+            pos, p0, neg, n0 = self._relax_chunk(ci, pos, neg, p0, n0)
         d_pos = d_neg = e2
-        if self.has_nu:
-            d_pos, d_neg = self._pair(self._d, 1, pos, neg, rows_p, rows_n, "d")
-        if self.ip[4] and self.vref is None:
+        if plan.has_nu:
+            d_pos, d_neg = self._pair(laws.drift_factor, 1, pos, neg, rows_p, rows_n, "d")
+        if plan.shared_neg and self.vref is None:
             self.vref = self._ref_variance(neg[0], d_neg, z_neg, q_neg, s_neg)
         K.drift_to_blocks(
             pos[0], d_pos, z_pos, q_pos, s_pos, neg[0], d_neg, z_neg, q_neg, s_neg,
-            self.neg_row, self.shape[0], o0, o1, p0, n0, zn0, int(self.profile.tile.rows), self.fp, self.ip,
+            self.neg_row, self.shape[0], o0, o1, p0, n0, zn0, int(self.profile.tile.rows), plan,
             self.w, e1 if self.wn is None else self.wn, e1 if self.v is None else self.v,
             e1 if self.vn is None else self.vn,
         )
+
+    def _relax_chunk(self, ci: int, pos, neg, p0: int, n0: int):
+        """The relaxed G(t) of chunk ci's G+ rows and G- rows (or of all reference columns, once),
+        with the row offsets the kernel then reads them at."""
+        o0, o1 = self.chunks[ci]
+        shape = (o1 - o0, self.shape[1])
+        plan, dt = self.plan, self.dtype
+        rows = slice(o0 - p0, o1 - p0)
+        zx = normals(self.gens[ci], shape, dt, self.K)
+        pos = (plan.relaxed(pos[0][rows], zx, None if pos[2] is None else pos[2][rows], dt),)
+        if self.diff:
+            rows = slice(o0 - n0, o1 - n0)
+            zx = normals(self.gens[ci], shape, dt, self.K)
+            return pos, o0, (plan.relaxed(neg[0][rows], zx, None if neg[2] is None else neg[2][rows], dt),), o0
+        if self.g_ref is None:
+            self.g_ref = plan.relaxed(neg[0], self.zx_ref, neg[2], dt)
+        return pos, o0, (self.g_ref,), n0
 
     def _pair(self, law, i: int, pos, neg, rows_p: slice, rows_n: slice, key: str):
         """``law`` of array ``i`` (g or nu) of the chunk's G+ rows and of its G- rows, evaluated
@@ -192,66 +147,19 @@ class DriftRun:
         """Per-read variance of the reference devices at t, ``[n_ref, n_in]`` (weight units^2, the
         chip's dtype): w_unit^2 u^2 ((var_rel G_ref(t))^2 + sigma(x_P)^2), G_ref(t) and the IR-drop
         transfer u as :func:`drift_to_blocks` computes them."""
+        plan = self.plan
         g = g.astype(np.float64)
-        if self.has_nu:
+        if plan.has_nu:
             g = g * d
-        if self.has_read:
-            g = np.maximum(g + np.abs(g) * q * self.fp[0] * z, 0.0)
+        if plan.has_read:
+            g = np.maximum(g + np.abs(g) * q * plan.c_read * z, 0.0)
         u = np.ones_like(g)
-        if self.ip[5]:  # the reference column's own bit-line IR drop
-            self.K.bit_line_transfer(g, self.fp[3], int(self.profile.tile.rows), u)
-        var = self.var_scale * (g * u) ** 2
-        if self.ip[6]:
-            var += self.fp[1] ** 2 * s2 * u**2
+        if plan.has_ir:  # the reference column's own bit-line IR drop
+            self.K.bit_line_transfer(g, plan.r_us, int(self.profile.tile.rows), u)
+        var = plan.var_scale * (g * u) ** 2
+        if plan.has_sig:
+            var += plan.w_unit ** 2 * s2 * u**2
         return var.astype(self.dtype)
-
-    def _s2(self, *gs: np.ndarray) -> list[np.ndarray]:
-        """sigma(x_P)^2 (µS^2) of the read-noise law for each array of programmed conductances."""
-        s = self.sig_fn.evaluate(self._stacked(gs, self.g_max, np.divide))
-        np.clip(s, 0.0, np.inf, out=s)
-        s *= s
-        return self._split(s, gs)
-
-    def _relaxed(self, g: np.ndarray, z: np.ndarray, fault: np.ndarray | None) -> np.ndarray:
-        """max(g + mu(t) + sigma(t) z, 0) in the chip's dtype (a new array); stuck devices keep g."""
-        mu, sig = self.relax
-        out = np.multiply(z, sig, dtype=self.dtype)
-        out += mu
-        out += g
-        np.maximum(out, 0.0, out=out)
-        if fault is not None:
-            stuck = fault != 0
-            out[stuck] = g[stuck]
-        return out
-
-    def _d(self, *nus: np.ndarray) -> list[np.ndarray]:
-        """Drift factors exp(-nu ln((t + t0)/t0)) of each array in ``nus``, in the chip's dtype,
-        vectorised (numpy's SIMD exp) over all of them at once."""
-        d = self._stacked(nus, -self.log_ratio, np.multiply)
-        np.exp(d, out=d)
-        return self._split(d, nus)
-
-    def _q(self, *gs: np.ndarray) -> list[np.ndarray]:
-        """Q_s(G / g_max) of each array in ``gs``, in the chip's dtype: the 1/f amplitude law of
-        the profile (docs/physics.md section 5), evaluated once over all of them."""
-        return self._split(self.q_s.evaluate(self._stacked(gs, self.g_max, np.divide)), gs)
-
-    def _stacked(self, arrays, c: float, op) -> np.ndarray:
-        """op(a, c) of every array, stacked along axis 0 into one new array of the chip's dtype."""
-        out = np.empty((sum(a.shape[0] for a in arrays),) + arrays[0].shape[1:], self.dtype)
-        r = 0
-        for a in arrays:
-            op(a, c, out=out[r : r + a.shape[0]], dtype=self.dtype)
-            r += a.shape[0]
-        return out
-
-    @staticmethod
-    def _split(y: np.ndarray, like) -> list[np.ndarray]:
-        parts, r = [], 0
-        for a in like:
-            parts.append(y[r : r + a.shape[0]])
-            r += a.shape[0]
-        return parts
 
     def _iv_blocks(self) -> dict[str, np.ndarray]:
         """The blocks of a nonlinear I-V (``iv.kind: polynomial``) from the G+ / G- blocks
@@ -270,7 +178,7 @@ class DriftRun:
                  if not (isinstance(law, ConstantFn) and law.value == 0.0)]  # a zero term: no block, no GEMM
         out: dict[str, np.ndarray | None] = {key + side: None for key in ("w2", "w3") for side in ("", "n")}
         for side, wa in (("", self.w), ("n", self.wn)):
-            x = np.divide(wa, self.fp[1] * self.g_max, dtype=np.float64) if terms else None  # G(t) / g_max
+            x = np.divide(wa, self.plan.w_unit * self.plan.g_max_us, dtype=np.float64) if terms else None  # G(t) / g_max
             for key, law, scale in terms:
                 out[key + side] = np.multiply(wa, law.evaluate(x) * scale, dtype=np.float64).astype(self.dtype)
         return out
@@ -285,7 +193,7 @@ class DriftRun:
         fluctuation that reaches other columns through the wires is left out)."""
         t = self.profile.tile
         grid = state.grid
-        w_unit = self.fp[1]
+        w_unit = self.plan.w_unit
 
         def share(m, g):
             r = np.divide(m, g, out=np.zeros_like(m), where=g > 0)
@@ -314,7 +222,7 @@ class DriftRun:
 
     def finish(self, state: ProgrammedState) -> DriftedState:
         arrays = dict(w=self.w, wn=self.wn, v=self.v, vn=self.vn, w2=None, w3=None, w2n=None, w3n=None)
-        if self.word_ir:
+        if self.plan.word_ir:
             self._wire_blocks(state)
         if self.iv is not None:
             arrays.update(self._iv_blocks())

@@ -5,7 +5,7 @@ input tile); ``per_column`` one s per physical tile column (input tile k, output
 is returned as an array ``[n_in_tiles, out]`` (one entry per tile column) in every case.
 s = max |W| of the group, or its ``clip_percentile`` (weights beyond are clipped to +-1 in
 normalised units); an all-zero group gets s = 1.  The conductance map itself (differential or
-single-device-with-reference, exact inverse) is :func:`cimsim.kernels._numba.map_targets`.
+single-device-with-reference, exact inverse) is :func:`cimsim.kernels.programming.map_targets`.
 """
 
 from __future__ import annotations

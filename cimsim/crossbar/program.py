@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
-from ..kernels.sampling import normals, uniforms
-from ..errors import NonFiniteError, ParameterError, ShapeError
-from ..kernels import engine as backend
-from ..profiles.schema import (
-    DeviceProfile,
-    DriftPowerLaw,
-    ProgNoiseConstant,
-    ProgNoiseFunction,
-    ProgNoiseNone,
-    ProgNoiseRelative,
-)
 from .._threads import map_pieces
+from ..devices.programming import ProgrammingLaws, ProgrammingPlan, programming_plan
+from ..errors import ParameterError
+from ..kernels import engine as backend
+from ..kernels.sampling import normals, uniforms
+from ..profiles.schema import DeviceProfile
 from ..rng import SeedLike, as_generator, child_generators
-from .mapping import weight_scales
-from .mvm import _BITS
-from .drift import DriftRun
 from ..times import check_time
+from ._checks import check_w
+from .drift import DriftRun
+from .mapping import weight_scales
 from .state import DriftedState, ProgrammedState
-from .tiling import TileGrid
+from .tiling import CHUNK_WEIGHTS, TileGrid, row_chunks
 
-__all__ = ["program_matrix", "program_drifted", "check_profile", "row_chunks", "CHUNK_WEIGHTS"]
+__all__ = ["CHUNK_WEIGHTS", "DeviceRows", "check_profile", "program_drifted", "program_matrix", "row_chunks"]
 
 
 def check_profile(profile: DeviceProfile) -> None:
@@ -44,51 +41,41 @@ def check_profile(profile: DeviceProfile) -> None:
         raise ParameterError(f"dac.noise_lsb is in LSB and needs dac.bits (got bits=null, noise_lsb={d.noise_lsb})")
 
 
-def _check_w(W) -> np.ndarray:
-    if not isinstance(W, np.ndarray):
-        W = np.asarray(W)
-    if W.ndim != 2:
-        raise ShapeError(f"W must be 2-D [out, in] (got shape {W.shape})")
-    if W.shape[0] == 0 or W.shape[1] == 0:
-        raise ShapeError(f"W must have out >= 1 and in >= 1 (got shape {W.shape})")
-    if not (np.issubdtype(W.dtype, np.floating) or np.issubdtype(W.dtype, np.integer)):
-        raise ParameterError(f"W must be a real numeric array (got dtype {W.dtype})")
-    dt = np.float64 if W.dtype == np.float64 else np.float32
-    W = np.ascontiguousarray(W, dtype=dt)
-    # one integer pass (max |W| bits per row, no temporaries the size of W); NaN/Inf have the
-    # largest bit patterns, and only then is the offending entry located
-    ut, mask, inf_bits = _BITS[W.dtype]
-    mb = np.empty(W.shape[0], ut)
-    backend("numba").row_absmax_bits.sized(W.size)(W.view(ut), mask, mb)
-    if mb.max() >= inf_bits:
-        bad = ~np.isfinite(W)
-        i = tuple(int(v) for v in np.argwhere(bad)[0])
-        raise NonFiniteError(f"W has {int(bad.sum())} NaN/Inf entries (first at index {i}: {W[i]})")
-    return W
+class DeviceRows(NamedTuple):
+    """Per-device arrays of some rows of one side (G+, G- or reference columns), each [rows, in]:
+    conductances, drift exponents, fault codes (None where the plan does not model them)."""
+
+    g: np.ndarray
+    nu: np.ndarray | None
+    fault: np.ndarray | None
+
+    def rows(self, sl: slice) -> DeviceRows:
+        return DeviceRows(*(a if a is None else a[sl] for a in self))
 
 
-#: Weights per row chunk: programming and drift run chunk by chunk (each with its own child
-#: generator, side by side on the thread pool).  2^17: large enough that the ~40 Python-level
-#: numpy/kernel calls per chunk (and the GIL hand-offs between pool threads they cause) are a
-#: small part of its time, small enough that its temporaries stay a few MiB (program + drift of
-#: 4096 x 4096 on 2 cores: 0.95 s at 2^15, 0.81 s at 2^16, 0.67 s at 2^17, 0.78 s at 2^18).
-CHUNK_WEIGHTS = 1 << 17
+class _Job(NamedTuple):
+    """One programming of W: what every row chunk shares."""
 
-
-def row_chunks(n_rows: int, n_cols: int) -> list[tuple[int, int]]:
-    """Fixed row ranges of about CHUNK_WEIGHTS weights (depends on the shape only)."""
-    step = max(1, CHUNK_WEIGHTS // max(1, n_cols))
-    return [(r, min(n_rows, r + step)) for r in range(0, n_rows, step)]
+    W: np.ndarray  # device-column weights [out, in] (bit slices already split)
+    map_scales: np.ndarray  # the scales map_targets divides by, [n_in_tiles, out]
+    plan: ProgrammingPlan
+    laws: ProgrammingLaws
+    K: object  # the kernel Engine
+    tile_rows: int
+    differential: bool
+    chunks: list  # row_chunks of W
+    gens: list  # one child generator per chunk (+ the reference columns', last)
 
 
 def program_matrix(W: np.ndarray, profile: DeviceProfile, *, rng: SeedLike, with_drift: bool = True,
                    backend_name: str = "numba") -> ProgrammedState:
     """Program ``W [out, in]`` onto crossbar tiles described by ``profile``.
 
-    Steps (equations in the kernel docstrings): per-tile-column scale s (mapping) -> targets
-    G+/G- (differential) or G and a mid-range reference column per tile (single_reference) ->
-    levels (nearest or stochastic rounding) -> device-to-device variability -> stuck-at faults ->
-    programming noise -> clip to the physical range -> drift exponents nu.
+    Steps (equations in :mod:`cimsim.devices.programming`): per-tile-column scale s (mapping) ->
+    targets G+/G- (differential) or G and a mid-range reference column per tile
+    (single_reference) -> levels (nearest or stochastic rounding) -> device-to-device
+    variability -> stuck-at faults -> programming noise -> clip to the physical range -> drift
+    exponents nu.
     Draws: two words from ``rng`` seed one child generator per row chunk (:func:`row_chunks`;
     single_reference adds one more for the reference columns, last); each child draws, over
     its G+ devices then its G- devices: rounding uniforms, variability normals, fault uniforms,
@@ -99,7 +86,9 @@ def program_matrix(W: np.ndarray, profile: DeviceProfile, *, rng: SeedLike, with
     bit is unchanged): a chip that is only read at t = 0, as in training, where drift is a
     factor of exactly 1; drifting it to t > 0 raises ParameterError.
     """
-    return _program(W, profile, rng, with_drift, backend(backend_name), None)
+    check_profile(profile)
+    W = check_w(W)
+    return _program(W, profile, rng, with_drift, backend(backend_name), _keep_devices)
 
 
 def program_drifted(W: np.ndarray, profile: DeviceProfile, *, rng: SeedLike, t_s: float, read_rng: SeedLike,
@@ -113,164 +102,152 @@ def program_drifted(W: np.ndarray, profile: DeviceProfile, *, rng: SeedLike, t_s
     again or saved.
     """
     check_profile(profile)
-    W = _check_w(W)
+    W = check_w(W)
     t = check_time(t_s)
     K = backend(backend_name)
     shape = (W.shape[0] * profile.mapping.weight_slices, W.shape[1])  # device columns (bit slices)
     run = DriftRun(profile, shape, W.dtype, t, as_generator(read_rng), K, noiseless=False, has_nu=t > 0)
-    return run.finish(_program(W, profile, rng, t > 0, K, run.chunk))
+    return run.finish(_program(W, profile, rng, t > 0, K, functools.partial(_stream_devices, sink=run.chunk)))
 
 
-def _program(W, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, fused) -> ProgrammedState:
-    """program_matrix's body; ``fused(ci, pos, neg, p0, n0)`` (if given) takes each chunk's devices."""
-    check_profile(profile)
-    if fused is None:
-        W = _check_w(W)
+#: A programming driver: (job, n_neg_rows) -> (G+ rows, G- / reference rows, devices kept).
+Driver = Callable[[_Job, int], tuple[DeviceRows, DeviceRows, bool]]
+
+
+def _program(W: np.ndarray, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, drive: Driver) -> ProgrammedState:
+    """Program the checked ``W``: the plan, the job, then ``drive`` (keep or stream the devices),
+    then the periphery's static errors."""
     seed = int(rng) if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) else None
     rng = as_generator(rng)
     p = profile
-    dt = W.dtype
+    plan = programming_plan(p, with_drift=with_drift)
     W, map_scales, scales = _columns(W, p)
     n_out, n_in = W.shape
     grid = TileGrid(n_out, n_in, p.tile.rows, p.tile.cols)
-    c = p.conductance
-    g_min, g_max = float(c.g_min_us), float(c.g_max_us)
-    dg = g_max - g_min
     diff = p.mapping.kind == "differential"
-    n_neg_rows = n_out if diff else grid.n_out_tiles
-
-    n_levels = c.n_levels or 0
-    stochastic = bool(p.programming.stochastic_rounding) and n_levels > 1
-    var_sigma = float(p.variability.g_max_spread_rel)
-    f = p.faults
-    has_fault = f.stuck_at_g_min_rel > 0 or f.stuck_at_g_max_rel > 0
-    noise = p.programming.noise
-    if isinstance(noise, ProgNoiseNone):
-        prog_kind, prog_param = 0, 0.0
-    elif isinstance(noise, ProgNoiseConstant):
-        prog_kind, prog_param = 1, noise.sigma_us
-    elif isinstance(noise, ProgNoiseRelative):
-        prog_kind, prog_param = 2, noise.sigma_rel
-    else:
-        assert isinstance(noise, ProgNoiseFunction)
-        prog_kind, prog_param = 3, g_max / noise.g_ref_us
-    if prog_param == 0:
-        prog_kind = 0
-    has_drift = isinstance(p.drift, DriftPowerLaw) and bool(with_drift)
-    ip = np.array([n_levels, stochastic, prog_kind, p.programming.clip_upper, has_drift,
-                   p.drift.absolute if has_drift else False, var_sigma > 0, has_fault], dtype=np.int64)
-    fp = np.array([g_min, g_max, prog_param, var_sigma, f.stuck_at_g_min_rel, f.stuck_at_g_max_rel])
-
-    e = np.zeros(0, dt)
-    e8 = np.zeros(0, np.int8)
-
-    def new_rows(n_rows: int):
-        """Empty device arrays (g, nu, fault) for ``n_rows`` rows (None where not modelled)."""
-        return (np.empty((n_rows, n_in), dt), np.empty((n_rows, n_in), dt) if has_drift else None,
-                np.empty((n_rows, n_in), np.int8) if has_fault else None)
-
-    same_targets = n_levels <= 1 and var_sigma == 0 and not has_fault
-    sigma_fn = noise.sigma if prog_kind == 3 else None
-    mu_fn = p.drift.nu.mean if has_drift else None
-    sd_fn = p.drift.nu.std if has_drift else None
-
-    def program(gen, parts) -> None:
-        """Program ``parts`` = [(flat targets, (g, nu, fault) outputs)] with one set of draws from gen.
-
-        Kernel program_targets (levels, variability, faults), then the device laws of
-        x_T = G_T/g_max evaluated vectorised in the chip's dtype (numpy's SIMD log/exp), then
-        kernel program_devices.
-        """
-        n = sum(t.shape[0] for t, _ in parts)
-        u_round = uniforms(gen, n) if stochastic else e
-        z_var = normals(gen, n, np.float32, K) if var_sigma > 0 else e
-        u_fault = uniforms(gen, n) if has_fault else e
-        z_prog = normals(gen, n, np.float32, K) if prog_kind else e
-        z_nu = normals(gen, n, np.float32, K) if has_drift else e
-        # targets of all parts into one array, so the device laws run once over the chunk; with
-        # no levels, variability or faults program_targets is the identity and the mapped
-        # targets are used as they are (float32 targets are exact in float64: same bits)
-        bounds, i0 = [], 0
-        for targets, _ in parts:
-            bounds.append((i0, i0 + targets.shape[0]))
-            i0 += targets.shape[0]
-        if same_targets:
-            t = parts[0][0] if len(parts) == 1 else np.concatenate([targets for targets, _ in parts])
-        else:
-            t = np.empty(n)
-            for (i0, i1), (targets, (g, nu, fl)) in zip(bounds, parts):
-                ur, zv, uf = (a[i0:i1] if a.shape[0] else a for a in (u_round, z_var, u_fault))
-                K.program_targets(targets, ur, zv, uf, ip, fp, t[i0:i1], e8 if fl is None else fl.reshape(-1))
-        x = np.divide(t, g_max, dtype=dt)
-        sig = e
-        if sigma_fn is not None:
-            sig = sigma_fn.evaluate(x)
-            np.clip(sig, 0.0, np.inf, out=sig)  # max(sigma, 0) as one fast clip pass
-            sig *= prog_param
-        mu = mu_fn.evaluate(x) if mu_fn is not None else e
-        sd = sd_fn.evaluate(x) if sd_fn is not None else e
-        for (i0, i1), (targets, (g, nu, fl)) in zip(bounds, parts):
-            zp, zn, sg, m, sdv = (a[i0:i1] if a.shape[0] else a for a in (z_prog, z_nu, sig, mu, sd))
-            K.program_devices(t[i0:i1], e8 if fl is None else fl.reshape(-1), zp, zn, sg, m, sdv, ip, fp,
-                              g.reshape(-1), e if nu is None else nu.reshape(-1))
-
     chunks = row_chunks(n_out, n_in)
-    gens = child_generators(rng, len(chunks) + (0 if diff else 1))
-
-    def program_chunk(ci: int, pos, neg) -> None:
-        """Program rows chunks[ci] into ``pos`` (and ``neg``, differential) = (g, nu, fault) rows."""
-        r0, r1 = chunks[ci]
-        t_pos = np.empty((r1 - r0, n_in), dt)
-        t_neg = np.empty((r1 - r0, n_in), dt) if diff else np.zeros((0, 0), dt)
-        K.map_targets(W[r0:r1], np.ascontiguousarray(map_scales[:, r0:r1]), int(p.tile.rows), 0 if diff else 1,
-                      g_min, dg, t_pos, t_neg)
-        parts = [(t_pos.reshape(-1), pos)]
-        if diff:
-            parts.append((t_neg.reshape(-1), neg))
-        program(gens[ci], parts)
-
-    def program_reference():
-        """The reference column of each output tile (single_reference), at mid range."""
-        ref = new_rows(n_neg_rows)
-        program(gens[-1], [(np.full(n_neg_rows * n_in, g_min + 0.5 * dg, dt), ref)])
-        return ref
-
-    if fused is None:
-        pos = new_rows(n_out)
-        neg = new_rows(n_out) if diff else None
-
-        def chunk(ci: int) -> None:
-            rows = slice(*chunks[ci])
-            program_chunk(ci, [a if a is None else a[rows] for a in pos],
-                          [a if a is None else a[rows] for a in neg] if diff else None)
-
-        map_pieces(chunk, range(len(chunks)))
-        if not diff:
-            neg = program_reference()
-        kept = True
-    else:  # program each chunk into local arrays and hand them to the caller (drift), keep none
-        ref = None if diff else program_reference()
-
-        def chunk(ci: int) -> None:
-            r0, r1 = chunks[ci]
-            pos = new_rows(r1 - r0)
-            neg = new_rows(r1 - r0) if diff else ref
-            program_chunk(ci, pos, neg if diff else None)
-            fused(ci, pos, neg, r0, r0 if diff else 0)
-
-        map_pieces(chunk, range(len(chunks)))
-        pos = neg = ((np.zeros((0, n_in), dt),) + (None, None))
-        kept = False
-
+    job = _Job(W=W, map_scales=map_scales, plan=plan, laws=ProgrammingLaws(p, plan), K=K, tile_rows=int(p.tile.rows),
+               differential=diff, chunks=chunks, gens=child_generators(rng, len(chunks) + (0 if diff else 1)))
+    pos, neg, kept = drive(job, n_out if diff else grid.n_out_tiles)
     n_conv = 2 if p.mapping.subtraction == "digital" else 1
     ashape = (n_conv, grid.n_in_tiles, n_out)
     a = p.adc
     gain = a.gain_error_rel * _adc_errors(rng, p, grid, K) if a.gain_error_rel > 0 else np.zeros(ashape)
     off = a.offset_error_lsb * _adc_errors(rng, p, grid, K) if a.offset_error_lsb > 0 else np.zeros(ashape)
     return ProgrammedState(
-        profile=p, shape=(n_out, n_in), seed=seed, g_pos=pos[0], g_neg=neg[0], nu_pos=pos[1], nu_neg=neg[1],
-        fault_pos=pos[2], fault_neg=neg[2], scales=scales, adc_gain=gain, adc_offset_lsb=off, devices_kept=kept,
+        profile=p, shape=(n_out, n_in), seed=seed, g_pos=pos.g, g_neg=neg.g, nu_pos=pos.nu, nu_neg=neg.nu,
+        fault_pos=pos.fault, fault_neg=neg.fault, scales=scales, adc_gain=gain, adc_offset_lsb=off, devices_kept=kept,
     )
+
+
+def _keep_devices(job: _Job, n_neg_rows: int) -> tuple[DeviceRows, DeviceRows, bool]:
+    """Driver of program_matrix: every chunk into the chip's full device arrays (side by side
+    on the thread pool), then the reference columns (single_reference)."""
+    n_out = job.W.shape[0]
+    pos = _new_rows(job, n_out)
+    neg = _new_rows(job, n_out) if job.differential else None
+
+    def chunk(ci: int) -> None:
+        rows = slice(*job.chunks[ci])
+        _program_chunk(job, ci, pos.rows(rows), neg.rows(rows) if neg is not None else None)
+
+    map_pieces(chunk, range(len(job.chunks)))
+    if neg is None:
+        neg = _program_reference(job, n_neg_rows)
+    return pos, neg, True
+
+
+def _stream_devices(job: _Job, n_neg_rows: int, *, sink) -> tuple[DeviceRows, DeviceRows, bool]:
+    """Driver of program_drifted: each chunk into local arrays handed to ``sink(ci, pos, neg,
+    p0, n0)`` (DriftRun.chunk), kept by nobody; the reference columns first, whole."""
+    ref = None if job.differential else _program_reference(job, n_neg_rows)
+
+    def chunk(ci: int) -> None:
+        r0, r1 = job.chunks[ci]
+        pos = _new_rows(job, r1 - r0)
+        if job.differential:
+            neg = _new_rows(job, r1 - r0)
+            _program_chunk(job, ci, pos, neg)
+            sink(ci, pos, neg, r0, r0)
+        else:
+            _program_chunk(job, ci, pos, None)
+            sink(ci, pos, ref, r0, 0)
+
+    map_pieces(chunk, range(len(job.chunks)))
+    empty = DeviceRows(np.zeros((0, job.W.shape[1]), job.W.dtype), None, None)
+    return empty, empty, False
+
+
+def _new_rows(job: _Job, n_rows: int) -> DeviceRows:
+    """Empty device arrays for ``n_rows`` rows (None where not modelled)."""
+    shape, dt = (n_rows, job.W.shape[1]), job.W.dtype
+    return DeviceRows(np.empty(shape, dt), np.empty(shape, dt) if job.plan.has_drift else None,
+                      np.empty(shape, np.int8) if job.plan.has_fault else None)
+
+
+def _program_chunk(job: _Job, ci: int, pos: DeviceRows, neg: DeviceRows | None) -> None:
+    """Map rows chunks[ci] of W to targets and program them into ``pos`` (and ``neg``, differential)."""
+    r0, r1 = job.chunks[ci]
+    n_in, dt = job.W.shape[1], job.W.dtype
+    t_pos = np.empty((r1 - r0, n_in), dt)
+    t_neg = np.empty((r1 - r0, n_in), dt) if job.differential else np.zeros((0, 0), dt)
+    job.K.map_targets(job.W[r0:r1], np.ascontiguousarray(job.map_scales[:, r0:r1]), job.tile_rows, job.differential,
+                      job.plan, t_pos, t_neg)
+    parts = [(t_pos.reshape(-1), pos)]
+    if job.differential:
+        parts.append((t_neg.reshape(-1), neg))
+    _program_parts(job, job.gens[ci], parts)
+
+
+def _program_reference(job: _Job, n_rows: int) -> DeviceRows:
+    """The reference column of each output tile (single_reference), at mid range."""
+    plan, n_in = job.plan, job.W.shape[1]
+    ref = _new_rows(job, n_rows)
+    g_mid = plan.g_min_us + 0.5 * (plan.g_max_us - plan.g_min_us)
+    _program_parts(job, job.gens[-1], [(np.full(n_rows * n_in, g_mid, job.W.dtype), ref)])
+    return ref
+
+
+def _program_parts(job: _Job, gen: np.random.Generator, parts: list[tuple[np.ndarray, DeviceRows]]) -> None:
+    """Program ``parts`` = [(flat targets, outputs)] with one set of draws from ``gen``.
+
+    Kernel program_targets (levels, variability, faults), then the device laws of
+    x_T = G_T/g_max evaluated vectorised in the chip's dtype (numpy's SIMD log/exp), then
+    kernel program_devices.
+    """
+    plan, K, dt = job.plan, job.K, job.W.dtype
+    e, e8 = np.zeros(0, dt), np.zeros(0, np.int8)
+    n = sum(t.shape[0] for t, _ in parts)
+    # the draws, in this order, each only when the plan needs it
+    u_round = uniforms(gen, n) if plan.stochastic else e
+    z_var = normals(gen, n, np.float32, K) if plan.has_var else e
+    u_fault = uniforms(gen, n) if plan.has_fault else e
+    z_prog = normals(gen, n, np.float32, K) if plan.noise else e
+    z_nu = normals(gen, n, np.float32, K) if plan.has_drift else e
+    bounds, i0 = [], 0
+    for targets, _ in parts:
+        bounds.append((i0, i0 + targets.shape[0]))
+        i0 += targets.shape[0]
+
+    def piece(a: np.ndarray, i0: int, i1: int) -> np.ndarray:
+        return a[i0:i1] if a.shape[0] else a
+
+    # targets of all parts into one array, so the device laws run once over the chunk; with
+    # no levels, variability or faults program_targets is the identity and the mapped
+    # targets are used as they are (float32 targets are exact in float64: same bits)
+    if plan.same_targets:
+        t = parts[0][0] if len(parts) == 1 else np.concatenate([targets for targets, _ in parts])
+    else:
+        t = np.empty(n)
+        for (i0, i1), (targets, dev) in zip(bounds, parts):
+            K.program_targets(targets, piece(u_round, i0, i1), piece(z_var, i0, i1), piece(u_fault, i0, i1), plan,
+                              t[i0:i1], e8 if dev.fault is None else dev.fault.reshape(-1))
+    x = job.laws.x(t, dt)
+    sig, mu, sd = job.laws.sigma_us(x), job.laws.nu_mean(x), job.laws.nu_std(x)
+    for (i0, i1), (targets, dev) in zip(bounds, parts):
+        K.program_devices(t[i0:i1], e8 if dev.fault is None else dev.fault.reshape(-1), piece(z_prog, i0, i1),
+                          piece(z_nu, i0, i1), piece(sig, i0, i1), piece(mu, i0, i1), piece(sd, i0, i1), plan,
+                          dev.g.reshape(-1), e if dev.nu is None else dev.nu.reshape(-1))
 
 
 def _columns(W: np.ndarray, p: DeviceProfile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["TileGrid"]
+__all__ = ["CHUNK_WEIGHTS", "TileGrid", "row_chunks"]
 
 
 @dataclass(frozen=True)
@@ -36,3 +36,16 @@ class TileGrid:
     def block_offset(self, k: int) -> int:
         """Offset of tile k's [out, rk] block in a flat per-tile array (see drift_to_blocks)."""
         return self.n_out * k * self.rows
+
+
+#: Weights per row chunk: programming and drift run chunk by chunk (each with its own child
+#: generator, side by side on the thread pool).  2^17: large enough that the ~40 Python-level
+#: numpy/kernel calls per chunk (and the GIL hand-offs between pool threads they cause) are a
+#: small part of its time, small enough that its temporaries stay a few MiB.
+CHUNK_WEIGHTS = 1 << 17
+
+
+def row_chunks(n_rows: int, n_cols: int) -> list[tuple[int, int]]:
+    """Fixed row ranges of about CHUNK_WEIGHTS weights (depends on the shape only)."""
+    step = max(1, CHUNK_WEIGHTS // max(1, n_cols))
+    return [(r, min(n_rows, r + step)) for r in range(0, n_rows, step)]

@@ -1,17 +1,18 @@
 """Drift: programmed devices -> conductances at time t, as the GEMM blocks of each input tile.
 
+The laws and their equations are in :mod:`cimsim.devices.drift`; the drift kernel takes its
+:class:`~cimsim.devices.drift.DriftPlan` (a NamedTuple) for the scalars and flags.
+
 Jitted kernels; their plain-numpy twins, same names and signatures, are in
 :mod:`cimsim.kernels.drift_ref`.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._jit import FM, MVM_PARALLEL, serial_copy
+from ._jit import FM
 
 __all__ = ['bit_line_transfer', 'drift_to_blocks']
 
@@ -59,24 +60,19 @@ def bit_line_transfer(g, r_us, rows, out):
 
 @njit(cache=True, nogil=True, fastmath=FM)
 def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, s_pos, g_neg, d_neg, z_neg, q_neg, s_neg, neg_row, n_out, o0, o1,
-                    p0, n0, zn0, rows, fp, ip, out_w, out_wn, out_v, out_vn):
+                    p0, n0, zn0, rows, plan, out_w, out_wn, out_v, out_vn):
     """Conductances at time t of outputs o0 .. o1-1, in normalised weight units, per input tile.
 
-    fp = [c_read, w_unit, var_rel2, r_us];
-    ip = [has_nu, has_read, digital, has_var, shared_neg, has_ir, has_sig].
-    Drift (Joshi et al. 2020; aihwkit PCM model): G(t) = G_prog ((t + t0)/t0)^(-nu) = G_prog d,
-    with the drift factor d = exp(-nu ln((t + t0)/t0)) of each device evaluated by the caller
-    (vectorised, numpy's SIMD exp) and passed as d_pos / d_neg.  1/f read noise accumulated up
-    to t (static for one evaluation time): G += |G| Q_s(x_P) c_read z, x_P = G_prog/g_max of the
-    programmed conductance (q = Q_s(x_P), evaluated by the caller), c_read =
-    sqrt(ln((t + t0 + t_read)/(2 t_read))); then G = max(G, 0).  A device at exactly 0 µS stays
-    there (0 times the drift factor, 0 times the noise).  With has_ir, bit-line IR drop: each
-    device's G(t) times its transfer u (:func:`_transfer`, wire r_us = R/1e6 per cell pitch),
-    the G+ devices of an output, its G- devices and a reference column each on their own bit
-    line of one input tile.
+    ``plan``: the :class:`~cimsim.devices.drift.DriftPlan` (equations in
+    :mod:`cimsim.devices.drift`).  Per device: G(t) = G_P d with the drift factor d (d_pos /
+    d_neg, evaluated by the caller, vectorised) if plan.has_nu; 1/f read noise
+    G += |G| Q_s(x_P) c_read z (q = Q_s(x_P), evaluated by the caller) if plan.has_read, then
+    G = max(G, 0): a device at exactly 0 µS stays there.  With plan.has_ir, bit-line IR drop: each
+    device's G(t) times its transfer u (:func:`_transfer`), the G+ devices of an output, its G-
+    devices and a reference column each on their own bit line of one input tile.
     Output for input tile k (inputs k*rows .. k1-1, width rk): a C-ordered [out, rk] block at
     offset out*k*rows of the flat arrays: analog subtraction w = w_unit (G+ - G-), digital
-    subtraction w = w_unit G+ and wn = w_unit G-; per-read variance (if has_var)
+    subtraction (plan.digital) w = w_unit G+ and wn = w_unit G-; per-read variance (if has_var)
     v = var_rel2 w_unit^2 (G+^2 + G-^2) (analog) or separately per device (digital), plus
     w_unit^2 sigma^2 per device with has_sig (s_pos / s_neg: the squared per-read sigma, µS^2, of
     a read-noise law in x_P, rows as q); with IR drop each device's term times its transfer^2; with
@@ -88,17 +84,17 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, s_pos, g_neg, d_neg, z_neg, q_ne
     d_neg / z_neg / q_neg row 0 G- row zn0 (so a chunk can pass whole arrays or its own rows).
     No GIL.
     """
-    c_read = fp[0]
-    w_unit = fp[1]
-    var_rel2 = fp[2]
-    r_us = fp[3]
-    has_nu = ip[0] != 0
-    has_read = ip[1] != 0
-    digital = ip[2] != 0
-    has_var = ip[3] != 0
-    vneg = 0.0 if ip[4] != 0 else 1.0  # weight of the G- device's own per-read variance
-    has_ir = ip[5] != 0
-    has_sig = ip[6] != 0
+    c_read = plan.c_read
+    w_unit = plan.w_unit
+    var_rel2 = plan.var_rel2
+    r_us = plan.r_us
+    has_nu = plan.has_nu
+    has_read = plan.has_read
+    digital = plan.digital
+    has_var = plan.has_var
+    vneg = 0.0 if plan.shared_neg else 1.0  # weight of the G- device's own per-read variance
+    has_ir = plan.has_ir
+    has_sig = plan.has_sig
     n_in = g_pos.shape[1]
     vscale = var_rel2 * w_unit * w_unit
     w2 = w_unit * w_unit

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-__all__ = ['drift_to_blocks', 'bit_line_transfer']
+__all__ = ['bit_line_transfer', 'drift_to_blocks']
 
 
 def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, s_pos, g_neg, d_neg, z_neg, q_neg, s_neg, neg_row, n_out, o0, o1,
-                    p0, n0, zn0, rows, fp, ip, out_w, out_wn, out_v, out_vn):
-    c_read, w_unit, var_rel2, r_us = (float(v) for v in fp)
-    has_nu, has_read, digital, has_var, shared_neg, has_ir, has_sig = (bool(v) for v in ip)
-    vneg = 0.0 if shared_neg else 1.0
+                    p0, n0, zn0, rows, plan, out_w, out_wn, out_v, out_vn):
+    c_read, w_unit, var_rel2, r_us = plan.c_read, plan.w_unit, plan.var_rel2, plan.r_us
+    has_nu, has_read, digital, has_var, has_ir, has_sig = (plan.has_nu, plan.has_read, plan.digital, plan.has_var,
+                                                           plan.has_ir, plan.has_sig)
+    vneg = 0.0 if plan.shared_neg else 1.0
     rsel = neg_row[o0:o1]
 
     def at(g, d, z, q):

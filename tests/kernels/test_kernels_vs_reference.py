@@ -9,8 +9,20 @@ agree exactly.
 import numpy as np
 import pytest
 
-from cimsim.kernels import FASTMATH, KERNEL_NAMES, NUMBA as NB, REFERENCE as RF
+from cimsim.devices.drift import drift_plan
+from cimsim.devices.programming import (
+    NOISE_CONSTANT,
+    NOISE_NONE,
+    NOISE_RELATIVE,
+    programming_plan,
+)
+from cimsim.kernels import FASTMATH, KERNEL_NAMES
+from cimsim.kernels import NUMBA as NB
+from cimsim.kernels import REFERENCE as RF
 from cimsim.profiles.loader import load_profile
+
+#: a programming plan with g_min = 0, g_max = 25 µS and the PCM noise law, to vary field by field
+PLAN = programming_plan(load_profile("pcm", overrides={"conductance.g_min_us": 0.0, "conductance.g_max_us": 25.0}))
 
 SHAPES = [(1, 1), (256, 256), (37, 300), (1, 513), (5, 7)]
 DTYPES = [(np.float32, 3e-7), (np.float64, 1e-12)]
@@ -61,8 +73,8 @@ def test_ziggurat_kernels(half):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype,rtol", DTYPES)
-@pytest.mark.parametrize("kind", [0, 1])
-def test_map_targets(shape, dtype, rtol, kind):
+@pytest.mark.parametrize("differential", [True, False])
+def test_map_targets(shape, dtype, rtol, differential):
     rng = np.random.default_rng(1)
     W = (rng.standard_normal(shape) * 2).astype(dtype)
     rows = 64
@@ -70,8 +82,8 @@ def test_map_targets(shape, dtype, rtol, kind):
     outs = []
     for K in (NB, RF):
         a = np.empty(shape, dtype)
-        b = np.empty(shape if kind == 0 else (0, 0), dtype)
-        K.map_targets(W, scales, rows, kind, 1.0, 24.0, a, b)
+        b = np.empty(shape if differential else (0, 0), dtype)
+        K.map_targets(W, scales, rows, differential, PLAN._replace(g_min_us=1.0, g_max_us=25.0), a, b)
         outs.append((a, b))
     np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=rtol)
     np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=rtol)
@@ -87,32 +99,31 @@ def test_program_targets_and_devices(n, dtype, rtol, variant):
     target[::3] = 0.0
     u = rng.random(n).astype(np.float32)
     z1, z2, z3 = (rng.standard_normal(n).astype(np.float32) for _ in range(3))
-    ip = [0, 0, 3, 0, 1, 1, 0, 0]
-    fp = [0.0, 25.0, 1.0, 0.0, 0.0, 0.0]
+    plan = PLAN._replace(prog_param=1.0)
     if variant == "levels_sr_faults_var":
-        ip = [9, 1, 3, 1, 1, 0, 1, 1]
-        fp = [0.0, 25.0, 1.0, 0.1, 0.05, 0.1]
+        plan = plan._replace(n_levels=9, stochastic=True, clip_upper=True, nu_absolute=False, var_sigma_rel=0.1,
+                             has_var=True, p_stuck_min=0.05, p_stuck_max=0.1, has_fault=True)
     elif variant == "constant":
-        ip[2], fp[2] = 1, 0.5
+        plan = plan._replace(noise=NOISE_CONSTANT, prog_param=0.5)
     elif variant == "relative":
-        ip[2], fp[2] = 2, 0.05
+        plan = plan._replace(noise=NOISE_RELATIVE, prog_param=0.05)
     elif variant == "none":
-        ip = [0, 0, 0, 0, 0, 0, 0, 0]
+        plan = plan._replace(noise=NOISE_NONE, has_drift=False, nu_absolute=False)
     res = []
     for K in (NB, RF):
         t = np.empty(n)
         f = np.zeros(n, np.int8)
-        K.program_targets(target, u, z1, u[::-1].copy(), np.array(ip), np.array(fp), t, f)
+        K.program_targets(target, u, z1, u[::-1].copy(), plan, t, f)
         x = t / 25.0
-        sig = np.maximum(prof.programming.noise.sigma.evaluate(x), 0.0) * fp[2]
+        sig = np.maximum(prof.programming.noise.sigma.evaluate(x), 0.0) * plan.prog_param
         mu, sd = prof.drift.nu.mean.evaluate(x), prof.drift.nu.std.evaluate(x)
         g, nu = (np.empty(n, dtype) for _ in range(2))
-        K.program_devices(t, f, z2, z3, sig, mu, sd, np.array(ip), np.array(fp), g, nu)
-        res.append((t, g, nu if ip[4] else None, f if ip[7] else None))
+        K.program_devices(t, f, z2, z3, sig, mu, sd, plan, g, nu)
+        res.append((t, g, nu if plan.has_drift else None, f if plan.has_fault else None))
     for a_, b_ in zip(res[0], res[1]):
         if a_ is not None:
             np.testing.assert_allclose(a_, b_, rtol=rtol, atol=1e-12)
-    if ip[7] and n > 100:
+    if plan.has_fault and n > 100:
         assert 0 < (res[0][3] != 0).sum() < n
 
 
@@ -124,19 +135,19 @@ def test_program_devices_takes_the_targets_themselves(dtype):
     n = 5000
     target = rng.uniform(0, 25, n).astype(dtype)
     target[::4] = 0.0
-    ip = np.array([0, 0, 3, 0, 1, 1, 0, 0])
-    fp = np.array([0.0, 25.0, 1.0, 0.0, 0.0, 0.0])
+    plan = PLAN._replace(prog_param=1.0)
+    assert plan.same_targets
     z2, z3 = (rng.standard_normal(n).astype(np.float32) for _ in range(2))
     t64 = np.empty(n)
     f = np.zeros(n, np.int8)
-    NB.program_targets(target, z2, z2, z2, ip, fp, t64, f)
+    NB.program_targets(target, z2, z2, z2, plan, t64, f)
     assert np.array_equal(t64, target.astype(np.float64))
     sig = rng.uniform(0, 1, n).astype(dtype)
     mu, sd = (rng.uniform(0, 0.1, n).astype(dtype) for _ in range(2))
     out = []
     for t in (t64, target):
         g, nu = (np.empty(n, dtype) for _ in range(2))
-        NB.program_devices(t, f, z2, z3, sig, mu, sd, ip, fp, g, nu)
+        NB.program_devices(t, f, z2, z3, sig, mu, sd, plan, g, nu)
         out.append((g, nu))
     assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1])
 
@@ -157,8 +168,10 @@ def test_drift_to_blocks(shape, dtype, rtol, digital, single, r_ohm, sig):
     arrs[0][:, ::3] = 0.0  # devices at g_min (= 0 here), as the unused half of a pair
     zs = [rng.standard_normal(a.shape).astype(dtype) for a in arrs]
     qs = [rng.uniform(0, 0.2, a.shape) for a in arrs]
-    fp = np.array([3.0, 1 / 25, 0.02**2, r_ohm * 1e-6])
-    ip = np.array([1, 1, digital, 1, single, r_ohm > 0, sig])  # single_reference: the reference's variance is drawn apart
+    plan = drift_plan(load_profile("pcm"), 1e5, noiseless=False, has_nu=True)._replace(
+        c_read=3.0, w_unit=1 / 25, var_rel2=0.02**2, r_us=r_ohm * 1e-6, has_nu=True, has_read=True,
+        digital=bool(digital), has_var=True, shared_neg=bool(single), has_ir=r_ohm > 0, has_sig=bool(sig))
+    # shared_neg with single_reference: the reference's variance is drawn apart
     ss = [rng.uniform(0, 0.3, a.shape) if sig else np.zeros((0, 0)) for a in arrs]  # squared read-noise sigma, µS^2
     outs = []
     for K in (NB, RF):
@@ -178,7 +191,7 @@ def test_drift_to_blocks(shape, dtype, rtol, digital, single, r_ohm, sig):
                 gp, p0 = arrs[0][o0:o1], o0
                 gn, n0 = (arrs[1], 0) if single else (arrs[1][o0:o1], o0)
             K.drift_to_blocks(gp, ds[0][o0:o1], zs[0][o0:o1], qs[0][o0:o1], sp, gn, dn, zn, qn, sn, neg_row, n_out, o0, o1,
-                              p0, n0, zn0, rows, fp, ip, *o)
+                              p0, n0, zn0, rows, plan, *o)
         assert not np.isnan(o[0]).any()
         outs.append(o)
     if single and digital:
