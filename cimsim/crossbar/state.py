@@ -153,7 +153,7 @@ class ProgrammedState:
         DAC: bound = percentile of |x_ref|.  ADC: per tile column, percentile of |partial sum|
         over x_ref, computed on the programmed conductances (t = 0, no read noise).
         """
-        from .mvm import calibrate_state
+        from .calibration import calibrate_state
 
         return calibrate_state(self, x_ref, backend(backend_name))
 

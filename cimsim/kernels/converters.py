@@ -1,7 +1,10 @@
 """Converters: the input DAC, the per-tile ADC and the row abs-max of the DAC's dynamic range.
 
-Jitted kernels; their plain-numpy twins, same names and signatures, are in
-:mod:`cimsim.kernels.converters_ref`.
+The DAC and ADC kernels take the converter's plan (:class:`cimsim.peripherals.DacPlan`,
+:class:`cimsim.peripherals.AdcPlan`, whose docstrings give the conversion equations) as one
+NamedTuple argument.  Quantisers compile without fastmath, so rounding at a level boundary
+matches the twins exactly.  Jitted kernels; their plain-numpy twins, same names and signatures,
+are in :mod:`cimsim.kernels.converters_ref`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..peripherals.transfer import NL_NONE, NL_POLY, NL_TABLE
 from ._jit import FM, MVM_PARALLEL, serial_copy
 
 __all__ = ['dac_convert', 'adc_tiles', 'row_absmax_bits', 'dac_convert_serial', 'adc_tiles_serial', 'row_absmax_bits_serial']
@@ -36,30 +40,33 @@ def _interp(x, xs, ys, n):
 
 @njit(cache=True, inline="always")
 def _nl(code, spec, u):
-    if code == 0:
+    if code == NL_NONE:
         return u
-    if code == 1:
+    if code == NL_POLY:
         y = 0.0
         for i in range(spec.shape[0] - 1, -1, -1):
             y = y * u + spec[i]
         return y
-    if code == 2:
+    if code == NL_TABLE:
         n = int(spec[0])
         return _interp(u, spec[1 : 1 + n], spec[1 + n : 1 + 2 * n], n)
     return math.tanh(spec[0] * u) / math.tanh(spec[0])
 
 
 @njit(cache=True, parallel=MVM_PARALLEL)
-def dac_convert(x, bound, levels, nl_code, nl_spec, noise_lsb, z, x_norm, x_q, clip, want_masks):
-    """Input DAC, per element (signed, symmetric, L = 2^(bits-1) - 1 levels per polarity).
+def dac_convert(x, bound, dac, z, x_norm, x_q, clip, want_masks):
+    """Input DAC of ``x [B, in]`` with row bounds ``bound [B]`` (equations: :class:`~cimsim.peripherals.DacPlan`).
 
-    u = x / bound[b]; if L > 0: clip[b, j] = |u| > 1, u = rint(clip(u, -1, 1) L) / L;
-    v = f(u) (nonlinearity); if noise_lsb > 0: v += noise_lsb z / L.  x_norm = v is what drives
-    the array (normalised units); x_q = v bound[b] the same in input units (what the array saw).
-    levels = 0 means an ideal converter: no clipping, no quantisation, no noise.
+    ``dac`` the plan; ``z [B, in]`` standard normals (empty unless ``dac.noise_lsb > 0``; pass
+    ``dac.without_noise()`` to convert without); outputs x_norm, and with ``want_masks`` x_q, clip.
     """
     n_b, n_in = x.shape
-    fast = levels > 0 and nl_code == 0 and noise_lsb == 0.0
+    ideal = dac.ideal
+    levels = dac.levels
+    nl_code = dac.nl_code
+    nl_spec = dac.nl_spec
+    noise_lsb = dac.noise_lsb
+    fast = not ideal and nl_code == NL_NONE and noise_lsb == 0.0
     Lf = np.float64(levels)
     for b in prange(n_b):
         bd = bound[b]
@@ -81,7 +88,7 @@ def dac_convert(x, bound, levels, nl_code, nl_spec, noise_lsb, z, x_norm, x_q, c
         for j in range(n_in):
             u = x[b, j] * inv
             c = False
-            if levels > 0:
+            if not ideal:
                 if u > 1.0:
                     u = 1.0
                     c = True
@@ -89,7 +96,7 @@ def dac_convert(x, bound, levels, nl_code, nl_spec, noise_lsb, z, x_norm, x_q, c
                     u = -1.0
                     c = True
                 u = np.rint(u * levels) / levels
-            v = _nl(nl_code, nl_spec, u) if nl_code != 0 else u
+            v = _nl(nl_code, nl_spec, u) if nl_code != NL_NONE else u
             if noise_lsb > 0.0:
                 v = v + noise_lsb * z[b, j] / levels
             x_norm[b, j] = v
@@ -99,28 +106,26 @@ def dac_convert(x, bound, levels, nl_code, nl_spec, noise_lsb, z, x_norm, x_q, c
 
 
 @njit(cache=True, parallel=MVM_PARALLEL)
-def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, levels, nl_code, nl_spec, inl,
-              noise_lsb, acc, y, sat, want_sat, finish):
+def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, adc, acc, y, sat, want_sat, finish):
     """ADC conversion of a group of G input tiles k0 .. k0 + G - 1 of one conversion stream,
     summed over the tiles into the float64 accumulator acc; with ``finish``, acc then goes into y.
 
-    part ``[G, B, O]`` partial sums (normalised units) of the group's tiles; per-read variance
-    ``var [G, B, O]`` (float) or ``var16 [G, B, O]`` (bfloat16 bit patterns, uint16; the value is
-    the float32 with these as its upper 16 bits), or both empty without per-read noise;
-    ``z_read`` / ``z_conv [G, B, O]`` standard normals (empty when unused); index k of these is
-    the global tile k0 + k.  ``coef [6, T, O]`` float64 per tile column (all T tiles), from the
-    ADC full scale ``bound``, gain error ``gain``, offset ``offset`` (LSB), column weight scale
-    ``colscale`` and L levels: ``[(1 + gain) L / bound, offset, bound colscale / L, 1 / bound,
-    1 + gain, bound colscale]``.  With L = levels, per (k, b, o) (k the global tile index):
+    ``adc``: the plan (equations: :class:`~cimsim.peripherals.AdcPlan`).  part ``[G, B, O]``
+    partial sums (normalised units) of the group's tiles; per-read variance ``var [G, B, O]``
+    (float) or ``var16 [G, B, O]`` (bfloat16 bit patterns, uint16; the value is the float32 with
+    these as its upper 16 bits), or both empty without per-read noise; ``z_read`` / ``z_conv
+    [G, B, O]`` standard normals (empty when unused); index k of these is the global tile
+    k0 + k.  ``coef [6, T, O]`` float64 per tile column (all T tiles), from the ADC full scale
+    ``bound``, gain error ``gain``, offset ``offset`` (LSB), column weight scale ``colscale``
+    and L levels: ``[(1 + gain) L / bound, offset, bound colscale / L, 1 / bound, 1 + gain,
+    bound colscale]``.  Per (k, b, o) (k the global tile index):
 
     val = part + sqrt(var) z_read (per-read noise of the column, a sum of independent Gaussians,
     exact in distribution; sqrt in float32 for var16, in float64 for var);
-    linear converter (no nonlinearity, no INL, no conversion noise, L > 0):
-    w = val coef0 + coef1 (= u L, u = (1 + gain) val / bound + offset / L);
-    otherwise: u = (1 + gain) f(val / bound) (f the front-end nonlinearity); if L > 0:
-    w = u L + offset + noise_lsb z_conv;
-    if L > 0: sat[b, k, o] |= |w| > L, code = clip(rint(w), -L, L) + inl[code + L] (LSB),
-    acc[b, o] += code coef2 (= code / L bound colscale); if L = 0 (ideal ADC): acc[b, o] += u coef5.
+    linear plan: w = val coef0 + coef1 (= u L + offset);
+    otherwise: u = coef4 f(val coef3); not ideal: w = u L + offset + noise_lsb z_conv;
+    not ideal: sat[b, k, o] |= |w| > L, code = clip(rint(w), -L, L) + inl[code + L] (LSB),
+    acc[b, o] += code coef2; ideal: acc[b, o] += u coef5.
     acc ``[B, O]`` float64 carries the sum over the tiles k in order across the groups (the caller
     zeroes it before a stream's first group); with ``finish`` (a stream's last group):
     y[b, o] += sign rowscale[b] acc[b, o].  ``sat [B, T, O]`` is indexed by the global tile.
@@ -128,9 +133,15 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, levels
     n_t, n_b, n_out = part.shape
     has_var = var.shape[0] > 0
     has_v16 = var16.shape[0] > 0
+    ideal = adc.ideal
+    levels = adc.levels
+    nl_code = adc.nl_code
+    nl_spec = adc.nl_spec
+    inl = adc.inl
+    noise_lsb = adc.noise_lsb
     has_inl = inl.shape[0] > 0
     L = np.float64(levels)
-    linear = nl_code == 0 and not has_inl and noise_lsb == 0.0 and levels > 0
+    linear = adc.linear
     sat_row0 = np.zeros(n_out, np.bool_)  # stands in for sat[b, k] when no mask is wanted (unused)
     for b in prange(n_b):
         a = acc[b]
@@ -186,15 +197,15 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, levels
                     w[o] = np.float64(part[k, b, o])
             for o in range(n_out):
                 u = w[o] * coef[3, kk, o]
-                if nl_code != 0:
+                if nl_code != NL_NONE:
                     u = _nl(nl_code, nl_spec, u)
                 u = coef[4, kk, o] * u
-                if levels > 0:
+                if not ideal:
                     u = u * L + coef[1, kk, o]
                     if noise_lsb > 0.0:
                         u = u + noise_lsb * np.float64(z_conv[k, b, o])
                 w[o] = u
-            if levels == 0:
+            if ideal:
                 for o in range(n_out):
                     a[o] += w[o] * coef[5, kk, o]
                 continue

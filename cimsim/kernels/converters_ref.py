@@ -6,31 +6,35 @@ import math
 
 import numpy as np
 
+from ..peripherals.transfer import NL_NONE, NL_POLY, NL_TABLE
+
 __all__ = ['dac_convert', 'adc_tiles', 'row_absmax_bits', 'dac_convert_serial', 'adc_tiles_serial', 'row_absmax_bits_serial']
 
 
 def _nl_np(code, spec, u):
-    if code == 0:
+    if code == NL_NONE:
         return u
-    if code == 1:
+    if code == NL_POLY:
         y = np.zeros_like(u)
         for c in spec[::-1]:
             y = y * u + c
         return y
-    if code == 2:
+    if code == NL_TABLE:
         n = int(spec[0])
         return np.interp(u, spec[1 : 1 + n], spec[1 + n : 1 + 2 * n])
     return np.tanh(spec[0] * u) / np.tanh(spec[0])
 
 
-def dac_convert(x, bound, levels, nl_code, nl_spec, noise_lsb, z, x_norm, x_q, clip, want_masks):
+def dac_convert(x, bound, dac, z, x_norm, x_q, clip, want_masks):
+    levels = dac.levels
+    noise_lsb = dac.noise_lsb
     bd = bound.astype(np.float64)[:, None]
     u = x.astype(np.float64) * (1.0 / bd)
     c = np.zeros(u.shape, bool)
-    if levels > 0:
+    if not dac.ideal:
         c = np.abs(u) > 1.0
         u = np.rint(np.clip(u, -1.0, 1.0) * levels) / levels
-    v = _nl_np(nl_code, nl_spec, u)
+    v = _nl_np(dac.nl_code, dac.nl_spec, u)
     if noise_lsb > 0.0:
         v = v + noise_lsb * z.astype(np.float64) / levels
     x_norm[...] = v
@@ -39,11 +43,11 @@ def dac_convert(x, bound, levels, nl_code, nl_spec, noise_lsb, z, x_norm, x_q, c
         clip[...] = c
 
 
-def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, levels, nl_code, nl_spec, inl,
-              noise_lsb, acc, y, sat, want_sat, finish):
+def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, adc, acc, y, sat, want_sat, finish):
     n_t = part.shape[0]
+    levels, nl_code, nl_spec, inl, noise_lsb = adc.levels, adc.nl_code, adc.nl_spec, adc.inl, adc.noise_lsb
     L = float(levels)
-    linear = nl_code == 0 and inl.shape[0] == 0 and noise_lsb == 0.0 and levels > 0
+    linear = adc.linear
     coef = coef[:, k0 : k0 + n_t]
     for k in range(n_t):
         val = part[k].astype(np.float64)
@@ -56,7 +60,7 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, levels
             w = val * coef[0, k] + coef[1, k]
         else:
             u = coef[4, k] * _nl_np(nl_code, nl_spec, val * coef[3, k])
-            if levels == 0:
+            if adc.ideal:
                 acc += u * coef[5, k]
                 continue
             w = u * L + coef[1, k]

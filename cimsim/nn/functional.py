@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from .._threads import release_free_heap
 from ..crossbar import DriftedState, program_drifted, program_matrix, tile_mvm
 from ..errors import ParameterError, ShapeError
+from ..peripherals import dac_plan
 from ..rng import SeedLike, as_generator, split_seed
 
 __all__ = [
@@ -63,8 +64,7 @@ class HardwareResult:
 
 
 def _dac_is_ideal(profile) -> bool:
-    dac = profile.dac
-    return dac.bits is None and dac.noise_lsb == 0 and getattr(dac.nonlinearity, "kind", "none") == "none"
+    return dac_plan(profile.dac).identity
 
 
 def check_dense(x: torch.Tensor) -> None:

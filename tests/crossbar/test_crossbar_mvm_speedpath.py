@@ -9,11 +9,22 @@ import torch
 
 from cimsim.crossbar import program_matrix, tile_mvm
 from cimsim.crossbar import mvm
-from cimsim.crossbar.mvm import _bf16_bits, _bf16_round, _gemm_tiles, _plan
+from cimsim.crossbar import gemm
+from cimsim.crossbar.gemm import VarianceGemm, bf16_bits as _bf16_bits, bf16_round as _bf16_round, gemm_tiles as _gemm_tiles
+from cimsim.crossbar.mvm import mvm_plan as _plan
+from cimsim.peripherals import RANGE_FIXED, AdcPlan, DacPlan
 from cimsim.kernels import NUMBA as NB, REFERENCE as RF, converters_ref
 from cimsim.profiles.loader import load_profile
 
 Z = 5.0  # tolerance: 5 standard errors
+
+
+def _adc(levels, nl, inl, noise):
+    """An ADC plan with L = ``levels`` (0: ideal), nonlinearity ``(code, spec)``, INL table, noise (LSB)."""
+    inl = np.asarray(inl, float)
+    return AdcPlan(ideal=levels == 0, levels=levels, nl_code=nl[0], nl_spec=np.array(nl[1], float), inl=inl,
+                   noise_lsb=noise, noisy=noise > 0 and levels > 0,
+                   linear=nl[0] == 0 and inl.shape[0] == 0 and noise == 0.0 and levels > 0, range_kind=RANGE_FIXED)
 
 
 def _coef(bound, gain, off, cs, levels):
@@ -46,7 +57,7 @@ def test_adc_tiles_numba_vs_reference(dtype, rtol, nl, levels, noise, inl, var):
         for K in (NB, RF):
             y = y0.copy()
             sat = np.zeros((nb, nt, no), bool)
-            K.adc_tiles(part, vf, v16, z1, z2, coef, 0, rs, -1.0, levels, nl[0], np.array(nl[1]), inl_t, noise,
+            K.adc_tiles(part, vf, v16, z1, z2, coef, 0, rs, -1.0, _adc(levels, nl, inl_t, noise),
                         np.zeros((nb, no)), y, sat, True, True)
             outs.append((y, sat))
         np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=rtol, atol=rtol)
@@ -95,7 +106,7 @@ def test_adc_tiles_matches_per_tile_conversion():
         s1 = np.zeros((nb, nt, no), bool)
         s2 = np.zeros((nb, nt, no), bool)
         NB.adc_tiles(part, v, np.zeros((0, 0, 0), np.uint16), z1, z2, _coef(bound, gain, off, cs, 127), 0, rs, 1.0,
-                     127, nl[0], np.array(nl[1]), np.zeros(0), noise, np.zeros((nb, no)), y1, s1, True, True)
+                     _adc(127, nl, [], noise), np.zeros((nb, no)), y1, s1, True, True)
         for k in range(nt):
             _per_tile_adc(part[k], v[k], z1[k], z2[k], bound[k], gain[k], off[k], cs[k], rs, 1.0, 127, nl[0],
                               np.array(nl[1]), np.zeros(0), noise, y2, s2[:, k, :], True)
@@ -127,8 +138,8 @@ def test_adc_tiles_in_groups_bitwise(K, levels, nl, noise, var):
         y, sat, acc = y0.copy(), np.zeros((nb, nt, no), bool), np.zeros((nb, no))
         for k0, k1 in groups:
             sl = slice(k0, k1)
-            K.adc_tiles(part[sl], vf[sl], v16[sl], z1[sl], z2[sl], coef, k0, rs, 0.5, levels, nl[0], np.array(nl[1]),
-                        np.zeros(0), noise, acc, y, sat, True, k1 == nt)
+            K.adc_tiles(part[sl], vf[sl], v16[sl], z1[sl], z2[sl], coef, k0, rs, 0.5, _adc(levels, nl, [], noise),
+                        acc, y, sat, True, k1 == nt)
             if k1 < nt:
                 np.testing.assert_array_equal(y, y0)  # y is written once, at the end
         res.append((y, sat))
@@ -181,7 +192,7 @@ def test_bf16_variance_gemm_error_bound(backend_name, bf16_gemm, monkeypatch):
     Three bf16 roundings (x^2, V, the GEMM output; unit roundoff 2^-8 each) bound the variance's
     relative error by (1 + 2^-8)^3 - 1, so sigma's by (1 + 2^-8)^1.5 - 1 < 1.5 2^-8.
     """
-    monkeypatch.setattr(mvm, "BF16_GEMM", bf16_gemm)
+    monkeypatch.setattr(gemm, "BF16_GEMM", bf16_gemm)
     prof = load_profile("pcm", overrides={"read_noise.per_read_sigma_rel": 0.05, "tile.rows": 64})
     rng = np.random.default_rng(0)
     W = rng.standard_normal((50, 150)).astype(np.float32)
@@ -190,13 +201,13 @@ def test_bf16_variance_gemm_error_bound(backend_name, bf16_gemm, monkeypatch):
 
     K = backend(backend_name)
     pl = _plan(ds, K)
-    assert pl.bf16
+    assert pl.gemm.var in (VarianceGemm.BF16, VarianceGemm.BF16_AS_FP32)
     x = rng.uniform(-1, 1, (9, 150)).astype(np.float32)
     grid = ds.state.grid
     exact = np.stack([(x[:, slice(*grid.in_slice(k))].astype(np.float64) ** 2)
                       @ ds.block(ds.v, k).astype(np.float64).T for k in range(grid.n_in_tiles)])
-    vb = pl.streams[0][1]
-    if pl.torch:
+    vb = pl.streams[0].v
+    if K.torch_gemm:
         assert vb[0].dtype == (torch.bfloat16 if bf16_gemm else torch.float32)
         x2 = torch.from_numpy(x).square().to(torch.bfloat16).to(vb[0].dtype)
         out = torch.empty(exact.shape, dtype=vb[0].dtype)
@@ -213,7 +224,7 @@ def test_bf16_variance_gemm_error_bound(backend_name, bf16_gemm, monkeypatch):
 def test_per_read_output_variance_float32_and_float64(dtype, bf16_gemm, monkeypatch):
     """var(y) = sum_j x_j^2 sigma_ij^2 (float32 chips: bf16 variance GEMM, |d var / var| <= 3 2^-8,
     on bfloat16 tensors or as fp32 GEMM of the rounded values, whichever the CPU has)."""
-    monkeypatch.setattr(mvm, "BF16_GEMM", bf16_gemm)
+    monkeypatch.setattr(gemm, "BF16_GEMM", bf16_gemm)
     sig = 0.05
     prof = load_profile("ideal", overrides={"read_noise": {"kind": "gaussian", "sigma_rel": sig}, "tile.rows": 8})
     rng = np.random.default_rng(3)
@@ -318,7 +329,8 @@ def test_serial_kernel_copies_give_the_parallel_bits():
     dac = []
     for f in (NB.dac_convert, NB.dac_convert.serial):
         a, b, c = np.empty_like(x), np.empty_like(x), np.empty(x.shape, bool)
-        f(x, bound, 7, 1, np.array([0.0, 1.0, 0.0, -0.1]), 0.5, z, a, b, c, True)
+        f(x, bound, DacPlan(ideal=False, levels=7, nl_code=1, nl_spec=np.array([0.0, 1.0, 0.0, -0.1]), noise_lsb=0.5,
+                            bit_serial=False, range_kind=0), z, a, b, c, True)
         dac.append((a, b, c))
     for u, v in zip(*dac):
         np.testing.assert_array_equal(u, v)
@@ -333,8 +345,8 @@ def test_serial_kernel_copies_give_the_parallel_bits():
     for f in (NB.adc_tiles, NB.adc_tiles.serial):
         y = np.zeros((nb, no), np.float32)
         sat = np.zeros((nb, nt, no), bool)
-        f(part, np.zeros((0, 0, 0), np.float32), v16, z1, z2, coef, 0, np.ones(nb), 1.0, 15, 0, np.zeros(1), inl,
-          0.7, np.zeros((nb, no)), y, sat, True, True)
+        f(part, np.zeros((0, 0, 0), np.float32), v16, z1, z2, coef, 0, np.ones(nb), 1.0, _adc(15, (0, [0.0]), inl, 0.7),
+          np.zeros((nb, no)), y, sat, True, True)
         adc.append((y, sat))
     assert adc[0][1].any()
     for u, v in zip(*adc):
@@ -356,3 +368,34 @@ def test_serial_kernel_copies_give_the_parallel_bits():
     th.start()
     th.join()
     assert picked == [NB.dac_convert.serial]
+
+
+def test_ideal_converter_is_bits_none_in_the_plans():
+    """The plans say ideal exactly when bits is null, and everything else follows from that field."""
+    from cimsim.peripherals import adc_plan, dac_plan, is_ideal
+
+    prof = load_profile("pcm")
+    for bits, ideal, L in ((None, True, 0), (8, False, 127), (2, False, 1)):
+        d = dac_plan(prof.dac.model_copy(update={"bits": bits, "noise_lsb": 0.0, "bit_serial": False}))
+        a = adc_plan(prof.adc.model_copy(update={"bits": bits, "noise_lsb": 0.0 if bits is None else 0.3,
+                                                 "offset_error_lsb": 0.0}))
+        assert is_ideal(bits) is ideal and d.ideal is ideal and a.ideal is ideal
+        assert d.levels == L and a.levels == L
+        assert a.noisy is (not ideal) and a.linear is False
+        assert d.identity is ideal
+
+
+def test_ideal_adc_through_tile_mvm_equals_the_unquantised_sum():
+    """An ideal ADC (adc.bits null) converts without codes: tile_mvm equals the float sum of the
+    tiles' partial sums (no rounding to an LSB), and an 8-bit ADC does not."""
+    rng = np.random.default_rng(12)
+    W = (rng.standard_normal((40, 300)) / 17).astype(np.float64)
+    x = rng.standard_normal((6, 300))
+    out = {}
+    for bits in (None, 8):
+        prof = load_profile("ideal", overrides={"adc": {"bits": bits, "range": {"kind": "fixed", "bound": 64.0}},
+                                                "tile.rows": 128})
+        ds = program_matrix(W, prof, rng=0).drift(0.0, 0)
+        out[bits] = tile_mvm(x, ds, rng=1)
+    np.testing.assert_allclose(out[None], x @ W.T, rtol=1e-10, atol=1e-10)
+    assert np.abs(out[8] - x @ W.T).max() > 1e-6

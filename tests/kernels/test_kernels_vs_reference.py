@@ -7,6 +7,8 @@ agree exactly.
 """
 
 import numpy as np
+
+from cimsim.peripherals import RANGE_DYNAMIC, DacPlan
 import pytest
 
 from cimsim.devices.drift import drift_plan
@@ -200,6 +202,12 @@ def test_drift_to_blocks(shape, dtype, rtol, digital, single, r_ohm, sig):
         np.testing.assert_allclose(a, b, rtol=rtol * 10, atol=rtol * 1e-3)
 
 
+def _dac(levels, nl, noise):
+    """A DAC plan with L = ``levels`` (0: ideal), nonlinearity ``(code, spec)`` and noise (LSB)."""
+    return DacPlan(ideal=levels == 0, levels=levels, nl_code=nl[0], nl_spec=np.array(nl[1], float), noise_lsb=noise,
+                   bit_serial=False, range_kind=RANGE_DYNAMIC)
+
+
 def _xcases(dtype):
     rng = np.random.default_rng(4)
     for shape in [(1, 1), (1, 300), (256, 256), (7, 33)]:
@@ -219,7 +227,7 @@ def test_dac_convert(dtype, rtol, nl, levels, noise):
         for K in (NB, RF):
             a, b = np.empty_like(x), np.empty_like(x)
             c = np.empty(x.shape, bool)
-            K.dac_convert(x, bound, levels, nl[0], np.array(nl[1], float), noise, z, a, b, c, True)
+            K.dac_convert(x, bound, _dac(levels, nl, noise), z, a, b, c, True)
             outs.append((a, b, c))
         np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=rtol, atol=0)
         np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=rtol, atol=0)

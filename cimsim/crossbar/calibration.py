@@ -1,0 +1,59 @@
+"""Calibrated converter ranges from reference inputs (``ProgrammedState.calibrate``).
+
+DAC (``dac.range.kind: calibrated``): bound = percentile_p of |x_ref| over all entries (1 if 0).
+ADC (``adc.range.kind: calibrated``): per tile column (k, o), bound = percentile_p over the
+reference rows of |partial sum|, the noise-free column sums of the DAC's output (or of each of
+its bit planes, bit-serial DAC) through the programmed conductances at t = 0 of every
+conversion stream: ``|x_norm[:, k] @ W_k^T (+ I-V terms)|`` (1 where the percentile is not > 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..peripherals import RANGE_CALIBRATED, adc_plan, dac_plan
+from .dac_stage import dac_stage, input_planes
+from .drift import drift_state
+from .inputs import check_x
+from .state import DriftedState, ProgrammedState
+
+__all__ = ["calibrate_state"]
+
+
+def _column_sums(ds: DriftedState, xk: np.ndarray, k: int, arrs) -> np.ndarray:
+    """Noise-free partial sums of input tile k, ``xk [B, rk]``, through one stream's blocks
+    ``(W1, W2, W3)`` (W2, W3 None for ohmic devices; else the I-V terms, see ``DriftRun._iv_blocks``)."""
+    w1, w2, w3 = arrs
+    y = xk @ ds.block(w1, k).T
+    if w2 is not None:
+        y = y + (xk * np.abs(xk)) @ ds.block(w2, k).T
+    if w3 is not None:
+        y = y + (xk * xk * xk) @ ds.block(w3, k).T
+    return y
+
+
+def calibrate_state(state: ProgrammedState, x_ref, K) -> ProgrammedState:
+    """A copy of ``state`` with calibrated DAC/ADC ranges set from ``x_ref [n, in]`` (see the module docstring)."""
+    p = state.profile
+    x2, _ = check_x(x_ref, state.shape[1], state.shape)
+    xc = np.ascontiguousarray(x2, dtype=state.dtype)
+    dac = dac_plan(p.dac)
+    kw = {}
+    if dac.range_kind == RANGE_CALIBRATED:
+        b = float(np.percentile(np.abs(xc), p.dac.range.percentile))
+        kw["dac_bound"] = b if b > 0 else 1.0
+    st = state.replace(**kw)
+    if adc_plan(p.adc).range_kind == RANGE_CALIBRATED:
+        ds = drift_state(st, 0.0, np.random.default_rng(0), K, noiseless=True)
+        out = dac_stage(st, dac.without_noise(), xc, None, K, False)
+        xs = [xp for xp, _ in input_planes(dac, out)]
+        grid = st.grid
+        bounds = np.empty((grid.n_in_tiles, grid.n_out))
+        for k in range(grid.n_in_tiles):
+            k0, k1 = grid.in_slice(k)
+            parts = [np.abs(_column_sums(ds, xi[:, k0:k1], k, arrs)) for arrs in ((ds.w, ds.w2, ds.w3), (ds.wn, ds.w2n, ds.w3n))
+                     if arrs[0] is not None for xi in xs]
+            bounds[k] = np.percentile(np.concatenate(parts, axis=0), p.adc.range.percentile, axis=0)
+        bounds[~(bounds > 0)] = 1.0
+        st = st.replace(adc_bound=bounds)
+    return st

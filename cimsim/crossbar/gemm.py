@@ -1,0 +1,226 @@
+"""The MVM's dense products per input tile: torch bmm over strided views, or numpy per-tile blocks.
+
+Per input tile k of a conversion stream (normalised units, x = x_norm or a bit plane):
+
+    part_k = x[:, k] @ W_k^T  (+ (x |x|)[:, k] @ W2_k^T + (x^3)[:, k] @ W3_k^T  with a nonlinear I-V)
+    var_k  = x[:, k]^2 @ V_k^T           (V_ij = sigma_ij^2: the variance of the column sum)
+
+For float32 chips the variance product runs in bfloat16: operands and result rounded to
+bfloat16 (round to nearest even), fp32 accumulation, so sigma is within a relative 1.5 2^-8 of
+the exact value; float64 chips compute it in float64.  Which engine (:class:`TorchGemm` for the
+Numba kernel set, :class:`NumpyGemm` for the reference) and which :class:`VarianceGemm` are
+chosen once, by :func:`make_gemm`, when the MVM plan of a drifted state is built.
+"""
+
+from __future__ import annotations
+
+import enum
+import warnings
+
+import numpy as np
+import torch
+
+from .._threads import scratch
+from .state import DriftedState
+
+__all__ = ["BF16_GEMM", "VarianceGemm", "TorchGemm", "NumpyGemm", "make_gemm", "bf16_bits", "bf16_round",
+           "gemm_tiles"]
+
+
+def _cpu_has_bf16_gemm() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX-BF16).
+
+    Read from the CPU's flags, so the choice is fixed per machine.  Without them torch's bfloat16
+    GEMM falls back to a slow path, and the variance GEMM runs in fp32 on the same
+    bfloat16-rounded operands instead.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(f.read().split())
+    except OSError:  # not Linux: take the fp32 path, never the slow one
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+#: the bfloat16 variance GEMM runs on bfloat16 tensors (True) or in fp32 on bfloat16-rounded values
+BF16_GEMM = _cpu_has_bf16_gemm()
+
+
+class VarianceGemm(enum.Enum):
+    """How the per-read variance product runs."""
+
+    NONE = "no per-read noise"
+    FLOAT = "in the chip's dtype (float64 chips)"
+    BF16 = "bfloat16 tensors, fp32 accumulation (CPUs with bf16 instructions)"
+    BF16_AS_FP32 = "fp32 GEMM of bfloat16-rounded operands, result rounded to bfloat16"
+
+
+def bf16_bits(a: np.ndarray) -> np.ndarray:
+    """bfloat16 bit patterns (uint16) of float32 ``a``, round to nearest even (as torch's cast)."""
+    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    return ((u + (np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1)))) >> np.uint32(16)).astype(np.uint16)
+
+
+def bf16_round(a: np.ndarray) -> np.ndarray:
+    """float32 ``a`` rounded to the nearest bfloat16 (returned as float32)."""
+    return (bf16_bits(a).astype(np.uint32) << np.uint32(16)).view(np.float32)
+
+
+def gemm_tiles(xt: torch.Tensor, ops, out: torch.Tensor, k0: int = 0, k1: int | None = None,
+               accumulate: bool = False) -> None:
+    """out[k - k0] = x[:, tile k] @ B_k^T (``accumulate``: +=) for the input tiles k0 <= k < k1
+    (default: all): one torch.bmm over the full-width tiles (zero-copy strided view of x), one
+    more GEMM for a ragged last tile.  xt [B, n_in], out [k1 - k0, B, O]."""
+    full, last = ops
+    batch, n_in = xt.shape
+    nfull = 0 if full is None else full.shape[0]
+    if k1 is None:
+        k1 = nfull + (last is not None)
+    f1 = min(k1, nfull)
+    if k0 < f1:
+        rows = full.shape[2]
+        xv = xt.as_strided((f1 - k0, batch, rows), (rows, n_in, 1), xt.storage_offset() + k0 * rows)
+        if accumulate:
+            out[: f1 - k0].baddbmm_(xv, full[k0:f1].transpose(1, 2))
+        else:
+            torch.bmm(xv, full[k0:f1].transpose(1, 2), out=out[: f1 - k0])
+    if last is not None and k1 > nfull:
+        if accumulate:
+            out[nfull - k0].addmm_(xt[:, n_in - last.shape[1] :], last.T)
+        else:
+            torch.matmul(xt[:, n_in - last.shape[1] :], last.T, out=out[nfull - k0])
+
+
+_E3 = {np.dtype(np.float32): np.zeros((0, 0, 0), np.float32), np.dtype(np.float64): np.zeros((0, 0, 0), np.float64)}
+_E16 = np.zeros((0, 0, 0), np.uint16)
+
+
+class TorchGemm:
+    """torch GEMMs on zero-copy tensors: per stream ``(full [nfull, O, rows], last [O, rk] | None)``."""
+
+    def __init__(self, ds: DriftedState, var: VarianceGemm):
+        self.ds = ds
+        self.var = var
+        self.grid = ds.state.grid
+
+    def operand(self, flat: np.ndarray, variance: bool):
+        grid = self.grid
+        n_out, rows = grid.n_out, grid.rows
+        nfull = grid.n_in // rows
+        with warnings.catch_warnings():
+            # torch warns on read-only numpy views; the GEMMs only read them
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+            t = torch.from_numpy(flat)
+        if variance and self.var is VarianceGemm.BF16:
+            t = t.to(torch.bfloat16)
+        elif variance and self.var is VarianceGemm.BF16_AS_FP32:
+            t = t.to(torch.bfloat16).to(torch.float32)
+        full = t[: nfull * n_out * rows].view(nfull, n_out, rows) if nfull else None
+        last = None
+        if nfull < grid.n_in_tiles:
+            k0, k1 = grid.in_slice(nfull)
+            off = grid.block_offset(nfull)
+            last = t[off : off + n_out * (k1 - k0)].view(n_out, k1 - k0)
+        return full, last
+
+    def ref_operand(self, block: np.ndarray):
+        return torch.from_numpy(np.array(block))  # a small writable copy
+
+    def plane(self, xin: np.ndarray, xiv, part: np.ndarray):
+        """Per input plane: x (and its I-V powers, its square) as tensors, the variance buffers."""
+        g, batch, n_out = part.shape
+        xt = torch.from_numpy(xin)
+        ivt = [None if a is None else torch.from_numpy(a) for a in xiv]
+        x2t = vt = v16 = None
+        if self.var is not VarianceGemm.NONE:
+            x2t = torch.square(xt)
+            if self.var is VarianceGemm.BF16:
+                x2t = x2t.to(torch.bfloat16)
+                v16 = torch.from_numpy(scratch("var", (g, batch, n_out), np.int16)).view(torch.bfloat16)
+                vt = v16
+            elif self.var is VarianceGemm.BF16_AS_FP32:
+                x2t = x2t.to(torch.bfloat16).to(torch.float32)
+                v16 = torch.from_numpy(scratch("var", (g, batch, n_out), np.int16)).view(torch.bfloat16)
+                vt = torch.from_numpy(scratch("var32", (g, batch, n_out), np.float32))
+            else:
+                vt = torch.from_numpy(scratch("var", (g, batch, n_out), xin.dtype))
+        return (xt, ivt, x2t, vt, v16, torch.from_numpy(part), _E3[part.dtype])
+
+    def group(self, ops, stream, k0: int, k1: int):
+        """Partial sums of tiles k0..k1-1 into the part buffer; returns (var, var16) for the ADC."""
+        xt, ivt, x2t, vt, v16, pt, e3 = ops
+        n = k1 - k0
+        gemm_tiles(xt, stream.w, pt, k0, k1)
+        for j, ob in stream.iv:
+            gemm_tiles(ivt[j], ob, pt, k0, k1, accumulate=True)
+        if self.var is VarianceGemm.NONE:
+            return e3, _E16
+        gemm_tiles(x2t, stream.v, vt, k0, k1)
+        if self.var is VarianceGemm.FLOAT:
+            return vt[:n].numpy(), _E16
+        if self.var is VarianceGemm.BF16_AS_FP32:
+            v16[:n].copy_(vt[:n])  # round to nearest even, as the bf16 GEMM's output
+        return e3, v16[:n].view(torch.int16).numpy().view(np.uint16)
+
+    def ref_variance(self, x2: np.ndarray, op) -> np.ndarray:
+        return torch.matmul(torch.from_numpy(x2), op.T).numpy()
+
+
+class NumpyGemm:
+    """numpy matmuls over per-tile ``[O, rk]`` blocks (the reference engine's products)."""
+
+    def __init__(self, ds: DriftedState, var: VarianceGemm):
+        self.ds = ds
+        self.var = var
+        self.grid = ds.state.grid
+
+    def operand(self, flat: np.ndarray, variance: bool):
+        blocks = [self.ds.block(flat, k) for k in range(self.grid.n_in_tiles)]
+        return [bf16_round(b) for b in blocks] if variance and self.var is VarianceGemm.BF16_AS_FP32 else blocks
+
+    def ref_operand(self, block: np.ndarray):
+        return block
+
+    def plane(self, xin: np.ndarray, xiv, part: np.ndarray):
+        x2 = vref = None
+        if self.var is not VarianceGemm.NONE:
+            x2 = xin * xin
+            if self.var is VarianceGemm.BF16_AS_FP32:
+                x2 = bf16_round(x2)
+            vref = np.empty(part.shape, xin.dtype)
+        return (xin, xiv, x2, vref, part)
+
+    def group(self, ops, stream, k0: int, k1: int):
+        xin, xiv, x2, vref, part = ops
+        grid = self.grid
+        for k in range(k0, k1):
+            i0, i1 = grid.in_slice(k)
+            np.matmul(xin[:, i0:i1], stream.w[k].T, out=part[k - k0])
+            for j, ob in stream.iv:
+                part[k - k0] += np.matmul(xiv[j][:, i0:i1], ob[k].T)
+            if self.var is not VarianceGemm.NONE:
+                np.matmul(x2[:, i0:i1], stream.v[k].T, out=vref[k - k0])
+        n = k1 - k0
+        e3 = _E3[part.dtype]
+        if self.var is VarianceGemm.NONE:
+            return e3, _E16
+        if self.var is VarianceGemm.FLOAT:
+            return vref[:n], _E16
+        return e3, bf16_bits(vref[:n])
+
+    def ref_variance(self, x2: np.ndarray, op) -> np.ndarray:
+        return x2 @ op.T
+
+
+def make_gemm(ds: DriftedState, torch_gemm: bool):
+    """The GEMM engine of a drifted state: torch or numpy (the kernel set's ``torch_gemm``), and
+    the variance product's :class:`VarianceGemm` from the chip's dtype and the CPU's bf16 support."""
+    if ds.v is None:
+        var = VarianceGemm.NONE
+    elif ds.state.dtype != np.float32:
+        var = VarianceGemm.FLOAT
+    elif torch_gemm and BF16_GEMM:
+        var = VarianceGemm.BF16
+    else:
+        var = VarianceGemm.BF16_AS_FP32
+    return TorchGemm(ds, var) if torch_gemm else NumpyGemm(ds, var)

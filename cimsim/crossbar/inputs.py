@@ -1,0 +1,53 @@
+"""Input checks of tile_mvm: shape, dtype, finiteness; the row abs-max of the DAC's dynamic range.
+
+Fast path (:func:`prepare_x`): for a C-contiguous ``x`` already in the chip's float dtype, one
+integer pass over the bits gives max_j |x[b, j]| per row (|x| ordered as floats equals its bits
+ordered as integers with the sign bit cleared) and the finiteness check (NaN/Inf have the
+largest patterns, >= the bits of +Inf).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import NonFiniteError, ParameterError, ShapeError
+
+__all__ = ["check_x", "prepare_x", "FLOAT_BITS"]
+
+#: float dtype -> (unsigned int of its width, sign-clearing mask, bit pattern of +Inf)
+FLOAT_BITS = {np.dtype(np.float32): (np.uint32, np.uint32(0x7FFFFFFF), np.uint32(0x7F800000)),
+              np.dtype(np.float64): (np.uint64, np.uint64(0x7FFFFFFFFFFFFFFF), np.uint64(0x7FF0000000000000))}
+
+
+def check_x(x, n_in: int, w_shape) -> tuple[np.ndarray, bool]:
+    """``x`` as ``[batch, n_in]`` and whether it was 1-D; raises a named error for a bad one."""
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise ParameterError(f"x must be a real numeric array (got dtype {x.dtype})")
+    if x.ndim not in (1, 2) or x.shape[-1] != n_in:
+        raise ShapeError(
+            f"x has shape {x.shape} but the programmed matrix has shape {tuple(w_shape)} [out, in]: "
+            f"x must be [batch, {n_in}] or [{n_in}]"
+        )
+    bad = ~np.isfinite(x)
+    if bad.any():
+        i = tuple(int(v) for v in np.argwhere(bad)[0])
+        raise NonFiniteError(f"x has {int(bad.sum())} NaN/Inf entries (first at index {i}: {x[i]})")
+    squeeze = x.ndim == 1
+    return (x[None, :] if squeeze else x), squeeze
+
+
+def prepare_x(x, dtype: np.dtype, n_in: int, w_shape, K):
+    """(x2 ``[batch, n_in]``, squeeze, rowmax): rowmax is max |x| per row from the fast path
+    (None where the general path ran and the DAC stage computes it)."""
+    if (isinstance(x, np.ndarray) and x.dtype == dtype and x.dtype in FLOAT_BITS and x.ndim in (1, 2)
+            and x.shape[-1] == n_in and x.flags.c_contiguous):
+        x2, squeeze = (x[None, :], True) if x.ndim == 1 else (x, False)
+        ut, mask, inf_bits = FLOAT_BITS[x.dtype]
+        mb = np.empty(x2.shape[0], ut)
+        K.row_absmax_bits.sized(x2.size)(x2.view(ut), mask, mb)
+        if mb.size and mb.max() >= inf_bits:
+            check_x(x, n_in, w_shape)  # raises NonFiniteError
+        return x2, squeeze, mb.view(x.dtype)
+    x2, squeeze = check_x(x, n_in, w_shape)
+    return x2, squeeze, None
