@@ -17,7 +17,7 @@ from ..kernels.sampling import normals, uniforms
 from ..profiles.schema import DeviceProfile
 from ..rng import SeedLike, as_generator, child_generators
 from ..times import check_time
-from ._checks import check_w
+from .inputs import check_w
 from .drift import DriftRun
 from .mapping import weight_scales
 from .state import DriftedState, ProgrammedState
