@@ -26,7 +26,8 @@ from torch import nn
 from ..errors import ParameterError
 from .attention import AnalogMultiheadAttention
 from .config import AnalogConfig, as_config, check_mode
-from .modules import AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLayer, AnalogLinear
+from .conv import AnalogConv1d, AnalogConv2d, AnalogConv3d
+from .modules import AnalogLayer, AnalogLinear
 from .recurrent import AnalogGRU, AnalogLSTM, AnalogRNN
 from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d, AnalogConvTranspose3d
 
