@@ -32,6 +32,7 @@ from .errors import (
 )
 from .evaluation import Chip, DriftReport, evaluate_drift, program
 from .nn import (
+    AnalogConfig,
     AnalogConv1d,
     AnalogConv2d,
     AnalogConv3d,
@@ -69,6 +70,7 @@ __all__ = [
     "GlobalDriftCompensation",
     "PerColumnDriftCompensation",
     # torch bridge
+    "AnalogConfig",
     "AnalogLinear",
     "AnalogConv1d",
     "AnalogConv2d",

@@ -1,18 +1,25 @@
 """The torch bridge: analog layers, model conversion and the extended straight-through estimator.
 
-See ``docs/training.md``. Layers keep float weights as ordinary Parameters; in ``"hardware"``
-mode every forward programs the simulated chip from the current weights and the backward is the
-extended STE of :class:`AnalogMatmulSTE`.
+See ``docs/training.md``. Layers keep float weights as ordinary Parameters and their settings in
+one frozen :class:`AnalogConfig`; in ``"hardware"`` mode every forward programs the simulated chip
+from the current weights (:mod:`.hardware`) and the backward is the extended STE of
+:class:`AnalogMatmulSTE` (:mod:`.ste`); ``"noise_injection"`` adds the programming noise of
+:func:`programming_noise_std` (:mod:`.noise_injection`) to the weights.
 """
 
 from .attention import AnalogMultiheadAttention
+from .config import BACKWARD_WEIGHTS, MODES, AnalogConfig
+from .conv import AnalogConv1d, AnalogConv2d, AnalogConv3d
 from .convert import analog_layers, convert, rng_state, set_mode, set_rng_state, to_digital
-from .functional import AnalogMatmulSTE, analog_matmul, hardware_mvm, programming_noise_std
-from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLayer, AnalogLinear
+from .hardware import analog_matmul, hardware_mvm
+from .modules import AnalogLayer, AnalogLinear
+from .noise_injection import programming_noise_std
 from .recurrent import AnalogGRU, AnalogLSTM, AnalogRNN
+from .ste import AnalogMatmulSTE
 from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d, AnalogConvTranspose3d
 
 __all__ = [
+    "AnalogConfig",
     "AnalogLinear",
     "AnalogMultiheadAttention",
     "AnalogConv1d",
@@ -26,6 +33,7 @@ __all__ = [
     "AnalogLSTM",
     "AnalogRNN",
     "AnalogMatmulSTE",
+    "BACKWARD_WEIGHTS",
     "MODES",
     "analog_layers",
     "analog_matmul",

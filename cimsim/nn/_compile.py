@@ -3,8 +3,8 @@
 The chip is numpy/Numba, which TorchDynamo cannot trace, so every analog layer's ``forward`` is
 wrapped in ``torch.compiler.disable``: a compiled model breaks its graph at each analog layer
 and runs the layer as it is (same draws, same bits).  ``torch.compiler.disable`` imports
-``torch._dynamo``, which took 2.3 s here on top of torch's own 2.8 s, for every script, CLI call
-and worker process, compiled or not.  Everything that traces with TorchDynamo imports
+``torch._dynamo``, a heavy import, in every script, CLI call and worker process, compiled or
+not.  Everything that traces with TorchDynamo imports
 ``torch._dynamo`` first, so :func:`run_eagerly` wraps a class's ``forward`` at once when it is
 already imported, and otherwise as soon as it finishes importing (an import hook that removes
 itself after that one import).

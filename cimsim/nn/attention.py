@@ -12,7 +12,7 @@ accelerators, and follows ``torch.nn.functional.multi_head_attention_forward``::
 
 Modes, chips and the extended STE as for the other analog layers (:mod:`cimsim.nn.modules`):
 ``"hardware"`` programs the four crossbars once per forward (matrix ``m`` with
-:func:`~cimsim.nn.modules.group_seed` ``(s, m)``), ``"ideal"`` is ``nn.MultiheadAttention``'s own
+:func:`~cimsim.rng.group_seed` ``(s, m)``), ``"ideal"`` is ``nn.MultiheadAttention``'s own
 forward. Attention dropout draws its masks from the layer's generator. Supported: self- and
 cross-attention, ``batch_first``, unbatched input, boolean or float ``attn_mask`` (2-D or 3-D) and
 ``key_padding_mask``, ``is_causal``, ``need_weights`` with or without head averaging, ``kdim`` and
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError, ShapeError
+from .config import AnalogConfig, as_config
 from .functional import check_dense
 from .modules import AnalogLayer
 
@@ -40,30 +41,27 @@ class AnalogMultiheadAttention(AnalogLayer, nn.MultiheadAttention):
     """``nn.MultiheadAttention`` with the projections on a simulated analog chip (see the module docstring)."""
 
     _FLOAT_CLS = nn.MultiheadAttention
+    _INPUT_RANGE = False
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
                  add_bias_kv: bool = False, add_zero_attn: bool = False, kdim: int | None = None,
-                 vdim: int | None = None, batch_first: bool = False, device=None, dtype=None, *, profile,
-                 mode: str = "hardware", seed: int = 0, backward_weights: str = "float", eval_mode: str | None = None,
-                 learn_input_range: bool = False):
-        _check_supported(learn_input_range)
+                 vdim: int | None = None, batch_first: bool = False, device=None, dtype=None, *,
+                 config: AnalogConfig | None = None, **settings):
+        config = as_config(config, type(self).__name__, **settings)
         nn.MultiheadAttention.__init__(self, embed_dim, num_heads, dropout=dropout, bias=bias, add_bias_kv=add_bias_kv,
                                        add_zero_attn=add_zero_attn, kdim=kdim, vdim=vdim, batch_first=batch_first,
                                        device=device, dtype=dtype)
-        self._setup_analog(profile, mode, seed, backward_weights, eval_mode)
+        self._setup_analog(config)
 
     @classmethod
-    def from_float(cls, module: nn.Module, profile, *, mode: str = "hardware", seed: int = 0,
-                   backward_weights: str = "float", eval_mode: str | None = None,
-                   learn_input_range: bool = False):
+    def from_float(cls, module: nn.Module, config=None, **settings):
         """The analog twin of an ``nn.MultiheadAttention``, sharing its Parameters (and ``out_proj``)."""
         if type(module) is not nn.MultiheadAttention and not isinstance(module, cls):
             raise ParameterError(f"{cls.__name__}.from_float expects an nn.MultiheadAttention (got {type(module).__name__})")
-        _check_supported(learn_input_range)
+        config = as_config(config, f"{cls.__name__}.from_float", **settings)
         new = cls(module.embed_dim, module.num_heads, dropout=module.dropout, bias=module.in_proj_bias is not None,
                   add_bias_kv=module.bias_k is not None, add_zero_attn=module.add_zero_attn, kdim=module.kdim,
-                  vdim=module.vdim, batch_first=module.batch_first, device="meta", profile=profile,
-                  mode=mode, seed=seed, backward_weights=backward_weights, eval_mode=eval_mode)
+                  vdim=module.vdim, batch_first=module.batch_first, device="meta", config=config)
         _share(module, new)
         new.train(module.training)
         return new
@@ -172,11 +170,6 @@ def _as_float(mask: torch.Tensor, dtype) -> torch.Tensor:
     if mask.dtype == torch.bool:
         return torch.zeros(mask.shape, dtype=dtype).masked_fill(mask, float("-inf"))
     return mask.to(dtype)
-
-
-def _check_supported(learn_input_range) -> None:
-    if learn_input_range:
-        raise ParameterError("AnalogMultiheadAttention does not support learn_input_range (use it on Linear/Conv layers)")
 
 
 def _share(src: nn.MultiheadAttention, dst: nn.MultiheadAttention) -> None:

@@ -1,11 +1,13 @@
 """Swap the Linear/Conv layers of any ``nn.Module`` tree for analog ones, and back.
 
-``convert(model, profile)`` walks the tree (nested modules, ``Sequential``, ``ModuleList``,
+``convert(model, config)`` (an :class:`~cimsim.nn.config.AnalogConfig`; or ``convert(model,
+profile, mode=..., ...)``, which builds one) walks the tree (nested modules, ``Sequential``, ``ModuleList``,
 ``ModuleDict``, plain attributes), replaces every ``nn.Linear``, ``nn.Conv1d/2d/3d``, ``nn.ConvTranspose1d/2d/3d``, ``nn.LSTM``, ``nn.GRU``, ``nn.RNN``
 and ``nn.MultiheadAttention``
 (exact types; subclasses such as attention's ``out_proj`` are left alone) that ``filter``
 accepts with its analog twin sharing the same Parameter objects, and gives layer number ``i``
-(in ``named_modules`` order, counting converted layers) the generator seed ``seed + i``.
+(in ``named_modules`` order, counting converted layers) the generator seed ``config.seed + i``
+(``config`` being that layer's, after overrides) unless an override dict names its ``seed``.
 A module reached under two names (weight sharing) becomes one analog module.
 ``to_digital(model)`` turns every analog layer back into its float class.
 """
@@ -13,6 +15,7 @@ A module reached under two names (weight sharing) becomes one analog module.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import fnmatch
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,7 +25,9 @@ from torch import nn
 
 from ..errors import ParameterError
 from .attention import AnalogMultiheadAttention
-from .modules import MODES, AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLayer, AnalogLinear, resolve_profile
+from .config import AnalogConfig, as_config, check_mode
+from .conv import AnalogConv1d, AnalogConv2d, AnalogConv3d
+from .modules import AnalogLayer, AnalogLinear
 from .recurrent import AnalogGRU, AnalogLSTM, AnalogRNN
 from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d, AnalogConvTranspose3d
 
@@ -33,76 +38,54 @@ _ANALOG_OF: dict[type, type] = {nn.Linear: AnalogLinear, nn.Conv1d: AnalogConv1d
                                  nn.GRU: AnalogGRU, nn.RNN: AnalogRNN, nn.ConvTranspose1d: AnalogConvTranspose1d,
                                  nn.ConvTranspose2d: AnalogConvTranspose2d, nn.ConvTranspose3d: AnalogConvTranspose3d,
                                  nn.MultiheadAttention: AnalogMultiheadAttention}
-_OVERRIDE_KEYS = ("profile", "mode", "backward_weights", "eval_mode", "learn_input_range", "seed")
 
 
-def _layer_settings(name: str, base: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Settings for layer ``name``: the base ones updated by every matching override, in order."""
-    out = dict(base)
-    if not overrides:
-        return out
-    for pattern, value in overrides.items():
+def _layer_config(name: str, base: AnalogConfig, overrides: Mapping[str, Any] | None) -> tuple[AnalogConfig, bool]:
+    """Layer ``name``'s config: ``base`` changed by every matching override, in order; and whether an
+    override dict named the seed (then it is the layer's seed as is, not a base for ``+ i``)."""
+    cfg, pinned = base, False
+    for pattern, value in (overrides or {}).items():
         if not (name == pattern or fnmatch.fnmatchcase(name, pattern)):
             continue
-        if not isinstance(value, Mapping):  # a profile (object, preset name or path)
-            out["profile"] = resolve_profile(value)
-            continue
-        unknown = [k for k in value if k not in _OVERRIDE_KEYS]
-        if unknown:
-            raise ParameterError(
-                f"convert: overrides[{pattern!r}] has unknown key(s) {unknown}; allowed: {list(_OVERRIDE_KEYS)}, "
-                f"e.g. overrides={{{pattern!r}: {{'mode': 'ideal', 'profile': {{'adc.bits': 6}}}}}}"
-            )
-        for key, v in value.items():
-            if key == "profile":
-                if isinstance(v, Mapping):  # dotted-path overrides on top of this layer's profile
-                    from ..profiles.loader import profile_from_dict
-
-                    prof = out["profile"]
-                    v = profile_from_dict(prof.model_dump(mode="json"), source=f"convert overrides[{pattern!r}]",
-                                          overrides=v)
-                else:
-                    v = resolve_profile(v)
-            out[key] = v
-    return out
+        if isinstance(value, AnalogConfig):
+            cfg, pinned = value, False
+        elif isinstance(value, Mapping):
+            cfg = cfg.updated(value, f"convert overrides[{pattern!r}]")
+            pinned = pinned or "seed" in value
+        else:  # a profile (object, preset name or path)
+            cfg = dataclasses.replace(cfg, profile=value)
+    return cfg, pinned
 
 
 def convert(
     model: nn.Module,
-    profile,
+    config=None,
     *,
-    mode: str = "hardware",
     filter: Callable[[nn.Module, str], bool] | None = None,
-    seed: int = 0,
     inplace: bool = False,
     overrides: Mapping[str, Any] | None = None,
-    backward_weights: str = "float",
-    eval_mode: str | None = None,
-    learn_input_range: bool = False,
+    **settings,
 ) -> nn.Module:
     """Return ``model`` with its Linear, Conv, ConvTranspose, LSTM/GRU/RNN and MultiheadAttention layers
     replaced by analog ones.
 
-    ``profile``: a ``DeviceProfile`` or a preset name (``"pcm"``). ``mode``: ``"hardware"``,
-    ``"noise_injection"`` or ``"ideal"``. ``filter(module, name) -> bool`` selects layers
-    (default: all). ``seed``: layer ``i`` gets ``seed + i``. ``inplace=False`` converts a deep
-    copy and leaves ``model`` untouched. ``overrides`` maps a layer name or glob pattern
-    (``"classifier"``, ``"features.*"``) to a profile, or to a dict with any of ``profile``
-    (a profile, or a dict of dotted overrides such as ``{"adc.bits": 6}`` applied on top),
-    ``mode``, ``backward_weights``, ``eval_mode``, ``learn_input_range``, ``seed``; later
-    patterns win. ``learn_input_range=True`` gives each layer a learnable DAC input range
-    (a Parameter ``input_range``; needs a fixed-range DAC in the profile).
+    ``config``: an :class:`AnalogConfig`, or a profile (a ``DeviceProfile`` or a preset name such
+    as ``"pcm"``) with any other :class:`AnalogConfig` field as a keyword (``mode``, ``eval_mode``,
+    ``backward_weights``, ``learn_input_range``, ``seed``); keywords given with a config change it.
+    ``filter(module, name) -> bool`` selects layers (default: all). Layer ``i`` gets the seed
+    ``seed + i``. ``inplace=False`` converts a deep copy and leaves ``model`` untouched.
+    ``overrides`` maps a layer name or glob pattern (``"classifier"``, ``"features.*"``) to an
+    :class:`AnalogConfig` (that layer's whole config), a profile, or a dict of changes to the
+    config (``dataclasses.replace``; its ``profile`` may be a dict of dotted overrides such as
+    ``{"adc.bits": 6}`` applied on top; a ``seed`` there is the layer's seed as is); later
+    patterns win.
 
-    Example: ``convert(net, "pcm", overrides={"fc3": {"mode": "ideal"}})``.
+    Example: ``convert(net, "pcm", overrides={"fc3": {"mode": "ideal"}})``, or
+    ``convert(net, AnalogConfig("pcm", mode="noise_injection"))``.
     """
-    if mode not in MODES:
-        raise ParameterError(f"convert: mode must be one of {MODES} (got {mode!r}); e.g. convert(model, profile, mode='hardware')")
     if not isinstance(model, nn.Module):
         raise ParameterError(f"convert: model must be a torch.nn.Module (got {type(model).__name__})")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ParameterError(f"convert: seed must be a non-negative int (got {seed!r})")
-    base = dict(profile=resolve_profile(profile), mode=mode, backward_weights=backward_weights, eval_mode=eval_mode,
-                learn_input_range=learn_input_range)
+    base = as_config(config, "convert", **settings)
     if not inplace:
         model = copy.deepcopy(model)
 
@@ -123,12 +106,11 @@ def convert(
         cls = _ANALOG_OF.get(float_cls) if (isinstance(module, AnalogLayer) or type(module) in _ANALOG_OF) else None
         if cls is None or (filter is not None and not filter(module, name)):
             return None
-        cfg = _layer_settings(name, base, overrides)
-        layer_seed = cfg.pop("seed", None)
-        if layer_seed is None:
-            layer_seed = seed + counter[0]
+        cfg, pinned = _layer_config(name, base, overrides)
+        if not pinned:
+            cfg = dataclasses.replace(cfg, seed=cfg.seed + counter[0])
         counter[0] += 1
-        new = cls.from_float(module, cfg.pop("profile"), seed=int(layer_seed), **cfg)
+        new = cls.from_float(module, cfg)
         memo[id(module)] = new
         produced.add(id(new))
         return new
@@ -182,14 +164,11 @@ def analog_layers(model: nn.Module) -> list[tuple[str, AnalogLayer]]:
 
 def set_mode(model: nn.Module, mode: str, *, eval_mode: str | None = "keep") -> nn.Module:
     """Set the training mode of every analog layer in place (``eval_mode`` too, unless ``"keep"``)."""
-    if mode not in MODES:
-        raise ParameterError(f"set_mode: mode must be one of {MODES} (got {mode!r})")
+    changes = {"mode": check_mode(mode, "set_mode: mode")}
+    if eval_mode != "keep":
+        changes["eval_mode"] = check_mode(eval_mode, "set_mode: eval_mode ('keep' leaves it)", allow_none=True)
     for _, layer in analog_layers(model):
-        layer.mode = mode
-        if eval_mode != "keep":
-            if eval_mode is not None and eval_mode not in MODES:
-                raise ParameterError(f"set_mode: eval_mode must be one of {MODES}, None or 'keep' (got {eval_mode!r})")
-            layer.eval_mode = eval_mode
+        layer.analog_config = dataclasses.replace(layer.analog_config, **changes)
     return model
 
 

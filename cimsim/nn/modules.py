@@ -1,15 +1,18 @@
-"""Analog layers: ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` whose forward runs on the simulated chip.
+"""The analog layers' shared behaviour (:class:`AnalogLayer`) and ``AnalogLinear``.
 
 Each layer keeps its float weights as ordinary Parameters (optimizers, ``state_dict``,
 ``torch.save`` and ``copy.deepcopy`` work unchanged; the state dict is exactly the float layer's)
-and holds a device profile, a training mode and a seeded ``torch.Generator``.
+and holds its settings as one frozen :class:`~cimsim.nn.config.AnalogConfig`
+(``layer.analog_config``: profile, mode, eval mode, backward weights, seed) and a seeded
+``torch.Generator``.
 
-Modes (``layer.mode``):
+Modes (``layer.analog_mode``, the config's ``mode``; not ``mode``, which ``nn.RNNBase`` uses for its
+cell kind):
 
 * ``"hardware"``: every forward draws a 63-bit seed ``s`` from the layer's generator, programs
   the chip from the *current* float weights (``prog, read = split_seed(s)``;
   ``program_matrix(W, profile, rng=prog)``) and runs ``tile_mvm(x, state, t_s=t, rng=read)``;
-  the backward is the extended STE of :class:`cimsim.nn.functional.AnalogMatmulSTE`. There is no
+  the backward is the extended STE of :class:`cimsim.nn.ste.AnalogMatmulSTE`. There is no
   programmed state to fall out of step with the weights and no ``synchronize()``.
   ``layer.last_seed`` / ``layer.last_t_s`` record the draws; ``layer.hardware_forward(x, seed)``
   runs the same path with a forced seed; ``layer.program(seed)`` returns the chip that seed
@@ -17,65 +20,46 @@ Modes (``layer.mode``):
   section (``drift_t_min_s``/``drift_t_max_s``) in training mode, or ``layer.eval_t_s`` in eval.
 * ``"noise_injection"``: ``F.linear(x, W + sigma(W) * N(0, 1))`` inside autograd, with
   ``sigma`` the profile's programming noise in weight units
-  (:func:`cimsim.nn.functional.programming_noise_std`), noise drawn from the layer's generator.
+  (:func:`cimsim.nn.noise_injection.programming_noise_std`), noise drawn from the layer's generator.
 * ``"ideal"``: the plain float layer.
 
 Eval mode (``model.eval()``) runs the same mode unless ``layer.eval_mode`` names another one.
+Layers are built with a config or its fields as keywords: ``AnalogLinear(64, 10, profile="pcm",
+mode="ideal")``, ``AnalogLinear(64, 10, config=AnalogConfig("pcm"))``,
+``AnalogLinear.from_float(linear, config)``.
 A programmed chip can be attached (``attach_chip``) so that every forward reads that fixed chip
 instead (the drift evaluation does this).
 
-Convolutions run as im2col (``F.unfold``; windows of ``Tensor.unfold`` along each axis for 3-D)
-followed by the same analog matmul: output pixels
-are the batch rows; stride, padding (numbers, ``"same"``, ``"valid"``, every ``padding_mode``),
-dilation and groups are supported. With ``groups > 1`` every group is its own matrix
-``[out/groups, in/groups * prod(kernel)]`` programmed with seed :func:`group_seed` ``(s, g)``.
+A layer with several crossbar matrices (a grouped convolution's groups, a recurrent layer's
+cells, attention's projections) programs matrix ``g`` with seed :func:`~cimsim.rng.group_seed`
+``(s, g)``. The convolutions are in :mod:`cimsim.nn.conv`.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..crossbar import program_drifted, program_matrix
 from ..errors import ParameterError, ShapeError
-from ..profiles.loader import load_profile
 from ..profiles.schema import DeviceProfile
 from ..rng import SEED_HIGH, group_seed, split_seed, torch_generator
 from ._compile import run_eagerly
-from .functional import BACKWARD_WEIGHTS, FloatReader, MatrixReader, analog_matmul, check_dense, programming_noise_std
+from .config import AnalogConfig, as_config
+from .functional import check_dense
+from .hardware import FloatReader, MatrixReader, analog_matmul
+from .noise_injection import programming_noise_std
 
-__all__ = ["AnalogLinear", "AnalogConv1d", "AnalogConv2d", "AnalogConv3d", "AnalogLayer", "MODES", "resolve_profile"]
-
-MODES = ("hardware", "noise_injection", "ideal")
-
-
-def resolve_profile(profile):
-    """A ``DeviceProfile`` as is; a preset name or YAML path through ``load_profile``."""
-    if isinstance(profile, DeviceProfile):
-        return profile
-    if isinstance(profile, str):
-        return load_profile(profile)
-    raise ParameterError(
-        f"profile must be a DeviceProfile or a preset name such as 'pcm' (got {type(profile).__name__}: {profile!r})"
-    )
+__all__ = ["AnalogLinear", "AnalogLayer"]
 
 
 def _keep_fused_kernels_off(module, args):
     """No-op forward pre-hook: its presence keeps torch's fused transformer kernels off (see
     :meth:`AnalogLayer._setup_analog`)."""
     return None
-
-
-def _check_mode(mode, what="mode", allow_none=False):
-    if allow_none and mode is None:
-        return None
-    if mode not in MODES:
-        raise ParameterError(f"{what} must be one of {MODES}{' or None' if allow_none else ''} (got {mode!r})")
-    return mode
 
 
 class AnalogLayer:
@@ -89,18 +73,15 @@ class AnalogLayer:
         super().__init_subclass__(**kwargs)
         run_eagerly(cls)
 
+    #: whether the layer can learn its DAC input range (a per-matrix scale: Linear/Conv layers)
+    _INPUT_RANGE = True
+
     # ------------------------------------------------------------------ setup
-    def _setup_analog(self, profile, mode, seed, backward_weights, eval_mode, learn_input_range=False):
-        if backward_weights not in BACKWARD_WEIGHTS:
-            raise ParameterError(f"backward_weights must be one of {BACKWARD_WEIGHTS} (got {backward_weights!r})")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or int(seed) < 0:
-            raise ParameterError(f"seed must be a non-negative int (got {seed!r})")
-        self.profile = resolve_profile(profile)
-        self.mode = mode
-        self.eval_mode = eval_mode
-        self.backward_weights = backward_weights
-        self.seed = int(seed)
-        self.generator = torch_generator(self.seed)
+    def _setup_analog(self, config: AnalogConfig) -> None:
+        if config.learn_input_range and not self._INPUT_RANGE:
+            raise ParameterError(f"{type(self).__name__} does not support learn_input_range (use it on Linear/Conv layers)")
+        self.analog_config = config
+        self.generator = torch_generator(config.seed)
         self.eval_t_s = 0.0
         self.last_seed: int | None = None
         self.last_t_s: float | None = None
@@ -109,58 +90,64 @@ class AnalogLayer:
         # under no_grad) read the float weights directly and would skip the chip; they stay off
         # for any module holding a hook, so every analog layer carries this no-op one
         self.register_forward_pre_hook(_keep_fused_kernels_off)
-        if learn_input_range:
-            self.input_range = nn.Parameter(self._initial_input_range(self.weight))
-        else:
-            self.input_range = None
+        self.input_range = nn.Parameter(self._initial_input_range(self.weight)) if config.learn_input_range else None
 
     def _initial_input_range(self, like: torch.Tensor) -> torch.Tensor:
-        dac = self.profile.dac
-        if dac.bits is None or dac.range.kind != "fixed":
-            raise ParameterError(
-                "learn_input_range=True needs a profile with a fixed-range DAC (dac.bits set and "
-                f"dac.range.kind: fixed; got dac.bits={dac.bits}, dac.range.kind={dac.range.kind}), e.g. "
-                "load_profile('pcm', overrides={'dac.range': {'kind': 'fixed', 'bound': 1.0}})"
-            )
-        return torch.tensor(float(dac.range.bound), dtype=like.dtype, device=like.device)
+        """The DAC's bound (the config checked that the DAC has a fixed range)."""
+        return torch.tensor(float(self.profile.dac.range.bound), dtype=like.dtype, device=like.device)
+
+    def _configure(self, **changes) -> None:
+        self.analog_config = dataclasses.replace(self.analog_config, **changes)
+
+    @property
+    def profile(self) -> DeviceProfile:
+        return self.analog_config.profile
+
+    @property
+    def backward_weights(self) -> str:
+        return self.analog_config.backward_weights
+
+    @property
+    def seed(self) -> int:
+        """The seed the layer's generator started from (:meth:`reseed` restarts it)."""
+        return self.analog_config.seed
 
     @property
     def learn_input_range(self) -> bool:
         return self.input_range is not None
 
     @property
-    def mode(self) -> str:
+    def analog_mode(self) -> str:
         """Training mode: ``"hardware"``, ``"noise_injection"`` or ``"ideal"`` (checked on assignment)."""
-        return self._mode
+        return self.analog_config.mode
 
-    @mode.setter
-    def mode(self, value: str) -> None:
-        self._mode = _check_mode(value)
+    @analog_mode.setter
+    def analog_mode(self, value: str) -> None:
+        self._configure(mode=value)
 
     @property
     def eval_mode(self) -> str | None:
-        """Mode used in eval (``None``: the same as ``mode``)."""
-        return self._eval_mode
+        """Mode used in eval (``None``: the same as :attr:`analog_mode`)."""
+        return self.analog_config.eval_mode
 
     @eval_mode.setter
     def eval_mode(self, value: str | None) -> None:
-        self._eval_mode = _check_mode(value, "eval_mode", allow_none=True)
+        self._configure(eval_mode=value)
 
     @classmethod
-    def from_float(cls, module: nn.Module, profile, *, mode: str = "hardware", seed: int = 0,
-                   backward_weights: str = "float", eval_mode: str | None = None,
-                   learn_input_range: bool = False):
-        """The analog twin of a float layer, sharing its Parameter objects (no copy)."""
+    def from_float(cls, module: nn.Module, config=None, **settings):
+        """The analog twin of a float layer, sharing its Parameter objects (no copy).
+
+        ``config``: an :class:`AnalogConfig`, or a profile with the other fields as keywords."""
         if type(module) is not cls._FLOAT_CLS and not isinstance(module, AnalogLayer):
             raise ParameterError(
                 f"{cls.__name__}.from_float expects a {cls._FLOAT_CLS.__name__} (got {type(module).__name__})"
             )
-        new = cls._empty_like(module, profile=profile, mode=mode, seed=seed,
-                              backward_weights=backward_weights, eval_mode=eval_mode,
-                              learn_input_range=learn_input_range)
+        config = as_config(config, f"{cls.__name__}.from_float", **settings)
+        new = cls._empty_like(module, config=config)
         new.weight = module.weight
         new.bias = module.bias
-        if learn_input_range:
+        if config.learn_input_range:
             old = getattr(module, "input_range", None)
             new.input_range = old if old is not None else nn.Parameter(new._initial_input_range(module.weight))
         new.train(module.training)
@@ -176,11 +163,11 @@ class AnalogLayer:
 
     def reseed(self, seed: int) -> None:
         """Restart the layer's generator from ``seed`` (the per-forward seeds repeat from there)."""
-        self.seed = int(seed)
+        self._configure(seed=seed)
         self.generator = torch_generator(self.seed)
 
     def extra_repr(self) -> str:
-        s = super().extra_repr() + f", profile={self.profile.name}, mode={self.mode}"
+        s = super().extra_repr() + f", profile={self.profile.name}, analog_mode={self.analog_mode}"
         if self.eval_mode is not None:
             s += f", eval_mode={self.eval_mode}"
         if self.backward_weights != "float":
@@ -253,9 +240,10 @@ class AnalogLayer:
     # ------------------------------------------------------------------ forward
     def active_mode(self) -> str:
         """The mode the next forward runs in (``eval_mode`` applies in eval only)."""
-        if self.training or self.eval_mode is None:
-            return self.mode
-        return self.eval_mode
+        cfg = self.analog_config
+        if self.training or cfg.eval_mode is None:
+            return cfg.mode
+        return cfg.eval_mode
 
     def _draw_seed(self) -> int:
         return int(torch.randint(0, SEED_HIGH, (1,), generator=self.generator).item())
@@ -345,17 +333,17 @@ run_eagerly(AnalogLayer)
 class AnalogLinear(AnalogLayer, nn.Linear):
     """``nn.Linear`` on a simulated analog chip (see the module docstring for the modes).
 
-    ``AnalogLinear(in_features, out_features, bias=True, *, profile, mode="hardware", seed=0,
-    backward_weights="float", eval_mode=None)``. Inputs may have any leading dimensions.
+    ``AnalogLinear(in_features, out_features, bias=True, *, config=None, **settings)``: an
+    :class:`AnalogConfig` and/or its fields as keywords (``profile="pcm", mode="ideal"``).
+    Inputs may have any leading dimensions.
     """
 
     _FLOAT_CLS = nn.Linear
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None, *,
-                 profile, mode: str = "hardware", seed: int = 0, backward_weights: str = "float",
-                 eval_mode: str | None = None, learn_input_range: bool = False):
+                 config: AnalogConfig | None = None, **settings):
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self._setup_analog(profile, mode, seed, backward_weights, eval_mode, learn_input_range)
+        self._setup_analog(as_config(config, type(self).__name__, **settings))
 
     @classmethod
     def _empty_like(cls, m, **kw):
@@ -375,109 +363,3 @@ class AnalogLinear(AnalogLayer, nn.Linear):
         lead = x.shape[:-1]
         y = self._mm(x.reshape(-1, self.in_features), self.weight, self.bias, calls[0])
         return y.reshape(*lead, self.out_features)
-
-
-class _AnalogConvNd(AnalogLayer):
-    """The analog convolutions' shared body; the subclass names the torch class (``nn.ConvNd``
-    follows this class in the MRO, so ``super().__init__`` builds the float layer)."""
-
-    _ND: int
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None, *,
-                 profile, mode: str = "hardware", seed: int = 0, backward_weights: str = "float",
-                 eval_mode: str | None = None, learn_input_range: bool = False):
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
-                         groups=groups, bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
-        self._setup_analog(profile, mode, seed, backward_weights, eval_mode, learn_input_range)
-
-    @classmethod
-    def _empty_like(cls, m, **kw):
-        return cls(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
-                   dilation=m.dilation, groups=m.groups, bias=m.bias is not None,
-                   padding_mode=m.padding_mode, device="meta", **kw)
-
-    def _empty_float(self):
-        return self._FLOAT_CLS(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
-                               padding=self.padding, dilation=self.dilation, groups=self.groups,
-                               bias=self.bias is not None, padding_mode=self.padding_mode, device="meta")
-
-    def _float(self, x, w):
-        return self._conv_forward(x, w, self.bias)
-
-    def _im2col(self, x: torch.Tensor):
-        """``x [N, C, *spatial]`` -> patches ``[N * L, C * prod(kernel)]`` and the output spatial size."""
-        pad = list(self._reversed_padding_repeated_twice)
-        if any(pad):
-            mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
-            x = F.pad(x, pad, mode=mode)
-        k, d, s = list(self.kernel_size), list(self.dilation), list(self.stride)
-        if self._ND == 1:
-            x = x.unsqueeze(2)
-            k, d, s = [1] + k, [1] + d, [1] + s
-        n = x.shape[0]
-        spatial = tuple((size - dd * (kk - 1) - 1) // ss + 1 for size, kk, dd, ss in zip(x.shape[2:], k, d, s))
-        if any(o <= 0 for o in spatial):
-            raise ShapeError(
-                f"{type(self).__name__}: input {tuple(x.shape)} (after padding) is smaller than the kernel "
-                f"{tuple(self.kernel_size)} with dilation {tuple(self.dilation)}"
-            )
-        if self._ND == 3:  # F.unfold is 2-D only: windows along each spatial axis, then (C, kd, kh, kw) rows
-            win = x
-            for ax, (kk, dd, ss) in enumerate(zip(k, d, s)):
-                win = win.unfold(2 + ax, dd * (kk - 1) + 1, ss)
-            win = win[..., :: d[0], :: d[1], :: d[2]]  # [N, C, Do, Ho, Wo, kd, kh, kw]
-            cols = win.permute(0, 2, 3, 4, 1, 5, 6, 7).reshape(n * math.prod(spatial), -1)
-            return cols, spatial
-        cols = F.unfold(x, kernel_size=k, dilation=d, stride=s)  # [N, C*K, L]
-        cols = cols.transpose(1, 2).reshape(n * cols.shape[2], cols.shape[1])
-        if self._ND == 1:
-            spatial = spatial[1:]
-        return cols, spatial
-
-    def _analog(self, x, calls):
-        nd = self._ND
-        if x.dim() == nd + 1:
-            return self._analog(x.unsqueeze(0), calls).squeeze(0)
-        if x.dim() != nd + 2 or x.shape[1] != self.in_channels:
-            raise ShapeError(
-                f"{type(self).__name__}: expected input [N, {self.in_channels}, {', '.join(['*'] * nd)}] "
-                f"(got {tuple(x.shape)})"
-            )
-        n = x.shape[0]
-        cols, spatial = self._im2col(x)
-        mats = self.weight_matrices()
-        g = self.groups
-        if g == 1:
-            y = self._mm(cols, mats[0], self.bias, calls[0])
-        else:
-            cin = cols.shape[1] // g
-            cout = self.out_channels // g
-            ys = []
-            for i in range(g):
-                b = None if self.bias is None else self.bias[i * cout:(i + 1) * cout]
-                ys.append(self._mm(cols[:, i * cin:(i + 1) * cin], mats[i], b, calls[i]))
-            y = torch.cat(ys, dim=1)
-        L = math.prod(spatial)
-        return y.reshape(n, L, self.out_channels).transpose(1, 2).reshape(n, self.out_channels, *spatial)
-
-
-class AnalogConv1d(_AnalogConvNd, nn.Conv1d):
-    """``nn.Conv1d`` on a simulated analog chip (im2col + the analog matmul; see the module docstring)."""
-
-    _FLOAT_CLS = nn.Conv1d
-    _ND = 1
-
-
-class AnalogConv2d(_AnalogConvNd, nn.Conv2d):
-    """``nn.Conv2d`` on a simulated analog chip (im2col + the analog matmul; see the module docstring)."""
-
-    _FLOAT_CLS = nn.Conv2d
-    _ND = 2
-
-
-class AnalogConv3d(_AnalogConvNd, nn.Conv3d):
-    """``nn.Conv3d`` on a simulated analog chip (im2col + the analog matmul; see the module docstring)."""
-
-    _FLOAT_CLS = nn.Conv3d
-    _ND = 3

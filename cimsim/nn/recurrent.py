@@ -14,14 +14,15 @@ digitally, with PyTorch's recurrences (gate orders as in torch):
 
 Modes as for the other analog layers (:mod:`cimsim.nn.modules`): ``"hardware"`` draws one seed per
 forward, programs every crossbar once from the current weights (crossbar ``k`` of
-:meth:`~_AnalogRNNBase.weight_matrices` with :func:`~cimsim.nn.modules.group_seed` ``(s, k)``) and
+:meth:`~_AnalogRNNBase.weight_matrices` with :func:`~cimsim.rng.group_seed` ``(s, k)``) and
 reads it at every time step (per-read noise drawn anew at each step from its read generator), the
 backward being the extended STE of each read; ``"noise_injection"`` adds the profile's programming
 noise to the weights once per forward, inside autograd; ``"ideal"`` runs the same recurrence on the
 float weights. A programmed chip can be attached (``attach_chip``), as the drift studies do. The
 state dict is exactly the torch layer's. Dropout between layers (``dropout > 0``, training) draws
 its masks from the layer's generator. Not supported: ``proj_size``, packed sequences, a learnable
-input range.
+input range. The training mode is ``layer.analog_mode``; ``layer.mode`` stays ``nn.RNNBase``'s cell
+kind (``"LSTM"``, ``"GRU"``, ``"RNN_TANH"``, ``"RNN_RELU"``).
 """
 
 from __future__ import annotations
@@ -30,40 +31,20 @@ import torch
 from torch import nn
 
 from ..errors import ParameterError, ShapeError
+from .config import AnalogConfig, as_config
 from .functional import check_dense
-from .modules import AnalogLayer, _check_mode
+from .modules import AnalogLayer
 
 __all__ = ["AnalogLSTM", "AnalogGRU", "AnalogRNN"]
-
-_RNN_KINDS = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
 
 
 class _AnalogRNNBase(AnalogLayer):
     """The shared body; a subclass names the torch class and its cell (:meth:`_crossbars`, :meth:`_step`)."""
 
-    def _init_analog(self, profile, mode, seed, backward_weights, eval_mode, learn_input_range, proj_size):
-        if proj_size:
-            raise ParameterError(f"{type(self).__name__} does not support proj_size (got proj_size={proj_size}); use 0")
-        if learn_input_range:
-            raise ParameterError(f"{type(self).__name__} does not support learn_input_range (use it on Linear/Conv layers)")
-        self._setup_analog(profile, mode, seed, backward_weights, eval_mode)
-
-    # ``nn.RNNBase`` keeps its cell kind in ``self.mode`` ("LSTM", ...), the name the analog layers use
-    # for their training mode: its constructor's assignment is let through unseen, and the cuDNN
-    # weight flattening that would read it is off (the crossbar runs on the CPU).
-    @property
-    def mode(self) -> str:
-        """Training mode: ``"hardware"``, ``"noise_injection"`` or ``"ideal"`` (checked on assignment)."""
-        return self._mode
-
-    @mode.setter
-    def mode(self, value: str) -> None:
-        if value in _RNN_KINDS and "_mode" not in self.__dict__:
-            return
-        self._mode = _check_mode(value)
+    _INPUT_RANGE = False
 
     def flatten_parameters(self) -> None:
-        """No-op (see the ``mode`` note above)."""
+        """No-op: the analog forward reads each crossbar's weights itself, never cuDNN's flat buffer."""
 
     # ------------------------------------------------------------------ float <-> analog
     def _torch_kwargs(self) -> dict:
@@ -71,16 +52,14 @@ class _AnalogRNNBase(AnalogLayer):
                     dropout=self.dropout, bidirectional=self.bidirectional)
 
     @classmethod
-    def from_float(cls, module: nn.Module, profile, *, mode: str = "hardware", seed: int = 0,
-                   backward_weights: str = "float", eval_mode: str | None = None,
-                   learn_input_range: bool = False):
+    def from_float(cls, module: nn.Module, config=None, **settings):
         """The analog twin of a torch recurrent layer, sharing its Parameter objects (no copy)."""
         if type(module) is not cls._FLOAT_CLS and not isinstance(module, cls):
             raise ParameterError(f"{cls.__name__}.from_float expects an nn.{cls._FLOAT_CLS.__name__} (got {type(module).__name__})")
         if getattr(module, "proj_size", 0):
             raise ParameterError(f"{cls.__name__} does not support proj_size (got proj_size={module.proj_size})")
-        new = cls(module.input_size, module.hidden_size, device="meta", profile=profile, mode=mode, seed=seed,
-                  backward_weights=backward_weights, eval_mode=eval_mode, learn_input_range=learn_input_range,
+        config = as_config(config, f"{cls.__name__}.from_float", **settings)
+        new = cls(module.input_size, module.hidden_size, device="meta", config=config,
                   **_AnalogRNNBase._torch_kwargs(module), **cls._extra_kwargs(module))
         _share_weights(module, new)
         new.train(module.training)
@@ -180,7 +159,7 @@ class AnalogLSTM(_AnalogRNNBase, nn.LSTM):
     """``nn.LSTM`` on a simulated analog chip (see the module docstring).
 
     ``AnalogLSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-    bidirectional=False, *, profile, mode="hardware", seed=0, backward_weights="float", eval_mode=None)``.
+    bidirectional=False, *, config=None, **settings)`` (an :class:`AnalogConfig` and/or its fields).
     """
 
     _FLOAT_CLS = nn.LSTM
@@ -188,13 +167,12 @@ class AnalogLSTM(_AnalogRNNBase, nn.LSTM):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
-                 device=None, dtype=None, *, profile, mode: str = "hardware", seed: int = 0,
-                 backward_weights: str = "float", eval_mode: str | None = None, learn_input_range: bool = False):
+                 device=None, dtype=None, *, config: AnalogConfig | None = None, **settings):
         if proj_size:  # before torch builds the projections
             raise ParameterError(f"AnalogLSTM does not support proj_size (got proj_size={proj_size}); use 0")
         nn.LSTM.__init__(self, input_size, hidden_size, num_layers, bias=bias, batch_first=batch_first,
                          dropout=dropout, bidirectional=bidirectional, device=device, dtype=dtype)
-        self._init_analog(profile, mode, seed, backward_weights, eval_mode, learn_input_range, 0)
+        self._setup_analog(as_config(config, type(self).__name__, **settings))
 
     def _step(self, bars, x_t, state):
         h, c = state
@@ -212,11 +190,10 @@ class AnalogGRU(_AnalogRNNBase, nn.GRU):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
-                 dtype=None, *, profile, mode: str = "hardware", seed: int = 0, backward_weights: str = "float",
-                 eval_mode: str | None = None, learn_input_range: bool = False):
+                 dtype=None, *, config: AnalogConfig | None = None, **settings):
         nn.GRU.__init__(self, input_size, hidden_size, num_layers, bias=bias, batch_first=batch_first,
                         dropout=dropout, bidirectional=bidirectional, device=device, dtype=dtype)
-        self._init_analog(profile, mode, seed, backward_weights, eval_mode, learn_input_range, 0)
+        self._setup_analog(as_config(config, type(self).__name__, **settings))
 
     def _crossbars(self, w_ih, w_hh, b_ih, b_hh):
         return [(w_ih, b_ih), (w_hh, b_hh)]
@@ -239,12 +216,11 @@ class AnalogRNN(_AnalogRNNBase, nn.RNN):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None, *, profile, mode: str = "hardware", seed: int = 0,
-                 backward_weights: str = "float", eval_mode: str | None = None, learn_input_range: bool = False):
+                 device=None, dtype=None, *, config: AnalogConfig | None = None, **settings):
         nn.RNN.__init__(self, input_size, hidden_size, num_layers, nonlinearity=nonlinearity, bias=bias,
                         batch_first=batch_first, dropout=dropout, bidirectional=bidirectional, device=device,
                         dtype=dtype)
-        self._init_analog(profile, mode, seed, backward_weights, eval_mode, learn_input_range, 0)
+        self._setup_analog(as_config(config, type(self).__name__, **settings))
 
     @staticmethod
     def _extra_kwargs(module) -> dict:

@@ -26,8 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ShapeError
-from .functional import programming_noise_std
+from .config import AnalogConfig, as_config
 from .modules import AnalogLayer
+from .noise_injection import programming_noise_std
 
 __all__ = ["AnalogConvTranspose1d", "AnalogConvTranspose2d", "AnalogConvTranspose3d"]
 
@@ -37,12 +38,11 @@ class _AnalogConvTransposeNd(AnalogLayer):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
                  groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None, dtype=None,
-                 *, profile, mode: str = "hardware", seed: int = 0, backward_weights: str = "float",
-                 eval_mode: str | None = None, learn_input_range: bool = False):
+                 *, config: AnalogConfig | None = None, **settings):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
                          output_padding=output_padding, groups=groups, bias=bias, dilation=dilation,
                          padding_mode=padding_mode, device=device, dtype=dtype)
-        self._setup_analog(profile, mode, seed, backward_weights, eval_mode, learn_input_range)
+        self._setup_analog(as_config(config, type(self).__name__, **settings))
         self._opad = None  # the output padding of the forward in progress
 
     @classmethod

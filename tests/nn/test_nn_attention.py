@@ -88,7 +88,7 @@ def test_training_forward_equals_its_chips_and_ideal_mode_is_torch():
     y2, w2 = mha(x, x, x)
     mha.detach_chip()
     assert torch.equal(y, y2) and torch.equal(w, w2)
-    mha.mode = "ideal"
+    mha.analog_mode = "ideal"
     assert torch.equal(mha(x, x, x)[0], mha.to_float()(x, x, x)[0])
 
 

@@ -44,7 +44,7 @@ def test_compiled_model_equals_the_eager_one_bit_for_bit(mode):
 
 
 def test_import_leaves_dynamo_unloaded_and_compile_still_runs_layers_eagerly(tmp_path):
-    """``import cimsim`` does not import TorchDynamo (2.3 s); the analog forwards are marked
+    """``import cimsim`` does not import TorchDynamo (a heavy import); the analog forwards are marked
     when it is imported later, so a model compiled afterwards still equals the eager one."""
     script = tmp_path / "lazy.py"
     script.write_text(

@@ -347,7 +347,7 @@ def test_learnable_input_range_gradient_equals_lsq_pact_formula(harsh):
 
 
 def test_large_matrices_release_the_free_heap_after_their_backward(monkeypatch):
-    import cimsim.nn.functional as fn
+    import cimsim.nn.ste as fn
 
     calls = []
     monkeypatch.setattr(fn, "release_free_heap", lambda: calls.append(1))

@@ -21,7 +21,6 @@ from cimsim.nn import (
     AnalogLinear,
     analog_layers,
     convert,
-    programming_noise_std,
     rng_state,
     set_mode,
     set_rng_state,
@@ -105,7 +104,7 @@ def test_modes_ideal_eval_mode_and_errors(pcm):
     layer = AnalogLinear(20, 6, profile=pcm, mode="ideal")
     x = torch.randn(3, 20)
     assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
-    layer.mode = "hardware"
+    layer.analog_mode = "hardware"
     layer.eval_mode = "ideal"
     layer.eval()
     assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
@@ -126,69 +125,6 @@ def test_eval_mode_default_is_the_hardware_forward(pcm):
         y = layer(x)
     s = layer.last_seed
     assert torch.equal(y, layer.forward_chip(x, layer.program(s), rng=layer.read_rng(s), t_s=0.0))
-
-
-def test_noise_injection_std_matches_profile_and_gradient_is_identity():
-    prof = load_profile("ideal", overrides={"programming.noise": {"kind": "constant", "sigma_us": 0.05},
-                                            "conductance.g_max_us": 1.0})
-    torch.manual_seed(3)
-    w = torch.randn(64, 300)
-    std = programming_noise_std(w, prof)
-    # differential pair, both devices noisy: sqrt(2) * sigma_us * s / (g_max - g_min), s per column per tile
-    s0 = w[:, :256].abs().amax(1, keepdim=True)
-    s1 = w[:, 256:].abs().amax(1, keepdim=True)
-    expect = torch.cat([s0.expand(64, 256), s1.expand(64, 44)], 1) * 0.05 * np.sqrt(2)
-    torch.testing.assert_close(std, expect)
-    layer = AnalogLinear(300, 64, profile=prof, mode="noise_injection")
-    layer.weight.data.copy_(w)
-    x = torch.randn(5, 300)
-    # statistics of W_noisy - W over 64*300*20 draws: std ratio within 5 standard errors
-    d = torch.stack([layer.noisy_weight().detach() - w for _ in range(20)])
-    ratio = (d / expect).std().item()
-    n = d.numel()
-    assert abs(ratio - 1) < 5 / np.sqrt(2 * n)
-    # gradient: identity through the noise (dL/dW = dL/dW_noisy)
-    layer.reseed(9)
-    y = layer(x)
-    y.sum().backward()
-    layer.reseed(9)
-    wn = layer.noisy_weight().detach().requires_grad_()
-    F.linear(x, wn, layer.bias).sum().backward()
-    torch.testing.assert_close(layer.weight.grad, wn.grad)
-
-
-def test_noise_injection_pcm_std_follows_the_polynomial(pcm):
-    w = torch.tensor([[1.0, -0.5, 0.0, 0.25], [0.0, 0.0, -2.0, 2.0]])
-    std = programming_noise_std(w, pcm)
-
-    def sig(x):  # pcm: sigma(x) = 0.26348 + 1.965 x - 1.1731 x^2 uS at g_ref = g_max = 25 uS
-        return 0.26348 + 1.9650 * x - 1.1731 * x**2
-
-    s = torch.tensor([[1.0], [2.0]])
-    x = (w / s).abs()
-    expect = torch.sqrt(sig(x) ** 2 + sig(torch.zeros_like(x)) ** 2) * s / 25.0
-    torch.testing.assert_close(std, expect)
-
-
-def test_noise_injection_std_of_bit_sliced_weights():
-    """With bit slicing the noise-injection std sums the slices' pairs, each weighed by its digit
-    weight c_s = n^s (n - 1) / (n^S - 1): computed here by hand from the digits."""
-    prof = load_profile("pcm", overrides={"conductance.n_levels": 4, "mapping.weight_slices": 3,
-                                          "conductance.g_min_us": 5.0, "mapping.scaling": "per_layer"})
-    w = torch.tensor([[1.0, 0.9, -0.37, 0.05, 0.0]])
-    got = programming_noise_std(w, prof)[0]
-
-    def sig(g):  # pcm's law at x = G / 25 uS, g_ref = 25 uS
-        x = g / 25.0
-        return max(0.26348 + 1.9650 * x - 1.1731 * x**2, 0.0)
-
-    for i, v in enumerate(w[0].tolist()):
-        code = round(abs(v) * 63)
-        var = 0.0
-        for si in range(3):
-            d = (code // 4**si) % 4
-            var += (4**si * 3 / 63) ** 2 * (sig(5.0 + d / 3 * 20.0) ** 2 + sig(5.0) ** 2)
-        assert abs(got[i].item() - var**0.5 / 20.0) < 1e-6, (v, got[i].item(), var**0.5 / 20.0)
 
 
 # --------------------------------------------------------------------------- torch plumbing
@@ -327,7 +263,7 @@ def test_convert_filter_overrides_and_root_layer(pcm):
                              "heads.a": {"profile": {"adc.bits": 6}, "seed": 99}})
     assert [n for n, _ in analog_layers(out)] == ["blocks.0", "blocks.1", "heads.a"]
     assert type(out.attn) is nn.MultiheadAttention
-    assert out.blocks[0].mode == "noise_injection" and out.heads["a"].mode == "hardware"
+    assert out.blocks[0].analog_mode == "noise_injection" and out.heads["a"].analog_mode == "hardware"
     assert out.heads["a"].profile.adc.bits == 6 and out.blocks[0].profile.adc.bits == 8
     assert out.heads["a"].seed == 99
     with pytest.raises(ParameterError, match="unknown key"):

@@ -41,7 +41,7 @@ def test_hardware_mode_on_the_ideal_chip_equals_torch(torch_cls, cls, extra, kw)
     torch.manual_seed(0)
     ref = torch_cls(5, 6, **kw, **extra)
     analog = cls.from_float(ref, load_profile("ideal"))
-    assert analog.mode == "hardware" and analog.weight_ih_l0 is ref.weight_ih_l0
+    assert analog.analog_mode == "hardware" and analog.mode == ref.mode and analog.weight_ih_l0 is ref.weight_ih_l0
     d = 2 if ref.bidirectional else 1
     x = torch.randn(4, 7, 5) if ref.batch_first else torch.randn(7, 4, 5)
     x.requires_grad_(True)
@@ -152,8 +152,9 @@ def test_bad_input_and_unsupported_options():
     packed = nn.utils.rnn.pack_padded_sequence(torch.randn(5, 2, 3), [5, 3])
     with pytest.raises(ParameterError, match="packed"):
         lstm(packed)
+    assert lstm.mode == "LSTM"  # nn.RNNBase's cell kind; the training mode is analog_mode
     with pytest.raises(ParameterError, match="mode must be one of"):
-        lstm.mode = "LSTM"
+        lstm.analog_mode = "LSTM"
     assert np.isfinite(lstm(torch.randn(5, 2, 3))[0].detach().numpy()).all()
 
 

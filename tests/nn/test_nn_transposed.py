@@ -99,7 +99,7 @@ def test_hardware_forward_equals_its_chips_and_noise_injection_std():
     mats = layer.weight_matrices()
     std = torch.cat([programming_noise_std(m, layer.profile).T for m in mats]).reshape(layer.weight.shape)
     assert torch.equal(std[0, 1, 2, 0], programming_noise_std(mats[0], layer.profile)[1 * 9 + 2 * 3 + 0, 0])
-    layer.mode = "noise_injection"
+    layer.analog_mode = "noise_injection"
     assert layer(x).shape == y.shape
 
 

@@ -1,0 +1,220 @@
+"""The hardware forward of the torch bridge: the chip's matrix-vector product, outside autograd.
+
+A hardware-mode forward runs in two steps:
+
+1. :func:`hardware_mvm` (outside autograd, on detached numpy arrays) programs the chip from the
+   current float weights and runs :func:`cimsim.crossbar.tile_mvm` with ``return_masks=True``:
+   the noisy, quantised output ``y_hw`` plus what the backward needs (``x_q``, the DAC-clip mask
+   and the per-tile ADC-saturation mask).  Seed ``s`` means exactly what a deployed chip with seed
+   ``s`` means: ``prog, read = split_seed(s)``; ``program_matrix(W, profile, rng=prog)``;
+   ``tile_mvm(x, state, t_s=t, rng=read)``.  So the training forward *is* the chip's forward.
+2. :class:`~cimsim.nn.ste.AnalogMatmulSTE` adds the bias digitally and defines the backward.  It
+   saves only ``x_q`` (or ``x``), the boolean masks, and the backward weight (the float ``W``
+   itself, a Parameter that is alive anyway, or the programmed effective weights when asked):
+   nothing of the noise model.
+
+:func:`analog_matmul` chains the two.  With a learnable DAC input range ``alpha`` (fixed-range DAC
+of bound ``B``) the input is scaled by ``k = B / alpha`` before the DAC and the output by
+``1 / k`` after the ADC: ``y = F_hw(W, k x) / k + b``, so the DAC clips at ``|x| = alpha``.
+:class:`MatrixReader` reads one programmed crossbar several times in one forward (recurrent time
+steps, attention projections); :class:`FloatReader` is its float stand-in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..crossbar import DriftedState, program_drifted, program_matrix, tile_mvm
+from ..errors import ParameterError, ShapeError
+from ..rng import SeedLike, as_generator, split_seed
+from .config import check_backward_weights
+from .functional import _dac_is_ideal, _to_numpy, _to_torch, check_dense
+from .ste import AnalogMatmulSTE
+
+__all__ = ["HardwareResult", "hardware_mvm", "analog_matmul", "MatrixReader", "FloatReader"]
+
+
+@dataclass(frozen=True)
+class HardwareResult:
+    """What one hardware MVM hands to the STE (torch tensors on the input's device).
+
+    ``x_q`` is ``None`` when the DAC is ideal (then the array saw ``x`` itself); ``dac_clip`` is
+    ``None`` when no input was clipped and ``adc_sat`` ``None`` when no tile output saturated, so
+    the common case saves and computes nothing for them. ``w_programmed`` is only set when the
+    programmed effective weights were asked for.
+    """
+
+    y: torch.Tensor
+    x_q: torch.Tensor | None
+    dac_clip: torch.Tensor | None
+    adc_sat: torch.Tensor | None
+    w_programmed: torch.Tensor | None
+    tile_rows: int
+
+
+def hardware_mvm(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    profile,
+    *,
+    seed: int | None = None,
+    state=None,
+    rng: SeedLike | None = None,
+    t_s: float | None = 0.0,
+    masks: bool = True,
+    backward_weights: str = "float",
+    compensation=None,
+) -> HardwareResult:
+    """Run ``x [batch, in] @ W[out, in]^T`` on the simulated chip, outside autograd.
+
+    Either ``seed`` (program the chip from ``weight`` now: ``prog, read = split_seed(seed)``) or
+    ``state`` (an already programmed ``ProgrammedState``/``DriftedState``) plus ``rng`` (the read
+    generator) is given. ``masks=False`` skips the masks (inference). The result is in ``x``'s
+    dtype and on its device.
+    """
+    check_backward_weights(backward_weights)
+    if x.dim() != 2 or weight.dim() != 2 or x.shape[1] != weight.shape[1]:
+        raise ShapeError(
+            f"hardware_mvm needs x [batch, in] and weight [out, in] with equal 'in' "
+            f"(got x {tuple(x.shape)} and weight {tuple(weight.shape)})"
+        )
+    return _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_weights, compensation)
+
+
+def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_weights, compensation):
+    if state is None:
+        if seed is None:
+            raise ParameterError("hardware_mvm needs either seed= (program now) or state= and rng= (a programmed chip)")
+        prog, read = split_seed(seed)
+        if t_s is not None:
+            # program and drift chunk by chunk without keeping the device arrays (same bits as
+            # program_matrix(...).drift(t_s, read), which is what tile_mvm would do next)
+            state = program_drifted(_to_numpy(weight), profile, rng=prog, t_s=t_s, read_rng=read)
+            t_s = None
+        else:
+            state = program_matrix(_to_numpy(weight), profile, rng=prog)
+    else:
+        if rng is None:
+            raise ParameterError("hardware_mvm with a programmed state needs rng= (the chip's read generator)")
+        read = as_generator(rng)
+        profile = state.profile
+    w_prog = None
+    if masks and backward_weights == "programmed":
+        # Drift explicitly (what tile_mvm does first with the same generator, so the forward's
+        # bits do not change) to read the weights this very chip realised, 1/f noise included.
+        if not isinstance(state, DriftedState):
+            if t_s is None:
+                raise ParameterError("hardware_mvm on a ProgrammedState needs t_s (seconds since programming, 0 allowed)")
+            state = state.drift(t_s, read)
+        t_s = None
+        w_prog = state.effective_weights()
+    xn = _to_numpy(x)
+    kwargs = {"rng": read}
+    if t_s is not None:
+        kwargs["t_s"] = t_s
+    if compensation is not None:
+        kwargs["compensation"] = compensation
+    rows = int(profile.tile.rows)
+    if not masks:
+        y = tile_mvm(xn, state, **kwargs)
+        return HardwareResult(_to_torch(y, x).to(x.dtype), None, None, None, None, rows)
+    y, m = tile_mvm(xn, state, return_masks=True, **kwargs)
+    x_q = None if _dac_is_ideal(profile) else _to_torch(m.x_q, x).to(x.dtype)
+    dac_clip = m.dac_clip if m.dac_clip is not None and m.dac_clip.any() else None
+    adc_sat = m.adc_sat if m.adc_sat is not None and m.adc_sat.any() else None
+    return HardwareResult(
+        _to_torch(y, x).to(x.dtype),
+        x_q,
+        None if dac_clip is None else _to_torch(dac_clip, x),
+        None if adc_sat is None else _to_torch(adc_sat, x),
+        None if w_prog is None else _to_torch(np.asarray(w_prog), x).to(x.dtype),
+        rows,
+    )
+
+
+def analog_matmul(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    profile,
+    *,
+    seed: int | None = None,
+    state=None,
+    rng: SeedLike | None = None,
+    t_s: float | None = 0.0,
+    backward_weights: str = "float",
+    compensation=None,
+    input_range: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``y = F_hw(W, x) + b`` for ``x [B, in]`` with the extended-STE backward.
+
+    Programs the chip from ``weight`` with ``seed`` (or uses ``state`` + read ``rng``), runs the
+    hardware MVM, and wraps it in :class:`AnalogMatmulSTE`. Outside autograd (``no_grad`` or no
+    input requiring grad) it skips the masks and the Function altogether; the output bits are
+    the same either way.
+
+    ``input_range`` (a 0-d tensor ``alpha``, possibly a learnable Parameter) needs a profile with
+    a fixed-range DAC of bound ``B``: the input is scaled digitally by ``B / alpha`` before the
+    DAC and the output by ``alpha / B`` after the ADC, so the DAC clips at ``|x| = alpha``.
+    """
+    check_dense(x)
+    track = torch.is_grad_enabled() and (
+        x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+        or (input_range is not None and input_range.requires_grad)
+    )
+    k = None
+    if input_range is not None:
+        prof = profile if state is None else state.profile
+        if prof.dac.bits is None or prof.dac.range.kind != "fixed":
+            raise ParameterError(
+                "input_range needs a profile with a fixed-range DAC (dac.bits set, dac.range.kind: fixed); "
+                f"got dac.bits={prof.dac.bits}, dac.range.kind={prof.dac.range.kind}"
+            )
+        a = float(input_range.detach().abs())
+        if not a > 0 or not math.isfinite(a):
+            raise ParameterError(f"input_range must be a positive finite number (got {a})")
+        k = float(prof.dac.range.bound) / a
+    x_hw = x if k is None else x.detach() * k
+    hw = hardware_mvm(
+        x_hw, weight, profile, seed=seed, state=state, rng=rng, t_s=t_s, masks=track,
+        backward_weights=backward_weights, compensation=compensation,
+    )
+    y_hw = hw.y if k is None else hw.y / k
+    if not track:
+        return y_hw if bias is None else y_hw + bias
+    x_q = hw.x_q if (k is None or hw.x_q is None) else hw.x_q / k
+    return AnalogMatmulSTE.apply(
+        x, weight, bias, y_hw, x_q, hw.dac_clip, hw.adc_sat, hw.w_programmed, hw.tile_rows, input_range
+    )
+
+
+class MatrixReader:
+    """One crossbar read many times in one forward (a recurrent layer's time steps, an attention
+    layer's projections): ``reader(x, b)`` = :func:`analog_matmul` on its ``DriftedState``."""
+
+    def __init__(self, weight, profile, state, rng, t_s, compensation, backward_weights):
+        if not isinstance(state, DriftedState):  # an attached ProgrammedState: drift once per forward
+            if t_s is None:
+                raise ParameterError("an attached ProgrammedState needs t_s (seconds since programming)")
+            state = state.drift(t_s, rng)
+        self.weight, self.profile, self.state, self.rng = weight, profile, state, rng
+        self.compensation, self.backward_weights = compensation, backward_weights
+
+    def __call__(self, x, bias):
+        return analog_matmul(x, self.weight, bias, self.profile, state=self.state, rng=self.rng, t_s=None,
+                             backward_weights=self.backward_weights, compensation=self.compensation)
+
+
+class FloatReader:
+    """A (noisy) float matrix with the reader's call signature."""
+
+    def __init__(self, weight):
+        self.weight = weight
+
+    def __call__(self, x, bias):
+        return F.linear(x, self.weight, bias)
