@@ -11,7 +11,7 @@ import cimsim
 
 PKG = Path(cimsim.__file__).parent
 
-# profiles -> devices/peripherals/kernels -> crossbar -> nn -> evaluation -> cli (DESIGN.md §1)
+# profiles -> devices/peripherals/kernels -> crossbar -> nn -> evaluation -> runs/cli (DESIGN.md §1)
 LAYER = {
     "errors": 0,
     "rng": 0,
@@ -26,6 +26,7 @@ LAYER = {
     "nn": 4,
     "models": 5,
     "evaluation": 6,
+    "runs": 7,
     "cli": 7,
     "__init__": 8,
     "__main__": 8,
