@@ -27,12 +27,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
-import struct
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
