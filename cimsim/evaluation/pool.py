@@ -121,9 +121,10 @@ def run_serial(payload: Payload, jobs: Iterable[Job], collect: Callable[[JobResu
         collect(run_job(payload, job))
 
 
-def pickle_payload(payload: Payload, *, explicit: bool) -> bytes | None:
+def pickle_payload(payload: Payload, *, explicit: bool, stacklevel: int = 2) -> bytes | None:
     """The payload pickled for the workers; if it cannot be: ParameterError when processes were
-    asked for (``explicit``), else a warning and ``None`` (the study stays serial)."""
+    asked for (``explicit``), else a warning (attributed ``stacklevel`` frames up: the user's
+    call) and ``None`` (the study stays serial)."""
     try:
         buf = io.BytesIO()
         pickle.dump(payload, buf, protocol=pickle.HIGHEST_PROTOCOL)
@@ -135,7 +136,7 @@ def pickle_payload(payload: Payload, *, explicit: bool) -> bytes | None:
         )
         if explicit:
             raise ParameterError(msg) from exc
-        warnings.warn(msg + " (running serially)", RuntimeWarning, stacklevel=3)
+        warnings.warn(msg + " (running serially)", RuntimeWarning, stacklevel=stacklevel)
         return None
 
 

@@ -98,15 +98,9 @@ def evaluate_drift(
 
     seeds = [model_or_chip.seed] if is_chip else chip_seeds(seed, repeats)
     fp, study = fingerprint(model_or_chip, x, y, seed, comp_kind, metric_name, int(batch_size))
-    pfile: Path | None = None
-    done: dict[tuple[int, float], float] = {}
-    if out is not None:
-        out = Path(out)
-        if out.is_dir():
-            out = out / "drift_report.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        pfile = points_path(out)
-        done = start_points(pfile, fp, study)
+    out = _report_path(out)
+    pfile = None if out is None else points_path(out)
+    done = {} if pfile is None else start_points(pfile, fp, study)
 
     jobs: list[Job] = [(r, s, todo) for r, s in enumerate(seeds) if (todo := [t for t in times if (s, t) not in done])]
     n_points = sum(len(j[2]) for j in jobs)
@@ -125,20 +119,7 @@ def evaluate_drift(
                 timing[k] += tim[k]
             bar.update(len(pts))
 
-        remaining = list(jobs)
-        if n_workers is None:  # auto: time the first chip here, then decide whether processes pay off
-            n_workers = 1
-            if remaining:
-                t_job = time.perf_counter()
-                collect(run_job(payload, remaining.pop(0)))
-                n_workers = auto_workers(time.perf_counter() - t_job, len(remaining))
-        n_workers = min(n_workers, len(remaining))
-        payload_bytes = pickle_payload(payload, explicit=workers not in (None, 0)) if n_workers > 1 else None
-        if payload_bytes is None:
-            n_workers = 1
-            run_serial(payload, remaining, collect)
-        else:
-            run_pool(payload_bytes, remaining, n_workers, collect)
+        n_workers = _run_jobs(payload, jobs, n_workers, collect, explicit=workers not in (None, 0))
 
     scores = np.array([[results[(s, t)] for t in times] for s in seeds], dtype=np.float64)
     profiles = sorted({getattr(getattr(l, "profile", None), "name", "?") for _, l in layers})
@@ -167,6 +148,39 @@ def evaluate_drift(
         report.meta["out"] = str(out)
         report.to_json(out)
     return report
+
+
+def _run_jobs(payload: Payload, jobs: list[Job], n_workers: int | None, collect: Callable[[JobResult], None], *, explicit: bool) -> int:
+    """Run every job, serially or on a pool of ``n_workers`` (``None``: auto); the processes used.
+
+    The choice is made once: in auto mode after the first chip ran here and was timed, else
+    up front. A payload that cannot be pickled keeps an auto study serial.
+    """
+    remaining = list(jobs)
+    if n_workers is None:
+        n_workers = 1
+        if remaining:
+            t_job = time.perf_counter()
+            collect(run_job(payload, remaining.pop(0)))
+            n_workers = auto_workers(time.perf_counter() - t_job, len(remaining))
+    n_workers = min(n_workers, len(remaining))
+    payload_bytes = pickle_payload(payload, explicit=explicit, stacklevel=4) if n_workers > 1 else None
+    if payload_bytes is None:
+        run_serial(payload, remaining, collect)
+        return 1
+    run_pool(payload_bytes, remaining, n_workers, collect)
+    return n_workers
+
+
+def _report_path(out: str | Path | None) -> Path | None:
+    """The report file of ``out`` (a directory gets ``drift_report.json``), its folder created."""
+    if out is None:
+        return None
+    out = Path(out)
+    if out.is_dir():
+        out = out / "drift_report.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def _check_repeats(repeats: Any, is_chip: bool) -> int:
