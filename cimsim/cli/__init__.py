@@ -1,12 +1,14 @@
 """The ``cimsim`` command line (click).
 
 Subcommand groups live in their own modules and register here: ``profile`` (profiles.py) and
-``train`` / ``drift`` / ``demo`` (run.py).
+``train`` / ``drift`` / ``demo`` (run.py, over :mod:`cimsim.runs`).
 """
 
 from __future__ import annotations
 
 import click
+
+from . import profiles, run
 
 __all__ = ["main"]
 
@@ -17,17 +19,5 @@ def main() -> None:
     """cimsim: simulate analog compute-in-memory hardware."""
 
 
-def _register() -> None:
-    from importlib import import_module
-
-    for mod in ("profiles", "run"):
-        try:
-            m = import_module(f"{__name__}.{mod}")
-        except ModuleNotFoundError as exc:  # a module not written yet
-            if exc.name != f"{__name__}.{mod}":
-                raise
-            continue
-        m.register(main)
-
-
-_register()
+profiles.register(main)
+run.register(main)

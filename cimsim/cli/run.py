@@ -1,312 +1,24 @@
-"""``cimsim train`` / ``cimsim drift`` / ``cimsim demo``: train against a chip, then age it.
+"""``cimsim train`` / ``cimsim drift`` / ``cimsim demo``: the commands over :mod:`cimsim.runs`.
 
-A run directory (``--out runs/NAME``) holds everything needed to rebuild the trained model:
-
-* ``run.json``: the model spec (built-in model, sizes, data set), profile, mode, seed, training
-  settings and final accuracy;
-* ``model.pt``: the weights (a plain ``state_dict``: loaded with ``weights_only=True``);
-* ``profile.yaml``: the resolved device profile (inheritance and overrides applied);
-* ``curve.csv`` (+ ``curve.png``): loss and accuracy per epoch;
-* while training, ``checkpoint.pt`` after every epoch (weights, optimizer, every generator
-  position, curve): an interrupted ``cimsim train`` re-run with the same arguments resumes from
-  it and ends with the same bits as an uninterrupted run; it is deleted when the run is saved.
-
-``cimsim drift runs/NAME`` rebuilds the model from these files and writes
-``drift_<compensation>.{json,csv,png}`` next to them (plus ``.points.jsonl``: an interrupted
-study re-run with the same arguments resumes from there).
-
-The same steps are plain functions here (:func:`train_run`, :func:`load_run`, :func:`drift_run`)
-for scripts and tests.
+Only argument parsing, output and exit codes live here: a :class:`cimsim.errors.CimsimError`
+from the library is printed as ``error: ...`` lines and exits with status 2; a malformed
+option is click's usage error. What a run directory holds, and how a study resumes, is
+described in :mod:`cimsim.runs`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import math
-import os
-import time
 from pathlib import Path
-from typing import Any
 
 import click
-import torch
-import torch.nn.functional as F
 
-from ..errors import CimsimError, ParameterError, StateFormatError
+from ..crossbar.compensation import check_compensation
+from ..errors import CimsimError, ParameterError
+from ..runs import MODEL_NAMES, TRAIN_MODES, demo_run, drift_run, train_run
 
-__all__ = ["register", "train_run", "load_run", "drift_run", "build_model", "RUN_FORMAT"]
-
-RUN_FORMAT = "cimsim.run/1"
-CHECKPOINT_FORMAT = "cimsim.checkpoint/1"
-MODEL_NAMES = ("mlp", "lenet")
-TRAIN_MODES = ("hardware", "noise_injection", "ideal", "float")
+__all__ = ["train_cmd", "drift_cmd", "demo_cmd", "register"]
 
 
-# --------------------------------------------------------------------------- model + data
-def build_model(spec: dict[str, Any]) -> torch.nn.Module:
-    """The float built-in model of a run spec (``model``, ``input_shape``, ``n_classes``, ``hidden``)."""
-    from .. import models
-
-    name = spec["model"]
-    shape = list(spec["input_shape"])
-    if name == "mlp":
-        return models.mlp(math.prod(shape), tuple(spec.get("hidden") or (256, 256)), spec["n_classes"])
-    if name == "lenet":
-        if len(shape) != 3 or shape[1] != shape[2]:
-            raise ParameterError(f"lenet needs square images [C, H, H] (got input shape {shape}); use --model mlp")
-        return models.lenet(shape[0], spec["n_classes"], input_size=shape[1])
-    raise ParameterError(f"unknown model {name!r}; built-in models: {list(MODEL_NAMES)}")
-
-
-def _dataset(spec: dict[str, Any]):
-    from ..data import load_dataset
-
-    return load_dataset(spec["data"], root=spec.get("data_root"), image=spec["model"] == "lenet", seed=spec.get("data_seed", 0))
-
-
-@torch.no_grad()
-def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2048) -> float:
-    model.eval()
-    correct = sum(int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum()) for i in range(0, len(x), batch))
-    return correct / len(x)
-
-
-# --------------------------------------------------------------------------- train
-def train_run(
-    out: str | Path,
-    *,
-    profile: str = "pcm",
-    model: str = "mlp",
-    data: str = "digits",
-    data_root: str | None = None,
-    mode: str = "hardware",
-    epochs: int = 12,
-    batch_size: int = 64,
-    lr: float = 2e-3,
-    seed: int = 0,
-    hidden: tuple[int, ...] = (256, 256),
-    echo=None,
-) -> dict[str, Any]:
-    """Train a built-in model against the chip of ``profile`` and save the run to ``out``.
-
-    ``mode``: ``hardware`` (extended STE on the chip), ``noise_injection``, or ``ideal``/``float``
-    (plain float training; the chip is only used at evaluation). Returns the run spec.
-    Training into an existing run folder replaces its model and deletes its drift studies
-    (``drift_*`` files), which belonged to the old weights.  After every epoch the full
-    training state goes to ``out/checkpoint.pt``; a call with the same settings finding one
-    resumes after its epoch, bit for bit (same torch thread count assumed, see
-    docs/user_guide.md), and a checkpoint of other settings is discarded.
-    """
-    from ..nn import convert, rng_state, set_rng_state
-    from ..profiles import dump_profile, load_profile
-
-    if mode not in TRAIN_MODES:
-        raise ParameterError(f"mode must be one of {list(TRAIN_MODES)} (got {mode!r})")
-    if model not in MODEL_NAMES:
-        raise ParameterError(f"unknown model {model!r}; built-in models: {list(MODEL_NAMES)}")
-    if epochs < 1 or batch_size < 1 or not lr > 0:
-        raise ParameterError(f"epochs and batch size must be >= 1 and lr > 0 (got epochs={epochs}, batch_size={batch_size}, lr={lr})")
-    nn_mode = "ideal" if mode == "float" else mode
-    prof = load_profile(profile)
-    spec: dict[str, Any] = {
-        "format": RUN_FORMAT,
-        "model": model,
-        "hidden": list(hidden) if model == "mlp" else None,
-        "data": data,
-        "data_root": None if data_root is None else str(data_root),
-        "data_seed": 0,
-        "profile": prof.name,
-        "mode": nn_mode,
-        "seed": int(seed),
-        "epochs": int(epochs),
-        "batch_size": int(batch_size),
-        "lr": float(lr),
-    }
-    ds = _dataset(spec)
-    spec["input_shape"] = list(ds.input_shape)
-    spec["n_classes"] = int(ds.n_classes)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = build_model(spec)
-    net = convert(net, prof, mode=nn_mode, seed=int(seed))
-
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(int(seed))
-    x, y = ds.x_train, ds.y_train
-    curve: list[dict[str, float]] = []
-    out = Path(out)
-    ckpt_path = out / "checkpoint.pt"
-    start, done_s = 1, 0.0
-    prof_yaml = dump_profile(prof)
-    ck = _load_checkpoint(ckpt_path, spec, prof_yaml, echo)
-    if ck is not None:
-        net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        set_rng_state(net, ck["layer_generators"])
-        g.set_state(ck["data_generator"])
-        curve, start, done_s = list(ck["curve"]), int(ck["epoch"]) + 1, float(ck["train_s"])
-    t0 = time.perf_counter() - done_s
-    for epoch in range(start, epochs + 1):
-        net.train()
-        perm = torch.randperm(len(x), generator=g)
-        total, correct = 0.0, 0
-        for i in range(0, len(x), batch_size):
-            idx = perm[i : i + batch_size]
-            logits = net(x[idx])
-            loss = F.cross_entropy(logits, y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.item()) * len(idx)
-            correct += int((logits.argmax(1) == y[idx]).sum())
-        test_acc = _accuracy(net, ds.x_test, ds.y_test)
-        row = {"epoch": epoch, "train_loss": total / len(x), "train_acc": correct / len(x), "test_acc": test_acc}
-        curve.append(row)
-        _save_checkpoint(ckpt_path, {
-            "format": CHECKPOINT_FORMAT, "spec": spec, "profile": prof_yaml, "epoch": epoch, "model": net.state_dict(),
-            "optimizer": opt.state_dict(), "layer_generators": rng_state(net), "data_generator": g.get_state(),
-            "curve": curve, "train_s": time.perf_counter() - t0,
-        })
-        if echo:
-            echo(f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  train {100 * row['train_acc']:.2f} %  test {100 * test_acc:.2f} %")
-    spec["train_s"] = time.perf_counter() - t0
-    spec["test_acc"] = curve[-1]["test_acc"]
-    spec["test_acc_note"] = (
-        "on the chip at t = 0 (fresh chip per batch)" if nn_mode == "hardware" else f"{nn_mode} forward (no chip)"
-    )
-
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("drift_*"):  # studies of the weights this run replaces (else a rerun refuses them)
-        if stale.is_file():
-            stale.unlink()
-    torch.save(net.state_dict(), out / "model.pt")
-    (out / "profile.yaml").write_text(prof_yaml)
-    with open(out / "curve.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(curve[0]))
-        w.writeheader()
-        w.writerows(curve)
-    (out / "run.json").write_text(json.dumps(spec, indent=1) + "\n")
-    _plot_curve(curve, out / "curve.png", f"{model} on {data}, {prof.name}, {nn_mode} mode")
-    ckpt_path.unlink(missing_ok=True)
-    return spec
-
-
-def _save_checkpoint(path: Path, ck: dict[str, Any]) -> None:
-    """Write ``ck`` atomically (a temporary file renamed over ``path``): a crash leaves the last one whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ck, tmp)
-    os.replace(tmp, path)
-
-
-def _load_checkpoint(path: Path, spec: dict[str, Any], profile_yaml: str, echo) -> dict[str, Any] | None:
-    """The checkpoint at ``path`` if it was written by a run with exactly ``spec`` and profile, else None
-    (a checkpoint of other settings, or one that cannot be read, is deleted, and said so)."""
-    if not path.is_file():
-        return None
-    try:
-        ck = torch.load(path, weights_only=True)
-        ok = (isinstance(ck, dict) and ck.get("format") == CHECKPOINT_FORMAT and ck.get("spec") == spec
-              and ck.get("profile") == profile_yaml)
-        why = "it was written with other settings"
-    except Exception as exc:  # a truncated or foreign file: start over rather than fail the run
-        ok, why = False, f"it cannot be read ({type(exc).__name__}: {exc})"
-    if ok:
-        if echo:
-            echo(f"resuming from {path} after epoch {ck['epoch']}")
-        return ck
-    if echo:
-        echo(f"discarding {path}: {why}; training from epoch 1")
-    path.unlink()
-    return None
-
-
-def _plot_curve(curve: list[dict[str, float]], path: Path, title: str) -> None:
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError:  # plotting is optional
-        return
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    ep = [r["epoch"] for r in curve]
-    ax.plot(ep, [100 * r["train_acc"] for r in curve], label="train")
-    ax.plot(ep, [100 * r["test_acc"] for r in curve], label="test")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy (%)")
-    ax2 = ax.twinx()
-    ax2.plot(ep, [r["train_loss"] for r in curve], color="gray", ls=":", label="loss")
-    ax2.set_ylabel("train loss")
-    ax.set_title(title, fontsize=9)
-    ax.legend(loc="center right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def load_run(run_dir: str | Path, *, profile: str | None = None):
-    """``(model, spec, dataset)`` of a run saved by :func:`train_run`.
-
-    The model is rebuilt from ``run.json``, converted with the saved ``profile.yaml`` (or with
-    ``profile``, a name or YAML path, to deploy the trained weights on another chip) and gets the
-    saved weights.
-    """
-    from ..nn import convert
-    from ..profiles import load_profile
-
-    run_dir = Path(run_dir)
-    sp = run_dir / "run.json"
-    if not sp.is_file():
-        raise StateFormatError(f"{run_dir} is not a cimsim run (no run.json); create one with `cimsim train --out {run_dir}`")
-    spec = json.loads(sp.read_text())
-    if spec.get("format") != RUN_FORMAT:
-        raise StateFormatError(f"{sp}: format {spec.get('format')!r}, expected {RUN_FORMAT!r}")
-    prof = load_profile(profile) if profile is not None else load_profile(run_dir / "profile.yaml")
-    net = convert(build_model(spec), prof, mode=spec["mode"], seed=int(spec["seed"]))
-    try:
-        net.load_state_dict(torch.load(run_dir / "model.pt", weights_only=True))
-    except (RuntimeError, FileNotFoundError) as exc:
-        raise StateFormatError(f"cannot load the weights of {run_dir} ({exc})") from exc
-    net.eval()
-    return net, spec, _dataset(spec)
-
-
-def drift_run(
-    run_dir: str | Path,
-    *,
-    times: str = "1s,1h,1d,1y,10y",
-    repeats: int = 20,
-    compensation: str = "global",
-    seed: int = 0,
-    workers: int | None = None,
-    profile: str | None = None,
-    progress: bool | None = None,
-    plot: bool = True,
-    label: str | None = None,
-):
-    """Drift study of a saved run; writes ``drift_<comp>[_<profile>][_seed<s>].{json,csv,png}`` into the run.
-
-    Re-running with the same compensation, profile and seed resumes (and extends) that study.
-    """
-    from ..evaluation import evaluate_drift
-    from ..profiles import load_profile
-
-    run_dir = Path(run_dir)
-    net, spec, ds = load_run(run_dir, profile=profile)
-    stem = f"drift_{compensation}" + ("" if profile is None else f"_{load_profile(profile).name}") + (f"_seed{seed}" if seed else "")
-    rep = evaluate_drift(
-        net, ds, times_s=times, repeats=repeats, compensation=compensation, seed=seed, workers=workers,
-        out=run_dir / f"{stem}.json", progress=progress, label=label or f"{run_dir.name} ({spec['mode']}-trained), {compensation}",
-    )
-    rep.to_csv(run_dir / f"{stem}.csv")
-    if plot:
-        try:
-            rep.plot(run_dir / f"{stem}.png")
-        except ParameterError:  # matplotlib missing: the plot is optional
-            pass
-    return rep
-
-
-# --------------------------------------------------------------------------- click
 def _fail(exc: CimsimError) -> None:
     for line in str(exc).splitlines():
         click.echo(f"error: {line}", err=True)
@@ -319,7 +31,22 @@ def _workers_opt(value: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise click.BadParameter(f"use auto, 1 (serial), n processes or -1 (all cores) (got {value!r})")
+        raise click.BadParameter(f"use auto, 1 (serial), n processes or -1 (all cores) (got {value!r})", param_hint="--workers")
+
+
+def _hidden_opt(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(h) for h in value.split(",") if h.strip())
+    except ValueError:
+        raise click.BadParameter(f"--hidden must be comma-separated integers (got {value!r})", param_hint="--hidden")
+
+
+def _compensations_opt(value: str) -> list[str]:
+    comps = [c.strip() for c in value.split(",") if c.strip()]
+    try:
+        return [check_compensation(c) for c in comps or [value]]
+    except ParameterError as exc:
+        raise click.BadParameter(str(exc), param_hint="--compensation")
 
 
 @click.command("train")
@@ -337,10 +64,7 @@ def _workers_opt(value: str) -> int | None:
 @click.option("--quiet", is_flag=True, help="no per-epoch lines")
 def train_cmd(profile, model_name, data, data_root, mode, epochs, batch_size, lr, hidden, seed, out, quiet):
     """Train a built-in model against a simulated chip and save the run (model, profile, curve)."""
-    try:
-        hid = tuple(int(h) for h in hidden.split(",") if h.strip())
-    except ValueError:
-        raise click.BadParameter(f"--hidden must be comma-separated integers (got {hidden!r})")
+    hid = _hidden_opt(hidden)
     try:
         spec = train_run(
             out, profile=profile, model=model_name, data=data, data_root=data_root, mode=mode, epochs=epochs,
@@ -366,16 +90,12 @@ def train_cmd(profile, model_name, data, data_root, mode, epochs, batch_size, lr
 @click.option("--no-plot", is_flag=True, help="do not write the PNG plot")
 def drift_cmd(run_dir, times, repeats, compensation, seed, workers, profile, no_plot):
     """Accuracy vs time since programming over many chips; writes drift_<comp>.{json,csv,png} into RUN_DIR."""
-    from ..evaluation import COMPENSATIONS
-
-    comps = [c.strip() for c in compensation.split(",") if c.strip()]
-    bad = [c for c in comps if c not in COMPENSATIONS]
-    if bad or not comps:
-        raise click.BadParameter(f"choose from {list(COMPENSATIONS)} (got {compensation!r})", param_hint="--compensation")
+    comps = _compensations_opt(compensation)  # all of them, before the first study starts
+    n_workers = _workers_opt(workers)
     try:
         for comp in comps:
             rep = drift_run(run_dir, times=times, repeats=repeats, compensation=comp, seed=seed,
-                            workers=_workers_opt(workers), profile=profile, plot=not no_plot)
+                            workers=n_workers, profile=profile, plot=not no_plot)
             click.echo(rep.to_markdown())
             m = rep.meta
             click.echo(
@@ -384,21 +104,6 @@ def drift_cmd(run_dir, times, repeats, compensation, seed, workers, profile, no_
             )
     except CimsimError as exc:
         _fail(exc)
-
-
-def _table(reports, labels) -> str:
-    """Markdown table: one column per study (mean [95 % CI] in %), the digital reference first."""
-    lines = ["| time | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
-    lines.append("| digital | " + " | ".join(f"{100 * r.digital_score:.2f}" for r in reports) + " |")
-    from ..times import format_time
-
-    for i, t in enumerate(reports[0].times_s):
-        cells = []
-        for r in reports:
-            half = r.ci_high[i] - r.mean[i]
-            cells.append(f"{100 * r.mean[i]:.2f} ± {100 * half:.2f}" if math.isfinite(half) else f"{100 * r.mean[i]:.2f}")
-        lines.append(f"| {format_time(t)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 @click.command("demo")
@@ -414,46 +119,17 @@ def _table(reports, labels) -> str:
 def demo_cmd(out, epochs, batch_size, lr, repeats, times, hidden, seed, workers):
     """The main job on embedded data: digits MLP on pcm, trained in hardware mode and in float,
     then accuracy vs time on the chip, with and without drift compensation."""
-    from ..evaluation import plot_reports
-
-    t_start = time.perf_counter()
-    out = Path(out)
-    hid = tuple(int(h) for h in hidden.split(",") if h.strip())
-    reports, labels = [], []
+    hid = _hidden_opt(hidden)
+    n_workers = _workers_opt(workers)
     try:
-        for mode, name in (("hardware", "hardware"), ("float", "float")):
-            t0 = time.perf_counter()
-            spec = train_run(out / name, profile="pcm", model="mlp", data="digits", mode=mode, epochs=epochs,
-                             batch_size=batch_size, lr=lr, seed=seed, hidden=hid)
-            click.echo(f"trained {name:8s} ({spec['mode']} mode, {epochs} epochs) in {time.perf_counter() - t0:.1f} s: "
-                       f"test accuracy {100 * spec['test_acc']:.2f} % ({spec['test_acc_note']})")
-            for comp in ("none", "global"):
-                t0 = time.perf_counter()
-                rep = drift_run(out / name, times=times, repeats=repeats, compensation=comp, seed=seed,
-                                workers=_workers_opt(workers), plot=False, label=f"{name}-trained, {comp}")
-                click.echo(f"  drift study {comp:6s}: {repeats} chips x {len(rep.times_s)} times in {time.perf_counter() - t0:.1f} s")
-                reports.append(rep)
-                labels.append(f"{name}-trained, {'no comp.' if comp == 'none' else comp + ' comp.'}")
+        demo_run(out, epochs=epochs, batch_size=batch_size, lr=lr, repeats=repeats, times=times, hidden=hid,
+                 seed=seed, workers=n_workers, echo=click.echo)
     except CimsimError as exc:
         _fail(exc)
-    table = _table(reports, labels)
-    head = (
-        f"Digits MLP {'-'.join(['64', *map(str, hid), '10'])} on `pcm`: test accuracy (%) vs time since programming, "
-        f"mean ± 95 % CI over {repeats} chips (digital: the float weights without a chip)\n\n"
-    )
-    (out / "demo.md").write_text(head + table)
-    click.echo("\n" + head + table)
-    try:
-        plot_reports(reports, out / "demo.png", labels=labels, colors=["C0", "C0", "C3", "C3"],
-                     linestyles=[":", "-", ":", "-"],
-                     title=f"digits MLP on pcm, {repeats} chips (band: 95 % CI; dashed: digital)")
-        fig_note = f", plot {out / 'demo.png'}"
-    except ParameterError:
-        fig_note = ""
-    click.echo(f"wrote {out / 'demo.md'}{fig_note}; total {time.perf_counter() - t_start:.1f} s")
 
 
 def register(main: click.Group) -> None:
+    """Add ``train``, ``drift`` and ``demo`` to the top-level command."""
     main.add_command(train_cmd)
     main.add_command(drift_cmd)
     main.add_command(demo_cmd)

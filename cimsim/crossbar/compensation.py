@@ -1,4 +1,4 @@
-"""Drift compensation: a reference readout at programming, a digital ratio at time t.
+"""Drift compensation, all of it: a reference readout at programming, a digital ratio at time t.
 
 Reference practice (Joshi et al. 2020; aihwkit GlobalDriftCompensation): right after
 programming read fixed reference inputs through the array and keep sum |y|; at time t read them
@@ -10,20 +10,40 @@ inputs are full-scale +-1 random-sign vectors that drive every m-th row of each 
 (vector r drives rows j = r mod m), with m chosen so that a column's partial sum stays within
 a quarter of the ADC range (m = ceil(16 max_col sum_j w_n^2 / bound^2)); the m vectors are
 repeated with fresh signs until at least 32 vectors are read.  Every row is read equally often.
+
+A kind is named by a string (:data:`COMPENSATIONS`: ``"none"``, ``"global"``, ``"per_column"``),
+checked once where it enters (:func:`check_compensation`); :func:`make_compensation` calibrates
+one programmed layer with the generator it is given (a chip derives it from its seed and the
+layer index: ``cimsim.rng.compensation_generator``, so a saved and loaded chip recalibrates to
+the same factors).  :class:`ReadCompensation` holds the readout at one time t, taken once, so
+every batch read at t gets the same factor whatever the batch size.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
+from ..errors import ParameterError
 from ..kernels import engine as backend
 from ..rng import SeedLike, as_generator
 from .drift import drift_state
+from .mvm import tile_mvm
 from .state import DriftedState, ProgrammedState
 
-__all__ = ["DriftCompensation", "GlobalDriftCompensation", "PerColumnDriftCompensation"]
+__all__ = [
+    "COMPENSATIONS",
+    "check_compensation",
+    "make_compensation",
+    "DriftCompensation",
+    "GlobalDriftCompensation",
+    "PerColumnDriftCompensation",
+    "ReadCompensation",
+]
+
+COMPENSATIONS = ("none", "global", "per_column")
 
 _MIN_VECTORS = 32
 
@@ -72,8 +92,6 @@ class DriftCompensation:
     @classmethod
     def from_state(cls, state: ProgrammedState, rng: SeedLike) -> "DriftCompensation":
         """Reference readout right after programming (t = 0, with the chip's read noise)."""
-        from .mvm import tile_mvm
-
         rng = as_generator(rng)
         x = cls.reference_inputs(state, rng)
         y0 = tile_mvm(x, state, t_s=0.0, rng=rng)
@@ -81,8 +99,6 @@ class DriftCompensation:
 
     def factor(self, drifted: DriftedState, rng: SeedLike, *, backend_name: str = "numba") -> np.ndarray:
         """sum|y(0)| / sum|y(t)| read through ``drifted`` (1 where the readout is 0)."""
-        from .mvm import tile_mvm
-
         yt = tile_mvm(self.x_ref, drifted, rng=as_generator(rng), backend_name=backend_name)
         rt = self._reduce(yt)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -104,3 +120,41 @@ class PerColumnDriftCompensation(DriftCompensation):
     @staticmethod
     def _reduce(y):
         return np.abs(y.astype(np.float64)).sum(axis=0)
+
+
+_KINDS = {"global": GlobalDriftCompensation, "per_column": PerColumnDriftCompensation}
+
+
+def check_compensation(kind: Any) -> str:
+    """``kind`` if it names a compensation in :data:`COMPENSATIONS`, else ParameterError."""
+    if not isinstance(kind, str) or kind not in COMPENSATIONS:
+        raise ParameterError(f"compensation must be one of {list(COMPENSATIONS)} (got {kind!r})")
+    return kind
+
+
+def make_compensation(kind: str, state: ProgrammedState, rng: np.random.Generator) -> DriftCompensation | None:
+    """A calibrated compensation object for one programmed layer, or ``None`` for ``"none"``.
+
+    ``kind`` has passed :func:`check_compensation` (where the user gave it).
+    """
+    return None if kind == "none" else _KINDS[kind].from_state(state, rng)
+
+
+class ReadCompensation:
+    """A compensation whose readout at one time was taken once: ``factor`` returns it.
+
+    A chip read at time t takes the reference readout once (as the hardware would, before
+    serving inferences) and applies the same digital factor to every batch; ``tile_mvm`` then
+    does not repeat the readout per batch, and the factor does not depend on the batch size.
+    """
+
+    def __init__(self, compensation: DriftCompensation, drifted: DriftedState, rng: np.random.Generator):
+        self.compensation = compensation
+        self.t_s = float(drifted.t_s)
+        self.value = np.asarray(compensation.factor(drifted, rng))
+        self.value.flags.writeable = False
+
+    def factor(self, drifted: DriftedState, rng: Any = None, **_: Any) -> np.ndarray:
+        if float(drifted.t_s) != self.t_s:
+            raise ParameterError(f"this compensation factor was read at t = {self.t_s} s, not {drifted.t_s} s")
+        return self.value

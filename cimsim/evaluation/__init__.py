@@ -6,10 +6,11 @@
 * :class:`DriftReport`: per-repeat scores, mean/std/95 % CI per time, markdown/CSV/JSON/plot.
 """
 
+from ..crossbar.compensation import COMPENSATIONS
 from .chip import Chip, analog_layers, digital_copy, program
-from .compensation import COMPENSATIONS
-from .drift import METRICS, evaluate_drift
+from .metrics import METRICS
 from .report import DriftReport, plot_reports
+from .study import evaluate_drift
 
 __all__ = [
     "Chip",

@@ -27,21 +27,18 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
-import struct
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..crossbar import ProgrammedState
+from ..crossbar.compensation import COMPENSATIONS, ReadCompensation, check_compensation, make_compensation
 from ..errors import ParameterError, StateFormatError
+from ..nn import analog_layers, to_digital
 from ..rng import check_seed, compensation_generator, layer_seed, read_generator
 from ..times import check_time
-from ..nn import analog_layers, to_digital
-from .compensation import COMPENSATIONS, ReadCompensation, make_compensation
 
 __all__ = ["Chip", "program", "analog_layers", "digital_copy", "CHIP_FORMAT"]
 
@@ -131,9 +128,7 @@ class Chip:
     def compensator(self, kind: str = "global") -> dict[str, Any] | None:
         """Per-layer drift-compensation objects (``None`` for ``"none"``), calibrated once per chip
         right after programming (cached; a loaded chip recalibrates to the same factors)."""
-        if kind not in COMPENSATIONS:
-            raise ParameterError(f"compensation must be one of {list(COMPENSATIONS)} (got {kind!r})")
-        if kind == "none":
+        if check_compensation(kind) == "none":
             return None
         if kind not in self._comp_cache:
             comps = {}

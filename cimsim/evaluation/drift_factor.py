@@ -26,6 +26,7 @@ import numpy as np
 from ..crossbar import program_matrix
 from ..errors import ParameterError
 from ..profiles.loader import profile_from_dict
+from ..times import check_time
 
 __all__ = ["closed_form_mean_drift_factor", "simulated_mean_drift_factor", "drift_factor_table"]
 
@@ -44,6 +45,7 @@ def _drift_params(profile, x: float) -> tuple[float, float, float, bool]:
 
 def closed_form_mean_drift_factor(profile, x: float, t_s: float) -> float:
     """``E[((t + t0)/t0)^(-nu)]`` over devices programmed at ``x = G_T / g_max`` (equation above)."""
+    t_s = check_time(t_s)
     t0, mu, sd, absolute = _drift_params(profile, x)
     L = math.log((t_s + t0) / t0)
     if sd == 0:

@@ -1,4 +1,4 @@
-"""`cimsim train`, `cimsim drift`, `cimsim demo` through click's CliRunner, on tiny settings."""
+"""`cimsim train`, `cimsim drift`, `cimsim demo` (cli/run.py) through click's CliRunner, on tiny settings."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from cimsim.cli import main
-from cimsim.cli.run import load_run
+from cimsim.runs import load_run
 from cimsim.evaluation import DriftReport
 
 
@@ -62,7 +62,9 @@ def test_drift_prints_table_and_writes_files(run_dir):
     "args, match",
     [
         (["--times", "1h,1s"], "strictly increasing"),
-        (["--compensation", "sideways"], "choose from"),
+        (["--compensation", "sideways"], "compensation must be one of ['none', 'global', 'per_column'] (got 'sideways')"),
+        (["--compensation", "global,sideways"], "(got 'sideways')"),
+        (["--workers", "many"], "use auto, 1 (serial)"),
         (["--repeats", "0"], "0 is not in the range"),
     ],
 )
@@ -100,59 +102,3 @@ def test_demo_tiny(tmp_path):
     assert res.exit_code == 0, res.output
     assert "holds points of a different study" not in res.output
     assert DriftReport.from_json(out / "hardware" / "drift_none.json").repeats == 2
-
-
-def _state(path):
-    return torch.load(path, weights_only=True)
-
-
-def test_interrupted_training_resumes_bit_for_bit(tmp_path):
-    """An interrupted `train` re-run with the same settings resumes from its checkpoint and
-    ends with exactly the weights and curve of an uninterrupted run."""
-    from cimsim.cli.run import train_run
-
-    kw = dict(profile="pcm", model="mlp", data="digits", mode="hardware", epochs=3, hidden=(16,), seed=4)
-    train_run(tmp_path / "whole", **kw)
-    assert not (tmp_path / "whole" / "checkpoint.pt").exists()
-
-    class Stop(Exception):
-        pass
-
-    def stop_after_epoch_2(line):
-        if line.startswith("epoch   2"):
-            raise Stop(line)
-
-    with pytest.raises(Stop):
-        train_run(tmp_path / "cut", echo=stop_after_epoch_2, **kw)
-    assert (tmp_path / "cut" / "checkpoint.pt").is_file() and not (tmp_path / "cut" / "model.pt").exists()
-    lines = []
-    train_run(tmp_path / "cut", echo=lines.append, **kw)
-    assert lines[0].startswith("resuming from") and "after epoch 2" in lines[0]
-    assert [ln.split()[1] for ln in lines[1:]] == ["3"]
-    a, b = _state(tmp_path / "whole" / "model.pt"), _state(tmp_path / "cut" / "model.pt")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert (tmp_path / "whole" / "curve.csv").read_text() == (tmp_path / "cut" / "curve.csv").read_text()
-    assert not (tmp_path / "cut" / "checkpoint.pt").exists()
-
-
-def test_checkpoint_of_other_settings_is_discarded(tmp_path):
-    from cimsim.cli.run import train_run
-
-    kw = dict(profile="pcm", model="mlp", data="digits", mode="hardware", epochs=2, hidden=(16,))
-
-    def stop(line):
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_run(tmp_path / "r", echo=stop, seed=1, **kw)
-    assert (tmp_path / "r" / "checkpoint.pt").is_file()
-    lines = []
-    train_run(tmp_path / "r", echo=lines.append, seed=2, **kw)
-    assert lines[0].startswith("discarding") and "other settings" in lines[0]
-    train_run(tmp_path / "ref", seed=2, **kw)
-    a, b = _state(tmp_path / "r" / "model.pt"), _state(tmp_path / "ref" / "model.pt")
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    (tmp_path / "r" / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    lines = []
-    train_run(tmp_path / "r", echo=lines.append, seed=2, **kw)
-    assert lines[0].startswith("discarding") and "cannot be read" in lines[0]

@@ -1,0 +1,168 @@
+"""Running the repeats of a drift study: one job per chip, in this process or in a pool.
+
+A job is one repeat: program chip ``r`` with its seed once, calibrate compensation once, then
+score the chip at each of its times (:func:`run_job`). Every point's read noise comes from a
+generator keyed by (chip seed, t), so where and in which order a job runs does not change a bit.
+
+Parallel runs
+-------------
+Repeats are spread over worker processes (``concurrent.futures.ProcessPoolExecutor`` with the
+``spawn`` start method: safe with torch/OpenMP, and the same on Linux, macOS and Windows). The
+model, data and metric (:class:`Payload`) are pickled once per worker (initializer), each job is
+one repeat. Each worker uses one torch/numba thread. Scripts that call
+``evaluate_drift(workers>1)`` at import level need the usual ``if __name__ == "__main__":``
+guard; unpicklable models or metrics (lambdas, classes defined inside functions) run serially
+(``workers=None``) or raise (``workers>1``) with a message saying what to change.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import multiprocessing
+import os
+import pickle
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import numba
+import numpy as np
+import torch
+
+from ..errors import ParameterError
+from .chip import Chip, program
+from .metrics import Metric, forward_all
+from .points import append_point
+
+__all__ = ["Payload", "Job", "JobResult", "resolve_workers", "auto_workers", "run_job", "run_serial", "run_pool", "pickle_payload"]
+
+#: ``(repeat, chip seed, times)``: one chip and the times it is read at.
+Job = tuple[int, int, list[float]]
+#: ``(repeat, [(t, score), ...], seconds spent per stage)``.
+JobResult = tuple[int, list[tuple[float, float]], dict[str, float]]
+
+# worker processes start paying off when the remaining serial work is longer than this
+_PARALLEL_MIN_S = 20.0
+
+
+@dataclass
+class Payload:
+    """What every job needs: pickled once per worker process."""
+
+    model: Any  # an eval-mode copy of the nn.Module (to program), or a Chip (one fixed chip)
+    x: torch.Tensor
+    y: torch.Tensor
+    compensation: str
+    metric: Metric
+    batch_size: int
+    points_file: str | None
+
+    @classmethod
+    def build(cls, model_or_chip: Any, x, y, compensation: str, metric: Metric, batch_size: int, points_file: str | None) -> "Payload":
+        """A payload that reads a private eval-mode copy of a model (a chip is read as it is)."""
+        if not isinstance(model_or_chip, Chip):
+            model_or_chip = copy.deepcopy(model_or_chip)
+            model_or_chip.eval()
+        return cls(model_or_chip, x, y, compensation, metric, int(batch_size), points_file)
+
+
+def resolve_workers(workers: Any) -> int | None:
+    """``workers`` as a process count, or ``None`` for auto (``None`` or 0)."""
+    if workers is None or workers == 0:
+        return None
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)):
+        raise ParameterError(f"workers must be an int (1 = serial, n > 1 processes, -1 = all cores) or None for auto (got {workers!r})")
+    if workers == -1:
+        return os.cpu_count() or 1
+    if workers < 1:
+        raise ParameterError(f"workers must be >= 1, -1 (all cores) or None (auto) (got {workers})")
+    return int(workers)
+
+
+def auto_workers(first_job_s: float, n_remaining: int) -> int:
+    """Processes for the jobs left after one took ``first_job_s`` here: all cores when the rest
+    would take longer serially than starting workers costs, else 1."""
+    cores = os.cpu_count() or 1
+    if n_remaining and cores > 1 and first_job_s * n_remaining > _PARALLEL_MIN_S:
+        return min(cores, n_remaining)
+    return 1
+
+
+def run_job(payload: Payload, job: Job) -> JobResult:
+    """Program chip ``r`` (seed ``chip_seed``) once, calibrate compensation, score it at each time."""
+    r, chip_seed, times = job
+    timing = {"program": 0.0, "drift": 0.0, "evaluate": 0.0}
+    t0 = time.perf_counter()
+    chip = payload.model if isinstance(payload.model, Chip) else program(payload.model, seed=chip_seed)
+    comp = chip.compensator(payload.compensation)
+    timing["program"] += time.perf_counter() - t0
+    out: list[tuple[float, float]] = []
+    for t_s in times:
+        t1 = time.perf_counter()
+        view = chip.at(t_s, compensation=comp)
+        t2 = time.perf_counter()
+        outputs = forward_all(view, payload.x, payload.batch_size)
+        score = float(payload.metric(outputs, payload.y))
+        t3 = time.perf_counter()
+        timing["drift"] += t2 - t1
+        timing["evaluate"] += t3 - t2
+        out.append((t_s, score))
+        if payload.points_file is not None:
+            append_point(payload.points_file, {"repeat": r, "chip_seed": chip_seed, "t_s": t_s, "score": score})
+    return r, out, timing
+
+
+def run_serial(payload: Payload, jobs: Iterable[Job], collect: Callable[[JobResult], None]) -> None:
+    """Run ``jobs`` one after the other in this process, handing each result to ``collect``."""
+    for job in jobs:
+        collect(run_job(payload, job))
+
+
+def pickle_payload(payload: Payload, *, explicit: bool, stacklevel: int = 2) -> bytes | None:
+    """The payload pickled for the workers; if it cannot be: ParameterError when processes were
+    asked for (``explicit``), else a warning (attributed ``stacklevel`` frames up: the user's
+    call) and ``None`` (the study stays serial)."""
+    try:
+        buf = io.BytesIO()
+        pickle.dump(payload, buf, protocol=pickle.HIGHEST_PROTOCOL)
+        return buf.getvalue()
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        msg = (
+            f"the model, data or metric cannot be sent to worker processes ({exc}); define the model class and "
+            f"metric function at module level (no lambdas or local classes), or run serially with workers=1"
+        )
+        if explicit:
+            raise ParameterError(msg) from exc
+        warnings.warn(msg + " (running serially)", RuntimeWarning, stacklevel=stacklevel)
+        return None
+
+
+def run_pool(payload_bytes: bytes, jobs: list[Job], n_workers: int, collect: Callable[[JobResult], None]) -> None:
+    """Run ``jobs`` on ``n_workers`` spawned processes, handing results to ``collect`` as they finish."""
+    with ProcessPoolExecutor(
+        max_workers=n_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(payload_bytes,)
+    ) as pool:
+        futures = [pool.submit(_run_job_in_worker, job) for job in jobs]
+        try:
+            for fut in as_completed(futures):
+                collect(fut.result())
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(payload_bytes: bytes) -> None:
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    _WORKER["payload"] = pickle.loads(payload_bytes)
+
+
+def _run_job_in_worker(job: Job) -> JobResult:
+    return run_job(_WORKER["payload"], job)

@@ -1,0 +1,60 @@
+"""What a study scores (evaluation/metrics.py): named and custom metrics, data checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cimsim.errors import DataError, ParameterError
+from cimsim.evaluation import METRICS, evaluate_drift
+from cimsim.evaluation.metrics import accuracy, as_eval_data, cross_entropy, forward_all, resolve_metric
+
+
+def test_named_metrics():
+    out = torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
+    y = torch.tensor([0, 1, 1])
+    assert accuracy(out, y) == pytest.approx(2 / 3)
+    assert cross_entropy(out, y) == pytest.approx(float(F.cross_entropy(out.double(), y)))
+    assert resolve_metric("accuracy") == ("accuracy", accuracy) and set(METRICS) == {"accuracy", "cross_entropy"}
+    with pytest.raises(ParameterError, match=r"unknown metric 'f1'"):
+        resolve_metric("f1")
+    with pytest.raises(ParameterError, match=r"metric must be a name .* \(got 3\)"):
+        resolve_metric(3)
+
+
+def test_eval_data_from_a_loader_equals_the_pair():
+    x, y = torch.arange(30.0).reshape(10, 3), torch.arange(10) % 2
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=4)
+    for data in (loader, loader.dataset, (x.numpy(), y.numpy())):
+        xa, ya = as_eval_data(data)
+        assert torch.equal(xa, x) and torch.equal(ya, y)
+    lin = torch.nn.Linear(3, 2)
+    assert torch.equal(forward_all(lin, x, 3), lin(x).detach())
+
+
+def test_custom_metric(model, small_data):
+    def mean_ce(outputs, targets):
+        return float(F.cross_entropy(outputs, targets))
+
+    rep = evaluate_drift(model, small_data, times_s=[1.0, 3.15576e8], repeats=2, compensation="none", seed=0, metric=mean_ce, workers=1)
+    assert rep.metric.endswith("mean_ce")
+    assert rep.mean[1] > rep.mean[0]  # the loss grows as the chip ages
+    named = evaluate_drift(model, small_data, times_s=[1.0], repeats=1, seed=0, metric="cross_entropy", workers=1)
+    assert named.metric == "cross_entropy" and named.scores[0, 0] > 0
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda x, y: (x[:, :32], y), r"do not fit the model.*shape \(32,\).*expects 64 input features"),
+        (lambda x, y: (x.reshape(-1, 1, 8, 8)[:, :, :4], y), r"do not fit the model.*\(1, 4, 8\)"),
+        (lambda x, y: (x, y[:-1]), r"same number of samples \(got 120 inputs .* 119 targets"),
+        (lambda x, y: (x[:0], y[:0]), r"at least one input sample"),
+        (lambda x, y: (x * float("nan"), y), r"NaN/Inf"),
+        (lambda x, y: "digits", r"cannot evaluate on data of type str"),
+    ],
+)
+def test_bad_data(model, small_data, make, match):
+    with pytest.raises(DataError, match=match):
+        evaluate_drift(model, make(*small_data), times_s=[1.0], repeats=1, seed=0, workers=1)
