@@ -22,7 +22,7 @@ from pydantic.fields import FieldInfo
 
 from .schema import DeviceProfile
 
-__all__ = ["DOCS_HINT", "format_validation_error", "show_value"]
+__all__ = ["DOCS_HINT", "format_number", "format_validation_error", "show_value"]
 
 DOCS_HINT = "docs/profiles.md"
 _MAX_SHOWN = 60
@@ -170,8 +170,12 @@ def _constraints(site: _Site) -> tuple[dict[str, float], bool, str]:
     return bounds, nullable, word
 
 
-def _fmt_num(v: float) -> str:
-    return str(int(v)) if isinstance(v, float) and v.is_integer() and abs(v) < 1e15 else str(v)
+def format_number(v: float) -> str:
+    """A bound as written in YAML: 16, 0.5, 1e6, 1e-12, 4.35e17."""
+    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e6):
+        return str(int(v))
+    p = next((p for p in range(1, 18) if float(f"{v:.{p}g}") == v), 17)  # fewest digits that give v back
+    return re.sub(r"e([+-])0*(\d)", lambda m: "e" + ("-" if m.group(1) == "-" else "") + m.group(2), f"{v:.{p}g}")
 
 
 def _allowed_number(site: _Site, word: str | None = None) -> str:
@@ -180,11 +184,11 @@ def _allowed_number(site: _Site, word: str | None = None) -> str:
     lo = ("[", bounds["ge"]) if "ge" in bounds else ("(", bounds["gt"]) if "gt" in bounds else None
     hi = ("]", bounds["le"]) if "le" in bounds else (")", bounds["lt"]) if "lt" in bounds else None
     if lo and hi:
-        text = f"{word} in {lo[0]}{_fmt_num(lo[1])}, {_fmt_num(hi[1])}{hi[0]}"
+        text = f"{word} in {lo[0]}{format_number(lo[1])}, {format_number(hi[1])}{hi[0]}"
     elif lo:
-        text = f"{word} {'>=' if lo[0] == '[' else '>'} {_fmt_num(lo[1])}"
+        text = f"{word} {'>=' if lo[0] == '[' else '>'} {format_number(lo[1])}"
     elif hi:
-        text = f"{word} {'<=' if hi[0] == ']' else '<'} {_fmt_num(hi[1])}"
+        text = f"{word} {'<=' if hi[0] == ']' else '<'} {format_number(hi[1])}"
     else:
         text = word
     return text + (" or null" if nullable else "")
