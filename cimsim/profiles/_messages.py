@@ -22,7 +22,7 @@ from pydantic.fields import FieldInfo
 
 from .schema import DeviceProfile
 
-__all__ = ["DOCS_HINT", "format_number", "format_validation_error", "show_value"]
+__all__ = ["DOCS_HINT", "dotted_path", "format_number", "format_validation_error", "show_value"]
 
 DOCS_HINT = "docs/profiles.md"
 _MAX_SHOWN = 60
@@ -132,10 +132,35 @@ def _walk(loc: tuple[Any, ...]) -> _Site:
     return site
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
+
+
+def _key_text(key: str) -> str:
+    """A key as one path segment: quoted unless plain (so that a key holding ``.``, ``:``, a space
+    or a newline cannot pass for another path, or split the message's line)."""
+    if _PLAIN_KEY.fullmatch(key):
+        return key
+    return repr(key if len(key) <= 40 else key[:37] + "...")  # shortened inside the quotes, which stay paired
+
+
+def dotted_path(parts: tuple[Any, ...] | list[Any]) -> str:
+    """``adc.range.bound``, ``assumptions[2]``; "(top level)" for no parts.  Integer parts are
+    list indices; string parts are keys (quoted unless plain)."""
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            seg = _key_text(str(p))
+            out += seg if not out else f".{seg}"
+    return out or "(top level)"
+
+
 def _dotted(parts: list[str]) -> str:
     out = ""
     for p in parts:
-        out += p if (p.startswith("[") or not out) else f".{p}"
+        seg = p if p.startswith("[") and p.endswith("]") and p[1:-1].isdigit() else _key_text(p)
+        out += seg if (seg.startswith("[") or not out) else f".{seg}"
     return out or "(top level)"
 
 
@@ -221,7 +246,7 @@ def _line(err: dict[str, Any], source: str) -> str:
         keys = sorted(site.model.model_fields) if site.model is not None else []
         key = site.path[-1] if site.path else "?"
         return (f"{source}: {path}: unknown key{_did_you_mean(key, keys)}; valid keys here: {', '.join(keys)} "
-                f"(got {key}: {show_value(err.get('input'))})")
+                f"(got {_key_text(key)}: {show_value(err.get('input'))})")
     if etype in ("union_tag_invalid", "union_tag_not_found"):
         tags = [t for v in _variants(site.ann) for t in _tag_of(v)]
         if etype == "union_tag_not_found":

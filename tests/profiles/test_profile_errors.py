@@ -192,15 +192,15 @@ def test_profile_error_is_value_error_and_cimsim_error() -> None:
 YAML_BAD: list[tuple[str, str]] = [
     ("name: x\nconductance:\n  g_max_us: [1, 2\n", r"^bad\.yaml:4:1: YAML syntax error: expected ',' or '\]'"),
     ("name: x\n\tconductance: 1\n", r"^bad\.yaml:2:1: YAML syntax error: found character '\\t'"),
-    ("", r"^bad\.yaml: the file is empty: a profile is a mapping with at least name: and conductance:"),
-    ("# nothing\n", r"^bad\.yaml: the file is empty"),
-    ("- a\n- b\n", r"^bad\.yaml: the top level must be a YAML mapping of profile fields .* \(got a YAML list: not a device profile;"),
-    ("just text\n", r"^bad\.yaml: the top level must be a YAML mapping .* \(got a YAML string: not a device profile; see docs/profiles\.md\)$"),
+    ("", r"^bad\.yaml: \(top level\): the file is empty: a profile is a mapping with at least name: and conductance:"),
+    ("# nothing\n", r"^bad\.yaml: \(top level\): the file is empty"),
+    ("- a\n- b\n", r"^bad\.yaml: \(top level\): must be a YAML mapping of profile fields .* \(got a YAML list: not a device profile;"),
+    ("just text\n", r"^bad\.yaml: \(top level\): must be a YAML mapping .* \(got a YAML string: not a device profile; see docs/profiles\.md\)$"),
     ("name: x\nconductance: !!python/object/apply:os.system ['echo pwned']\n",
      r"^bad\.yaml:2:14: YAML error: tag !!python/object/apply:os\.system is not allowed: profiles are plain YAML"),
     ("!!python/object:builtins.dict {}\n", r"^bad\.yaml:1:1: YAML error: tag !!python/object:builtins\.dict is not allowed"),
     ("name: x\nconductance:\n  g_max_us: 1\n  g_max_us: 2\n", r"^bad\.yaml:4:3: YAML error: duplicate key 'g_max_us'"),
-    ("1: x\n", r"^bad\.yaml: section names must be strings \(got a key of type int\)"),
+    ("1: x\n", r"^bad\.yaml: \(top level\): section names must be strings \(got a key of type int\)"),
     ("extends: 3\n", r"^bad\.yaml: extends: must be a profile name or a path to a \.yaml file \(got 3\)"),
     ("extends: pcmm\n", r"^bad\.yaml: extends: pcmm: no shipped profile of that name; did you mean 'pcm'\?"),
     ("extends: missing.yaml\n", r"^bad\.yaml: extends: .*missing\.yaml: no such file"),
@@ -317,7 +317,7 @@ def test_bad_overrides() -> None:
 def test_profile_from_yaml_and_dict_sources() -> None:
     with pytest.raises(ProfileError, match=r"^<string>: conductance: is required"):
         profile_from_yaml("name: x\n")
-    with pytest.raises(ProfileError, match=r"^<dict>: a profile must be a mapping \(got list"):
+    with pytest.raises(ProfileError, match=r"^<dict>: \(top level\): a profile must be a mapping \(got list"):
         profile_from_dict([1, 2])  # type: ignore[arg-type]
     p = profile_from_dict({"extends": "ideal", "name": "i2", "adc": {"bits": 8}})
     assert p.adc.bits == 8 and p.name == "i2"

@@ -4,6 +4,7 @@ targets that are not profiles.  Each must fail fast with a ProfileError naming t
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -103,7 +104,7 @@ def test_shared_list_bomb_in_dict_fails_fast(where: str) -> None:
     t0 = time.perf_counter()
     msg = _fails_within(30, profile_from_dict, data, source="bomb.yaml")
     assert time.perf_counter() - t0 < 0.5
-    assert msg.startswith(f"bomb.yaml: holds more than {MAX_PROFILE_VALUES} values once shared parts")
+    assert msg.startswith(f"bomb.yaml: {where}") and f": holds more than {MAX_PROFILE_VALUES} values once shared parts" in msg
 
 
 def test_shared_dict_bomb_in_overrides_fails_fast() -> None:
@@ -113,7 +114,7 @@ def test_shared_dict_bomb_in_overrides_fails_fast() -> None:
     t0 = time.perf_counter()
     msg = _fails_within(30, load_profile, "pcm", {"assumptions": _bomb(), "adc.range": x})
     assert time.perf_counter() - t0 < 0.5
-    assert "pcm.yaml (with overrides): override " in msg and f"holds more than {MAX_PROFILE_VALUES} values" in msg
+    assert f"pcm.yaml (with overrides): assumptions[8][8]: holds more than {MAX_PROFILE_VALUES} values" in msg
 
 
 def test_numpy_array_counts_its_elements() -> None:
@@ -130,7 +131,7 @@ def test_yaml_billion_laughs_fails_fast() -> None:
     t0 = time.perf_counter()
     msg = _fails_within(30, profile_from_yaml, "\n".join(lines), source="laughs.yaml")
     assert time.perf_counter() - t0 < 0.5
-    assert msg.startswith(f"laughs.yaml: holds more than {MAX_PROFILE_VALUES} values")
+    assert re.match(rf"laughs\.yaml: (assumptions|a\d)(\[8\])*: holds more than {MAX_PROFILE_VALUES} values", msg), msg
 
 
 def test_shared_but_small_structures_still_load() -> None:
@@ -176,7 +177,7 @@ def test_extends_never_echoes_a_file_that_is_not_a_profile(tmp_path: Path, conte
 def test_extends_target_with_a_typo_names_the_key(tmp_path: Path) -> None:
     (tmp_path / "base.yaml").write_text("extends: pcm\ncondutance: {g_max_us: 3}\n", encoding="utf-8")
     (tmp_path / "d.yaml").write_text("extends: base.yaml\n", encoding="utf-8")
-    with pytest.raises(ProfileError, match=r"d\.yaml: extends: .*base\.yaml: unknown top-level keys 'condutance' \(did you mean 'conductance'\?\)"):
+    with pytest.raises(ProfileError, match=r"d\.yaml: extends: .*base\.yaml: \(top level\): unknown keys 'condutance' \(did you mean 'conductance'\?\)"):
         load_profile(tmp_path / "d.yaml")
 
 
