@@ -2,6 +2,10 @@
 
 Every time a user gives (``t_s`` of a read, ``times_s`` of a study, ``--times`` of the CLI)
 passes :func:`check_time` once, where it enters; the code below trusts it.
+
+A time is finite, ``0 <= t_s <= T_MAX_S``: the upper bound is the age of the universe
+(13.8e9 years = 4.35e17 s), longer than any retention study and short enough that every
+expression of the drift laws (``(t + t0) / t0``, ``ln(t)``) stays finite.
 """
 
 from __future__ import annotations
@@ -14,13 +18,31 @@ from typing import Sequence
 
 from .errors import ParameterError
 
-__all__ = ["check_time", "check_times", "parse_time", "parse_times", "format_time"]
+__all__ = ["T_MAX_S", "check_time", "check_times", "parse_time", "parse_times", "format_time"]
+
+T_MAX_S = 4.35e17
+"""Longest time since programming, seconds: the age of the universe (13.8e9 years)."""
+
+_UPPER = f"<= {T_MAX_S:g} (the age of the universe)"
+
+
+def _is_time(t_s) -> bool:
+    if isinstance(t_s, bool) or not isinstance(t_s, numbers.Real):
+        return False
+    try:
+        t = float(t_s)
+    except (OverflowError, ValueError):  # an int beyond float's range
+        return False
+    return math.isfinite(t) and 0 <= t <= T_MAX_S
 
 
 def check_time(t_s, what: str = "t_s") -> float:
-    """``t_s`` as a float: a finite real number of seconds >= 0 (0 = right after programming)."""
-    if isinstance(t_s, bool) or not isinstance(t_s, numbers.Real) or not math.isfinite(float(t_s)) or float(t_s) < 0:
-        raise ParameterError(f"{what} must be a finite number of seconds >= 0 (0 = right after programming) (got {t_s!r})")
+    """``t_s`` as a float: a real number of seconds in [0, T_MAX_S] (0 = right after programming)."""
+    if not _is_time(t_s):
+        raise ParameterError(
+            f"{what} must be a finite number of seconds >= 0 and {_UPPER} (0 = right after programming) (got {t_s!r}); "
+            "give the time since programming, e.g. 3600 for one hour"
+        )
     return float(t_s)
 
 
@@ -67,7 +89,7 @@ def parse_time(text: str | float | int) -> float:
             f"cannot read the time {text!r}: write a number >= 0 with an optional unit, one of "
             f"{', '.join(['ns', 'us', 'ms', 's', 'min', 'h', 'd', 'w', 'mo', 'y'])} (e.g. '1s,1h,1d,1y,10y')"
         )
-    return float(m.group(1)) * _UNITS[unit or "s"]
+    return check_time(float(m.group(1)) * _UNITS[unit or "s"], f"the time {text!r}")
 
 
 def parse_times(text: str | float | Sequence[str | float]) -> list[float]:
@@ -88,14 +110,15 @@ def parse_times(text: str | float | Sequence[str | float]) -> list[float]:
 
 
 def check_times(times: Sequence[float]) -> list[float]:
-    """Validate evaluation times: a non-empty, strictly increasing list of finite seconds >= 0."""
+    """Validate evaluation times: a non-empty, strictly increasing list of seconds in [0, T_MAX_S]."""
     ts = list(times)
     if not ts:
         raise ParameterError("times_s is empty: give at least one time, e.g. times_s=[1, 3600, 86400]")
-    bad = [t for t in ts if isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(float(t)) or t < 0]
+    bad = [t for t in ts if not _is_time(t)]
     if bad:
         raise ParameterError(
-            f"times_s must be finite seconds >= 0 since programming (got {bad}); use 0 for 'right after programming'"
+            f"times_s must be finite seconds >= 0 and {_UPPER} since programming (got {bad}); use 0 for 'right after "
+            "programming'"
         )
     ts = [float(t) for t in ts]
     for a, b in zip(ts, ts[1:]):

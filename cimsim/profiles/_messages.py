@@ -22,7 +22,7 @@ from pydantic.fields import FieldInfo
 
 from .schema import DeviceProfile
 
-__all__ = ["DOCS_HINT", "format_validation_error", "show_value"]
+__all__ = ["DOCS_HINT", "dotted_path", "format_number", "format_validation_error", "show_value"]
 
 DOCS_HINT = "docs/profiles.md"
 _MAX_SHOWN = 60
@@ -132,10 +132,35 @@ def _walk(loc: tuple[Any, ...]) -> _Site:
     return site
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
+
+
+def _key_text(key: str) -> str:
+    """A key as one path segment: quoted unless plain (so that a key holding ``.``, ``:``, a space
+    or a newline cannot pass for another path, or split the message's line)."""
+    if _PLAIN_KEY.fullmatch(key):
+        return key
+    return repr(key if len(key) <= 40 else key[:37] + "...")  # shortened inside the quotes, which stay paired
+
+
+def dotted_path(parts: tuple[Any, ...] | list[Any]) -> str:
+    """``adc.range.bound``, ``assumptions[2]``; "(top level)" for no parts.  Integer parts are
+    list indices; string parts are keys (quoted unless plain)."""
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            seg = _key_text(str(p))
+            out += seg if not out else f".{seg}"
+    return out or "(top level)"
+
+
 def _dotted(parts: list[str]) -> str:
     out = ""
     for p in parts:
-        out += p if (p.startswith("[") or not out) else f".{p}"
+        seg = p if p.startswith("[") and p.endswith("]") and p[1:-1].isdigit() else _key_text(p)
+        out += seg if (seg.startswith("[") or not out) else f".{seg}"
     return out or "(top level)"
 
 
@@ -170,8 +195,12 @@ def _constraints(site: _Site) -> tuple[dict[str, float], bool, str]:
     return bounds, nullable, word
 
 
-def _fmt_num(v: float) -> str:
-    return str(int(v)) if isinstance(v, float) and v.is_integer() and abs(v) < 1e15 else str(v)
+def format_number(v: float) -> str:
+    """A bound as written in YAML: 16, 0.5, 1e6, 1e-12, 4.35e17."""
+    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e6):
+        return str(int(v))
+    p = next((p for p in range(1, 18) if float(f"{v:.{p}g}") == v), 17)  # fewest digits that give v back
+    return re.sub(r"e([+-])0*(\d)", lambda m: "e" + ("-" if m.group(1) == "-" else "") + m.group(2), f"{v:.{p}g}")
 
 
 def _allowed_number(site: _Site, word: str | None = None) -> str:
@@ -180,11 +209,11 @@ def _allowed_number(site: _Site, word: str | None = None) -> str:
     lo = ("[", bounds["ge"]) if "ge" in bounds else ("(", bounds["gt"]) if "gt" in bounds else None
     hi = ("]", bounds["le"]) if "le" in bounds else (")", bounds["lt"]) if "lt" in bounds else None
     if lo and hi:
-        text = f"{word} in {lo[0]}{_fmt_num(lo[1])}, {_fmt_num(hi[1])}{hi[0]}"
+        text = f"{word} in {lo[0]}{format_number(lo[1])}, {format_number(hi[1])}{hi[0]}"
     elif lo:
-        text = f"{word} {'>=' if lo[0] == '[' else '>'} {_fmt_num(lo[1])}"
+        text = f"{word} {'>=' if lo[0] == '[' else '>'} {format_number(lo[1])}"
     elif hi:
-        text = f"{word} {'<=' if hi[0] == ']' else '<'} {_fmt_num(hi[1])}"
+        text = f"{word} {'<=' if hi[0] == ']' else '<'} {format_number(hi[1])}"
     else:
         text = word
     return text + (" or null" if nullable else "")
@@ -217,7 +246,7 @@ def _line(err: dict[str, Any], source: str) -> str:
         keys = sorted(site.model.model_fields) if site.model is not None else []
         key = site.path[-1] if site.path else "?"
         return (f"{source}: {path}: unknown key{_did_you_mean(key, keys)}; valid keys here: {', '.join(keys)} "
-                f"(got {key}: {show_value(err.get('input'))})")
+                f"(got {_key_text(key)}: {show_value(err.get('input'))})")
     if etype in ("union_tag_invalid", "union_tag_not_found"):
         tags = [t for v in _variants(site.ann) for t in _tag_of(v)]
         if etype == "union_tag_not_found":

@@ -20,7 +20,9 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from . import functions as fn
+from . import loader as ld
 from . import schema as sc
+from ._messages import format_number
 
 __all__ = ["DOCS_PATH", "render", "main"]
 
@@ -69,13 +71,13 @@ def _bounds(items: list[Any]) -> list[str]:
         if isinstance(m, FieldInfo):
             out += _bounds(list(m.metadata))
         elif isinstance(m, at.Ge):
-            out.append(f">= {m.ge}")
+            out.append(f">= {format_number(m.ge)}")
         elif isinstance(m, at.Gt):
-            out.append(f"> {m.gt}")
+            out.append(f"> {format_number(m.gt)}")
         elif isinstance(m, at.Le):
-            out.append(f"<= {m.le}")
+            out.append(f"<= {format_number(m.le)}")
         elif isinstance(m, at.Lt):
-            out.append(f"< {m.lt}")
+            out.append(f"< {format_number(m.lt)}")
         elif isinstance(m, at.MinLen) and m.min_length:
             out.append(f"at least {m.min_length} items" if m.min_length > 1 else "not empty")
         elif isinstance(m, at.MaxLen):
@@ -199,11 +201,9 @@ _FUNCTION_MODELS = (fn.ConstantFn, fn.PolynomialFn, fn.LogLinearFn, fn.PowerFn, 
 
 
 def _shipped() -> list[str]:
-    from .loader import list_profiles, load_profile
-
     lines = ["## Shipped profiles", "", "| name | device | source |", "|---|---|---|"]
-    for name in list_profiles():
-        p = load_profile(name)
+    for name in ld.list_profiles():
+        p = ld.load_profile(name)
         first = p.device or (re.split(r"(?<!al)\. ", p.description)[0].rstrip(".") if p.description else "")
         ref = p.citation.reference.split('"')[0].strip().rstrip(",") if p.citation else ""
         link = ""
@@ -216,9 +216,47 @@ def _shipped() -> list[str]:
     return lines
 
 
+def _limits() -> list[str]:
+    """The physical ranges and the loader's limits, from the constants that enforce them."""
+    f = format_number
+    rows = [
+        ("conductances (`g_max_us`, `g_ref_us`; `g_min_us` may also be 0)",
+         f"[{f(sc.G_MIN_US)}, {f(sc.G_MAX_US)}] µS", "1 pS (a 1 TΩ cell; below it a device is off) to 1 S (a 1 Ω cell)"),
+        ("conductance spreads and changes (`sigma_us`, `*_slope_us`, `*_at_1s_us`)",
+         f"|.| <= {f(sc.G_MAX_US)} µS; a programming or read spread <= `g_max_us`",
+         "a spread wider than the conductance range is no device model"),
+        ("times (`t0_s`, `t_read_s`, `t_min_s`)", f"[{f(sc.T_MIN_S)}, {f(sc.T_MAX_S)}] s",
+         "1 ps to the age of the universe; every time since programming (`t_s`, `times_s`, "
+         "`training.drift_t_*_s`) is in [0, T_MAX_S]"),
+        ("relative spreads (`*_rel` standard deviations)", f"[0, {f(sc.REL_MAX)}]",
+         "100 % of the value; beyond it a Gaussian around the value no longer describes a device"),
+        ("converter errors (`*_lsb`)", f"|.| <= {f(sc.LSB_MAX)} LSB", "the code range of a 16-bit converter"),
+        ("drift exponent mean and spread (`nu.mean`, `nu.std`) on x in [0, 1]", f"[0, {f(sc.NU_MAX)}]",
+         "PCM's nu is about 0.1"),
+        ("1/f amplitude `q_s` on x in [0, 1]", f"[0, {f(sc.Q_S_MAX)}]", "PCM's is below 0.2"),
+        ("fixed converter bound (`range.bound`)", f"(0, {f(sc.BOUND_MAX)}]", ""),
+        ("wire resistances (`*_r_ohm`)", f"[0, {f(sc.R_MAX_OHM)}] Ω per cell pitch", "real wires: about 1 Ω"),
+        ("coefficients, values, clip bounds and table entries of a function of x, DAC/ADC polynomial "
+         "coefficients and table outputs", f"|.| <= {f(fn.LAW_MAX)}",
+         "16 terms stay below 2e7 on [0, 1], finite in float32"),
+        ("power-law exponent", f"|.| <= {f(fn.EXPONENT_MAX)}", ""),
+        ("`x_floor`, `x_scale`", f">= {f(fn.X_FLOOR_MIN)}", "a normal float32 number, as is its reciprocal"),
+        ("profile file", f"a regular file of at most {ld.MAX_PROFILE_BYTES} bytes (16 MiB)",
+         "a FIFO, a device or a directory is refused unopened"),
+        ("values in a profile or one override", f"at most {ld.MAX_PROFILE_VALUES}",
+         "a YAML alias or shared list counts at every use"),
+    ]
+    lines = ["## Physical ranges and limits", "",
+             "Every law is evaluated on a grid of x in [0, 1] in float32 and in float64 (float32 chips evaluate "
+             "their laws in float32) and must be finite, and within the range below, in both.", "",
+             "| quantity | allowed | why |", "|---|---|---|"]
+    lines += [f"| {_cell(q)} | {_cell(a)} | {_cell(w)} |" for q, a, w in rows]
+    return [*lines, ""]
+
+
 def render() -> str:
     """The full text of docs/profiles.md."""
-    lines = [_HEADER, *_shipped(), "## Sections", ""]
+    lines = [_HEADER, *_shipped(), *_limits(), "## Sections", ""]
     for title, model in _sections():
         lines += _model_table(model, title)
     lines += ["## Functions of x", "",

@@ -8,6 +8,11 @@ them; every model evaluates element-wise on a numpy array with ``.evaluate(x)``.
 ``x`` is floored at ``x_floor`` before a logarithm or negative power is taken, so ``x = 0``
 (an unused device at g_min = 0) gives a finite value, which the clip bounds then cap.
 
+Bounds: coefficients, values, clip bounds and table entries within ``±LAW_MAX`` (1e6), exponents
+within ``±EXPONENT_MAX`` (100), ``x_floor`` and ``x_scale`` at least ``X_FLOOR_MIN`` (1e-30), so that
+every law stays finite in float32; the schema also evaluates each law on a grid of x in [0, 1]
+in float32 and float64 and checks the values against the quantity's own range.
+
 Precision: a float32 ``x`` is evaluated in float32 (numpy's 16-lane SIMD log/exp; the crossbar
 passes float32 for float32 chips, whose conductances are float32 anyway: a relative 6e-8 on a
 device law fitted to a few percent), anything else in float64.
@@ -21,6 +26,9 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 __all__ = [
+    "LAW_MAX",
+    "X_FLOOR_MIN",
+    "EXPONENT_MAX",
     "XFunction",
     "ConstantFn",
     "PolynomialFn",
@@ -36,7 +44,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+LAW_MAX = 1e6
+"""Largest magnitude of a law's coefficient, value, clip bound or table entry.  Far above any
+fitted device law (their coefficients are below 100), and small enough that a polynomial of at
+most 16 terms stays below 2e7 on x in [0, 1], far inside float32's range (3.4e38)."""
+
+X_FLOOR_MIN = 1e-30
+"""Smallest ``x_floor`` and ``x_scale``: float32 holds 1e-30 and its reciprocal 1e30 as normal
+numbers, so a law evaluated in float32 never takes the log of 0 or divides by 0 (1e-46 would be
+0 in float32)."""
+
+EXPONENT_MAX = 100.0
+"""Largest magnitude of a power law's exponent (fitted exponents are below 2)."""
+
+Coef = Annotated[float, Field(ge=-LAW_MAX, le=LAW_MAX, allow_inf_nan=False)]
+""":data:`LAW_MAX`-bounded coefficient of a law"""
+Floor = Annotated[float, Field(ge=X_FLOOR_MIN, le=1, allow_inf_nan=False)]
 
 
 def _clip(y: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
@@ -69,8 +92,8 @@ def _floored(x, floor: float) -> np.ndarray:
 
 
 class _Clipped(_Strict):
-    min: FiniteFloat | None = Field(None, description="lower clip bound of the result (null: none)")
-    max: FiniteFloat | None = Field(None, description="upper clip bound of the result (null: none)")
+    min: Coef | None = Field(None, description="lower clip bound of the result (null: none)")
+    max: Coef | None = Field(None, description="upper clip bound of the result (null: none)")
 
     @model_validator(mode="after")
     def _bounds(self) -> "_Clipped":
@@ -83,7 +106,7 @@ class ConstantFn(_Strict):
     """``f(x) = value``."""
 
     kind: Literal["constant"] = "constant"
-    value: FiniteFloat = Field(description="the constant value")
+    value: Coef = Field(description="the constant value")
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
@@ -94,7 +117,7 @@ class PolynomialFn(_Clipped):
     """``f(x) = clip(sum_k coeffs[k] * x**k, min, max)`` (coefficients in increasing power)."""
 
     kind: Literal["polynomial"] = "polynomial"
-    coeffs: list[FiniteFloat] = Field(min_length=1, max_length=16, description="c0, c1, c2, ... (increasing powers of x)")
+    coeffs: list[Coef] = Field(min_length=1, max_length=16, description="c0, c1, c2, ... (increasing powers of x)")
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         x = _as_eval(x)
@@ -109,9 +132,9 @@ class LogLinearFn(_Clipped):
     """``f(x) = clip(slope * ln(max(x, x_floor)) + intercept, min, max)`` (natural log)."""
 
     kind: Literal["log_linear"] = "log_linear"
-    slope: FiniteFloat = Field(description="coefficient of ln(x)")
-    intercept: FiniteFloat = Field(description="value at x = 1")
-    x_floor: float = Field(1e-6, gt=0, le=1, description="x is floored here before the log")
+    slope: Coef = Field(description="coefficient of ln(x)")
+    intercept: Coef = Field(description="value at x = 1")
+    x_floor: Floor = Field(1e-6, description="x is floored here before the log")
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         y = _floored(x, self.x_floor)
@@ -130,9 +153,9 @@ class PowerFn(_Clipped):
     """
 
     kind: Literal["power"] = "power"
-    coeff: FiniteFloat = Field(description="prefactor")
-    exponent: FiniteFloat = Field(description="power of x")
-    x_floor: float = Field(1e-3, gt=0, le=1, description="x is floored here before the power")
+    coeff: Coef = Field(description="prefactor")
+    exponent: Annotated[float, Field(ge=-EXPONENT_MAX, le=EXPONENT_MAX, allow_inf_nan=False)] = Field(description="power of x")
+    x_floor: Floor = Field(1e-3, description="x is floored here before the power")
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         y = _floored(x, self.x_floor)
@@ -151,8 +174,10 @@ class SaturatingExpFn(_Clipped):
     """
 
     kind: Literal["saturating_exp"] = "saturating_exp"
-    amplitude: FiniteFloat = Field(description="value approached for x >> x_scale")
-    x_scale: float = Field(gt=0, allow_inf_nan=False, description="x over which 1 - exp(-x / x_scale) rises")
+    amplitude: Coef = Field(description="value approached for x >> x_scale")
+    x_scale: Annotated[float, Field(ge=X_FLOOR_MIN, le=LAW_MAX, allow_inf_nan=False)] = Field(
+        description="x over which 1 - exp(-x / x_scale) rises"
+    )
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         x = _as_eval(x)
@@ -166,8 +191,8 @@ class TableFn(_Strict):
     """Piecewise-linear interpolation of ``(x, y)`` pairs; constant beyond the end points."""
 
     kind: Literal["table"] = "table"
-    x: list[FiniteFloat] = Field(min_length=2, max_length=4096, description="strictly increasing x")
-    y: list[FiniteFloat] = Field(min_length=2, max_length=4096, description="value at each x")
+    x: list[Coef] = Field(min_length=2, max_length=4096, description="strictly increasing x")
+    y: list[Coef] = Field(min_length=2, max_length=4096, description="value at each x")
 
     @model_validator(mode="after")
     def _shape(self) -> "TableFn":
@@ -193,7 +218,7 @@ class PiecewiseFn(_Strict):
     """``f(x) = below(x)`` for ``x < threshold``, else ``above(x)`` (one level, no nesting)."""
 
     kind: Literal["piecewise"] = "piecewise"
-    threshold: FiniteFloat = Field(description="x at which `above` takes over")
+    threshold: Coef = Field(description="x at which `above` takes over")
     below: _Leaf = Field(description="function used for x < threshold")
     above: _Leaf = Field(description="function used for x >= threshold")
 

@@ -17,6 +17,7 @@ import copy
 import difflib
 import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ProfileError
-from ._messages import DOCS_HINT, format_validation_error, show_value
+from ._messages import DOCS_HINT, dotted_path, format_validation_error, show_value
 from .schema import DeviceProfile
 
 __all__ = [
+    "MAX_PROFILE_BYTES",
+    "MAX_PROFILE_VALUES",
     "MODELS_DIR",
     "dump_profile",
     "list_profiles",
@@ -51,8 +54,20 @@ def _models_dir() -> Path:
 MODELS_DIR: Path = _models_dir()
 """Folder of the shipped profiles (``device_models/`` at the repository root)."""
 
+MAX_PROFILE_BYTES = 16 * 1024 * 1024
+"""Largest profile file read, in bytes (16 MiB): the largest valid profile (converter tables of
+65536 entries) is a few MiB; a bigger file, or a device such as ``/dev/zero``, is refused unread."""
+
+MAX_PROFILE_VALUES = 1_000_000
+"""Most values (mappings, lists and scalars, each counted as often as it is reached) that a
+profile, or one override, may hold.  The largest valid profile holds about 330 000 (its converter
+tables); a YAML alias or a shared Python list is counted at every place it is used, so a
+"billion laughs" structure, small in memory but huge once expanded, is refused before anything
+copies it."""
+
 _MAX_EXTENDS_DEPTH = 16
 _MAX_DEPTH = 32  # a profile nests about 6 levels; anything far deeper is a mistake or an attack
+_STRUCTURE = (Mapping, list, tuple, set, frozenset)
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}")
 _REPLACED_WHOLE = frozenset({"citation"})  # a derived profile's source is its own, not a mix
 #: sections whose ``kind`` is an ordinary field (``mapping.kind``), not the choice of a variant
@@ -102,66 +117,187 @@ def _parse_yaml(text: str, source: str) -> Any:
             problem = f"tag {tag} is not allowed: profiles are plain YAML (read with a safe loader); remove the tag"
         kind = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
         raise ProfileError(f"{where}: {kind}: {problem}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else show_value(exc.character)
+        raise ProfileError(f"{source}:{line}:{col}: YAML error: unacceptable character {char}: {exc.reason}") from None
     except yaml.YAMLError as exc:
-        raise ProfileError(f"{source}: YAML error: {exc}") from None
+        raise ProfileError(f"{source}: (top level): YAML error: {' '.join(str(exc).split())}") from None
     except RecursionError:
-        raise ProfileError(f"{source}: YAML nested too deeply to be a device profile") from None
+        raise ProfileError(f"{source}: (top level): YAML nested too deeply to be a device profile") from None
     except Exception as exc:  # noqa: BLE001 - PyYAML's constructors can fail oddly on bad scalars
-        raise ProfileError(f"{source}: YAML error: unreadable value ({type(exc).__name__}: {exc})") from None
+        raise ProfileError(
+            f"{source}: (top level): YAML error: unreadable value ({type(exc).__name__}: {' '.join(str(exc).split())})"
+        ) from None
 
 
-def _check_structure(data: Any, source: str) -> None:
-    """Reject structures nested deeper than any profile, and self-referencing YAML aliases."""
-    stack: list[tuple[Any, int, bool]] = [(data, 0, False)]
+def _check_structure(data: Any, source: str, root: tuple[Any, ...] = ()) -> None:
+    """Reject structures nested deeper than any profile, self-referencing YAML aliases, and
+    structures holding more than :data:`MAX_PROFILE_VALUES` values once shared parts are expanded.
+    Messages name the field (``root`` + the path inside ``data``) where the problem is.
+
+    The expanded size of each distinct mapping or list is computed once (memoised by identity),
+    so the check costs the structure's size in memory, not its expanded size.
+    """
+    if not isinstance(data, _STRUCTURE):
+        if _leaf_size(data) > MAX_PROFILE_VALUES:
+            _too_many_values(source, root)
+        return
+    size: dict[int, int] = {}  # expanded value count of each distinct mapping/list already left
     on_path: set[int] = set()
-    done: set[int] = set()
+    stack: list[tuple[Any, tuple[Any, ...], list[Any] | None]] = [(data, root, None)]
     while stack:
-        node, depth, leaving = stack.pop()
-        if leaving:
+        node, path, children = stack.pop()
+        if children is not None:  # leaving: every child's size is known
             on_path.discard(id(node))
-            done.add(id(node))
+            total = 1 + sum(size.get(id(c), 1) if isinstance(c, _STRUCTURE) else _leaf_size(c) for c in children)
+            if total > MAX_PROFILE_VALUES:
+                _too_many_values(source, path)
+            size[id(node)] = total  # `data` keeps every node alive, so ids are not reused
             continue
-        if not isinstance(node, (Mapping, list, tuple, set)):
+        if not isinstance(node, _STRUCTURE):
             continue
+        where = dotted_path(path)
         if id(node) in on_path:
-            raise ProfileError(f"{source}: a mapping or list contains itself (a recursive YAML alias?), which no profile needs")
-        if id(node) in done:
+            raise ProfileError(
+                f"{source}: {where}: a mapping or list contains itself (a recursive YAML alias?), which no profile needs"
+            )
+        if id(node) in size:
             continue
-        if depth > _MAX_DEPTH:
-            raise ProfileError(f"{source}: nested deeper than {_MAX_DEPTH} levels, more than any device profile")
+        if len(path) - len(root) > _MAX_DEPTH:
+            raise ProfileError(f"{source}: {where}: nested deeper than {_MAX_DEPTH} levels, more than any device profile")
         on_path.add(id(node))
-        stack.append((node, depth, True))
-        children = [*node.keys(), *node.values()] if isinstance(node, Mapping) else list(node)
-        stack.extend((c, depth + 1, False) for c in children)
+        if isinstance(node, Mapping):
+            items = list(node.items())
+            kids = [*(k for k, _ in items), *(v for _, v in items)]
+            below = [(v, (*path, k if isinstance(k, str) else show_value(k))) for k, v in items]
+            below += [(k, path) for k, _ in items]  # a key (a tuple from a YAML complex key) sits where its mapping is
+        else:
+            kids = list(node)
+            below = [(c, (*path, i)) for i, c in enumerate(kids)]
+        stack.append((node, path, kids))
+        stack.extend((c, p, None) for c, p in below if isinstance(c, _STRUCTURE) and id(c) not in size)
 
 
-def _mapping_or_error(data: Any, source: str) -> dict[str, Any]:
+def _too_many_values(source: str, path: tuple[Any, ...]) -> None:
+    raise ProfileError(
+        f"{source}: {dotted_path(path)}: holds more than {MAX_PROFILE_VALUES} values once shared parts (YAML aliases, a list "
+        "repeated with [x] * n) are expanded, more than any device profile; write the values out, or "
+        "check for an alias or shared list used many times over"
+    )
+
+
+def _leaf_size(value: Any) -> int:
+    """Values a leaf stands for: an array's element count (it becomes a list), else 1."""
+    return int(value.size) + 1 if isinstance(value, np.ndarray) else 1
+
+
+def _mapping_or_error(data: Any, source: str, from_file: bool = False) -> dict[str, Any]:
+    """``data`` if it is a mapping with string keys.  For a file that is not one, the message names
+    only what was found (its type), never its contents: the file may be anything on the disk."""
     if data is None:
         raise ProfileError(
-            f"{source}: the file is empty: a profile is a mapping with at least name: and conductance: (see {DOCS_HINT})"
+            f"{source}: (top level): the file is empty: a profile is a mapping with at least name: and conductance: "
+            f"(see {DOCS_HINT})"
         )
     if not isinstance(data, dict):
+        got = (f"got a YAML {_yaml_kind(data)}: not a device profile" if from_file
+               else f"got {type(data).__name__} {show_value(data)}")
         raise ProfileError(
-            f"{source}: the top level must be a mapping of profile sections (name:, conductance:, ...) "
-            f"(got {type(data).__name__} {show_value(data)})"
+            f"{source}: (top level): must be a YAML mapping of profile fields (name:, conductance:, ...) ({got}; "
+            f"see {DOCS_HINT})"
         )
     _check_structure(data, source)
     bad = [k for k in data if not isinstance(k, str)]
     if bad:
-        raise ProfileError(f"{source}: section names must be strings (got {show_value(bad[0])})")
+        shown = f"a key of type {type(bad[0]).__name__}" if from_file else show_value(bad[0])
+        raise ProfileError(f"{source}: (top level): section names must be strings (got {shown})")
     return data
 
 
-def _read_file(path: Path, source: str) -> dict[str, Any]:
+def _yaml_kind(data: Any) -> str:
+    return "list" if isinstance(data, list) else "string" if isinstance(data, str) else "scalar"
+
+
+def _is_profile_like(data: dict[str, Any], source: str) -> None:
+    """Refuse an ``extends:`` target whose top-level keys are not profile fields, without echoing
+    them (``extends: ../../etc/some.conf`` must not print the file): a key close to a field name
+    (a typo) is named, anything else is only counted."""
+    fields = set(DeviceProfile.model_fields) | {"extends"}
+    unknown = [k for k in data if k not in fields]
+    if not unknown:
+        return
+    typos = {k: difflib.get_close_matches(k, sorted(fields), n=1, cutoff=0.8) for k in unknown}
+    if all(typos.values()):
+        named = ", ".join(f"{k!r} (did you mean {v[0]!r}?)" for k, v in typos.items())
+        raise ProfileError(f"{source}: (top level): unknown keys {named}; valid keys: {', '.join(sorted(fields))}")
+    raise ProfileError(
+        f"{source}: (top level): not a device profile: {len(unknown)} of its {len(data)} top-level keys are not profile fields "
+        f"(expected a YAML mapping with the fields {', '.join(sorted(fields))}; see {DOCS_HINT})"
+    )
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_regular(mode: int) -> str | None:
+    """What a non-regular file is (None for a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((what for test, what in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def _read_bytes(path: Path, source: str) -> bytes:
+    """The bytes of a regular file of at most :data:`MAX_PROFILE_BYTES`.
+
+    ``os.stat`` first, so a FIFO (whose open blocks) or a device (endless) is never opened; then
+    the opened descriptor is checked again (the path may have changed in between) and read with a
+    bound, so even a file that grows while read cannot exceed the limit.
+    """
+    limit = f"profiles are regular files of at most {MAX_PROFILE_BYTES} bytes (16 MiB)"
     try:
-        text = path.read_text(encoding="utf-8")
+        st = os.stat(path)
+        what = _not_regular(st.st_mode)
+        if what is None and st.st_size > MAX_PROFILE_BYTES:
+            what = f"{st.st_size} bytes"
+        if what is not None:
+            raise ProfileError(f"{source}: {what}, not a profile file ({limit}; give the path of a .yaml file)")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with os.fdopen(fd, "rb") as f:
+            what = _not_regular(os.fstat(f.fileno()).st_mode)
+            if what is not None:
+                raise ProfileError(f"{source}: {what}, not a profile file ({limit}; give the path of a .yaml file)")
+            data = f.read(MAX_PROFILE_BYTES + 1)
+    except ProfileError:
+        raise
     except FileNotFoundError:
         raise ProfileError(f"{source}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise ProfileError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except (OSError, ValueError) as exc:
         raise ProfileError(f"{source}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
-    return _mapping_or_error(_parse_yaml(text, source), source)
+    if len(data) > MAX_PROFILE_BYTES:
+        raise ProfileError(f"{source}: more than {MAX_PROFILE_BYTES} bytes, not a profile file ({limit})")
+    return data
+
+
+def _read_file(path: Path, source: str, extended: bool = False) -> dict[str, Any]:
+    """The mapping in the YAML file ``path``; ``extended``: it is an ``extends:`` target, whose
+    top-level keys must all be profile fields."""
+    raw = _read_bytes(path, source)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start}): not a device profile") from None
+    data = _mapping_or_error(_parse_yaml(text, source), source, from_file=True)
+    if extended:
+        _is_profile_like(data, source)
+    return data
 
 
 # --------------------------------------------------------------------------- names and paths
@@ -208,10 +344,13 @@ def profile_path(name_or_path: str | os.PathLike[str], relative_to: Path | None 
 
 
 def _display(path: Path) -> str:
+    """The path as messages show it: relative to the working directory when inside it; quoted
+    when it holds a newline or another unprintable character (one message line per problem)."""
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        text = str(path.resolve().relative_to(Path.cwd().resolve()))
     except (OSError, ValueError, RuntimeError):
-        return str(path)
+        text = str(path)
+    return text if text.isprintable() else show_value(text)
 
 
 def _key(path: Path) -> str:
@@ -253,9 +392,11 @@ def _resolve_extends(data: dict[str, Any], source: str, base_dir: Path | None, c
         names = " -> ".join(Path(c).name for c in (*chain, key))
         raise ProfileError(f"{source}: extends: circular inheritance ({names})")
     base_source = _display(path)
-    if not path.is_file():
-        raise ProfileError(f"{source}: extends: {base_source}: no such file")
-    base = _resolve_extends(_read_file(path, base_source), base_source, path.parent, (*chain, key))
+    try:
+        base_data = _read_file(path, base_source, extended=True)
+    except ProfileError as exc:
+        raise ProfileError(f"{source}: extends: {exc}") from None
+    base = _resolve_extends(base_data, base_source, path.parent, (*chain, key))
     merged = _merge(base, data)
     if "name" not in data and base_dir is not None and source.endswith((".yaml", ".yml")):
         merged["name"] = Path(source).stem  # a derived file without a name: its file name
@@ -298,11 +439,13 @@ def _apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any], source:
             if child is None:
                 child = node[part] = {}
             elif not isinstance(child, dict):
-                where = ".".join(parts[: i + 1])
-                raise ProfileError(f"{source}: override {dotted}: {where} is a value, not a section (got {show_value(child)})")
+                raise ProfileError(
+                    f"{source}: override {dotted_path(parts)}: {dotted_path(parts[: i + 1])} is a value, not a section "
+                    f"(got {show_value(child)})"
+                )
             node = child
         last = parts[-1]
-        _check_structure(value, f"{source}: override {dotted}")
+        _check_structure(value, source, root=tuple(parts))
         value = _plain(value)
         if last == "kind" and node.get("kind") != value and (len(parts) < 2 or parts[-2] not in _PLAIN_KIND):
             node.clear()  # another variant: the old one's keys would not fit it
@@ -320,7 +463,7 @@ def _validate(data: dict[str, Any], source: str) -> DeviceProfile:
     except ValidationError as exc:
         raise ProfileError(format_validation_error(exc, source)) from None
     except RecursionError:
-        raise ProfileError(f"{source}: nested too deeply to be a device profile") from None
+        raise ProfileError(f"{source}: (top level): nested too deeply to be a device profile") from None
 
 
 def _finish(data: dict[str, Any], source: str, base_dir: Path | None, overrides: Mapping[str, Any] | None,
@@ -328,7 +471,7 @@ def _finish(data: dict[str, Any], source: str, base_dir: Path | None, overrides:
     data = _resolve_extends(data, source, base_dir, chain)
     if overrides:
         if not isinstance(overrides, Mapping):
-            raise ProfileError(f"{source}: overrides must be a mapping of dotted paths to values (got {show_value(overrides)})")
+            raise ProfileError(f"{source}: overrides: must be a mapping of dotted paths to values (got {show_value(overrides)})")
         source = f"{source} (with overrides)"
         data = _apply_overrides(data, overrides, source)
     return _validate(data, source)
@@ -351,7 +494,7 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<dict>",
                       overrides: Mapping[str, Any] | None = None) -> DeviceProfile:
     """Validate a profile given as a mapping (``extends:`` names resolve against the shipped ones)."""
     if not isinstance(data, Mapping):
-        raise ProfileError(f"{source}: a profile must be a mapping (got {type(data).__name__} {show_value(data)})")
+        raise ProfileError(f"{source}: (top level): a profile must be a mapping (got {type(data).__name__} {show_value(data)})")
     _check_structure(data, source)
     return _finish(_mapping_or_error(_plain(dict(data)), source), source, None, overrides)
 

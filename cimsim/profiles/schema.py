@@ -2,7 +2,14 @@
 
 Units are in the field names: ``_us`` microsiemens, ``_s`` seconds, ``_rel`` a fraction,
 ``_lsb`` least-significant bits of the converter, ``n_`` counts.  Conductances are normalised
-as ``x = G / g_max_us`` wherever a device law is a function of x.  Every field's description is
+as ``x = G / g_max_us`` wherever a device law is a function of x.
+
+Every physical quantity has a physical range (module constants below): conductances in
+[G_MIN_US, G_MAX_US] = [1 pS, 1 S], times in [T_MIN_S, T_MAX_S] = [1 ps, the age of the
+universe], relative spreads <= REL_MAX = 100 %, converter errors <= LSB_MAX = 2^16 LSB, drift
+exponents and 1/f amplitudes <= NU_MAX / Q_S_MAX = 10, a programming spread <= the conductance
+range.  Device laws (functions of x) are evaluated on a grid of x in [0, 1] in float32 and in
+float64 (float32 chips evaluate them in float32) and must be finite and within their range in both.  Every field's description is
 the documentation: ``docs/profiles.md`` is generated from it (``python -m cimsim.profiles.docgen``).
 """
 
@@ -15,9 +22,20 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .functions import XFunction
+from ..times import T_MAX_S
+from .functions import LAW_MAX, XFunction
 
 __all__ = [
+    "G_MIN_US",
+    "G_MAX_US",
+    "T_MIN_S",
+    "T_MAX_S",
+    "REL_MAX",
+    "LSB_MAX",
+    "NU_MAX",
+    "Q_S_MAX",
+    "BOUND_MAX",
+    "R_MAX_OHM",
     "DeviceProfile",
     "Citation",
     "Conductance",
@@ -60,9 +78,37 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
+G_MIN_US = 1e-6
+"""Smallest nonzero conductance, µS (1 pS, a 1 TΩ cell; a device below it is off: use 0)."""
+G_MAX_US = 1e6
+"""Largest conductance and conductance spread, µS (1 S, a 1 Ω cell, far above any memory device)."""
+T_MIN_S = 1e-12
+"""Shortest time constant, seconds (1 ps, below any read pulse)."""
+REL_MAX = 1.0
+"""Largest relative spread (a standard deviation of 100 % of the value: beyond it a Gaussian
+around the value, clipped at 0, no longer describes a device)."""
+LSB_MAX = float(1 << 16)
+"""Largest converter error or nonlinearity, LSB (the whole code range of a 16-bit converter)."""
+NU_MAX = 10.0
+"""Largest drift exponent and drift-exponent spread (PCM's nu is about 0.1; nu = 10 loses 10
+decades of conductance per decade of time)."""
+Q_S_MAX = 10.0
+"""Largest 1/f read-noise amplitude Q_s (PCM's is below 0.2)."""
+BOUND_MAX = 1e6
+"""Largest fixed converter bound (input units for the DAC, normalised column units for the ADC)."""
+R_MAX_OHM = 1e6
+"""Largest wire resistance per cell pitch, Ω (real wires have about 1 Ω)."""
+
 Finite = Annotated[float, Field(allow_inf_nan=False)]
-NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Coef = Annotated[float, Field(ge=-LAW_MAX, le=LAW_MAX, allow_inf_nan=False)]
 Rate = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Siemens = Annotated[float, Field(ge=G_MIN_US, le=G_MAX_US, allow_inf_nan=False)]  # µS, nonzero
+SpreadUs = Annotated[float, Field(ge=0, le=G_MAX_US, allow_inf_nan=False)]  # µS, a standard deviation
+SignedUs = Annotated[float, Field(ge=-G_MAX_US, le=G_MAX_US, allow_inf_nan=False)]  # µS, a change
+Seconds = Annotated[float, Field(ge=T_MIN_S, le=T_MAX_S, allow_inf_nan=False)]
+Elapsed = Annotated[float, Field(ge=0, le=T_MAX_S, allow_inf_nan=False)]  # seconds since programming
+RelSpread = Annotated[float, Field(ge=0, le=REL_MAX, allow_inf_nan=False)]
+Lsb = Annotated[float, Field(ge=0, le=LSB_MAX, allow_inf_nan=False)]
 Bits = Annotated[int, Field(ge=2, le=16)]  # signed symmetric: 1 bit would leave 0 levels per polarity
 Percentile = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
 
@@ -75,27 +121,46 @@ def _short(values: list[float]) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _law_values(fn: Any, field: str) -> np.ndarray:
+    """The x-function ``fn`` on x in [0, 1] (float64); raise when it is not finite there in float64
+    or in float32 (float32 chips evaluate their laws in float32)."""
+    for dtype in (np.float32, np.float64):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            y = np.asarray(fn.evaluate(_X_GRID.astype(dtype)))
+        bad = np.flatnonzero(~np.isfinite(y))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"{field}: must be finite for every x in [0, 1] in {np.dtype(dtype).name} (got {float(y[i]):.6g} at "
+                f"x={float(_X_GRID[i]):.6g}; check the coefficients' magnitude, or bound it with max)"
+            )
+    return y.astype(np.float64)
+
+
 def _check_finite(fn: Any, field: str) -> np.ndarray:
     """Raise when the x-function ``fn`` overflows (Inf/NaN) anywhere on x in [0, 1]; its values there."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        y = fn.evaluate(_X_GRID)
-    bad = np.flatnonzero(~np.isfinite(y))
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(
-            f"{field}: must be finite for every x in [0, 1] (got {float(y[i]):.6g} at x={float(_X_GRID[i]):.6g}; "
-            "check the coefficients' magnitude, or bound it with max)"
-        )
-    return y
+    return _law_values(fn, field)
 
 
-def _check_nonneg(fn: Any, field: str) -> None:
-    """Raise when the x-function ``fn`` is not finite or goes negative anywhere on x in [0, 1]."""
-    y = _check_finite(fn, field)
+def _check_range(fn: Any, field: str, hi: float, what: str) -> None:
+    """Raise when the x-function ``fn`` is not finite, or not in [0, hi], anywhere on x in [0, 1]."""
+    y = _law_values(fn, field)
     bad = np.flatnonzero(~(y >= 0))
     if bad.size:
         i = int(bad[0])
         raise ValueError(f"{field}: must be >= 0 for every x in [0, 1] (got {float(y[i]):.6g} at x={float(_X_GRID[i]):.6g})")
+    bad = np.flatnonzero(y > hi)
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"{field}: must be <= {hi:g} for every x in [0, 1] ({what}) (got {float(y[i]):.6g} at "
+            f"x={float(_X_GRID[i]):.6g}; check the coefficients, or bound it with max: {hi:g})"
+        )
+
+
+def _check_nonneg(fn: Any, field: str) -> None:
+    """Raise when the x-function ``fn`` is not finite or goes negative anywhere on x in [0, 1]."""
+    _check_range(fn, field, np.inf, "")
 
 
 # --------------------------------------------------------------------------- provenance
@@ -108,13 +173,24 @@ class Citation(_Strict):
 
 # --------------------------------------------------------------------------- devices
 class Conductance(_Strict):
-    g_min_us: NonNeg = Field(0.0, description="lowest programmable conductance, µS (an unused device sits here)")
-    g_max_us: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
-        description="highest programmable conductance, µS; x = G / g_max_us in every device law"
+    g_min_us: Annotated[float, Field(ge=0, le=G_MAX_US, allow_inf_nan=False)] = Field(
+        0.0, description="lowest programmable conductance, µS (an unused device sits here): 0 or in [1e-6, 1e6] µS (1 pS to 1 S)"
+    )
+    g_max_us: Siemens = Field(
+        description="highest programmable conductance, µS, in [1e-6, 1e6] µS (1 pS to 1 S); x = G / g_max_us in every device law"
     )
     n_levels: Annotated[int, Field(ge=2, le=1 << 20)] | None = Field(
         None, description="number of evenly spaced programmable levels in [g_min_us, g_max_us]; null = continuous"
     )
+
+    @model_validator(mode="after")
+    def _off(self) -> "Conductance":
+        if 0 < self.g_min_us < G_MIN_US:
+            raise ValueError(
+                f"g_min_us: must be 0 or in [{G_MIN_US:g}, {G_MAX_US:g}] µS (got {self.g_min_us!r}); below 1 pS a device "
+                "is off: write 0"
+            )
+        return self
 
 
 class ProgNoiseNone(_Strict):
@@ -123,12 +199,12 @@ class ProgNoiseNone(_Strict):
 
 class ProgNoiseConstant(_Strict):
     kind: Literal["constant"] = Field(description="additive Gaussian, G = G_T + sigma_us * N(0,1)")
-    sigma_us: NonNeg = Field(description="standard deviation, µS, the same for every target")
+    sigma_us: SpreadUs = Field(description="standard deviation, µS, the same for every target; at most conductance.g_max_us")
 
 
 class ProgNoiseRelative(_Strict):
     kind: Literal["relative"] = Field(description="multiplicative Gaussian, G = G_T * (1 + sigma_rel * N(0,1))")
-    sigma_rel: NonNeg = Field(description="standard deviation relative to the target conductance")
+    sigma_rel: RelSpread = Field(description="standard deviation relative to the target conductance, at most 1 (100 %)")
 
 
 class ProgNoiseFunction(_Strict):
@@ -138,14 +214,24 @@ class ProgNoiseFunction(_Strict):
             "x = G_T / g_max_us (the PCM/ReRAM fits: polynomial or table in x)"
         )
     )
-    sigma: XFunction = Field(description="sigma as a function of x, in µS at g_max_us = g_ref_us")
-    g_ref_us: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
-        description="g_max at which the fit was made, µS; the result scales by g_max_us / g_ref_us"
+    sigma: XFunction = Field(
+        description="sigma as a function of x, in µS at g_max_us = g_ref_us; at most g_ref_us (a spread of the whole range) on x in [0, 1]"
+    )
+    g_ref_us: Siemens = Field(
+        description="g_max at which the fit was made, µS, in [1e-6, 1e6]; the result scales by g_max_us / g_ref_us"
     )
 
     @model_validator(mode="after")
     def _finite(self) -> "ProgNoiseFunction":
-        _check_finite(self.sigma, "sigma")
+        y = _check_finite(self.sigma, "sigma")
+        bad = np.flatnonzero(y > self.g_ref_us)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"sigma: must be <= g_ref_us = {self.g_ref_us:g} µS for every x in [0, 1] (a spread wider than the "
+                f"conductance range is no programming model) (got {float(y[i]):.6g} at x={float(_X_GRID[i]):.6g}; "
+                f"check the coefficients, or bound it with max: {self.g_ref_us:g})"
+            )
         return self
 
 
@@ -165,13 +251,13 @@ class Programming(_Strict):
 
 
 class NuModel(_Strict):
-    mean: XFunction = Field(description="mean drift exponent mu_nu(x), dimensionless")
-    std: XFunction = Field(description="device-to-device spread sigma_nu(x), dimensionless")
+    mean: XFunction = Field(description="mean drift exponent mu_nu(x), dimensionless, in [0, 10] on x in [0, 1]")
+    std: XFunction = Field(description="device-to-device spread sigma_nu(x), dimensionless, in [0, 10] on x in [0, 1]")
 
     @model_validator(mode="after")
     def _nonneg(self) -> "NuModel":
-        _check_nonneg(self.mean, "mean")
-        _check_nonneg(self.std, "std")
+        _check_range(self.mean, "mean", NU_MAX, "a drift exponent")
+        _check_range(self.std, "std", NU_MAX, "a drift-exponent spread")
         return self
 
 
@@ -183,7 +269,7 @@ class DriftPowerLaw(_Strict):
     kind: Literal["power_law"] = Field(
         description="G(t) = G_prog * ((t + t0_s) / t0_s)^(-nu), t = seconds since programming; nu drawn once per device"
     )
-    t0_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(description="reference time t0, seconds")
+    t0_s: Seconds = Field(description="reference time t0, seconds, in [1e-12, 4.35e17] (1 ps to the age of the universe)")
     nu: NuModel = Field(description="nu ~ N(mu_nu(x), sigma_nu(x)) per device at programming (x of the target)")
     absolute: bool = Field(True, description="fold the draw, nu = |N(mu, sigma)| (reference PCM model); false clips nu at 0")
 
@@ -197,12 +283,12 @@ class DriftRelaxation(_Strict):
             "none at t = 0; stuck devices do not relax"
         )
     )
-    mean_slope_us: Finite = Field(description="mean conductance change per e-fold of time, µS (negative: conductances fall)")
-    mean_at_1s_us: Finite = Field(0.0, description="mean conductance change at t = 1 s, µS")
-    sigma_slope_us: Finite = Field(description="growth of the spread per e-fold of time, µS")
-    sigma_at_1s_us: NonNeg = Field(description="spread (standard deviation) at t = 1 s, µS")
-    t_min_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
-        1.0, description="start of the fit's time range, seconds: 0 < t < t_min_s reads the law at t_min_s"
+    mean_slope_us: SignedUs = Field(description="mean conductance change per e-fold of time, µS (negative: conductances fall), |.| <= 1e6")
+    mean_at_1s_us: SignedUs = Field(0.0, description="mean conductance change at t = 1 s, µS, |.| <= 1e6")
+    sigma_slope_us: SignedUs = Field(description="growth of the spread per e-fold of time, µS, |.| <= 1e6")
+    sigma_at_1s_us: SpreadUs = Field(description="spread (standard deviation) at t = 1 s, µS, in [0, 1e6]")
+    t_min_s: Seconds = Field(
+        1.0, description="start of the fit's time range, seconds, in [1e-12, 4.35e17]: 0 < t < t_min_s reads the law at t_min_s"
     )
 
 
@@ -220,9 +306,13 @@ class ReadNoiseGaussian(_Strict):
             "x_P = G_prog / g_max_us"
         )
     )
-    sigma_rel: NonNeg = Field(0.0, description="per-read standard deviation relative to G(t)")
+    sigma_rel: RelSpread = Field(0.0, description="per-read standard deviation relative to G(t), at most 1")
     sigma: XFunction | None = Field(
-        None, description="per-read standard deviation in µS as a function of x_P (e.g. SONOS, Agrawal et al. 2022); null = none"
+        None,
+        description=(
+            "per-read standard deviation in µS as a function of x_P (e.g. SONOS, Agrawal et al. 2022), at most "
+            "conductance.g_max_us on x in [0, 1]; null = none"
+        ),
     )
 
     @model_validator(mode="after")
@@ -240,13 +330,13 @@ class ReadNoiseOneOverF(_Strict):
             "sigma(t) = G(t) * Q_s(x) * sqrt(ln((t + t0 + t_read_s) / (2 t_read_s))), t0 from the drift section (20 s if none)"
         )
     )
-    q_s: XFunction = Field(description="Q_s(x), dimensionless amplitude")
-    t_read_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(description="duration of one read, seconds")
-    per_read_sigma_rel: NonNeg = Field(0.0, description="additional white noise drawn for every read, relative to G(t)")
+    q_s: XFunction = Field(description="Q_s(x), dimensionless amplitude, in [0, 10] on x in [0, 1]")
+    t_read_s: Seconds = Field(description="duration of one read, seconds, in [1e-12, 4.35e17]")
+    per_read_sigma_rel: RelSpread = Field(0.0, description="additional white noise drawn for every read, relative to G(t), at most 1")
 
     @model_validator(mode="after")
     def _nonneg(self) -> "ReadNoiseOneOverF":
-        _check_nonneg(self.q_s, "q_s")
+        _check_range(self.q_s, "q_s", Q_S_MAX, "a 1/f amplitude")
         return self
 
 
@@ -269,16 +359,16 @@ class Faults(_Strict):
 
 
 class Variability(_Strict):
-    g_max_spread_rel: NonNeg = Field(
-        0.0, description="device-to-device spread of g_max: each device's range scales by max(1 + s * N(0,1), 0), drawn at programming"
+    g_max_spread_rel: RelSpread = Field(
+        0.0, description="device-to-device spread of g_max, at most 1: each device's range scales by max(1 + s * N(0,1), 0), drawn at programming"
     )
 
 
 # --------------------------------------------------------------------------- peripherals
 class RangeFixed(_Strict):
     kind: Literal["fixed"] = Field(description="a fixed bound")
-    bound: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
-        description="symmetric bound: DAC inputs in input units; ADC in normalised column units (sum of x_norm * w_norm)"
+    bound: Annotated[float, Field(gt=0, le=BOUND_MAX, allow_inf_nan=False)] = Field(
+        description="symmetric bound, in (0, 1e6]: DAC inputs in input units; ADC in normalised column units (sum of x_norm * w_norm)"
     )
 
 
@@ -297,13 +387,13 @@ class NonlinearityNone(_Strict):
 
 class NonlinearityPolynomial(_Strict):
     kind: Literal["polynomial"] = Field(description="u -> sum_k coeffs[k] u^k on the normalised signal u in [-1, 1] (odd symmetry not imposed)")
-    coeffs: list[Finite] = Field(min_length=1, max_length=16, description="c0, c1, ... (c1 = 1 and the rest 0 is ideal)")
+    coeffs: list[Coef] = Field(min_length=1, max_length=16, description="c0, c1, ... (c1 = 1 and the rest 0 is ideal), each |c| <= 1e6")
 
 
 class NonlinearityTable(_Strict):
     kind: Literal["table"] = Field(description="transfer curve u -> v on the normalised signal, linearly interpolated")
     u: list[Finite] = Field(min_length=2, max_length=65536, description="strictly increasing inputs in [-1, 1]")
-    v: list[Finite] = Field(min_length=2, max_length=65536, description="outputs at each u")
+    v: list[Coef] = Field(min_length=2, max_length=65536, description="outputs at each u, each |v| <= 1e6")
 
     @model_validator(mode="after")
     def _shape(self) -> "NonlinearityTable":
@@ -323,7 +413,9 @@ class NonlinearitySCurve(_Strict):
 
 class NonlinearityInlTable(_Strict):
     kind: Literal["inl_table"] = Field(description="ADC only: integral nonlinearity per output code, in LSB, added to the code")
-    inl_lsb: list[Finite] = Field(min_length=2, max_length=65536, description="one entry per code, codes -(2^(b-1)-1) .. 2^(b-1)-1 in order")
+    inl_lsb: list[Annotated[float, Field(ge=-LSB_MAX, le=LSB_MAX, allow_inf_nan=False)]] = Field(
+        min_length=2, max_length=65536, description="one entry per code, codes -(2^(b-1)-1) .. 2^(b-1)-1 in order, each |.| <= 65536"
+    )
 
 
 DacNonlinearity = Annotated[
@@ -341,7 +433,7 @@ class Dac(_Strict):
     bits: Bits | None = Field(None, description="signed symmetric resolution: 2^(bits-1)-1 levels per polarity; null = ideal (no quantization, no clipping)")
     range: DacRange = Field(default_factory=lambda: RangeDynamic(kind="dynamic"), description="input range (kind: fixed | calibrated | dynamic)")
     nonlinearity: DacNonlinearity = Field(default_factory=NonlinearityNone, description="transfer nonlinearity (kind: none | polynomial | table)")
-    noise_lsb: NonNeg = Field(0.0, description="Gaussian noise on each converted input, in LSB")
+    noise_lsb: Lsb = Field(0.0, description="Gaussian noise on each converted input, in LSB, at most 65536")
     bit_serial: bool = Field(
         False,
         description=(
@@ -370,9 +462,9 @@ class Adc(_Strict):
         description="full scale per tile column (kind: fixed | calibrated), normalised column units",
     )
     nonlinearity: AdcNonlinearity = Field(default_factory=NonlinearityNone, description="transfer nonlinearity (kind: none | polynomial | table | s_curve | inl_table)")
-    gain_error_rel: NonNeg = Field(0.0, description="std of the static per-column gain error, drawn once per chip: gain = 1 + e")
-    offset_error_lsb: NonNeg = Field(0.0, description="std of the static per-column offset, LSB, drawn once per chip")
-    noise_lsb: NonNeg = Field(0.0, description="Gaussian conversion noise per conversion, LSB")
+    gain_error_rel: RelSpread = Field(0.0, description="std of the static per-column gain error, drawn once per chip: gain = 1 + e; at most 1")
+    offset_error_lsb: Lsb = Field(0.0, description="std of the static per-column offset, LSB, drawn once per chip; at most 65536")
+    noise_lsb: Lsb = Field(0.0, description="Gaussian conversion noise per conversion, LSB, at most 65536")
 
 
 class IVLinear(_Strict):
@@ -407,18 +499,18 @@ IVNonlinearity = Annotated[Union[IVLinear, IVPolynomial], Field(discriminator="k
 class Tile(_Strict):
     rows: Annotated[int, Field(ge=1, le=1 << 16)] = Field(256, description="rows per tile: inputs summed on one column before one ADC conversion")
     cols: Annotated[int, Field(ge=1, le=1 << 16)] = Field(256, description="columns per tile (outputs)")
-    bit_line_r_ohm: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+    bit_line_r_ohm: Annotated[float, Field(ge=0, le=R_MAX_OHM, allow_inf_nan=False)] = Field(
         0.0,
         description=(
-            "bit-line wire resistance per cell pitch (and from the last cell to the sense amplifier), Ω; 0 = ideal "
+            "bit-line wire resistance per cell pitch (and from the last cell to the sense amplifier), Ω, in [0, 1e6]; 0 = ideal "
             "wires. IR drop solved exactly for each column of a tile (row 0 farthest from the sense amplifier, a "
             "virtual ground; ideal word lines; G+, G- and a reference column each on their own bit line)"
         ),
     )
-    word_line_r_ohm: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+    word_line_r_ohm: Annotated[float, Field(ge=0, le=R_MAX_OHM, allow_inf_nan=False)] = Field(
         0.0,
         description=(
-            "word-line wire resistance per cell pitch (and from the row driver to the first cell), Ω; 0 = ideal. "
+            "word-line wire resistance per cell pitch (and from the row driver to the first cell), Ω, in [0, 1e6]; 0 = ideal. "
             "With it the whole tile (word and bit lines) is solved exactly as one resistive network, once per drifted "
             "state (O(rows cols^3) flops, about 0.6 s for a 256x256 tile on 2 cores); G+ and G- each form their own array; "
             "a single_reference tile's reference column is its last column"
@@ -454,8 +546,16 @@ class Mapping(_Strict):
 
 
 class Training(_Strict):
-    drift_t_min_s: NonNeg | None = Field(None, description="if set with drift_t_max_s: each training step draws t log-uniformly in [min, max] and trains on the drifted chip")
-    drift_t_max_s: NonNeg | None = Field(None, description="upper end of the training drift-time range, seconds")
+    drift_t_min_s: Elapsed | None = Field(
+        None,
+        description=(
+            "if set with drift_t_max_s: each training step draws t log-uniformly in [min, max] and trains on the drifted "
+            "chip; seconds, 0 or in [1e-12, 4.35e17]"
+        ),
+    )
+    drift_t_max_s: Elapsed | None = Field(
+        None, description="upper end of the training drift-time range, seconds, in [0, 4.35e17] (the age of the universe)"
+    )
 
     @model_validator(mode="after")
     def _pair(self) -> "Training":
@@ -464,6 +564,11 @@ class Training(_Strict):
             raise ValueError(f"drift_t_max_s: must be set together with drift_t_min_s, both or neither (got min={lo}, max={hi})")
         if lo is not None and hi is not None and lo > hi:
             raise ValueError(f"drift_t_min_s: must be <= drift_t_max_s (got {lo} > {hi})")
+        if lo is not None and 0 < lo < T_MIN_S:
+            raise ValueError(
+                f"drift_t_min_s: must be 0 or in [{T_MIN_S:g}, {T_MAX_S:g}] s (got {lo!r}); a shorter time is 0 (the "
+                "log-uniform draw then runs over t + 1 s)"
+            )
         return self
 
 
@@ -514,6 +619,22 @@ class DeviceProfile(_Strict):
                 f"linear (got bit_line_r_ohm={t.bit_line_r_ohm}, word_line_r_ohm={t.word_line_r_ohm}, iv.kind=polynomial)"
             )
 
+        noise = self.programming.noise
+        if isinstance(noise, ProgNoiseConstant) and noise.sigma_us > c.g_max_us:
+            raise ValueError(
+                f"programming.noise.sigma_us: must be <= conductance.g_max_us = {c.g_max_us:g} µS (a spread wider than "
+                f"the conductance range is no programming model) (got {noise.sigma_us!r})"
+            )
+        rn = self.read_noise
+        if isinstance(rn, ReadNoiseGaussian) and rn.sigma is not None:
+            y = _law_values(rn.sigma, "read_noise.sigma")
+            bad = np.flatnonzero(y > c.g_max_us)
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(
+                    f"read_noise.sigma: must be <= conductance.g_max_us = {c.g_max_us:g} µS for every x in [0, 1] (got "
+                    f"{float(y[i]):.6g} at x={float(_X_GRID[i]):.6g}; check the coefficients, or bound it with max)"
+                )
         if self.programming.stochastic_rounding and c.n_levels is None:
             raise ValueError("programming.stochastic_rounding: true needs conductance.n_levels (got n_levels null = continuous)")
         for sec in ("dac", "adc"):

@@ -33,16 +33,22 @@ _DELETE = object()
 BAD: list[tuple[dict[str, Any], str]] = [
     ({"drift.nu.mean": {"kind": "constant", "value": -0.1}},
      r"drift\.nu\.mean: must be >= 0 for every x in \[0, 1\] \(got -0\.1 at x=0\)"),
-    ({"drift.t0_s": -1}, r"drift\.t0_s: must be a number > 0 \(got -1\)"),
-    ({"drift.t0_s": ".nan"}, r"drift\.t0_s: must be a number > 0 \(got nan\)"),
+    ({"drift.t0_s": -1}, r"drift\.t0_s: must be a number in \[1e-12, 4\.35e17\] \(got -1\)"),
+    ({"drift.t0_s": ".nan"}, r"drift\.t0_s: must be a number in \[1e-12, 4\.35e17\] \(got nan\)"),
+    ({"drift.t0_s": 1e39}, r"drift\.t0_s: must be a number in \[1e-12, 4\.35e17\] \(got 1e\+39\)"),
+    ({"read_noise.t_read_s": 1e-46}, r"read_noise\.t_read_s: must be a number in \[1e-12, 4\.35e17\] \(got 1e-46\)"),
     ({"mapping.weight_slices": 2}, r"mapping\.weight_slices: 2 slices need conductance\.n_levels set .* \(got n_levels=None\)"),
     ({"mapping.weight_slices": 2, "conductance.n_levels": 4, "mapping.kind": "single_reference"},
      r"mapping\.weight_slices: bit slicing needs mapping\.kind differential .* \(got kind=single_reference\)"),
     ({"drift": {"kind": "relaxation", "mean_slope_us": -0.089, "sigma_slope_us": 0.04, "sigma_at_1s_us": -0.4}},
-     r"drift\.sigma_at_1s_us: must be a number >= 0 \(got -0\.4\)"),
+     r"drift\.sigma_at_1s_us: must be a number in \[0, 1e6\] \(got -0\.4\)"),
     ({"drift": {"kind": "relaxation", "mean_slope_us": -0.089, "sigma_slope_us": 0.04, "sigma_at_1s_us": 0.4,
-                "t_min_s": 0}}, r"drift\.t_min_s: must be a number > 0 \(got 0\)"),
-    ({"conductance.g_max_us": float("inf")}, r"conductance\.g_max_us: must be a number > 0 \(got inf\)"),
+                "t_min_s": 0}}, r"drift\.t_min_s: must be a number in \[1e-12, 4\.35e17\] \(got 0\)"),
+    ({"conductance.g_max_us": float("inf")}, r"conductance\.g_max_us: must be a number in \[1e-6, 1e6\] \(got inf\)"),
+    ({"conductance.g_max_us": 1e39}, r"conductance\.g_max_us: must be a number in \[1e-6, 1e6\] \(got 1e\+39\)"),
+    ({"conductance.g_max_us": 1e-46}, r"conductance\.g_max_us: must be a number in \[1e-6, 1e6\] \(got 1e-46\)"),
+    ({"conductance.g_min_us": 1e-46},
+     r"conductance\.g_min_us: must be 0 or in \[1e-06, 1e\+06\] µS \(got 1e-46\); below 1 pS a device is off: write 0"),
     ({"adc.bits": 17}, r"adc\.bits: must be an integer in \[2, 16\] or null \(got 17\)"),
     ({"adc.bits": 1}, r"adc\.bits: must be an integer in \[2, 16\] or null \(got 1\)"),
     ({"dac.bits": 4.5}, r"dac\.bits: must be an integer in \[2, 16\] or null \(got 4\.5\)"),
@@ -69,7 +75,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"adc.range": {"kind": "dynamic"}}, r"adc\.range\.kind: must be one of 'fixed', 'calibrated' \(got 'dynamic'\)"),
     ({"dac.range": {"kind": "fixed"}}, r"dac\.range\.bound: is required: .* \(missing\)"),
     ({"programming.noise.sigma.coeffs": []}, r"programming\.noise\.sigma\.coeffs: must have at least 1 items \(got 0\)"),
-    ({"programming.noise.sigma.coeffs": [0.26, "x"]}, r"programming\.noise\.sigma\.coeffs\[1\]: must be a number \(got 'x'\)"),
+    ({"programming.noise.sigma.coeffs": [0.26, "x"]}, r"programming\.noise\.sigma\.coeffs\[1\]: must be a number in \[-1e6, 1e6\] \(got 'x'\)"),
     ({"programming.noise.sigma": [1, 2]},
      r"programming\.noise\.sigma: must be a mapping with kind: one of 'constant', 'polynomial', .* \(got \[1, 2\]\)"),
     ({"read_noise.q_s.kind": "powr"}, r"read_noise\.q_s\.kind: must be one of .* \(did you mean 'power'\?\) \(got 'powr'\)"),
@@ -96,9 +102,48 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"read_noise.q_s": {"kind": "constant", "value": -1}},
      r"read_noise\.q_s: must be >= 0 for every x in \[0, 1\] \(got -1 at x=0\)"),
     ({"read_noise.q_s": {"kind": "power", "coeff": 1e307, "exponent": -0.65}},
-     r"read_noise\.q_s: must be finite for every x in \[0, 1\] \(got inf at x=0; check the coefficients' magnitude, or bound it with max\)"),
+     r"read_noise\.q_s\.coeff: must be a number in \[-1e6, 1e6\] \(got 1e\+307\)"),
     ({"programming.noise.sigma": {"kind": "polynomial", "coeffs": [0.2, 1e308, 1e308]}},
-     r"programming\.noise\.sigma: must be finite for every x in \[0, 1\] \(got inf at x=0\.798; check the coefficients' magnitude, or bound it with max\)"),
+     r"programming\.noise\.sigma\.coeffs\[1\]: must be a number in \[-1e6, 1e6\] \(got 1e\+308\)"),
+    # finite in float64 (1e180 at x <= 1e-3) but not in float32, where float32 chips evaluate it
+    ({"iv": {"kind": "polynomial", "v_read_v": 0.2, "a2_per_v": {"kind": "power", "coeff": 1.0, "exponent": -60},
+             "a3_per_v2": 0.0}},
+     r"iv\.a2_per_v: must be finite for every x in \[0, 1\] in float32 \(got inf at x=0; check the coefficients' "
+     r"magnitude, or bound it with max\)"),
+    ({"read_noise.q_s": {"kind": "saturating_exp", "amplitude": 0.01, "x_scale": 1e-40}},
+     r"read_noise\.q_s\.x_scale: must be a number in \[1e-30, 1e6\] \(got 1e-40\)"),
+    ({"read_noise.q_s": {"kind": "log_linear", "slope": 0, "intercept": 0.01, "x_floor": 1e-300}},
+     r"read_noise\.q_s\.x_floor: must be a number in \[1e-30, 1\] \(got 1e-300\)"),
+    ({"read_noise.q_s": {"kind": "power", "coeff": 1.0, "exponent": 1e3}},
+     r"read_noise\.q_s\.exponent: must be a number in \[-100, 100\] \(got 1000\.0\)"),
+    ({"read_noise.q_s": {"kind": "constant", "value": 11}},
+     r"read_noise\.q_s: must be <= 10 for every x in \[0, 1\] \(a 1/f amplitude\) \(got 11 at x=0; check the "
+     r"coefficients, or bound it with max: 10\)"),
+    ({"drift.nu.mean": {"kind": "polynomial", "coeffs": [0.1, 20]}},
+     r"drift\.nu\.mean: must be <= 10 for every x in \[0, 1\] \(a drift exponent\) \(got 10\.02 at x=0\.496; check "
+     r"the coefficients, or bound it with max: 10\)"),
+    ({"drift.nu.std": 11}, r"drift\.nu\.std: must be <= 10 for every x in \[0, 1\] \(a drift-exponent spread\) \(got 11 at x=0;.*"),
+    ({"programming.noise": {"kind": "constant", "sigma_us": 30}},
+     r"programming\.noise\.sigma_us: must be <= conductance\.g_max_us = 25 µS \(a spread wider than the conductance "
+     r"range is no programming model\) \(got 30\.0\)"),
+    ({"programming.noise": {"kind": "constant", "sigma_us": 1e39}},
+     r"programming\.noise\.sigma_us: must be a number in \[0, 1e6\] \(got 1e\+39\)"),
+    ({"programming.noise": {"kind": "relative", "sigma_rel": 2}},
+     r"programming\.noise\.sigma_rel: must be a number in \[0, 1\] \(got 2\)"),
+    ({"programming.noise.sigma.coeffs": [26.0]},
+     r"programming\.noise\.sigma: must be <= g_ref_us = 25 µS for every x in \[0, 1\] \(a spread wider than the "
+     r"conductance range is no programming model\) \(got 26 at x=0; check the coefficients, or bound it with max: 25\)"),
+    ({"read_noise": {"kind": "gaussian", "sigma": 30}},
+     r"read_noise\.sigma: must be <= conductance\.g_max_us = 25 µS for every x in \[0, 1\] \(got 30 at x=0;.*"),
+    ({"adc.range": {"kind": "fixed", "bound": 1e7}}, r"adc\.range\.bound: must be a number in \(0, 1e6\] \(got 10000000\.0\)"),
+    ({"adc.noise_lsb": 1e9}, r"adc\.noise_lsb: must be a number in \[0, 65536\] \(got 1000000000\.0\)"),
+    ({"dac.nonlinearity": {"kind": "polynomial", "coeffs": [0, 1, 1e30]}},
+     r"dac\.nonlinearity\.coeffs\[2\]: must be a number in \[-1e6, 1e6\] \(got 1e\+30\)"),
+    ({"training": {"drift_t_min_s": 1, "drift_t_max_s": 1e18}},
+     r"training\.drift_t_max_s: must be a number in \[0, 4\.35e17\] or null \(got 1e\+18\)"),
+    ({"training": {"drift_t_min_s": 1e-300, "drift_t_max_s": 1e9}},
+     r"training\.drift_t_min_s: must be 0 or in \[1e-12, 4\.35e\+17\] s \(got 1e-300\); a shorter time is 0 .*"),
+    ({"tile.bit_line_r_ohm": 1e12}, r"tile\.bit_line_r_ohm: must be a number in \[0, 1e6\] \(got 1000000000000\.0\)"),
 ]
 
 
@@ -147,15 +192,15 @@ def test_profile_error_is_value_error_and_cimsim_error() -> None:
 YAML_BAD: list[tuple[str, str]] = [
     ("name: x\nconductance:\n  g_max_us: [1, 2\n", r"^bad\.yaml:4:1: YAML syntax error: expected ',' or '\]'"),
     ("name: x\n\tconductance: 1\n", r"^bad\.yaml:2:1: YAML syntax error: found character '\\t'"),
-    ("", r"^bad\.yaml: the file is empty: a profile is a mapping with at least name: and conductance:"),
-    ("# nothing\n", r"^bad\.yaml: the file is empty"),
-    ("- a\n- b\n", r"^bad\.yaml: the top level must be a mapping of profile sections .* \(got list \['a', 'b'\]\)"),
-    ("just text\n", r"^bad\.yaml: the top level must be a mapping .* \(got str 'just text'\)"),
+    ("", r"^bad\.yaml: \(top level\): the file is empty: a profile is a mapping with at least name: and conductance:"),
+    ("# nothing\n", r"^bad\.yaml: \(top level\): the file is empty"),
+    ("- a\n- b\n", r"^bad\.yaml: \(top level\): must be a YAML mapping of profile fields .* \(got a YAML list: not a device profile;"),
+    ("just text\n", r"^bad\.yaml: \(top level\): must be a YAML mapping .* \(got a YAML string: not a device profile; see docs/profiles\.md\)$"),
     ("name: x\nconductance: !!python/object/apply:os.system ['echo pwned']\n",
      r"^bad\.yaml:2:14: YAML error: tag !!python/object/apply:os\.system is not allowed: profiles are plain YAML"),
     ("!!python/object:builtins.dict {}\n", r"^bad\.yaml:1:1: YAML error: tag !!python/object:builtins\.dict is not allowed"),
     ("name: x\nconductance:\n  g_max_us: 1\n  g_max_us: 2\n", r"^bad\.yaml:4:3: YAML error: duplicate key 'g_max_us'"),
-    ("1: x\n", r"^bad\.yaml: section names must be strings \(got 1\)"),
+    ("1: x\n", r"^bad\.yaml: \(top level\): section names must be strings \(got a key of type int\)"),
     ("extends: 3\n", r"^bad\.yaml: extends: must be a profile name or a path to a \.yaml file \(got 3\)"),
     ("extends: pcmm\n", r"^bad\.yaml: extends: pcmm: no shipped profile of that name; did you mean 'pcm'\?"),
     ("extends: missing.yaml\n", r"^bad\.yaml: extends: .*missing\.yaml: no such file"),
@@ -272,7 +317,7 @@ def test_bad_overrides() -> None:
 def test_profile_from_yaml_and_dict_sources() -> None:
     with pytest.raises(ProfileError, match=r"^<string>: conductance: is required"):
         profile_from_yaml("name: x\n")
-    with pytest.raises(ProfileError, match=r"^<dict>: a profile must be a mapping \(got list"):
+    with pytest.raises(ProfileError, match=r"^<dict>: \(top level\): a profile must be a mapping \(got list"):
         profile_from_dict([1, 2])  # type: ignore[arg-type]
     p = profile_from_dict({"extends": "ideal", "name": "i2", "adc": {"bits": 8}})
     assert p.adc.bits == 8 and p.name == "i2"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from typing import Any
 
 import yaml
@@ -12,7 +13,14 @@ from hypothesis import strategies as st
 
 from cimsim.errors import ProfileError
 from cimsim.profiles import DeviceProfile, list_profiles, load_profile, profile_from_dict, profile_from_yaml
-from cimsim.profiles.loader import MODELS_DIR
+from cimsim.profiles.loader import MODELS_DIR, _display, profile_path
+
+FIELDS = frozenset(DeviceProfile.model_fields)
+# one path segment: a plain key, or a key quoted as Python quotes it ('...' or "...")
+SEG = r"""(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s:'".\[\]]+)"""
+PATH = rf"{SEG}(?:\.{SEG}|\[\d+\])*"
+WHERE = rf"\(top level\)|override {PATH}|{PATH}"
+STRUCTURAL = (": unknown key", ": nested deeper than", ": a mapping or list contains itself", ": holds more than")
 
 SHIPPED: dict[str, dict[str, Any]] = {
     n: yaml.safe_load((MODELS_DIR / f"{n}.yaml").read_text(encoding="utf-8")) for n in list_profiles()
@@ -83,14 +91,47 @@ def mutated(draw: st.DrawFn) -> dict[str, Any]:
     return data
 
 
-def _only_profile_errors(fn: Any, *args: Any, **kwargs: Any) -> None:
+def _names_file_and_field(message: str, source: str) -> None:
+    """Every line of a ProfileError names the source and the field:
+    ``SOURCE[ (with overrides)]: FIELD: problem`` where FIELD is a dotted path from a profile field,
+    ``(top level)``, an unknown key the line calls one, ``extends`` or ``override PATH``; or, for
+    text that is not YAML, ``SOURCE:LINE:COLUMN: YAML ...``.  The last line points to the docs."""
+    lines = message.splitlines()
+    assert lines, message
+    if lines[-1].startswith("(every field"):
+        lines = lines[:-1]
+    head = re.escape(source) + r"(?: \(with overrides\))?"
+    for line in lines:
+        if re.match(rf"{head}:\d+:\d+: YAML (?:syntax )?error: \S", line):
+            continue
+        m = re.match(rf"{head}: (?P<where>{WHERE}): \S", line)
+        assert m, f"does not start with {source}: FIELD: {line!r}"
+        where = m.group("where")
+        root = re.match(SEG, where.removeprefix("override ")).group(0)
+        # a path from a key that is no profile field is fine where the line says so, or where the
+        # structure check (which runs before the schema) names the key the user wrote
+        assert (where == "(top level)" or where.startswith("override ") or root in FIELDS or root == "extends"
+                or any(w in line for w in STRUCTURAL)), f"{where!r} is not a profile field: {line!r}"
+
+
+def _only_profile_errors(fn: Any, *args: Any, named: str | None = None, **kwargs: Any) -> None:
+    """Call ``fn``: it validates (and round-trips) or raises a ProfileError; with ``named``, every
+    line of that error names ``named`` (the source) and the field."""
+    named = kwargs.get("source", named)
     try:
         result = fn(*args, **kwargs)
     except ProfileError as exc:
         assert str(exc).strip()
+        if named is not None:
+            _names_file_and_field(str(exc), named)
         return
     assert isinstance(result, DeviceProfile)
     assert profile_from_yaml(result.to_yaml()) == result  # whatever validates also round-trips
+
+
+def _source_of(name: str) -> str:
+    """How messages name the file of shipped profile ``name`` (relative to the working directory)."""
+    return _display(profile_path(name))
 
 
 @FUZZ
@@ -152,13 +193,13 @@ dotted = st.lists(
 @FUZZ
 @given(st.sampled_from(NAMES), st.dictionaries(st.one_of(dotted, st.integers()), junk, max_size=3))
 def test_random_overrides_raise_only_profile_error(name: str, overrides: dict[Any, Any]) -> None:
-    _only_profile_errors(load_profile, name, overrides)
+    _only_profile_errors(load_profile, name, overrides, named=_source_of(name))
 
 
 @FUZZ
 @given(junk)
 def test_arbitrary_values_raise_only_profile_error(value: Any) -> None:
-    _only_profile_errors(profile_from_dict, value)  # type: ignore[arg-type]
+    _only_profile_errors(profile_from_dict, value, source="given.yaml")  # type: ignore[arg-type]
     _only_profile_errors(load_profile, value)
 
 
@@ -171,4 +212,4 @@ def test_regressions_found_by_fuzzing() -> None:
 @given(st.text(max_size=40), st.sampled_from(["", ".yaml", "/", "~/", "~nouser/", "../"]))
 def test_arbitrary_names_and_paths_raise_only_profile_error(text: str, affix: str) -> None:
     _only_profile_errors(load_profile, affix + text if affix.endswith("/") else text + affix)
-    _only_profile_errors(profile_from_dict, {"extends": affix + text, "name": "x"})
+    _only_profile_errors(profile_from_dict, {"extends": affix + text, "name": "x"}, source="derived.yaml")
