@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError, ShapeError
+from ._tensors import check_dense
 from .config import AnalogConfig, as_config
-from .functional import check_dense
 from .modules import AnalogLayer
 
 __all__ = ["AnalogMultiheadAttention"]

@@ -34,7 +34,7 @@ from ..crossbar import DriftedState, program_drifted, program_matrix, tile_mvm
 from ..errors import ParameterError, ShapeError
 from ..rng import SeedLike, as_generator, split_seed
 from .config import check_backward_weights
-from .functional import _dac_is_ideal, _to_numpy, _to_torch, check_dense
+from ._tensors import _dac_is_ideal, _to_numpy, _to_torch, check_dense
 from .ste import AnalogMatmulSTE
 
 __all__ = ["HardwareResult", "hardware_mvm", "analog_matmul", "MatrixReader", "FloatReader"]

@@ -49,8 +49,8 @@ from ..errors import ParameterError, ShapeError
 from ..profiles.schema import DeviceProfile, RangeFixed
 from ..rng import SEED_HIGH, group_seed, split_seed, torch_generator
 from ._compile import run_eagerly
+from ._tensors import check_dense
 from .config import AnalogConfig, as_config
-from .functional import check_dense
 from .hardware import FloatReader, MatrixReader, analog_matmul
 from .noise_injection import programming_noise_std
 
