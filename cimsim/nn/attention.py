@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError, ShapeError
+from ._tensors import check_dense
 from .config import AnalogConfig, as_config
-from .functional import check_dense
 from .modules import AnalogLayer
 
 __all__ = ["AnalogMultiheadAttention"]
@@ -84,8 +84,9 @@ class AnalogMultiheadAttention(AnalogLayer, nn.MultiheadAttention):
             return [*self.in_proj_weight.chunk(3), self.out_proj.weight]
         return [self.q_proj_weight, self.k_proj_weight, self.v_proj_weight, self.out_proj.weight]
 
-    def forward(self, query, key, value, key_padding_mask=None, need_weights: bool = True, attn_mask=None,
-                average_attn_weights: bool = True, is_causal: bool = False):
+    # nn.MultiheadAttention's signature, which no single-input forward (AnalogLayer's) can match
+    def forward(self, query, key, value, key_padding_mask=None, need_weights: bool = True,  # type: ignore[override]
+                attn_mask=None, average_attn_weights: bool = True, is_causal: bool = False):
         for t in (query, key, value):
             check_dense(t)
         if self._chip is None and self.active_mode() == "ideal":
@@ -114,7 +115,7 @@ class AnalogMultiheadAttention(AnalogLayer, nn.MultiheadAttention):
         k = rk(key.reshape(n_s * batch, self.kdim), bk).reshape(n_s, batch * h, d).transpose(0, 1)
         v = rv(value.reshape(n_s * batch, self.vdim), bv).reshape(n_s, batch * h, d).transpose(0, 1)
         extra = 0  # source positions appended after the projections (digital), as torch appends them
-        if self.bias_k is not None:
+        if self.bias_k is not None and self.bias_v is not None:  # torch creates both or neither
             k = torch.cat([k, self.bias_k.reshape(1, h, d).repeat(batch, 1, 1).reshape(batch * h, 1, d)], dim=1)
             v = torch.cat([v, self.bias_v.reshape(1, h, d).repeat(batch, 1, 1).reshape(batch * h, 1, d)], dim=1)
             extra += 1

@@ -15,6 +15,7 @@ the extended STE as for the other analog layers (:mod:`cimsim.nn.modules`).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,21 @@ class _AnalogConvNd(AnalogLayer):
     follows this class in the MRO, so ``super().__init__`` builds the float layer)."""
 
     _ND: int
+
+    if TYPE_CHECKING:  # the members of the nn.ConvNd that follows this class in the MRO
+        in_channels: int
+        out_channels: int
+        kernel_size: tuple[int, ...]
+        stride: tuple[int, ...]
+        padding: str | tuple[int, ...]
+        dilation: tuple[int, ...]
+        groups: int
+        padding_mode: Literal["zeros", "reflect", "replicate", "circular"]
+        bias: torch.Tensor | None
+        _reversed_padding_repeated_twice: list[int]
+
+        def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor,  # noqa: A002 - torch's names
+                          bias: torch.Tensor | None) -> torch.Tensor: ...
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None, *,
@@ -78,7 +94,7 @@ class _AnalogConvNd(AnalogLayer):
             win = win[..., :: d[0], :: d[1], :: d[2]]  # [N, C, Do, Ho, Wo, kd, kh, kw]
             cols = win.permute(0, 2, 3, 4, 1, 5, 6, 7).reshape(n * math.prod(spatial), -1)
             return cols, spatial
-        cols = F.unfold(x, kernel_size=k, dilation=d, stride=s)  # [N, C*K, L]
+        cols = F.unfold(x, kernel_size=tuple(k), dilation=tuple(d), stride=tuple(s))  # [N, C*K, L]
         cols = cols.transpose(1, 2).reshape(n * cols.shape[2], cols.shape[1])
         if self._ND == 1:
             spatial = spatial[1:]

@@ -33,7 +33,7 @@ from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d, AnalogConv
 
 __all__ = ["convert", "to_digital", "set_mode", "analog_layers", "rng_state", "set_rng_state"]
 
-_ANALOG_OF: dict[type, type] = {nn.Linear: AnalogLinear, nn.Conv1d: AnalogConv1d, nn.Conv2d: AnalogConv2d,
+_ANALOG_OF: dict[type[nn.Module], type[AnalogLayer]] = {nn.Linear: AnalogLinear, nn.Conv1d: AnalogConv1d, nn.Conv2d: AnalogConv2d,
                                  nn.Conv3d: AnalogConv3d, nn.LSTM: AnalogLSTM,
                                  nn.GRU: AnalogGRU, nn.RNN: AnalogRNN, nn.ConvTranspose1d: AnalogConvTranspose1d,
                                  nn.ConvTranspose2d: AnalogConvTranspose2d, nn.ConvTranspose3d: AnalogConvTranspose3d,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ from ..crossbar import DriftedState, program_drifted, program_matrix, tile_mvm
 from ..errors import ParameterError, ShapeError
 from ..rng import SeedLike, as_generator, split_seed
 from .config import check_backward_weights
-from .functional import _dac_is_ideal, _to_numpy, _to_torch, check_dense
+from ._tensors import _dac_is_ideal, _to_numpy, _to_torch, check_dense
 from .ste import AnalogMatmulSTE
 
 __all__ = ["HardwareResult", "hardware_mvm", "analog_matmul", "MatrixReader", "FloatReader"]
@@ -114,7 +115,7 @@ def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_wei
         t_s = None
         w_prog = state.effective_weights()
     xn = _to_numpy(x)
-    kwargs = {"rng": read}
+    kwargs: dict[str, Any] = {"rng": read}
     if t_s is not None:
         kwargs["t_s"] = t_s
     if compensation is not None:

@@ -38,6 +38,7 @@ cells, attention's projections) programs matrix ``g`` with seed :func:`~cimsim.r
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -45,15 +46,27 @@ from torch import nn
 
 from ..crossbar import program_drifted, program_matrix
 from ..errors import ParameterError, ShapeError
-from ..profiles.schema import DeviceProfile
+from ..profiles.schema import DeviceProfile, RangeFixed
 from ..rng import SEED_HIGH, group_seed, split_seed, torch_generator
 from ._compile import run_eagerly
+from ._tensors import check_dense
 from .config import AnalogConfig, as_config
-from .functional import check_dense
 from .hardware import FloatReader, MatrixReader, analog_matmul
 from .noise_injection import programming_noise_std
 
 __all__ = ["AnalogLinear", "AnalogLayer"]
+
+if TYPE_CHECKING:
+    # AnalogLayer is a mixin that always comes first in front of a torch layer (AnalogLinear is
+    # AnalogLayer + nn.Linear); to the type checker it is an nn.Module so that the torch members
+    # it uses (training, train, register_forward_pre_hook, extra_repr) are known. At run time it
+    # stays a plain class, so the MRO of every layer is unchanged.
+    _ModuleBase = nn.Module
+else:
+    _ModuleBase = object
+
+#: an attached chip: (states, read generators, t_s, compensations), one entry per matrix
+_Chip = tuple[tuple[Any, ...], tuple[Any, ...], float | None, tuple[Any, ...]]
 
 
 def _keep_fused_kernels_off(module, args):
@@ -62,10 +75,25 @@ def _keep_fused_kernels_off(module, args):
     return None
 
 
-class AnalogLayer:
+class AnalogLayer(_ModuleBase):
     """Behaviour shared by the analog layers (a mixin over the matching ``torch.nn`` class)."""
 
     _FLOAT_CLS: type[nn.Module]
+
+    if TYPE_CHECKING:
+        # What the single-weight layers (Linear, Conv, ConvTranspose) provide: the torch class's
+        # weight and the layer's own float/analog forwards. The recurrent and attention layers
+        # override every method below that reads them.
+        weight: torch.Tensor
+
+        @classmethod
+        def _empty_like(cls, m: Any, **kw: Any) -> AnalogLayer: ...
+
+        def _empty_float(self) -> nn.Module: ...
+
+        def _float(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor: ...
+
+        def _analog(self, x: torch.Tensor, calls: list[dict[str, Any]]) -> torch.Tensor: ...
 
     def __init_subclass__(cls, **kwargs):
         """Every ``forward`` of an analog layer (this mixin's and any a subclass defines) runs
@@ -85,7 +113,7 @@ class AnalogLayer:
         self.eval_t_s = 0.0
         self.last_seed: int | None = None
         self.last_t_s: float | None = None
-        self._chip = None
+        self._chip: _Chip | None = None
         # torch's fused inference kernels (TransformerEncoderLayer's "fast path", taken in eval
         # under no_grad) read the float weights directly and would skip the chip; they stay off
         # for any module holding a hook, so every analog layer carries this no-op one
@@ -94,7 +122,8 @@ class AnalogLayer:
 
     def _initial_input_range(self, like: torch.Tensor) -> torch.Tensor:
         """The DAC's bound (the config checked that the DAC has a fixed range)."""
-        return torch.tensor(float(self.profile.dac.range.bound), dtype=like.dtype, device=like.device)
+        bound = cast(RangeFixed, self.profile.dac.range).bound
+        return torch.tensor(float(bound), dtype=like.dtype, device=like.device)
 
     def _configure(self, **changes) -> None:
         self.analog_config = dataclasses.replace(self.analog_config, **changes)
@@ -145,11 +174,12 @@ class AnalogLayer:
             )
         config = as_config(config, f"{cls.__name__}.from_float", **settings)
         new = cls._empty_like(module, config=config)
-        new.weight = module.weight
+        weight = cast(torch.Tensor, module.weight)  # the float layer's (or an analog twin's) Parameter
+        new.weight = weight
         new.bias = module.bias
         if config.learn_input_range:
             old = getattr(module, "input_range", None)
-            new.input_range = old if old is not None else nn.Parameter(new._initial_input_range(module.weight))
+            new.input_range = old if old is not None else nn.Parameter(new._initial_input_range(weight))
         new.train(module.training)
         return new
 
@@ -252,7 +282,7 @@ class AnalogLayer:
         tr = self.profile.training
         if not self.training:
             return float(self.eval_t_s)
-        if tr.drift_t_min_s is None:
+        if tr.drift_t_min_s is None or tr.drift_t_max_s is None:  # the profile sets both or neither
             return 0.0
         u = float(torch.rand((), generator=self.generator, dtype=torch.float64))
         lo, hi = float(tr.drift_t_min_s), float(tr.drift_t_max_s)
@@ -322,7 +352,7 @@ class AnalogLayer:
             readers.append(MatrixReader(w, self.profile, ds, read, None, None, self.backward_weights))
         return readers
 
-    def _mm(self, x2: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, kw: dict) -> torch.Tensor:
+    def _mm(self, x2: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, kw: dict[str, Any]) -> torch.Tensor:
         return analog_matmul(x2, w, b, self.profile, backward_weights=self.backward_weights,
                              input_range=self.input_range, **kw)
 

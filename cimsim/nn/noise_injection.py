@@ -25,7 +25,7 @@ import torch
 
 from ..crossbar.mapping import weight_scales
 from ..crossbar.tiling import TileGrid
-from .functional import _to_numpy
+from ._tensors import _to_numpy
 
 __all__ = ["programming_noise_std"]
 

@@ -27,15 +27,25 @@ kind (``"LSTM"``, ``"GRU"``, ``"RNN_TANH"``, ``"RNN_RELU"``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
 import torch
 from torch import nn
 
 from ..errors import ParameterError, ShapeError
+from ._tensors import check_dense
 from .config import AnalogConfig, as_config
-from .functional import check_dense
 from .modules import AnalogLayer
 
 __all__ = ["AnalogLSTM", "AnalogGRU", "AnalogRNN"]
+
+
+class _FlatWeights(Protocol):
+    """What :func:`_share_weights` reads of a torch recurrent layer (or its analog twin)."""
+
+    _flat_weights_names: list[str]
+
+    def _init_flat_weights(self) -> None: ...
 
 
 class _AnalogRNNBase(AnalogLayer):
@@ -43,11 +53,29 @@ class _AnalogRNNBase(AnalogLayer):
 
     _INPUT_RANGE = False
 
+    if TYPE_CHECKING:  # the members of the nn.RNNBase that follows this class in the MRO
+        mode: str
+        input_size: int
+        hidden_size: int
+        num_layers: int
+        bias: bool
+        batch_first: bool
+        dropout: float
+        bidirectional: bool
+        _flat_weights_names: list[str]
+
+        def __init__(self, input_size: int, hidden_size: int, *args: Any, config: AnalogConfig | None = None,
+                     **kwargs: Any) -> None: ...
+
+        def _init_flat_weights(self) -> None: ...
+
+        def _step(self, bars: list[tuple[Any, torch.Tensor | None]], x_t: torch.Tensor, state: Any) -> Any: ...
+
     def flatten_parameters(self) -> None:
         """No-op: the analog forward reads each crossbar's weights itself, never cuDNN's flat buffer."""
 
     # ------------------------------------------------------------------ float <-> analog
-    def _torch_kwargs(self) -> dict:
+    def _torch_kwargs(self: _AnalogRNNBase | nn.RNNBase) -> dict[str, Any]:
         return dict(num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
                     dropout=self.dropout, bidirectional=self.bidirectional)
 
@@ -59,9 +87,10 @@ class _AnalogRNNBase(AnalogLayer):
         if getattr(module, "proj_size", 0):
             raise ParameterError(f"{cls.__name__} does not support proj_size (got proj_size={module.proj_size})")
         config = as_config(config, f"{cls.__name__}.from_float", **settings)
-        new = cls(module.input_size, module.hidden_size, device="meta", config=config,
-                  **_AnalogRNNBase._torch_kwargs(module), **cls._extra_kwargs(module))
-        _share_weights(module, new)
+        rnn = cast(nn.RNNBase, module)  # checked above: the torch layer or an analog twin
+        new = cls(rnn.input_size, rnn.hidden_size, device="meta", config=config,
+                  **_AnalogRNNBase._torch_kwargs(rnn), **cls._extra_kwargs(rnn))
+        _share_weights(rnn, new)
         new.train(module.training)
         return new
 
@@ -71,8 +100,8 @@ class _AnalogRNNBase(AnalogLayer):
 
     def to_float(self) -> nn.Module:
         """The plain torch layer (sharing this layer's Parameter objects)."""
-        new = self._FLOAT_CLS(self.input_size, self.hidden_size, device="meta", **self._torch_kwargs(),
-                              **self._extra_kwargs(self))
+        new = cast(nn.RNNBase, self._FLOAT_CLS(self.input_size, self.hidden_size, device="meta",
+                                               **self._torch_kwargs(), **self._extra_kwargs(self)))
         _share_weights(self, new)
         new.train(self.training)
         return new
@@ -127,7 +156,9 @@ class _AnalogRNNBase(AnalogLayer):
         elif unbatched:
             hx = tuple(h.unsqueeze(1) for h in hx) if lstm else hx.unsqueeze(1)
         per = self._PER_CELL
-        finals = []
+        # a cell's state is (h, c) for an LSTM and h otherwise
+        state: Any
+        finals: list[Any] = []
         layer_in = x
         for layer in range(self.num_layers):
             outs = []
@@ -135,11 +166,11 @@ class _AnalogRNNBase(AnalogLayer):
                 cell = layer * n_dir + d
                 bars = [(readers[cell * per + j], b) for j, (_, b) in enumerate(self._crossbars(*self._params(cell)))]
                 state = (hx[0][cell], hx[1][cell]) if lstm else hx[cell]
-                seq = [None] * n_t
+                seq: list[torch.Tensor] = []  # the outputs in the order computed
                 for t in (range(n_t - 1, -1, -1) if d else range(n_t)):
                     state = self._step(bars, layer_in[t], state)
-                    seq[t] = state[0] if lstm else state
-                outs.append(torch.stack(seq))
+                    seq.append(state[0] if lstm else state)
+                outs.append(torch.stack(seq[::-1] if d else seq))
                 finals.append(state)
             layer_in = outs[0] if n_dir == 1 else torch.cat(outs, dim=2)
             if self.dropout and self.training and layer < self.num_layers - 1:
@@ -147,7 +178,7 @@ class _AnalogRNNBase(AnalogLayer):
                 mask = torch.bernoulli(torch.full(layer_in.shape, keep), generator=self.generator).to(layer_in)
                 layer_in = layer_in * mask / keep
         out = layer_in
-        h_n = (torch.stack([s[0] for s in finals]), torch.stack([s[1] for s in finals])) if lstm else torch.stack(finals)
+        h_n: Any = (torch.stack([s[0] for s in finals]), torch.stack([s[1] for s in finals])) if lstm else torch.stack(finals)
         if unbatched:
             return out.squeeze(1), (tuple(h.squeeze(1) for h in h_n) if lstm else h_n.squeeze(1))
         if self.batch_first:
@@ -232,7 +263,7 @@ class AnalogRNN(_AnalogRNNBase, nn.RNN):
         return torch.tanh(a) if self.nonlinearity == "tanh" else torch.relu(a)
 
 
-def _share_weights(src: nn.RNNBase, dst: nn.RNNBase) -> None:
+def _share_weights(src: _FlatWeights, dst: _FlatWeights) -> None:
     """Point ``dst``'s flat weights at ``src``'s Parameter objects."""
     for name in src._flat_weights_names:
         setattr(dst, name, getattr(src, name))

@@ -74,7 +74,8 @@ class AnalogMatmulSTE(torch.autograd.Function):
         # no defaults and is called positionally, so binding is a no-op: skip it unless a
         # functorch transform is active (then take the documented path).
         if len(args) == 10 and not torch._C._are_functorch_transforms_active():
-            return super(torch.autograd.Function, cls).apply(*args)
+            # _C._FunctionBase.apply exists at run time; torch's stub leaves it out
+            return super(torch.autograd.Function, cls).apply(*args)  # type: ignore[misc]
         return super().apply(*args)
 
     @staticmethod
@@ -121,17 +122,19 @@ class AnalogMatmulSTE(torch.autograd.Function):
             for k in range(adc_sat.shape[1]):
                 sl = slice(k * rows, (k + 1) * rows)
                 gk = g.masked_fill(adc_sat[:, k, :], 0.0)
-                if need_g:
+                if G is not None:  # need_g
                     torch.matmul(gk, w_b[:, sl].to(g.dtype), out=G[:, sl])
-                if need_w:
+                if dw is not None:  # need_w
                     torch.matmul(gk.t(), x_s[:, sl].to(g.dtype), out=dw[:, sl])
         if need_a:
+            assert G is not None  # need_a implies need_g
             d = (x_s - x_raw) / alpha
             if dac_clip is not None:
                 d = torch.where(dac_clip, torch.sign(x_raw), d)
             da = (G * d.to(G.dtype)).sum().reshape(alpha.shape).to(alpha.dtype)
         dx = None
         if need_x:
+            assert G is not None  # need_x implies need_g
             dx = G if dac_clip is None else G.masked_fill(dac_clip, 0.0)
         if need_b:
             db = g.sum(0)

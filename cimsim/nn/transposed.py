@@ -20,6 +20,8 @@ requires). Modes, chips and the extended STE as for the other analog layers
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +36,27 @@ __all__ = ["AnalogConvTranspose1d", "AnalogConvTranspose2d", "AnalogConvTranspos
 
 
 class _AnalogConvTransposeNd(AnalogLayer):
+    """The analog transposed convolutions' shared body; the subclass names the torch class
+    (``nn.ConvTransposeNd`` follows this class in the MRO, so ``super().__init__`` builds the float layer)."""
+
     _ND: int
+
+    if TYPE_CHECKING:  # the members of the nn.ConvTransposeNd that follows this class in the MRO
+        in_channels: int
+        out_channels: int
+        kernel_size: tuple[int, ...]
+        stride: tuple[int, ...]
+        padding: str | tuple[int, ...]  # always a tuple here (see _pads)
+        output_padding: tuple[int, ...]
+        dilation: tuple[int, ...]
+        groups: int
+        padding_mode: Literal["zeros", "reflect", "replicate", "circular"]
+        bias: torch.Tensor | None
+
+        # torch annotates the sequences as lists, and passes its tuples with a type: ignore
+        def _output_padding(self, input: torch.Tensor, output_size: Sequence[int] | None,  # noqa: A002
+                            stride: Sequence[int], padding: Sequence[int], kernel_size: Sequence[int],
+                            num_spatial_dims: int, dilation: Sequence[int] | None = None) -> list[int]: ...
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
                  groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None, dtype=None,
@@ -43,7 +65,7 @@ class _AnalogConvTransposeNd(AnalogLayer):
                          output_padding=output_padding, groups=groups, bias=bias, dilation=dilation,
                          padding_mode=padding_mode, device=device, dtype=dtype)
         self._setup_analog(as_config(config, type(self).__name__, **settings))
-        self._opad = None  # the output padding of the forward in progress
+        self._opad: list[int] | None = None  # the output padding of the forward in progress
 
     @classmethod
     def _empty_like(cls, m, **kw):
@@ -71,7 +93,7 @@ class _AnalogConvTransposeNd(AnalogLayer):
 
     # ------------------------------------------------------------------ forward
     def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:  # noqa: A002
-        self._opad = self._output_padding(input, output_size, self.stride, self.padding, self.kernel_size,
+        self._opad = self._output_padding(input, output_size, self.stride, _pads(self), self.kernel_size,
                                           self._ND, self.dilation)
         try:
             return AnalogLayer.forward(self, input)
@@ -80,7 +102,8 @@ class _AnalogConvTransposeNd(AnalogLayer):
 
     def _float(self, x, w):
         conv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[self._ND - 1]
-        return conv(x, w, self.bias, self.stride, self.padding, self._opad, self.groups, self.dilation)
+        assert self._opad is not None, "set by forward, the only caller"
+        return conv(x, w, self.bias, self.stride, _pads(self), self._opad, self.groups, self.dilation)
 
     def _analog(self, x, calls):
         nd = self._ND
@@ -102,6 +125,12 @@ class _AnalogConvTransposeNd(AnalogLayer):
                 y = y + self.bias[g * cout:(g + 1) * cout].reshape(1, -1, *([1] * nd))
             ys.append(y)
         return ys[0] if len(ys) == 1 else torch.cat(ys, dim=1)
+
+
+def _pads(layer: _AnalogConvTransposeNd) -> tuple[int, ...]:
+    """``layer.padding``, typed: torch's ``_ConvNd`` types it as a string or a tuple; its
+    transposed convolutions always hold a tuple (their constructors pass it through ``_ntuple``)."""
+    return cast("tuple[int, ...]", layer.padding)
 
 
 def _scatter_add(y: torch.Tensor, stride, padding, output_padding, dilation) -> torch.Tensor:

@@ -1,9 +1,10 @@
 """Plumbing between torch tensors and the numpy chip, shared by the bridge's modules.
 
-The chip (:mod:`cimsim.crossbar`) takes contiguous float32/float64 numpy arrays on the CPU and a
-dense batch; these helpers move tensors there and back (no copy when a tensor already is one)
-and say whether the profile's DAC leaves the input unchanged (then the STE saves ``x`` itself
-instead of a quantised copy).
+The chip (:mod:`cimsim.crossbar`) takes dense batches as float32/float64 numpy arrays on the
+CPU. :func:`_to_numpy` and :func:`_to_torch` move tensors there and back (no copy when a tensor
+already is such an array), :func:`check_dense` refuses nested tensors with a message that says
+how to avoid them, and :func:`_dac_is_ideal` tells the STE whether the DAC leaves the input
+unchanged (then it saves ``x`` itself instead of a quantised copy).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ __all__ = ["check_dense"]
 
 
 def _dac_is_ideal(profile) -> bool:
+    """The peripherals' one definition of an ideal DAC (:attr:`DacPlan.identity`)."""
     return dac_plan(profile.dac).identity
 
 
@@ -31,6 +33,7 @@ def check_dense(x: torch.Tensor) -> None:
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    """``t`` detached, on the CPU, contiguous, in float32 or float64 (other dtypes: float32)."""
     t = t.detach()
     if t.device.type != "cpu":
         t = t.cpu()
@@ -40,6 +43,7 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
 
 
 def _to_torch(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    """``a`` as a tensor on ``like``'s device (the dtype stays ``a``'s; callers cast)."""
     t = torch.from_numpy(np.ascontiguousarray(a))
     if t.device != like.device:
         t = t.to(like.device)
