@@ -8,8 +8,16 @@ A run directory (``runs/NAME``) holds everything needed to rebuild the trained m
 * ``profile.yaml``: the resolved device profile (inheritance and overrides applied);
 * ``curve.csv`` (+ ``curve.png``): loss and accuracy per epoch;
 * while training, ``checkpoint.pt`` after every epoch (weights, optimizer, every generator
-  position, curve): an interrupted :func:`train_run` re-run with the same arguments resumes from
-  it and ends with the same bits as an uninterrupted run; it is deleted when the run is saved.
+  position, curve), the one before it kept as ``checkpoint.prev.pt``: an interrupted
+  :func:`train_run` re-run with the same arguments resumes from the last checkpoint that passes
+  its checksum and ends with the same bits as an uninterrupted run; both are deleted when the
+  run is saved.
+
+Every file is written atomically (temporary name, fsync, rename) with its sha256 in a
+``<file>.sha256`` file beside it (:mod:`cimsim._io`); ``run.json`` also records the sha256 of
+``model.pt`` and ``profile.yaml``. :func:`load_run` checks them all and every field of
+``run.json``: a damaged or foreign file raises StateFormatError naming the file and the fix.
+Runs of the format ``cimsim.run/1`` (no checksums) are still read.
 
 :func:`load_run` rebuilds the model from these files; :func:`drift_run` runs a drift study of it
 and writes ``drift_<compensation>.{json,csv,png}`` next to them (plus ``.points.jsonl``: an
@@ -24,6 +32,7 @@ evaluation, so neither of them owns it.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -35,12 +44,13 @@ import torch
 import torch.nn.functional as F
 
 from . import models
+from ._io import atomic_save, atomic_write_text, read_verified, sidecar_path
 from .data import load_dataset
 from .errors import ParameterError, StateFormatError
 from .evaluation import DriftReport, evaluate_drift, plot_reports
 from .nn import MODES, convert, rng_state, set_rng_state
 from .profiles import dump_profile, load_profile
-from .rng import check_seed
+from .rng import SEED_HIGH, check_seed
 from .times import format_time
 
 __all__ = [
@@ -55,8 +65,10 @@ __all__ = [
     "TRAIN_MODES",
 ]
 
-RUN_FORMAT = "cimsim.run/1"
+RUN_FORMAT = "cimsim.run/2"
+_RUN_FORMAT_1 = "cimsim.run/1"  # without checksums: still read
 CHECKPOINT_FORMAT = "cimsim.checkpoint/1"
+_CHECKSUMMED = ("model.pt", "profile.yaml")
 MODEL_NAMES = ("mlp", "lenet")
 #: the layers' modes, plus ``float``: plain float training (the layers in ``ideal`` mode)
 TRAIN_MODES = (*MODES, "float")
@@ -196,45 +208,71 @@ def train_run(
     for stale in out.glob("drift_*"):  # studies of the weights this run replaces (else a rerun refuses them)
         if stale.is_file():
             stale.unlink()
-    torch.save(net.state_dict(), out / "model.pt")
-    (out / "profile.yaml").write_text(prof_yaml)
-    with open(out / "curve.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(curve[0]))
-        w.writeheader()
-        w.writerows(curve)
-    (out / "run.json").write_text(json.dumps(spec, indent=1) + "\n")
+    sd = net.state_dict()
+    spec["sha256"] = {
+        "model.pt": atomic_save(out / "model.pt", lambda f: torch.save(sd, f)),
+        "profile.yaml": atomic_write_text(out / "profile.yaml", prof_yaml),
+    }
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(curve[0]), lineterminator="\r\n")
+    w.writeheader()
+    w.writerows(curve)
+    atomic_write_text(out / "curve.csv", buf.getvalue())
+    atomic_write_text(out / "run.json", json.dumps(spec, indent=1) + "\n")
     _plot_curve(curve, out / "curve.png", f"{model} on {data}, {prof.name}, {nn_mode} mode")
-    ckpt_path.unlink(missing_ok=True)
+    for ck_file in _checkpoints(ckpt_path):
+        ck_file.unlink(missing_ok=True)
+        sidecar_path(ck_file).unlink(missing_ok=True)
     return spec
 
 
+def _checkpoints(path: Path) -> tuple[Path, Path]:
+    """The last checkpoint and the one before it."""
+    return path, path.with_name(path.stem + ".prev" + path.suffix)
+
+
 def _save_checkpoint(path: Path, ck: dict[str, Any]) -> None:
-    """Write ``ck`` atomically (a temporary file renamed over ``path``): a crash leaves the last one whole."""
+    """Write ``ck`` atomically with its checksum; the previous checkpoint is kept as ``*.prev.pt``
+    (its checksum moved first), so a crash at any point leaves at least one whole checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ck, tmp)
-    os.replace(tmp, path)
+    last, prev = _checkpoints(path)
+    if last.is_file():
+        if sidecar_path(last).is_file():
+            os.replace(sidecar_path(last), sidecar_path(prev))
+        os.replace(last, prev)
+    atomic_save(path, lambda f: torch.save(ck, f))
 
 
 def _load_checkpoint(path: Path, spec: dict[str, Any], profile_yaml: str, echo) -> dict[str, Any] | None:
-    """The checkpoint at ``path`` if it was written by a run with exactly ``spec`` and profile, else None
-    (a checkpoint of other settings, or one that cannot be read, is deleted, and said so)."""
-    if not path.is_file():
-        return None
-    try:
-        ck = torch.load(path, weights_only=True)
-        ok = (isinstance(ck, dict) and ck.get("format") == CHECKPOINT_FORMAT and ck.get("spec") == spec
-              and ck.get("profile") == profile_yaml)
-        why = "it was written with other settings"
-    except Exception as exc:  # a truncated or foreign file: start over rather than fail the run
-        ok, why = False, f"it cannot be read ({type(exc).__name__}: {exc})"
-    if ok:
+    """The last good checkpoint (``checkpoint.pt``, else ``checkpoint.prev.pt``) written by a run with
+    exactly ``spec`` and profile, else None. A checkpoint that fails its checksum or cannot be read
+    is skipped (said so); checkpoints of other settings are deleted."""
+    for i, cand in enumerate(_checkpoints(path)):
+        if not cand.is_file():
+            continue
+        try:
+            raw = read_verified(cand)
+            ck = torch.load(io.BytesIO(raw), weights_only=True)
+            if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+                raise StateFormatError(f"{cand}: not a cimsim training checkpoint")
+        except Exception as exc:  # noqa: BLE001 - a damaged, truncated or foreign file: try the one before
+            if echo:
+                echo(f"discarding {cand}: it cannot be read ({type(exc).__name__}: {exc})")
+            continue
+        if ck.get("spec") != spec or ck.get("profile") != profile_yaml:
+            if echo:
+                echo(f"discarding {cand}: it was written with other settings; training from epoch 1")
+            break
         if echo:
-            echo(f"resuming from {path} after epoch {ck['epoch']}")
+            note = "" if i == 0 else f" (the last good checkpoint; {path.name} was damaged)"
+            echo(f"resuming from {cand} after epoch {ck['epoch']}{note}")
         return ck
-    if echo:
-        echo(f"discarding {path}: {why}; training from epoch 1")
-    path.unlink()
+    else:
+        if echo and any(c.is_file() for c in _checkpoints(path)):
+            echo("no readable checkpoint left; training from epoch 1")
+    for cand in _checkpoints(path):
+        cand.unlink(missing_ok=True)
+        sidecar_path(cand).unlink(missing_ok=True)
     return None
 
 
@@ -255,7 +293,7 @@ def _plot_curve(curve: list[dict[str, float]], path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(loc="center right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_save(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
 
 
@@ -267,20 +305,76 @@ def load_run(run_dir: str | Path, *, profile: str | None = None) -> tuple[torch.
     saved weights.
     """
     run_dir = Path(run_dir)
+    spec = _read_spec(run_dir)
+    sums = spec.get("sha256") or {}
+    ppath = run_dir / "profile.yaml"
+    if profile is None:
+        read_verified(ppath, required=bool(sums), expected=sums.get("profile.yaml"))
+    prof = load_profile(profile) if profile is not None else load_profile(ppath)
+    net = convert(build_model(spec), prof, mode=spec["mode"], seed=spec["seed"])
+    mpath = run_dir / "model.pt"
+    raw = read_verified(mpath, required=bool(sums), expected=sums.get("model.pt"))
+    try:
+        weights = torch.load(io.BytesIO(raw), weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - empty, truncated or foreign file
+        raise StateFormatError(
+            f"{mpath}: not a torch state_dict ({type(exc).__name__}: {exc or 'empty file'}); train the run again "
+            f"(cimsim train --out {run_dir})"
+        ) from None
+    try:
+        net.load_state_dict(weights)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise StateFormatError(f"{mpath}: the weights do not fit the model of {run_dir / 'run.json'} ({exc})") from None
+    net.eval()
+    return net, spec, _dataset(spec)
+
+
+def _read_spec(run_dir: Path) -> dict[str, Any]:
+    """``run.json`` of ``run_dir``, its checksum and every field checked."""
     sp = run_dir / "run.json"
     if not sp.is_file():
         raise StateFormatError(f"{run_dir} is not a cimsim run (no run.json); create one with `cimsim train --out {run_dir}`")
-    spec = json.loads(sp.read_text())
-    if spec.get("format") != RUN_FORMAT:
-        raise StateFormatError(f"{sp}: format {spec.get('format')!r}, expected {RUN_FORMAT!r}")
-    prof = load_profile(profile) if profile is not None else load_profile(run_dir / "profile.yaml")
-    net = convert(build_model(spec), prof, mode=spec["mode"], seed=int(spec["seed"]))
+    raw = read_verified(sp, required=False)
     try:
-        net.load_state_dict(torch.load(run_dir / "model.pt", weights_only=True))
-    except (RuntimeError, FileNotFoundError) as exc:
-        raise StateFormatError(f"cannot load the weights of {run_dir} ({exc})") from exc
-    net.eval()
-    return net, spec, _dataset(spec)
+        spec = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StateFormatError(f"{sp} is not valid JSON ({exc}); train the run again (cimsim train --out {run_dir})") from None
+    if not isinstance(spec, dict):
+        raise StateFormatError(f"{sp}: expected a JSON object (got {type(spec).__name__}); train the run again")
+    fmt = spec.get("format")
+    if fmt not in (RUN_FORMAT, _RUN_FORMAT_1):
+        raise StateFormatError(f"{sp}: format {fmt!r}, expected {RUN_FORMAT!r}")
+    if fmt == RUN_FORMAT:
+        read_verified(sp)  # a current run always has the checksum file
+
+    def bad(key: str, what: str) -> StateFormatError:
+        return StateFormatError(f"{sp}: {key} must be {what} (got {spec.get(key)!r}); fix the field or train the run again")
+
+    def is_int(v: Any, low: int = 0) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+    if spec.get("model") not in MODEL_NAMES:
+        raise bad("model", f"one of {list(MODEL_NAMES)}")
+    shape = spec.get("input_shape")
+    if not (isinstance(shape, list) and shape and all(is_int(v, 1) for v in shape)):
+        raise bad("input_shape", "a list of positive ints")
+    if not is_int(spec.get("n_classes"), 2):
+        raise bad("n_classes", "an int >= 2")
+    hidden = spec.get("hidden")
+    if hidden is not None and not (isinstance(hidden, list) and all(is_int(v, 1) for v in hidden)):
+        raise bad("hidden", "a list of positive ints or null")
+    if spec.get("mode") not in MODES:
+        raise bad("mode", f"one of {list(MODES)}")
+    if not is_int(spec.get("seed")) or spec["seed"] > SEED_HIGH:
+        raise bad("seed", "an int in [0, 2^63 - 1]")
+    if not isinstance(spec.get("data"), str) or not (spec.get("data_root") is None or isinstance(spec.get("data_root"), str)):
+        raise bad("data", "a data set name (and data_root a path or null)")
+    if not is_int(spec.get("data_seed", 0)):
+        raise bad("data_seed", "an int >= 0")
+    sums = spec.get("sha256")
+    if fmt == RUN_FORMAT and not (isinstance(sums, dict) and all(isinstance(sums.get(f), str) for f in _CHECKSUMMED)):
+        raise bad("sha256", f"the checksums of {list(_CHECKSUMMED)}")
+    return spec
 
 
 def drift_run(
@@ -301,6 +395,7 @@ def drift_run(
     Re-running with the same compensation, profile and seed resumes (and extends) that study.
     """
     run_dir = Path(run_dir)
+    seed = check_seed(seed, example="drift_run(run_dir, seed=0)")
     net, spec, ds = load_run(run_dir, profile=profile)
     stem = f"drift_{compensation}" + ("" if profile is None else f"_{load_profile(profile).name}") + (f"_seed{seed}" if seed else "")
     rep = evaluate_drift(
