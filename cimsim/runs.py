@@ -467,7 +467,7 @@ def demo_run(
 def comparison_table(reports: list[DriftReport], labels: list[str]) -> str:
     """Markdown table: one column per study (mean ± 95 % CI half-width, in %), the digital reference first."""
     lines = ["| time | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
-    lines.append("| digital | " + " | ".join(f"{100 * r.digital_score:.2f}" for r in reports) + " |")
+    lines.append("| digital | " + " | ".join("-" if r.digital_score is None else f"{100 * r.digital_score:.2f}" for r in reports) + " |")
     for i, t in enumerate(reports[0].times_s):
         cells = []
         for r in reports:

@@ -9,6 +9,7 @@ import math
 import numbers
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -211,7 +212,7 @@ class ProgrammedState:
             seed = meta["seed"]
             if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
                 raise TypeError(f"seed {seed!r} is not an int or null")
-            kw = {n: files.get(n) for n in _ARRAYS}
+            kw: dict[str, Any] = {n: files.get(n) for n in _ARRAYS}
             for n in ("g_pos", "g_neg", "scales", "adc_gain", "adc_offset_lsb"):
                 if kw[n] is None:
                     raise KeyError(n)

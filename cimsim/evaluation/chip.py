@@ -297,12 +297,13 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         return isinstance(v, int) and not isinstance(v, bool)
 
     field("seed", is_int(manifest.get("seed")), "an int")
-    layers, seeds = manifest.get("layers"), manifest.get("layer_seeds")
+    layers: Any = manifest.get("layers")
+    seeds: Any = manifest.get("layer_seeds")
     field("layers", isinstance(layers, list) and all(isinstance(n, str) for n in layers), "a list of layer names")
     field("layer_seeds", isinstance(seeds, list) and all(is_int(v) for v in seeds), "a list of ints, one per layer")
-    sums = manifest.get("sha256")
+    sums: Any = manifest.get("sha256")
     field("sha256", isinstance(sums, dict) and all(isinstance(v, str) for v in sums.values()), "{file: sha256 hex}")
-    files = manifest.get("state_files")
+    files: Any = manifest.get("state_files")
     field("state_files", isinstance(files, dict) and set(files) == set(layers)
           and all(isinstance(v, list) and v and all(isinstance(f, str) for f in v) for v in files.values()),
           "{layer: [state file names]} for every layer")

@@ -180,7 +180,7 @@ class DriftReport:
     def ci_high(self) -> np.ndarray:
         return self.mean + self.ci_halfwidth()
 
-    def rows(self) -> list[dict[str, float | str]]:
+    def rows(self) -> list[dict[str, Any]]:
         """One dict per time: t_s, time, mean, std, ci_low, ci_high, min, max."""
         mean, std, lo, hi = self.mean, self.std, self.ci_low, self.ci_high
         return [
