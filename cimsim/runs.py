@@ -35,7 +35,6 @@ import csv
 import io
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -50,7 +49,8 @@ from .errors import ParameterError, StateFormatError
 from .evaluation import DriftReport, evaluate_drift, plot_reports
 from .nn import MODES, convert, rng_state, set_rng_state
 from .profiles import dump_profile, load_profile
-from .rng import SEED_HIGH, check_seed
+from .rng import check_seed
+from .run_files import CHECKPOINT_FORMAT, MODEL_NAMES, RUN_FORMAT, checkpoints, load_checkpoint, read_spec, save_checkpoint
 from .times import format_time
 
 __all__ = [
@@ -65,11 +65,6 @@ __all__ = [
     "TRAIN_MODES",
 ]
 
-RUN_FORMAT = "cimsim.run/2"
-_RUN_FORMAT_1 = "cimsim.run/1"  # without checksums: still read
-CHECKPOINT_FORMAT = "cimsim.checkpoint/1"
-_CHECKSUMMED = ("model.pt", "profile.yaml")
-MODEL_NAMES = ("mlp", "lenet")
 #: the layers' modes, plus ``float``: plain float training (the layers in ``ideal`` mode)
 TRAIN_MODES = (*MODES, "float")
 
@@ -167,7 +162,7 @@ def train_run(
     ckpt_path = out / "checkpoint.pt"
     start, done_s = 1, 0.0
     prof_yaml = dump_profile(prof)
-    ck = _load_checkpoint(ckpt_path, spec, prof_yaml, echo)
+    ck = load_checkpoint(ckpt_path, spec, prof_yaml, echo)
     if ck is not None:
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
@@ -191,7 +186,7 @@ def train_run(
         test_acc = _accuracy(net, ds.x_test, ds.y_test)
         row = {"epoch": epoch, "train_loss": total / len(x), "train_acc": correct / len(x), "test_acc": test_acc}
         curve.append(row)
-        _save_checkpoint(ckpt_path, {
+        save_checkpoint(ckpt_path, {
             "format": CHECKPOINT_FORMAT, "spec": spec, "profile": prof_yaml, "epoch": epoch, "model": net.state_dict(),
             "optimizer": opt.state_dict(), "layer_generators": rng_state(net), "data_generator": g.get_state(),
             "curve": curve, "train_s": time.perf_counter() - t0,
@@ -220,60 +215,10 @@ def train_run(
     atomic_write_text(out / "curve.csv", buf.getvalue())
     atomic_write_text(out / "run.json", json.dumps(spec, indent=1) + "\n")
     _plot_curve(curve, out / "curve.png", f"{model} on {data}, {prof.name}, {nn_mode} mode")
-    for ck_file in _checkpoints(ckpt_path):
+    for ck_file in checkpoints(ckpt_path):
         ck_file.unlink(missing_ok=True)
         sidecar_path(ck_file).unlink(missing_ok=True)
     return spec
-
-
-def _checkpoints(path: Path) -> tuple[Path, Path]:
-    """The last checkpoint and the one before it."""
-    return path, path.with_name(path.stem + ".prev" + path.suffix)
-
-
-def _save_checkpoint(path: Path, ck: dict[str, Any]) -> None:
-    """Write ``ck`` atomically with its checksum; the previous checkpoint is kept as ``*.prev.pt``
-    (its checksum moved first), so a crash at any point leaves at least one whole checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    last, prev = _checkpoints(path)
-    if last.is_file():
-        if sidecar_path(last).is_file():
-            os.replace(sidecar_path(last), sidecar_path(prev))
-        os.replace(last, prev)
-    atomic_save(path, lambda f: torch.save(ck, f))
-
-
-def _load_checkpoint(path: Path, spec: dict[str, Any], profile_yaml: str, echo) -> dict[str, Any] | None:
-    """The last good checkpoint (``checkpoint.pt``, else ``checkpoint.prev.pt``) written by a run with
-    exactly ``spec`` and profile, else None. A checkpoint that fails its checksum or cannot be read
-    is skipped (said so); checkpoints of other settings are deleted."""
-    for i, cand in enumerate(_checkpoints(path)):
-        if not cand.is_file():
-            continue
-        try:
-            raw = read_verified(cand)
-            ck = torch.load(io.BytesIO(raw), weights_only=True)
-            if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-                raise StateFormatError(f"{cand}: not a cimsim training checkpoint")
-        except Exception as exc:  # noqa: BLE001 - a damaged, truncated or foreign file: try the one before
-            if echo:
-                echo(f"discarding {cand}: it cannot be read ({type(exc).__name__}: {exc})")
-            continue
-        if ck.get("spec") != spec or ck.get("profile") != profile_yaml:
-            if echo:
-                echo(f"discarding {cand}: it was written with other settings; training from epoch 1")
-            break
-        if echo:
-            note = "" if i == 0 else f" (the last good checkpoint; {path.name} was damaged)"
-            echo(f"resuming from {cand} after epoch {ck['epoch']}{note}")
-        return ck
-    else:
-        if echo and any(c.is_file() for c in _checkpoints(path)):
-            echo("no readable checkpoint left; training from epoch 1")
-    for cand in _checkpoints(path):
-        cand.unlink(missing_ok=True)
-        sidecar_path(cand).unlink(missing_ok=True)
-    return None
 
 
 def _plot_curve(curve: list[dict[str, float]], path: Path, title: str) -> None:
@@ -305,7 +250,7 @@ def load_run(run_dir: str | Path, *, profile: str | None = None) -> tuple[torch.
     saved weights.
     """
     run_dir = Path(run_dir)
-    spec = _read_spec(run_dir)
+    spec = read_spec(run_dir)
     sums = spec.get("sha256") or {}
     ppath = run_dir / "profile.yaml"
     if profile is None:
@@ -327,54 +272,6 @@ def load_run(run_dir: str | Path, *, profile: str | None = None) -> tuple[torch.
         raise StateFormatError(f"{mpath}: the weights do not fit the model of {run_dir / 'run.json'} ({exc})") from None
     net.eval()
     return net, spec, _dataset(spec)
-
-
-def _read_spec(run_dir: Path) -> dict[str, Any]:
-    """``run.json`` of ``run_dir``, its checksum and every field checked."""
-    sp = run_dir / "run.json"
-    if not sp.is_file():
-        raise StateFormatError(f"{run_dir} is not a cimsim run (no run.json); create one with `cimsim train --out {run_dir}`")
-    raw = read_verified(sp, required=False)
-    try:
-        spec = json.loads(raw.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise StateFormatError(f"{sp} is not valid JSON ({exc}); train the run again (cimsim train --out {run_dir})") from None
-    if not isinstance(spec, dict):
-        raise StateFormatError(f"{sp}: expected a JSON object (got {type(spec).__name__}); train the run again")
-    fmt = spec.get("format")
-    if fmt not in (RUN_FORMAT, _RUN_FORMAT_1):
-        raise StateFormatError(f"{sp}: format {fmt!r}, expected {RUN_FORMAT!r}")
-    if fmt == RUN_FORMAT:
-        read_verified(sp)  # a current run always has the checksum file
-
-    def bad(key: str, what: str) -> StateFormatError:
-        return StateFormatError(f"{sp}: {key} must be {what} (got {spec.get(key)!r}); fix the field or train the run again")
-
-    def is_int(v: Any, low: int = 0) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= low
-
-    if spec.get("model") not in MODEL_NAMES:
-        raise bad("model", f"one of {list(MODEL_NAMES)}")
-    shape = spec.get("input_shape")
-    if not (isinstance(shape, list) and shape and all(is_int(v, 1) for v in shape)):
-        raise bad("input_shape", "a list of positive ints")
-    if not is_int(spec.get("n_classes"), 2):
-        raise bad("n_classes", "an int >= 2")
-    hidden = spec.get("hidden")
-    if hidden is not None and not (isinstance(hidden, list) and all(is_int(v, 1) for v in hidden)):
-        raise bad("hidden", "a list of positive ints or null")
-    if spec.get("mode") not in MODES:
-        raise bad("mode", f"one of {list(MODES)}")
-    if not is_int(spec.get("seed")) or spec["seed"] > SEED_HIGH:
-        raise bad("seed", "an int in [0, 2^63 - 1]")
-    if not isinstance(spec.get("data"), str) or not (spec.get("data_root") is None or isinstance(spec.get("data_root"), str)):
-        raise bad("data", "a data set name (and data_root a path or null)")
-    if not is_int(spec.get("data_seed", 0)):
-        raise bad("data_seed", "an int >= 0")
-    sums = spec.get("sha256")
-    if fmt == RUN_FORMAT and not (isinstance(sums, dict) and all(isinstance(sums.get(f), str) for f in _CHECKSUMMED)):
-        raise bad("sha256", f"the checksums of {list(_CHECKSUMMED)}")
-    return spec
 
 
 def drift_run(
