@@ -348,7 +348,7 @@ def demo_run(
         f"Digits MLP {'-'.join(['64', *map(str, hidden), '10'])} on `pcm`: test accuracy (%) vs time since programming, "
         f"mean ± 95 % CI over {repeats} chips (digital: the float weights without a chip)\n\n"
     )
-    (out / "demo.md").write_text(head + table)
+    atomic_write_text(out / "demo.md", head + table)
     echo("\n" + head + table)
     try:
         plot_reports(reports, out / "demo.png", labels=labels, colors=["C0", "C0", "C3", "C3"],

@@ -104,3 +104,21 @@ def test_arrays_the_profile_does_not_have(tmp_path):
     np.savez(tmp_path / "shape.npz", **data)
     with pytest.raises(StateFormatError, match=r"g_pos has shape \(6, 10\).*expected shape \(6, 11\)"):
         ProgrammedState.load(tmp_path / "shape.npz")
+
+
+def test_a_save_that_dies_leaves_the_old_file(tmp_path, monkeypatch):
+    st = _state()
+    path = tmp_path / "s.npz"
+    st.save(path)
+    before = path.read_bytes()
+
+    def dies_halfway(f, **arrays):
+        f.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        st.save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["s.npz", "s.npz.sha256"]
+    assert np.array_equal(ProgrammedState.load(path).g_pos, st.g_pos)
