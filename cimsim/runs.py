@@ -8,8 +8,16 @@ A run directory (``runs/NAME``) holds everything needed to rebuild the trained m
 * ``profile.yaml``: the resolved device profile (inheritance and overrides applied);
 * ``curve.csv`` (+ ``curve.png``): loss and accuracy per epoch;
 * while training, ``checkpoint.pt`` after every epoch (weights, optimizer, every generator
-  position, curve): an interrupted :func:`train_run` re-run with the same arguments resumes from
-  it and ends with the same bits as an uninterrupted run; it is deleted when the run is saved.
+  position, curve), the one before it kept as ``checkpoint.prev.pt``: an interrupted
+  :func:`train_run` re-run with the same arguments resumes from the last checkpoint that passes
+  its checksum and ends with the same bits as an uninterrupted run; both are deleted when the
+  run is saved.
+
+Every file is written atomically (temporary name, fsync, rename) with its sha256 in a
+``<file>.sha256`` file beside it (:mod:`cimsim._io`); ``run.json`` also records the sha256 of
+``model.pt`` and ``profile.yaml``. :func:`load_run` checks them all and every field of
+``run.json``: a damaged or foreign file raises StateFormatError naming the file and the fix.
+Runs of the format ``cimsim.run/1`` (no checksums) are still read.
 
 :func:`load_run` rebuilds the model from these files; :func:`drift_run` runs a drift study of it
 and writes ``drift_<compensation>.{json,csv,png}`` next to them (plus ``.points.jsonl``: an
@@ -24,9 +32,9 @@ evaluation, so neither of them owns it.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -35,12 +43,14 @@ import torch
 import torch.nn.functional as F
 
 from . import models
+from ._io import atomic_save, atomic_write_text, read_verified, sidecar_path
 from .data import load_dataset
 from .errors import ParameterError, StateFormatError
 from .evaluation import DriftReport, evaluate_drift, plot_reports
 from .nn import MODES, convert, rng_state, set_rng_state
 from .profiles import dump_profile, load_profile
 from .rng import check_seed
+from .run_files import CHECKPOINT_FORMAT, MODEL_NAMES, RUN_FORMAT, checkpoints, load_checkpoint, read_spec, save_checkpoint
 from .times import format_time
 
 __all__ = [
@@ -55,9 +65,6 @@ __all__ = [
     "TRAIN_MODES",
 ]
 
-RUN_FORMAT = "cimsim.run/1"
-CHECKPOINT_FORMAT = "cimsim.checkpoint/1"
-MODEL_NAMES = ("mlp", "lenet")
 #: the layers' modes, plus ``float``: plain float training (the layers in ``ideal`` mode)
 TRAIN_MODES = (*MODES, "float")
 
@@ -155,7 +162,7 @@ def train_run(
     ckpt_path = out / "checkpoint.pt"
     start, done_s = 1, 0.0
     prof_yaml = dump_profile(prof)
-    ck = _load_checkpoint(ckpt_path, spec, prof_yaml, echo)
+    ck = load_checkpoint(ckpt_path, spec, prof_yaml, echo)
     if ck is not None:
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
@@ -179,7 +186,7 @@ def train_run(
         test_acc = _accuracy(net, ds.x_test, ds.y_test)
         row = {"epoch": epoch, "train_loss": total / len(x), "train_acc": correct / len(x), "test_acc": test_acc}
         curve.append(row)
-        _save_checkpoint(ckpt_path, {
+        save_checkpoint(ckpt_path, {
             "format": CHECKPOINT_FORMAT, "spec": spec, "profile": prof_yaml, "epoch": epoch, "model": net.state_dict(),
             "optimizer": opt.state_dict(), "layer_generators": rng_state(net), "data_generator": g.get_state(),
             "curve": curve, "train_s": time.perf_counter() - t0,
@@ -196,46 +203,22 @@ def train_run(
     for stale in out.glob("drift_*"):  # studies of the weights this run replaces (else a rerun refuses them)
         if stale.is_file():
             stale.unlink()
-    torch.save(net.state_dict(), out / "model.pt")
-    (out / "profile.yaml").write_text(prof_yaml)
-    with open(out / "curve.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(curve[0]))
-        w.writeheader()
-        w.writerows(curve)
-    (out / "run.json").write_text(json.dumps(spec, indent=1) + "\n")
+    sd = net.state_dict()
+    spec["sha256"] = {
+        "model.pt": atomic_save(out / "model.pt", lambda f: torch.save(sd, f)),
+        "profile.yaml": atomic_write_text(out / "profile.yaml", prof_yaml),
+    }
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(curve[0]), lineterminator="\r\n")
+    w.writeheader()
+    w.writerows(curve)
+    atomic_write_text(out / "curve.csv", buf.getvalue())
+    atomic_write_text(out / "run.json", json.dumps(spec, indent=1) + "\n")
     _plot_curve(curve, out / "curve.png", f"{model} on {data}, {prof.name}, {nn_mode} mode")
-    ckpt_path.unlink(missing_ok=True)
+    for ck_file in checkpoints(ckpt_path):
+        ck_file.unlink(missing_ok=True)
+        sidecar_path(ck_file).unlink(missing_ok=True)
     return spec
-
-
-def _save_checkpoint(path: Path, ck: dict[str, Any]) -> None:
-    """Write ``ck`` atomically (a temporary file renamed over ``path``): a crash leaves the last one whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ck, tmp)
-    os.replace(tmp, path)
-
-
-def _load_checkpoint(path: Path, spec: dict[str, Any], profile_yaml: str, echo) -> dict[str, Any] | None:
-    """The checkpoint at ``path`` if it was written by a run with exactly ``spec`` and profile, else None
-    (a checkpoint of other settings, or one that cannot be read, is deleted, and said so)."""
-    if not path.is_file():
-        return None
-    try:
-        ck = torch.load(path, weights_only=True)
-        ok = (isinstance(ck, dict) and ck.get("format") == CHECKPOINT_FORMAT and ck.get("spec") == spec
-              and ck.get("profile") == profile_yaml)
-        why = "it was written with other settings"
-    except Exception as exc:  # a truncated or foreign file: start over rather than fail the run
-        ok, why = False, f"it cannot be read ({type(exc).__name__}: {exc})"
-    if ok:
-        if echo:
-            echo(f"resuming from {path} after epoch {ck['epoch']}")
-        return ck
-    if echo:
-        echo(f"discarding {path}: {why}; training from epoch 1")
-    path.unlink()
-    return None
 
 
 def _plot_curve(curve: list[dict[str, float]], path: Path, title: str) -> None:
@@ -255,7 +238,7 @@ def _plot_curve(curve: list[dict[str, float]], path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(loc="center right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_save(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
 
 
@@ -267,18 +250,26 @@ def load_run(run_dir: str | Path, *, profile: str | None = None) -> tuple[torch.
     saved weights.
     """
     run_dir = Path(run_dir)
-    sp = run_dir / "run.json"
-    if not sp.is_file():
-        raise StateFormatError(f"{run_dir} is not a cimsim run (no run.json); create one with `cimsim train --out {run_dir}`")
-    spec = json.loads(sp.read_text())
-    if spec.get("format") != RUN_FORMAT:
-        raise StateFormatError(f"{sp}: format {spec.get('format')!r}, expected {RUN_FORMAT!r}")
-    prof = load_profile(profile) if profile is not None else load_profile(run_dir / "profile.yaml")
-    net = convert(build_model(spec), prof, mode=spec["mode"], seed=int(spec["seed"]))
+    spec = read_spec(run_dir)
+    sums = spec.get("sha256") or {}
+    ppath = run_dir / "profile.yaml"
+    if profile is None:
+        read_verified(ppath, required=bool(sums), expected=sums.get("profile.yaml"))
+    prof = load_profile(profile) if profile is not None else load_profile(ppath)
+    net = convert(build_model(spec), prof, mode=spec["mode"], seed=spec["seed"])
+    mpath = run_dir / "model.pt"
+    raw = read_verified(mpath, required=bool(sums), expected=sums.get("model.pt"))
     try:
-        net.load_state_dict(torch.load(run_dir / "model.pt", weights_only=True))
-    except (RuntimeError, FileNotFoundError) as exc:
-        raise StateFormatError(f"cannot load the weights of {run_dir} ({exc})") from exc
+        weights = torch.load(io.BytesIO(raw), weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - empty, truncated or foreign file
+        raise StateFormatError(
+            f"{mpath}: not a torch state_dict ({type(exc).__name__}: {exc or 'empty file'}); train the run again "
+            f"(cimsim train --out {run_dir})"
+        ) from None
+    try:
+        net.load_state_dict(weights)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise StateFormatError(f"{mpath}: the weights do not fit the model of {run_dir / 'run.json'} ({exc})") from None
     net.eval()
     return net, spec, _dataset(spec)
 
@@ -301,6 +292,7 @@ def drift_run(
     Re-running with the same compensation, profile and seed resumes (and extends) that study.
     """
     run_dir = Path(run_dir)
+    seed = check_seed(seed, example="drift_run(run_dir, seed=0)")
     net, spec, ds = load_run(run_dir, profile=profile)
     stem = f"drift_{compensation}" + ("" if profile is None else f"_{load_profile(profile).name}") + (f"_seed{seed}" if seed else "")
     rep = evaluate_drift(
@@ -356,7 +348,7 @@ def demo_run(
         f"Digits MLP {'-'.join(['64', *map(str, hidden), '10'])} on `pcm`: test accuracy (%) vs time since programming, "
         f"mean ± 95 % CI over {repeats} chips (digital: the float weights without a chip)\n\n"
     )
-    (out / "demo.md").write_text(head + table)
+    atomic_write_text(out / "demo.md", head + table)
     echo("\n" + head + table)
     try:
         plot_reports(reports, out / "demo.png", labels=labels, colors=["C0", "C0", "C3", "C3"],
@@ -372,7 +364,7 @@ def demo_run(
 def comparison_table(reports: list[DriftReport], labels: list[str]) -> str:
     """Markdown table: one column per study (mean ± 95 % CI half-width, in %), the digital reference first."""
     lines = ["| time | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
-    lines.append("| digital | " + " | ".join(f"{100 * r.digital_score:.2f}" for r in reports) + " |")
+    lines.append("| digital | " + " | ".join("-" if r.digital_score is None else f"{100 * r.digital_score:.2f}" for r in reports) + " |")
     for i, t in enumerate(reports[0].times_s):
         cells = []
         for r in reports:

@@ -59,7 +59,7 @@ def main() -> None:
     # one chip, kept: program once, save, reload, read it at any time
     chip = program(model, seed=reports[1].chip_seeds[0])
     chip.save(out / "chip")
-    same = Chip.load(out / "chip")
+    same = Chip.load(out / "chip", model=model)
     x = data.x_test
     acc = (same.forward(x, t_s=365.25 * 86400, compensation="global").argmax(1) == data.y_test).float().mean()
     print(f"chip {chip.seed} after 1 year, global compensation: {100 * acc:.2f} % "

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cimsim.errors import ParameterError
-from cimsim.runs import TRAIN_MODES, build_model, train_run
+from cimsim.errors import ParameterError, StateFormatError
+from cimsim.runs import TRAIN_MODES, build_model, load_run, train_run
 
 
 def _state(path):
@@ -83,3 +83,39 @@ def test_build_model_from_spec():
     assert net(torch.zeros(2, 64)).shape == (2, 10)
     with pytest.raises(ParameterError, match="lenet needs square images"):
         build_model({"model": "lenet", "input_shape": [1, 8, 4], "n_classes": 10})
+
+
+def test_damaged_checkpoint_resumes_from_the_one_before(tmp_path):
+    kw = dict(profile="pcm", model="mlp", data="digits", mode="hardware", epochs=3, hidden=(16,), seed=4)
+    train_run(tmp_path / "whole", **kw)
+
+    def stop_after_epoch_2(line):
+        if line.startswith("epoch   2"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(tmp_path / "cut", echo=stop_after_epoch_2, **kw)
+    ck = tmp_path / "cut" / "checkpoint.pt"
+    assert ck.with_name("checkpoint.pt.sha256").is_file() and ck.with_name("checkpoint.prev.pt").is_file()
+    raw = bytearray(ck.read_bytes())
+    raw[len(raw) // 2] ^= 0x01  # one flipped bit: torch's loader would not notice
+    ck.write_bytes(bytes(raw))
+    lines = []
+    train_run(tmp_path / "cut", echo=lines.append, **kw)
+    assert lines[0].startswith(f"discarding {ck}") and "does not match" in lines[0]
+    assert lines[1].startswith("resuming from") and "checkpoint.prev.pt after epoch 1" in lines[1] and "damaged" in lines[1]
+    assert [ln.split()[1] for ln in lines[2:]] == ["2", "3"]
+    a, b = _state(tmp_path / "whole" / "model.pt"), _state(tmp_path / "cut" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not list((tmp_path / "cut").glob("checkpoint*"))
+
+
+def test_load_run_checks_files(tmp_path):
+    train_run(tmp_path / "r", profile="pcm", model="mlp", data="digits", mode="float", epochs=1, hidden=(8,))
+    load_run(tmp_path / "r")
+    (tmp_path / "r" / "profile.yaml").write_text((tmp_path / "r" / "profile.yaml").read_text() + "\n# edited\n")
+    with pytest.raises(StateFormatError, match=r"profile.yaml: sha256 .* does not match"):
+        load_run(tmp_path / "r")
+    with pytest.raises(StateFormatError, match=r"no such file"):
+        (tmp_path / "r" / "model.pt").unlink()
+        load_run(tmp_path / "r", profile="pcm")

@@ -31,14 +31,14 @@ def _workers_opt(value: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise click.BadParameter(f"use auto, 1 (serial), n processes or -1 (all cores) (got {value!r})", param_hint="--workers")
+        raise click.BadParameter(f"use auto, 1 (serial), n processes or -1 (all cores) (got {value!r})", param_hint="--workers") from None
 
 
 def _hidden_opt(value: str) -> tuple[int, ...]:
     try:
         return tuple(int(h) for h in value.split(",") if h.strip())
     except ValueError:
-        raise click.BadParameter(f"--hidden must be comma-separated integers (got {value!r})", param_hint="--hidden")
+        raise click.BadParameter(f"--hidden must be comma-separated integers (got {value!r})", param_hint="--hidden") from None
 
 
 def _compensations_opt(value: str) -> list[str]:
@@ -46,7 +46,7 @@ def _compensations_opt(value: str) -> list[str]:
     try:
         return [check_compensation(c) for c in comps or [value]]
     except ParameterError as exc:
-        raise click.BadParameter(str(exc), param_hint="--compensation")
+        raise click.BadParameter(str(exc), param_hint="--compensation") from None
 
 
 @click.command("train")

@@ -9,14 +9,17 @@ import math
 import numbers
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from .._io import atomic_save, read_verified
 from ..errors import CalibrationError, ParameterError, StateFormatError
 from ..kernels import engine as backend
 from ..profiles.schema import DeviceProfile, RangeCalibrated, RangeFixed
 from ..rng import SeedLike, as_generator
 from ..times import check_time
+from .state_io import check_state_arrays
 from .tiling import TileGrid
 
 __all__ = ["ProgrammedState", "DriftedState", "MvmMasks", "FORMAT_VERSION"]
@@ -174,43 +177,50 @@ class ProgrammedState:
             "profile": self.profile.model_dump(mode="json"),
         }
         arrays = {n: getattr(self, n) for n in _ARRAYS if getattr(self, n) is not None}
-        with open(os.fspath(path), "wb") as f:
-            np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays)
+        atomic_save(path, lambda f: np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays))
 
     @classmethod
-    def load(cls, path) -> "ProgrammedState":
-        """Read a state written by :meth:`save`; anything else raises StateFormatError."""
+    def load(cls, path, *, sha256: str | None = None) -> "ProgrammedState":
+        """Read a state written by :meth:`save`; anything else raises StateFormatError.
+
+        The bytes are checked against ``sha256`` (e.g. from a chip manifest) or else the
+        checksum file :meth:`save` writes beside the state (a file without one is read
+        unchecked), and every array against the profile, shape and tile grid
+        (:func:`~cimsim.crossbar.state_io.check_state_arrays`) before any kernel sees it.
+        """
         p = os.fspath(path)
+        data = read_verified(p, required=False, expected=sha256)
         try:
-            with open(p, "rb") as f:
-                data = f.read()
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 files = {k: z[k] for k in z.files}
-        except FileNotFoundError:
-            raise StateFormatError(f"{p}: no such file") from None
         except Exception as e:  # noqa: BLE001 - any reader failure is a format problem
             raise StateFormatError(f"{p}: not a cimsim state file (.npz): {e}") from None
         try:
             meta = json.loads(str(files.pop("__meta__")))
+            if not isinstance(meta, dict):
+                raise TypeError(type(meta).__name__)
         except Exception:  # noqa: BLE001
             raise StateFormatError(f"{p}: missing or unreadable __meta__ record; not a cimsim state file") from None
         if meta.get("format") != FORMAT_VERSION:
             raise StateFormatError(f"{p}: format {meta.get('format')!r} is not {FORMAT_VERSION!r}")
+        unknown = sorted(set(files) - set(_ARRAYS))
+        if unknown:
+            raise StateFormatError(f"{p}: unknown arrays {unknown}; a state file holds only {list(_ARRAYS)}")
         try:
             profile = DeviceProfile.model_validate(meta["profile"])
-            shape = tuple(int(v) for v in meta["shape"])
-            kw = {n: files.get(n) for n in _ARRAYS}
+            shape = tuple(meta["shape"])
+            seed = meta["seed"]
+            if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+                raise TypeError(f"seed {seed!r} is not an int or null")
+            kw: dict[str, Any] = {n: files.get(n) for n in _ARRAYS}
             for n in ("g_pos", "g_neg", "scales", "adc_gain", "adc_offset_lsb"):
                 if kw[n] is None:
                     raise KeyError(n)
-            state = cls(profile=profile, shape=shape, seed=meta["seed"], dac_bound=meta["dac_bound"], **kw)
-        except StateFormatError:
-            raise
+            dac_bound = meta["dac_bound"]
         except Exception as e:  # noqa: BLE001
             raise StateFormatError(f"{p}: incomplete or inconsistent state file ({type(e).__name__}: {e})") from None
-        if state.g_pos.shape != shape:
-            raise StateFormatError(f"{p}: g_pos has shape {state.g_pos.shape}, expected {shape}")
-        return state
+        shape = check_state_arrays(p, profile, shape, kw, dac_bound)
+        return cls(profile=profile, shape=shape, seed=seed, dac_bound=None if dac_bound is None else float(dac_bound), **kw)
 
 
 @dataclass(frozen=True, eq=False)

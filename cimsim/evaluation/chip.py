@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._io import atomic_save, atomic_write_text, read_checksum, read_verified
 from ..crossbar import ProgrammedState
 from ..crossbar.compensation import COMPENSATIONS, ReadCompensation, check_compensation, make_compensation
 from ..errors import ParameterError, StateFormatError
@@ -42,7 +44,9 @@ from ..times import check_time
 
 __all__ = ["Chip", "program", "analog_layers", "digital_copy", "CHIP_FORMAT"]
 
-CHIP_FORMAT = "cimsim.chip/1"
+CHIP_FORMAT = "cimsim.chip/2"
+_MANIFEST = "chip.json"
+_WEIGHTS = "state_dict.pt"
 
 
 def digital_copy(model: nn.Module) -> nn.Module:
@@ -63,7 +67,7 @@ def _untuple(x: tuple) -> Any:
 class Chip:
     """The programmed states of every analog layer of one model, plus that model's digital parts.
 
-    Build with :func:`program` or :meth:`Chip.load`. Attributes: ``seed``, ``layer_names``,
+    Build with :func:`program` or :meth:`Chip.load` (``Chip.load(path, model=converted_model)``). Attributes: ``seed``, ``layer_names``,
     ``layer_seeds``, ``states`` (``{name: ProgrammedState or tuple per group}``), ``model`` (the
     chip's private eval-mode copy; treat it as read-only).
     """
@@ -86,7 +90,7 @@ class Chip:
     # ------------------------------------------------------------------ info
     @property
     def profiles(self) -> dict[str, Any]:
-        return {n: l.profile for n, l in analog_layers(self.model)}
+        return {n: layer.profile for n, layer in analog_layers(self.model)}
 
     @property
     def nbytes(self) -> int:
@@ -197,19 +201,22 @@ class Chip:
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path) -> Path:
-        """Write the chip to directory ``path``: ``chip.json``, ``model.pt`` (the chip's model copy) and
-        one state file per layer (and group). :meth:`load` gives back the same bits."""
+        """Write the chip to directory ``path``: ``chip.json`` (the manifest: seeds, layers, and the
+        sha256 of every other file), ``state_dict.pt`` (the chip's weights) and one state file per
+        layer (and group), each written atomically. :meth:`load` gives back the same bits."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         files: dict[str, list[str]] = {}
+        sums: dict[str, str] = {}
         for i, name in enumerate(self.layer_names):
             files[name] = []
             for g, s in enumerate(_as_tuple(self.states[name])):
                 fname = f"layer{i:03d}_g{g:03d}.npz"
                 s.save(path / fname)
                 files[name].append(fname)
-        torch.save(self.model, path / "model.pt")
-        torch.save(self.model.state_dict(), path / "state_dict.pt")
+                sums[fname] = read_checksum(path / fname) or ""
+        sd = self.model.state_dict()
+        sums[_WEIGHTS] = atomic_save(path / _WEIGHTS, lambda f: torch.save(sd, f))
         manifest = {
             "format": CHIP_FORMAT,
             "seed": self.seed,
@@ -217,44 +224,95 @@ class Chip:
             "layer_seeds": self.layer_seeds,
             "state_files": files,
             "profiles": {n: p.name for n, p in self.profiles.items()},
+            "sha256": sums,
         }
-        (path / "chip.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        atomic_write_text(path / _MANIFEST, json.dumps(manifest, indent=1) + "\n")
         return path
 
     @classmethod
     def load(cls, path: str | Path, *, model: nn.Module | None = None) -> "Chip":
-        """Read a chip written by :meth:`save`.
+        """Read a chip written by :meth:`save` into ``model``: the same architecture, converted
+        (``cimsim.nn.convert``), whose weights are replaced by the saved ones.
 
-        ``model``: the same architecture (converted), whose weights are replaced by the saved ones
-        (``weights_only`` loading, no pickled code). Without it ``model.pt`` is unpickled, which
-        runs code from the file: only load chips you trust.
+        Nothing is unpickled: the weights are read with ``torch.load(weights_only=True)``. Every
+        file is checked against the sha256 its manifest records (files of two chips mixed in one
+        directory, or a damaged file, raise StateFormatError), and every state file's arrays
+        against its profile (:meth:`ProgrammedState.load`).
         """
         path = Path(path)
-        mpath = path / "chip.json"
-        if not mpath.is_file():
-            raise StateFormatError(f"no chip at {path} (missing chip.json); write one with chip.save(path)")
-        try:
-            manifest = json.loads(mpath.read_text())
-        except json.JSONDecodeError as exc:
-            raise StateFormatError(f"{mpath} is not valid JSON ({exc})") from exc
-        if manifest.get("format") != CHIP_FORMAT:
-            raise StateFormatError(f"{mpath}: format {manifest.get('format')!r}, expected {CHIP_FORMAT!r}")
         if model is None:
-            net = torch.load(path / "model.pt", weights_only=False)
-        else:
-            net = copy.deepcopy(model)
-            try:
-                net.load_state_dict(torch.load(path / "state_dict.pt", weights_only=True))
-            except RuntimeError as exc:
-                raise StateFormatError(f"the model given to Chip.load does not match the saved chip ({exc})") from exc
+            raise ParameterError(
+                f"Chip.load needs the model the chip was programmed from, converted: Chip.load({str(path)!r}, "
+                f"model=converted_model) (e.g. converted_model = cimsim.nn.convert(build_model(), 'pcm')); "
+                f"a chip directory holds weights, never pickled code"
+            )
+        if not isinstance(model, nn.Module):
+            raise ParameterError(f"Chip.load(path, model=...) needs a converted torch nn.Module (got {type(model).__name__})")
+        manifest = _read_manifest(path)
+        net = copy.deepcopy(model)
+        wpath = path / _WEIGHTS
+        raw = read_verified(wpath, expected=manifest["sha256"][_WEIGHTS])
+        try:
+            weights = torch.load(io.BytesIO(raw), weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any reader failure is a format problem
+            raise StateFormatError(f"{wpath}: not a torch state_dict ({type(exc).__name__}: {exc}); save the chip again") from None
+        try:
+            net.load_state_dict(weights)
+        except (RuntimeError, TypeError, AttributeError) as exc:
+            raise StateFormatError(f"the model given to Chip.load does not match the saved chip ({exc})") from exc
         net.eval()
         names = [n for n, _ in analog_layers(net)]
         if names != manifest["layers"]:
             raise StateFormatError(f"the saved chip has analog layers {manifest['layers']}, the model {names}")
         states = {}
         for name in names:
-            states[name] = _untuple(tuple(ProgrammedState.load(path / f) for f in manifest["state_files"][name]))
+            states[name] = _untuple(tuple(
+                ProgrammedState.load(path / f, sha256=manifest["sha256"][f]) for f in manifest["state_files"][name]
+            ))
         return cls(net, states, seed=manifest["seed"], layer_seeds=manifest["layer_seeds"])
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """``chip.json`` of the chip at ``path``, checked: its checksum, format and every field."""
+    mpath = path / _MANIFEST
+    if not mpath.is_file():
+        raise StateFormatError(f"no chip at {path} (missing chip.json); write one with chip.save(path)")
+    try:
+        manifest = json.loads(read_verified(mpath).decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StateFormatError(f"{mpath} is not valid JSON ({exc}); save the chip again") from None
+    if not isinstance(manifest, dict):
+        raise StateFormatError(f"{mpath}: expected a JSON object, got {type(manifest).__name__}; save the chip again")
+    if manifest.get("format") != CHIP_FORMAT:
+        raise StateFormatError(
+            f"{mpath}: format {manifest.get('format')!r}, expected {CHIP_FORMAT!r} (a chip saved by an older cimsim: "
+            f"program and save it again)"
+        )
+
+    def field(key: str, ok: bool, what: str) -> None:
+        if not ok:
+            raise StateFormatError(f"{mpath}: field {key!r} must be {what} (got {manifest.get(key)!r}); save the chip again")
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    field("seed", is_int(manifest.get("seed")), "an int")
+    layers: Any = manifest.get("layers")
+    seeds: Any = manifest.get("layer_seeds")
+    field("layers", isinstance(layers, list) and all(isinstance(n, str) for n in layers), "a list of layer names")
+    field("layer_seeds", isinstance(seeds, list) and all(is_int(v) for v in seeds), "a list of ints, one per layer")
+    sums: Any = manifest.get("sha256")
+    field("sha256", isinstance(sums, dict) and all(isinstance(v, str) for v in sums.values()), "{file: sha256 hex}")
+    files: Any = manifest.get("state_files")
+    field("state_files", isinstance(files, dict) and set(files) == set(layers)
+          and all(isinstance(v, list) and v and all(isinstance(f, str) for f in v) for v in files.values()),
+          "{layer: [state file names]} for every layer")
+    for f in [_WEIGHTS, *(f for v in files.values() for f in v)]:
+        if Path(f).name != f or f.startswith("."):
+            raise StateFormatError(f"{mpath}: {f!r} is not a plain file name in the chip directory; save the chip again")
+        if f not in sums:
+            raise StateFormatError(f"{mpath}: no sha256 recorded for {f}; save the chip again")
+    return manifest
 
 
 def program(model: nn.Module, *, seed: int) -> Chip:

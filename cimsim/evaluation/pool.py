@@ -9,7 +9,9 @@ Parallel runs
 Repeats are spread over worker processes (``concurrent.futures.ProcessPoolExecutor`` with the
 ``spawn`` start method: safe with torch/OpenMP, and the same on Linux, macOS and Windows). The
 model, data and metric (:class:`Payload`) are pickled once per worker (initializer), each job is
-one repeat. Each worker uses one torch/numba thread. Scripts that call
+one repeat. Each worker uses one torch/numba thread, and leaves as soon as the process that
+started it is gone (a thread polls the parent pid), so killing a study (even with SIGKILL)
+leaves no workers behind. Scripts that call
 ``evaluate_drift(workers>1)`` at import level need the usual ``if __name__ == "__main__":``
 guard; unpicklable models or metrics (lambdas, classes defined inside functions) run serially
 (``workers=None``) or raise (``workers>1``) with a message saying what to change.
@@ -22,6 +24,7 @@ import io
 import multiprocessing
 import os
 import pickle
+import threading
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -143,7 +146,8 @@ def pickle_payload(payload: Payload, *, explicit: bool, stacklevel: int = 2) -> 
 def run_pool(payload_bytes: bytes, jobs: list[Job], n_workers: int, collect: Callable[[JobResult], None]) -> None:
     """Run ``jobs`` on ``n_workers`` spawned processes, handing results to ``collect`` as they finish."""
     with ProcessPoolExecutor(
-        max_workers=n_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(payload_bytes,)
+        max_workers=n_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+        initargs=(payload_bytes, os.getpid()),
     ) as pool:
         futures = [pool.submit(_run_job_in_worker, job) for job in jobs]
         try:
@@ -158,7 +162,22 @@ def run_pool(payload_bytes: bytes, jobs: list[Job], n_workers: int, collect: Cal
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(payload_bytes: bytes) -> None:
+#: how often a worker checks that the process that started it is still alive (seconds)
+_PARENT_POLL_S = 0.5
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Leave (``os._exit``) as soon as this worker's parent is gone: a parent killed with SIGKILL
+    cannot shut its pool down, and its workers would live on (and keep the resource tracker alive).
+    An orphan is adopted by another process, so its parent pid changes."""
+    while True:
+        time.sleep(_PARENT_POLL_S)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+
+def _init_worker(payload_bytes: bytes, parent_pid: int) -> None:
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="cimsim-parent-watch", daemon=True).start()
     torch.set_num_threads(1)
     numba.set_num_threads(1)
     _WORKER["payload"] = pickle.loads(payload_bytes)

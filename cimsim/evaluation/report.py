@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._io import atomic_save, atomic_write_text, read_verified
 from ..errors import ParameterError, StateFormatError
 from ..times import format_time
 
@@ -179,7 +180,7 @@ class DriftReport:
     def ci_high(self) -> np.ndarray:
         return self.mean + self.ci_halfwidth()
 
-    def rows(self) -> list[dict[str, float | str]]:
+    def rows(self) -> list[dict[str, Any]]:
         """One dict per time: t_s, time, mean, std, ci_low, ci_high, min, max."""
         mean, std, lo, hi = self.mean, self.std, self.ci_low, self.ci_high
         return [
@@ -270,7 +271,7 @@ class DriftReport:
             )
         text = buf.getvalue()
         if path is not None:
-            Path(path).write_text(text)
+            atomic_write_text(path, text)
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -294,7 +295,7 @@ class DriftReport:
         """JSON with the raw scores (floats written with full precision: from_json round-trips bit for bit)."""
         text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
         if path is not None:
-            Path(path).write_text(text + "\n")
+            atomic_write_text(path, text + "\n")
         return text
 
     @classmethod
@@ -322,7 +323,10 @@ class DriftReport:
             p = Path(path_or_text)
             if not p.is_file():
                 raise StateFormatError(f"no drift report at {p} (expected a JSON file written by DriftReport.to_json)")
-            text = p.read_text()
+            try:  # checked against the checksum file to_json writes beside it, when there is one
+                text = read_verified(p, required=False).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise StateFormatError(f"{p} is not a drift report (not UTF-8 text: {exc})") from None
         try:
             d = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -396,6 +400,7 @@ def plot_reports(
     ax.legend(fontsize=8)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(str(path), dpi=120)
+        fmt = Path(path).suffix[1:] or "png"
+        atomic_save(path, lambda f: fig.savefig(f, format=fmt, dpi=120))
         plt.close(fig)
     return fig

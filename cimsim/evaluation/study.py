@@ -122,7 +122,7 @@ def evaluate_drift(
         n_workers = _run_jobs(payload, jobs, n_workers, collect, explicit=workers not in (None, 0))
 
     scores = np.array([[results[(s, t)] for t in times] for s in seeds], dtype=np.float64)
-    profiles = sorted({getattr(getattr(l, "profile", None), "name", "?") for _, l in layers})
+    profiles = sorted({getattr(getattr(layer, "profile", None), "name", "?") for _, layer in layers})
     report = DriftReport(
         times_s=times,
         scores=scores,

@@ -102,3 +102,62 @@ def test_demo_tiny(tmp_path):
     assert res.exit_code == 0, res.output
     assert "holds points of a different study" not in res.output
     assert DriftReport.from_json(out / "hardware" / "drift_none.json").repeats == 2
+
+
+def _copy_run(run_dir, tmp_path):
+    import shutil
+
+    dst = tmp_path / "copy"
+    shutil.copytree(run_dir, dst, ignore=shutil.ignore_patterns("drift_*"))
+    return dst
+
+
+def _rewrite_spec(run, **change):
+    """Edit run.json and write its checksum file again (as if cimsim had written the edit)."""
+    import hashlib
+
+    spec = json.loads((run / "run.json").read_text())
+    spec.update(change)
+    text = json.dumps(spec)
+    (run / "run.json").write_text(text)
+    (run / "run.json.sha256").write_text(hashlib.sha256(text.encode()).hexdigest() + "  run.json\n")
+
+
+def _drift_fails(run, match):
+    res = CliRunner().invoke(main, ["drift", str(run), "--repeats", "1", "--times", "1s", "--workers", "1", "--no-plot"])
+    assert res.exit_code == 2, res.output
+    assert "Aborted" not in res.output and "Traceback" not in res.output
+    assert "error: " in res.output and match in res.output, res.output
+    return res.output
+
+
+def test_drift_on_malformed_runs(run_dir, tmp_path):
+    run = _copy_run(run_dir, tmp_path)
+    for f in ("run.json", "model.pt", "profile.yaml", "curve.csv"):
+        assert (run / f"{f}.sha256").is_file(), f
+    good = (run / "model.pt").read_bytes()
+    (run / "model.pt").write_bytes(b"")
+    _drift_fails(run, "model.pt: sha256")
+    (run / "model.pt").write_bytes(good)
+    _rewrite_spec(run, seed="abc")
+    _drift_fails(run, "run.json: seed must be an int in [0, 2^63 - 1] (got 'abc')")
+    _rewrite_spec(run, seed=0, mode="turbo")
+    _drift_fails(run, "run.json: mode must be one of")
+    (run / "run.json").write_text("{not json")
+    _drift_fails(run, "run.json: sha256")
+    (run / "run.json.sha256").unlink()
+    _drift_fails(run, "run.json is not valid JSON")
+
+
+def test_drift_on_legacy_run_with_empty_model(run_dir, tmp_path):
+    """A run of format 1 (no checksums) is still read; an empty model.pt is named, not 'Aborted!'."""
+    run = _copy_run(run_dir, tmp_path)
+    spec = json.loads((run / "run.json").read_text())
+    spec["format"] = "cimsim.run/1"
+    del spec["sha256"]
+    (run / "run.json").write_text(json.dumps(spec))
+    for f in run.glob("*.sha256"):
+        f.unlink()
+    assert load_run(run)[1]["format"] == "cimsim.run/1"
+    (run / "model.pt").write_bytes(b"")
+    _drift_fails(run, "model.pt: not a torch state_dict")

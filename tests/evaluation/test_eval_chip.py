@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -128,17 +130,16 @@ def test_save_load_bit_exact(which, model, cnn, data, tmp_path):
     x = data.x_test[:24] if which == "mlp" else data.x_test[:6].reshape(-1, 1, 8, 8)
     chip = program(net, seed=5)
     chip.save(tmp_path / "chip")
-    loaded = Chip.load(tmp_path / "chip")
-    also = Chip.load(tmp_path / "chip", model=net)  # weights_only path with a given architecture
-    for other in (loaded, also):
-        assert other.seed == chip.seed and other.layer_seeds == chip.layer_seeds
-        for name in chip.layer_names:
-            _assert_states_equal(chip.states[name], other.states[name])
-        cases = [(0.0, "none"), (1.0, "global"), (3.15576e7, "per_column")]
-        if which == "mlp":
-            cases += [(0.0, "global"), (3.15576e7, "none"), (3.15576e7, "global")]
-        for t, comp in cases:
-            assert torch.equal(chip.forward(x, t_s=t, compensation=comp), other.forward(x, t_s=t, compensation=comp))
+    loaded = Chip.load(tmp_path / "chip", model=net)  # weights_only, into the given architecture
+    other = loaded
+    assert other.seed == chip.seed and other.layer_seeds == chip.layer_seeds
+    for name in chip.layer_names:
+        _assert_states_equal(chip.states[name], other.states[name])
+    cases = [(0.0, "none"), (1.0, "global"), (3.15576e7, "per_column")]
+    if which == "mlp":
+        cases += [(0.0, "global"), (3.15576e7, "none"), (3.15576e7, "global")]
+    for t, comp in cases:
+        assert torch.equal(chip.forward(x, t_s=t, compensation=comp), other.forward(x, t_s=t, compensation=comp))
 
 
 def test_loaded_chip_evaluates_equal(model, data, tmp_path):
@@ -147,7 +148,7 @@ def test_loaded_chip_evaluates_equal(model, data, tmp_path):
     chip.save(tmp_path / "c")
     times = [1.0, 3600.0, 3.15576e8]
     a = evaluate_drift(chip, small, times_s=times, workers=1)
-    b = evaluate_drift(Chip.load(tmp_path / "c"), small, times_s=times, workers=1)
+    b = evaluate_drift(Chip.load(tmp_path / "c", model=model), small, times_s=times, workers=1)
     assert a.equals(b)
 
 
@@ -160,7 +161,51 @@ def test_chip_errors(model, tmp_path):
     with pytest.raises(ParameterError, match="compensation must be one of"):
         chip.at(1.0, compensation="magic")
     with pytest.raises(StateFormatError, match="no chip at .*missing chip.json"):
-        Chip.load(tmp_path / "nothing")
+        Chip.load(tmp_path / "nothing", model=model)
     chip.save(tmp_path / "c")
     with pytest.raises(StateFormatError, match="does not match the saved chip"):
         Chip.load(tmp_path / "c", model=convert(mlp(64, (8,), 10), "pcm"))
+
+
+def test_load_never_unpickles(model, tmp_path):
+    chip = program(model, seed=0)
+    chip.save(tmp_path / "c")
+    assert not (tmp_path / "c" / "model.pt").exists()
+    flag = tmp_path / "ran"
+
+    class Boom:
+        def __reduce__(self):
+            return (open, (str(flag), "w"))
+
+    import pickle
+
+    (tmp_path / "c" / "model.pt").write_bytes(pickle.dumps(Boom()))  # a planted file
+    with pytest.raises(ParameterError, match=r"Chip.load\(.*model=converted_model\)"):
+        Chip.load(tmp_path / "c")
+    torch.save({"x": Boom()}, tmp_path / "c" / "state_dict.pt")  # pickled code in place of the weights
+    with pytest.raises(StateFormatError, match=r"state_dict.pt: sha256 .* does not match"):
+        Chip.load(tmp_path / "c", model=model)
+    assert not flag.exists()
+
+
+def test_chip_directory_checks(model, tmp_path):
+    a, b = program(model, seed=0), program(model, seed=1)
+    a.save(tmp_path / "a")
+    b.save(tmp_path / "b")
+    import shutil
+
+    shutil.copy(tmp_path / "b" / "layer001_g000.npz", tmp_path / "a" / "layer001_g000.npz")  # mixed chips
+    with pytest.raises(StateFormatError, match=r"layer001_g000.npz: sha256 .* does not match its recorded checksum"):
+        Chip.load(tmp_path / "a", model=model)
+    man = json.loads((tmp_path / "b" / "chip.json").read_text())
+    del man["layers"]
+    text = json.dumps(man)
+    (tmp_path / "b" / "chip.json").write_text(text)
+    with pytest.raises(StateFormatError, match=r"chip.json: sha256 .* does not match"):
+        Chip.load(tmp_path / "b", model=model)
+    (tmp_path / "b" / "chip.json.sha256").write_text(hashlib.sha256(text.encode()).hexdigest() + "  chip.json\n")
+    with pytest.raises(StateFormatError, match=r"chip.json: field 'layers' must be a list of layer names"):
+        Chip.load(tmp_path / "b", model=model)
+    (tmp_path / "b" / "chip.json.sha256").unlink()
+    with pytest.raises(StateFormatError, match=r"chip.json: no checksum file"):
+        Chip.load(tmp_path / "b", model=model)
