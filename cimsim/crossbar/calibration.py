@@ -9,13 +9,18 @@ conversion stream: ``|x_norm[:, k] @ W_k^T (+ I-V terms)|`` (1 where the percent
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..peripherals import RANGE_CALIBRATED, adc_plan, dac_plan
 from .dac_stage import dac_stage, input_planes
 from .drift import drift_state
 from .inputs import check_x
-from .state import DriftedState, ProgrammedState
+from .snapshot import DriftedState
+
+if TYPE_CHECKING:  # annotations only: state.py imports this module
+    from .state import ProgrammedState
 
 __all__ = ["calibrate_state"]
 

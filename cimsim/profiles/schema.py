@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..times import T_MAX_S
 from .functions import LAW_MAX, XFunction
+from .tree import check_structure, with_overrides
 
 __all__ = [
     "G_MIN_US",
@@ -661,9 +662,9 @@ class DeviceProfile(_Strict):
 
     def with_overrides(self, overrides: cabc.Mapping[str, Any]) -> "DeviceProfile":
         """A validated copy with dotted-path overrides applied, e.g. ``{"adc.bits": 6}``."""
-        from .loader import profile_from_dict  # the loader imports this module
-
-        return profile_from_dict(self.model_dump(mode="json"), source=f"<{self.name}>", overrides=overrides)
+        data, source = self.model_dump(mode="json"), f"<{self.name}>"
+        check_structure(data, source)
+        return with_overrides(type(self), data, source, overrides)
 
     @property
     def is_ideal(self) -> bool:
