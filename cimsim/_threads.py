@@ -62,7 +62,7 @@ def in_pool() -> bool:
 def scratch(name: str, shape, dtype) -> np.ndarray:
     """A per-thread reusable work array named ``name`` (contents undefined).
 
-    Memory fresh from the OS costs a page fault per 4 KiB on first touch (on some VMs ~2 s/GiB),
+    Memory fresh from the OS costs a page fault per 4 KiB on first touch (slow on some VMs),
     so per-call temporaries reuse one buffer per name and thread; buffers over
     :data:`SCRATCH_MAX_BYTES` (16 MiB) are not kept.  The caller must be done with the array
     before the same thread asks for ``name`` again.
@@ -92,8 +92,8 @@ def release_free_heap() -> None:
 
     Programming a large layer allocates and frees many chunk-sized temporaries; glibc keeps the
     freed pages, so the resident size stays at the transient peak and the optimizer's own
-    temporaries come on top of it. Called after a large analog layer's backward (about 4 ms,
-    plus refilling the scratch buffers on the next forward); it changes no value, only what
+    temporaries come on top of it. Called after a large analog layer's backward (cheap next to
+    it, plus refilling the scratch buffers on the next forward); it changes no value, only what
     the process holds.
     """
     if not _TRIM:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from typing import Sequence
+from typing import Sequence, cast
 
 
 from .errors import ParameterError
@@ -97,13 +97,14 @@ def parse_times(text: str | float | Sequence[str | float]) -> list[float]:
     or strings), in seconds.  The result must be strictly increasing; ``ParameterError`` says
     which entries are not.
     """
+    items: list[str | float]
     if isinstance(text, str):
         items = [s for s in text.split(",") if s.strip()]
     elif isinstance(text, numbers.Real) and not isinstance(text, bool):
-        items = [text]
+        items = [cast(float, text)]  # a Real: mypy cannot narrow the union by an ABC
     else:
         try:
-            items = list(text)
+            items = list(cast("Sequence[str | float]", text))  # anything else raises TypeError here
         except TypeError:
             raise ParameterError(f"times_s must be a sequence of seconds or a string like '1s,1h,1d' (got {text!r})") from None
     return check_times([parse_time(s) if isinstance(s, str) else s for s in items])

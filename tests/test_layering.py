@@ -2,7 +2,10 @@
 docs/architecture.md gives, and no modules import each other in a circle.
 
 Every import counts, at module level or inside a function: an import moved into a function to
-dodge a cycle is still that cycle.
+dodge a cycle is still that cycle.  The one exception, for cycles only: an import under
+``if TYPE_CHECKING:`` never runs, so two classes that name each other in annotations (a chip and
+its snapshot) may sit in modules that load one way.  It still counts for the layer order: a lower
+layer does not even name a higher layer's types.
 """
 
 from __future__ import annotations
@@ -58,10 +61,27 @@ def _resolve(mod: str, path: Path, node: ast.ImportFrom) -> list[str]:
     return out
 
 
-def _imports(mod: str) -> set[str]:
+def _type_checking_only(tree: ast.Module) -> set[int]:
+    """ids of the statements under ``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``)."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If):
+            t = node.test
+            name = t.id if isinstance(t, ast.Name) else t.attr if isinstance(t, ast.Attribute) else None
+            if name == "TYPE_CHECKING":
+                out.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return out
+
+
+def _imports(mod: str, *, annotations: bool) -> set[str]:
+    """Modules of cimsim that ``mod`` imports; with ``annotations=False`` only those that run."""
     path = MODULES[mod]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    skip = set() if annotations else _type_checking_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.ImportFrom):
             found.update(_resolve(mod, path, node))
         elif isinstance(node, ast.Import):
@@ -69,7 +89,8 @@ def _imports(mod: str) -> set[str]:
     return {m for m in found if m in MODULES and m != mod}
 
 
-GRAPH = {m: _imports(m) for m in MODULES}
+GRAPH = {m: _imports(m, annotations=True) for m in MODULES}
+RUNTIME = {m: _imports(m, annotations=False) for m in MODULES}
 
 
 def _top(mod: str) -> str:
@@ -129,7 +150,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_module_cycles() -> None:
-    cycles = _cycles(GRAPH)
+    cycles = _cycles(RUNTIME)
     assert not cycles, "modules importing each other in a circle (function-level imports included): " + "; ".join(
         " <-> ".join(c) for c in cycles
     )
@@ -137,7 +158,7 @@ def test_no_module_cycles() -> None:
 
 def test_no_folder_cycles() -> None:
     folders: dict[str, set[str]] = {}
-    for m, deps in GRAPH.items():
+    for m, deps in RUNTIME.items():
         folders.setdefault(_top(m), set()).update(_top(d) for d in deps if _top(d) != _top(m))
     cycles = _cycles(folders)
     assert not cycles, "folders importing each other in a circle: " + "; ".join(" <-> ".join(c) for c in cycles)
@@ -146,3 +167,10 @@ def test_no_folder_cycles() -> None:
 def test_the_cycle_finder_finds_cycles() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_type_checking_imports_count_for_layers_not_cycles() -> None:
+    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from x import y\nimport z\n")
+    skipped = _type_checking_only(tree)
+    imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert {n.names[0].name for n in imports if id(n) in skipped} == {"y"}

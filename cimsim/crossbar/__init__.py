@@ -3,7 +3,8 @@
 from .compensation import DriftCompensation, GlobalDriftCompensation, PerColumnDriftCompensation
 from .mvm import tile_mvm
 from .program import program_drifted, program_matrix
-from .state import DriftedState, MvmMasks, ProgrammedState
+from .snapshot import DriftedState, MvmMasks
+from .state import ProgrammedState
 
 __all__ = [
     "program_matrix",

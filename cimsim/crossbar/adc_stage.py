@@ -20,14 +20,16 @@ outputs of that tile (the sign of the subtraction does not change a centred Gaus
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from .._threads import scratch
 from ..kernels.sampling import normals
 from ..peripherals import AdcPlan
-from .state import ProgrammedState
+
+if TYPE_CHECKING:  # annotations only: state.py imports this module
+    from .state import ProgrammedState
 
 __all__ = ["Stream", "adc_coefficients", "convert_group", "add_reference_noise"]
 

@@ -9,13 +9,19 @@ conversion stream: ``|x_norm[:, k] @ W_k^T (+ I-V terms)|`` (1 where the percent
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from ..peripherals import RANGE_CALIBRATED, adc_plan, dac_plan
+from ..peripherals import dac_plan
+from ..profiles.schema import RangeCalibrated
 from .dac_stage import dac_stage, input_planes
 from .drift import drift_state
 from .inputs import check_x
-from .state import DriftedState, ProgrammedState
+from .snapshot import DriftedState
+
+if TYPE_CHECKING:  # annotations only: state.py imports this module
+    from .state import ProgrammedState
 
 __all__ = ["calibrate_state"]
 
@@ -39,11 +45,12 @@ def calibrate_state(state: ProgrammedState, x_ref, K) -> ProgrammedState:
     xc = np.ascontiguousarray(x2, dtype=state.dtype)
     dac = dac_plan(p.dac)
     kw = {}
-    if dac.range_kind == RANGE_CALIBRATED:
+    if isinstance(p.dac.range, RangeCalibrated):
         b = float(np.percentile(np.abs(xc), p.dac.range.percentile))
         kw["dac_bound"] = b if b > 0 else 1.0
     st = state.replace(**kw)
-    if adc_plan(p.adc).range_kind == RANGE_CALIBRATED:
+    adc_range = p.adc.range
+    if isinstance(adc_range, RangeCalibrated):
         ds = drift_state(st, 0.0, np.random.default_rng(0), K, noiseless=True)
         out = dac_stage(st, dac.without_noise(), xc, None, K, False)
         xs = [xp for xp, _ in input_planes(dac, out)]
@@ -53,7 +60,7 @@ def calibrate_state(state: ProgrammedState, x_ref, K) -> ProgrammedState:
             k0, k1 = grid.in_slice(k)
             parts = [np.abs(_column_sums(ds, xi[:, k0:k1], k, arrs)) for arrs in ((ds.w, ds.w2, ds.w3), (ds.wn, ds.w2n, ds.w3n))
                      if arrs[0] is not None for xi in xs]
-            bounds[k] = np.percentile(np.concatenate(parts, axis=0), p.adc.range.percentile, axis=0)
+            bounds[k] = np.percentile(np.concatenate(parts, axis=0), adc_range.percentile, axis=0)
         bounds[~(bounds > 0)] = 1.0
         st = st.replace(adc_bound=bounds)
     return st

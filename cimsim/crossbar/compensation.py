@@ -31,7 +31,8 @@ from ..kernels import engine as backend
 from ..rng import SeedLike, as_generator
 from .drift import drift_state
 from .mvm import tile_mvm
-from .state import DriftedState, ProgrammedState
+from .snapshot import DriftedState
+from .state import ProgrammedState
 
 __all__ = [
     "COMPENSATIONS",

@@ -11,13 +11,15 @@ plane's conversion error is scaled down by its weight: rowscale_p = row_bound 2^
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from ..kernels.sampling import normals
 from ..peripherals import RANGE_DYNAMIC, DacPlan
-from .state import ProgrammedState
+
+if TYPE_CHECKING:  # annotations only: state.py imports this module
+    from .state import ProgrammedState
 
 __all__ = ["DacOutput", "dac_stage", "bit_planes", "input_planes"]
 

@@ -4,6 +4,8 @@ then, over whole tiles, word-line IR drop and the blocks of a nonlinear device I
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .._threads import map_pieces
@@ -14,8 +16,11 @@ from ..profiles.functions import ConstantFn
 from ..profiles.schema import DeviceProfile, DriftPowerLaw
 from ..rng import child_generators
 from .parasitics import tile_transfer
-from .state import DriftedState, ProgrammedState
+from .snapshot import DriftedState
 from .tiling import row_chunks
+
+if TYPE_CHECKING:  # annotations only: state.py imports this module
+    from .state import ProgrammedState
 
 __all__ = ["DriftRun", "drift_state"]
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .._threads import scratch
-from .state import DriftedState
+from .snapshot import DriftedState
 
 __all__ = ["BF16_GEMM", "VarianceGemm", "TorchGemm", "NumpyGemm", "make_gemm", "bf16_bits", "bf16_round",
            "gemm_tiles"]

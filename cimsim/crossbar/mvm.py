@@ -31,9 +31,9 @@ from .calibration import calibrate_state
 from .dac_stage import dac_stage, input_planes
 from .drift import drift_state
 from .gemm import BF16_GEMM, make_gemm
-from .inputs import FLOAT_BITS as _BITS
 from .inputs import prepare_x
-from .state import DriftedState, MvmMasks, ProgrammedState
+from .snapshot import DriftedState, MvmMasks
+from .state import ProgrammedState
 
 __all__ = ["tile_mvm", "calibrate_state", "MvmPlan", "mvm_plan", "BF16_GEMM"]
 

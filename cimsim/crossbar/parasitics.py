@@ -40,10 +40,10 @@ def tile_transfer(g_us: np.ndarray, r_word_ohm: float, r_bit_ohm: float) -> np.n
     elimination down the rows, ``S_0 = D_0``, ``S_i = D_i - g_b^2 S_i-1^-1``, ``Y_i = f_i e_i^T +
     g_b S_i-1^-1 Y_i-1``, ends at ``M = g_b S_R-1^-1 Y_R-1``.  Each ``S_i^-1`` comes from
     Newton-Schulz steps started at ``S_i-1^-1`` (:func:`_inverse`, to float64 round-off), so
-    only GEMMs run (bitwise the same on any number of threads); O(R C^3) flops, about 0.6 s for
-    a 256 x 256 tile here.  ``r_bit_ohm = 0``: ideal bit lines, ``M[j, i] = f_i[j]``;
+    only GEMMs run (bitwise the same on any number of threads); O(R C^3) flops, so it runs once per
+    drifted state, never per read.  ``r_bit_ohm = 0``: ideal bit lines, ``M[j, i] = f_i[j]``;
     ``r_word_ohm = 0``: ideal word lines (each bit line alone: the exact transfer of
-    :func:`cimsim.kernels._numba._transfer`).
+    :func:`cimsim.kernels.drift.bit_line_transfer`).
     """
     g = torch.from_numpy(np.ascontiguousarray(g_us, dtype=np.float64))
     n_r, n_c = g.shape
@@ -72,6 +72,7 @@ def tile_transfer(g_us: np.ndarray, r_word_ohm: float, r_bit_ohm: float) -> np.n
             y[:, :i] = gb * (p @ y[:, :i])
         y[:, i] = f[i]
         p = _inverse(s, p, eye, i)
+    assert p is not None  # the loop ran: a tile has at least one row
     return (gb * (p @ y)).numpy()
 
 

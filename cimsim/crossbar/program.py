@@ -20,7 +20,8 @@ from ..times import check_time
 from .inputs import check_w
 from .drift import DriftRun
 from .mapping import weight_scales
-from .state import DriftedState, ProgrammedState
+from .snapshot import DriftedState
+from .state import ProgrammedState
 from .tiling import CHUNK_WEIGHTS, TileGrid, row_chunks
 
 __all__ = ["CHUNK_WEIGHTS", "DeviceRows", "check_profile", "program_drifted", "program_matrix", "row_chunks"]

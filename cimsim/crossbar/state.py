@@ -1,12 +1,13 @@
-"""ProgrammedState (a programmed chip), DriftedState (its snapshot at time t), MvmMasks."""
+"""ProgrammedState: a programmed chip (immutable), its drift and calibration, save/load.
+
+Its snapshot at a time t, DriftedState, lives in ``snapshot.py``, below the drift and
+calibration code this class calls."""
 
 from __future__ import annotations
 
 import dataclasses
 import io
 import json
-import math
-import numbers
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -19,28 +20,17 @@ from ..kernels import engine as backend
 from ..profiles.schema import DeviceProfile, RangeCalibrated, RangeFixed
 from ..rng import SeedLike, as_generator
 from ..times import check_time
+from .calibration import calibrate_state
+from .drift import drift_state
+from .snapshot import DriftedState
 from .state_io import check_state_arrays
 from .tiling import TileGrid
 
-__all__ = ["ProgrammedState", "DriftedState", "MvmMasks", "FORMAT_VERSION"]
+__all__ = ["ProgrammedState", "FORMAT_VERSION"]
 
 FORMAT_VERSION = "cimsim.ProgrammedState/2"
 _ARRAYS = ("g_pos", "g_neg", "nu_pos", "nu_neg", "fault_pos", "fault_neg", "scales", "adc_gain",
            "adc_offset_lsb", "adc_bound")
-
-
-@dataclass(frozen=True)
-class MvmMasks:
-    """What the backward pass needs from one ``tile_mvm`` call.
-
-    x_q ``[batch, in]``: the DAC output in input units (what the array saw); dac_clip bool
-    ``[batch, in]``: the input was clipped by the DAC; adc_sat bool ``[batch, n_in_tiles, out]``:
-    that input tile's partial sum was beyond an ADC rail.  For a 1-D ``x`` the batch axis is dropped.
-    """
-
-    x_q: np.ndarray
-    dac_clip: np.ndarray
-    adc_sat: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,15 +124,13 @@ class ProgrammedState:
         return self.adc_bound
 
     # ------------------------------------------------------------------ time
-    def drift(self, t_s: float, rng: SeedLike, *, backend_name: str = "numba") -> "DriftedState":
+    def drift(self, t_s: float, rng: SeedLike, *, backend_name: str = "numba") -> DriftedState:
         """The chip at ``t_s`` seconds after programming, 1/f noise realised (static for one time).
 
         Draws from ``rng`` as in :func:`cimsim.crossbar.drift.drift_state`; equations in
-        :func:`cimsim.kernels._numba.drift_to_blocks`.
+        :mod:`cimsim.devices.drift` and :func:`cimsim.kernels.drift.drift_to_blocks`.
         """
         t = check_time(t_s)
-        from .drift import drift_state  # drift.py builds on this module
-
         return drift_state(self, t, as_generator(rng), backend(backend_name), noiseless=False)
 
     def effective_weights(self, t_s: float, rng: SeedLike) -> np.ndarray:
@@ -156,8 +144,6 @@ class ProgrammedState:
         DAC: bound = percentile of |x_ref|.  ADC: per tile column, percentile of |partial sum|
         over x_ref, computed on the programmed conductances (t = 0, no read noise).
         """
-        from .calibration import calibrate_state
-
         return calibrate_state(self, x_ref, backend(backend_name))
 
     def replace(self, **kw) -> "ProgrammedState":
@@ -221,65 +207,3 @@ class ProgrammedState:
             raise StateFormatError(f"{p}: incomplete or inconsistent state file ({type(e).__name__}: {e})") from None
         shape = check_state_arrays(p, profile, shape, kw, dac_bound)
         return cls(profile=profile, shape=shape, seed=seed, dac_bound=None if dac_bound is None else float(dac_bound), **kw)
-
-
-@dataclass(frozen=True, eq=False)
-class DriftedState:
-    """A ProgrammedState at one time, in per-input-tile blocks ready for the GEMMs.
-
-    w: flat array; tile k's C-ordered ``[out, rk]`` block (normalised weights, G+ - G- over dg,
-    or G+ alone with digital subtraction) starts at ``grid.block_offset(k)``.  wn: the G- blocks
-    (digital subtraction only).  v / vn: per-read variance blocks (None without per-read noise).
-    vref: ``[n_out_tiles, in]`` per-read variance of the reference columns (single_reference with
-    per-read noise only; their noise is common to a tile's outputs, so v / vn leave it out).
-    w2, w3 (and w2n, w3n with digital subtraction): the blocks of a nonlinear I-V (``iv.kind:
-    polynomial``; None otherwise), read with ``x |x|`` and ``x^3`` (see ``DriftRun._iv_blocks``).
-    """
-
-    state: ProgrammedState
-    t_s: float
-    w: np.ndarray
-    wn: np.ndarray | None
-    v: np.ndarray | None
-    vn: np.ndarray | None
-    vref: np.ndarray | None = None
-    w2: np.ndarray | None = None
-    w3: np.ndarray | None = None
-    w2n: np.ndarray | None = None
-    w3n: np.ndarray | None = None
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.state.shape
-
-    @property
-    def profile(self) -> DeviceProfile:
-        return self.state.profile
-
-    def block(self, arr: np.ndarray, k: int) -> np.ndarray:
-        return self.block_of(self.state.grid, arr, k)
-
-    @staticmethod
-    def block_of(g: TileGrid, arr: np.ndarray, k: int) -> np.ndarray:
-        """Input tile k's ``[out, rk]`` block of the flat array ``arr`` (a view)."""
-        k0, k1 = g.in_slice(k)
-        off = g.block_offset(k)
-        return arr[off : off + g.n_out * (k1 - k0)].reshape(g.n_out, k1 - k0)
-
-    def effective_weights(self, t_s: float | None = None, rng=None) -> np.ndarray:
-        """Weights ``[out, in]`` of this snapshot (``t_s``, if given, must equal the snapshot's);
-        with a nonlinear I-V, the low-field (linear) part ``s (G+(t) - G-(t)) / dg``."""
-        if t_s is not None and check_time(t_s) != self.t_s:
-            raise ParameterError(f"this DriftedState is at t_s={self.t_s}; got t_s={t_s}")
-        g = self.state.grid
-        out = np.empty(self.shape, dtype=np.float64)
-        for k in range(g.n_in_tiles):
-            k0, k1 = g.in_slice(k)
-            b = self.block(self.w, k).astype(np.float64)
-            if self.wn is not None:
-                b = b - self.block(self.wn, k)
-            out[:, k0:k1] = b * self.state.scales[k][:, None]
-        n_slices = self.profile.mapping.weight_slices
-        if n_slices > 1:  # the digital sum of each weight's slice columns
-            out = out.reshape(-1, n_slices, out.shape[1]).sum(axis=1)
-        return out.astype(self.state.dtype)

@@ -12,11 +12,10 @@ __all__ = ["FASTMATH", "FM", "MVM_PARALLEL", "serial_copy"]
 FASTMATH = frozenset({"nsz", "arcp", "contract"})
 FM = set(FASTMATH)
 
-#: The per-call MVM kernels (DAC, ADC, square) run between BLAS calls.  On a quiet 2-core
-#: machine threading them is faster (tile_mvm at N=1024, batch 256: 1.4-1.6x torch threaded,
-#: 2.4x serial); on a machine already loaded by other processes the two thread pools can fight
-#: (measured 3-10x slower), where ``numba.set_num_threads(1)`` helps.  Their loops run over
-#: independent outputs (prange), so either setting gives bitwise identical results.
+#: The per-call MVM kernels (DAC, ADC, square) run between BLAS calls and are threaded: on a
+#: quiet machine that pays; on one already loaded by other processes Numba's and BLAS's thread
+#: pools can fight, where ``numba.set_num_threads(1)`` helps.  Their loops run over independent
+#: outputs (prange), so either setting gives bitwise identical results.
 MVM_PARALLEL = True
 
 

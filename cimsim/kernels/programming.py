@@ -36,8 +36,8 @@ def map_targets(W, scales, rows, differential, plan, out_pos, out_neg):
         for k0 in range(0, n_in, rows):
             s = scales[k0 // rows, o]
             k1 = min(k0 + rows, n_in)
-            # branch-free inner loops over row slices (they vectorise; 2-D indexing over a k0..k1
-            # range made them 2-3x slower): max(w, 0) dg is w dg or 0 exactly
+            # branch-free inner loops over row slices, so they vectorise (2-D indexing over a
+            # k0..k1 range does not): max(w, 0) dg is w dg or 0 exactly
             wr = W[o, k0:k1]
             pr = out_pos[o, k0:k1]
             if differential:

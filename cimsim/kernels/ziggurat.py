@@ -11,7 +11,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._jit import FM, MVM_PARALLEL, serial_copy
+from ._jit import serial_copy
 
 __all__ = ['zig_fast', 'zig_slow', 'zig_fast_serial']
 
@@ -41,15 +41,15 @@ def _zig_units(units, jmask, shift, mmask, ks, ws, out, fail_idx, fail_unit, b, 
     returns the block's failure count."""
     # pass 1, branch-free (it vectorises): the sign is folded into the 512-entry tables (index =
     # the unit's low 9 bits) and a failure (~1.5 %) is marked NaN.  Whole slices, not a k0..k1
-    # range of the full arrays, and ks in the units' dtype: each made this loop 1.5-2x faster
+    # range of the full arrays, and ks in the units' dtype: both keep the loop vectorised
     for k in range(units.shape[0]):
         r = units[k]
         j = r & jmask
         m = (r >> shift) & mmask
         x = np.float64(m) * ws[j]
         out[k] = x if m < ks[j] else np.nan
-    # pass 2: list the failures in order (with pass 1, ~3x faster than one loop that branches
-    # and appends; same bits)
+    # pass 2: list the failures in order (kept apart from pass 1, whose loop would not vectorise
+    # with the branch and the append in it; same bits)
     cap = fail_idx.shape[1]
     c = 0
     for k in range(units.shape[0]):

@@ -20,7 +20,6 @@ import annotated_types as at
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from .schema import DeviceProfile
 
 __all__ = ["DOCS_HINT", "dotted_path", "format_number", "format_validation_error", "show_value"]
 
@@ -90,16 +89,16 @@ def _tag_of(model: type[BaseModel]) -> list[str]:
 class _Site:
     """What the walk found at the end of an error location."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: type[BaseModel]) -> None:
         self.path: list[str] = []
-        self.model: type[BaseModel] | None = DeviceProfile  # the section containing the last key
+        self.model: type[BaseModel] | None = root  # the section containing the last key
         self.field: FieldInfo | None = None
-        self.ann: Any = DeviceProfile  # annotation of the value at the location
+        self.ann: Any = root  # annotation of the value at the location
 
 
-def _walk(loc: tuple[Any, ...]) -> _Site:
-    site = _Site()
-    ann: Any = DeviceProfile
+def _walk(loc: tuple[Any, ...], root: type[BaseModel]) -> _Site:
+    site = _Site(root)
+    ann: Any = root
     for seg in loc:
         base, _ = _strip_annotated(ann)
         variants = _variants(base)
@@ -231,11 +230,11 @@ def _quoted(choices: list[str]) -> str:
 _VALIDATOR_FIELD = re.compile(r"^([A-Za-z_][\w.]*): (.*)$", re.S)
 
 
-def _line(err: dict[str, Any], source: str) -> str:
+def _line(err: dict[str, Any], source: str, root: type[BaseModel]) -> str:
     etype: str = err["type"]
     ctx: dict[str, Any] = err.get("ctx") or {}
     loc = tuple(err.get("loc") or ())
-    site = _walk(loc)
+    site = _walk(loc, root)
     path = _dotted(site.path)
     got = f"(got {show_value(err.get('input'))})"
 
@@ -301,13 +300,14 @@ def _line(err: dict[str, Any], source: str) -> str:
     return f"{source}: {path}: {err.get('msg', etype)} {got}"
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem, then a pointer to the field reference."""
+def format_validation_error(exc: ValidationError, source: str, root: type[BaseModel]) -> str:
+    """One line per problem of validating ``root`` (the profile class), then a pointer to the
+    field reference."""
     lines: list[str] = []
     errors = exc.errors(include_url=False)
     for err in errors[:_MAX_LINES]:
         try:
-            line = _line(dict(err), source)
+            line = _line(dict(err), source, root)
         except Exception as inner:  # noqa: BLE001 - never let the formatter hide the error
             line = f"{source}: {'.'.join(map(str, err.get('loc', ())))}: {err.get('msg')} ({type(inner).__name__} while formatting)"
         if line not in lines:

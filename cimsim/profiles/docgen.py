@@ -12,7 +12,7 @@ import sys
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, cast
 
 import annotated_types as at
 from pydantic import BaseModel
@@ -65,19 +65,24 @@ def _strip(ann: Any) -> tuple[Any, list[Any]]:
     return ann, meta
 
 
+def _bound(v: object) -> float:
+    """A bound of annotated_types (typed as a comparable protocol): the schema's are numbers."""
+    return cast(float, v)
+
+
 def _bounds(items: list[Any]) -> list[str]:
     out: list[str] = []
     for m in items:
         if isinstance(m, FieldInfo):
             out += _bounds(list(m.metadata))
         elif isinstance(m, at.Ge):
-            out.append(f">= {format_number(m.ge)}")
+            out.append(f">= {format_number(_bound(m.ge))}")
         elif isinstance(m, at.Gt):
-            out.append(f"> {format_number(m.gt)}")
+            out.append(f"> {format_number(_bound(m.gt))}")
         elif isinstance(m, at.Le):
-            out.append(f"<= {format_number(m.le)}")
+            out.append(f"<= {format_number(_bound(m.le))}")
         elif isinstance(m, at.Lt):
-            out.append(f"< {format_number(m.lt)}")
+            out.append(f"< {format_number(_bound(m.lt))}")
         elif isinstance(m, at.MinLen) and m.min_length:
             out.append(f"at least {m.min_length} items" if m.min_length > 1 else "not empty")
         elif isinstance(m, at.MaxLen):

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..times import T_MAX_S
 from .functions import LAW_MAX, XFunction
+from .tree import check_structure, with_overrides
 
 __all__ = [
     "G_MIN_US",
@@ -240,8 +241,13 @@ ProgNoise = Annotated[
 ]
 
 
+# Section defaults are built as ``X.model_validate({})`` (the same as ``X()``): mypy, without
+# pydantic's plugin, does not see positional ``Field(default, ...)`` defaults and would call X()
+# short of arguments.
+
+
 class Programming(_Strict):
-    noise: ProgNoise = Field(default_factory=ProgNoiseNone, description="programming-noise model (kind: none | constant | relative | function)")
+    noise: ProgNoise = Field(default_factory=lambda: ProgNoiseNone.model_validate({}), description="programming-noise model (kind: none | constant | relative | function)")
     stochastic_rounding: bool = Field(
         False, description="round targets to levels stochastically (P(up) = distance to lower level / step) instead of to the nearest level"
     )
@@ -432,7 +438,7 @@ AdcRange = Annotated[Union[RangeFixed, RangeCalibrated], Field(discriminator="ki
 class Dac(_Strict):
     bits: Bits | None = Field(None, description="signed symmetric resolution: 2^(bits-1)-1 levels per polarity; null = ideal (no quantization, no clipping)")
     range: DacRange = Field(default_factory=lambda: RangeDynamic(kind="dynamic"), description="input range (kind: fixed | calibrated | dynamic)")
-    nonlinearity: DacNonlinearity = Field(default_factory=NonlinearityNone, description="transfer nonlinearity (kind: none | polynomial | table)")
+    nonlinearity: DacNonlinearity = Field(default_factory=lambda: NonlinearityNone.model_validate({}), description="transfer nonlinearity (kind: none | polynomial | table)")
     noise_lsb: Lsb = Field(0.0, description="Gaussian noise on each converted input, in LSB, at most 65536")
     bit_serial: bool = Field(
         False,
@@ -461,7 +467,7 @@ class Adc(_Strict):
         default_factory=lambda: RangeFixed(kind="fixed", bound=16.0),
         description="full scale per tile column (kind: fixed | calibrated), normalised column units",
     )
-    nonlinearity: AdcNonlinearity = Field(default_factory=NonlinearityNone, description="transfer nonlinearity (kind: none | polynomial | table | s_curve | inl_table)")
+    nonlinearity: AdcNonlinearity = Field(default_factory=lambda: NonlinearityNone.model_validate({}), description="transfer nonlinearity (kind: none | polynomial | table | s_curve | inl_table)")
     gain_error_rel: RelSpread = Field(0.0, description="std of the static per-column gain error, drawn once per chip: gain = 1 + e; at most 1")
     offset_error_lsb: Lsb = Field(0.0, description="std of the static per-column offset, LSB, drawn once per chip; at most 65536")
     noise_lsb: Lsb = Field(0.0, description="Gaussian conversion noise per conversion, LSB, at most 65536")
@@ -512,7 +518,7 @@ class Tile(_Strict):
         description=(
             "word-line wire resistance per cell pitch (and from the row driver to the first cell), Ω, in [0, 1e6]; 0 = ideal. "
             "With it the whole tile (word and bit lines) is solved exactly as one resistive network, once per drifted "
-            "state (O(rows cols^3) flops, about 0.6 s for a 256x256 tile on 2 cores); G+ and G- each form their own array; "
+            "state (O(rows cols^3) flops per tile, so not per read); G+ and G- each form their own array; "
             "a single_reference tile's reference column is its last column"
         ),
     )
@@ -582,17 +588,17 @@ class DeviceProfile(_Strict):
     citation: Citation | None = Field(None, description="source of the numbers (required for shipped profiles)")
     assumptions: list[str] = Field(default_factory=list, description="what is not from the source, and what the model leaves out")
     conductance: Conductance = Field(description="programmable conductance range and levels of one device")
-    programming: Programming = Field(default_factory=Programming, description="how targets become programmed conductances (noise, rounding, clipping)")
-    drift: Drift = Field(default_factory=DriftNone, description="drift model (kind: none | power_law | relaxation)")
-    read_noise: ReadNoise = Field(default_factory=ReadNoiseNone, description="read-noise model (kind: none | gaussian | one_over_f)")
-    iv: IVNonlinearity = Field(default_factory=IVLinear, description="device current vs read voltage (kind: linear | polynomial)")
-    faults: Faults = Field(default_factory=Faults, description="stuck-at device rates")
-    variability: Variability = Field(default_factory=Variability, description="device-to-device spread of the conductance range")
-    dac: Dac = Field(default_factory=Dac, description="input digital-to-analog converter (one per row)")
-    adc: Adc = Field(default_factory=Adc, description="output analog-to-digital converter (one per tile column)")
-    tile: Tile = Field(default_factory=Tile, description="crossbar tile size; larger matrices are split into tiles")
-    mapping: Mapping = Field(default_factory=Mapping, description="how signed weights become conductances and back")
-    training: Training = Field(default_factory=Training, description="hardware-aware training options read by the torch layers")
+    programming: Programming = Field(default_factory=lambda: Programming.model_validate({}), description="how targets become programmed conductances (noise, rounding, clipping)")
+    drift: Drift = Field(default_factory=lambda: DriftNone.model_validate({}), description="drift model (kind: none | power_law | relaxation)")
+    read_noise: ReadNoise = Field(default_factory=lambda: ReadNoiseNone.model_validate({}), description="read-noise model (kind: none | gaussian | one_over_f)")
+    iv: IVNonlinearity = Field(default_factory=lambda: IVLinear.model_validate({}), description="device current vs read voltage (kind: linear | polynomial)")
+    faults: Faults = Field(default_factory=lambda: Faults.model_validate({}), description="stuck-at device rates")
+    variability: Variability = Field(default_factory=lambda: Variability.model_validate({}), description="device-to-device spread of the conductance range")
+    dac: Dac = Field(default_factory=lambda: Dac.model_validate({}), description="input digital-to-analog converter (one per row)")
+    adc: Adc = Field(default_factory=lambda: Adc.model_validate({}), description="output analog-to-digital converter (one per tile column)")
+    tile: Tile = Field(default_factory=lambda: Tile.model_validate({}), description="crossbar tile size; larger matrices are split into tiles")
+    mapping: Mapping = Field(default_factory=lambda: Mapping.model_validate({}), description="how signed weights become conductances and back")
+    training: Training = Field(default_factory=lambda: Training.model_validate({}), description="hardware-aware training options read by the torch layers")
 
     @model_validator(mode="after")
     def _cross_field(self) -> "DeviceProfile":
@@ -661,9 +667,9 @@ class DeviceProfile(_Strict):
 
     def with_overrides(self, overrides: cabc.Mapping[str, Any]) -> "DeviceProfile":
         """A validated copy with dotted-path overrides applied, e.g. ``{"adc.bits": 6}``."""
-        from .loader import profile_from_dict  # the loader imports this module
-
-        return profile_from_dict(self.model_dump(mode="json"), source=f"<{self.name}>", overrides=overrides)
+        data, source = self.model_dump(mode="json"), f"<{self.name}>"
+        check_structure(data, source)
+        return with_overrides(type(self), data, source, overrides)
 
     @property
     def is_ideal(self) -> bool:

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from cimsim.crossbar import program_matrix, tile_mvm
-from cimsim.crossbar import mvm
 from cimsim.crossbar import gemm
 from cimsim.crossbar.gemm import VarianceGemm, bf16_bits as _bf16_bits, bf16_round as _bf16_round, gemm_tiles as _gemm_tiles
 from cimsim.crossbar.mvm import mvm_plan as _plan

@@ -1,5 +1,7 @@
 """Same seed -> same bits (1 thread vs all threads, numba vs fresh run); save -> load -> same bits."""
 
+import dataclasses
+
 import numba
 import numpy as np
 import pytest
@@ -86,7 +88,7 @@ def test_state_is_immutable():
     st, *_ = _run(load_profile("pcm"))
     with pytest.raises(ValueError):
         st.g_pos[0, 0] = 1.0
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         st.seed = 3
 
 
