@@ -30,7 +30,9 @@ class PlanCache:
 
     def __init__(self, per_owner: int = 64):
         self.per_owner = per_owner
-        self._lock = threading.Lock()
+        # reentrant: a garbage collection inside a locked section may run an owner's finalizer
+        # (``_drop``) on this very thread
+        self._lock = threading.RLock()
         self._entries: dict[int, tuple[weakref.ref, dict[Hashable, Any]]] = {}
 
     def get(self, owner: object, key: Hashable, build: Callable[[], T]) -> T:
