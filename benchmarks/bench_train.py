@@ -7,7 +7,11 @@ Run by hand (never by pytest):  .venv/bin/python benchmarks/bench_train.py [--qu
    ``pcm`` profile; ratio to the float epoch.  Target: hardware <= 1.5x float.
 2. Large MLP 1024-4096-4096-10 (synthetic data, batch 256, a few batches): seconds per batch and
    ratio to float.
-3. Peak memory of the large-MLP training (VmHWM / ru_maxrss), each mode in its own process; also the
+3. Set-up of one hardware-mode training forward of the digits MLP (batch 64): the time spent
+   building what a forward needs besides its kernels (seeds and generators, programming / drift
+   plans and laws, converter plans, the MVM plan, checks, scratch buffers), per piece, against
+   the whole forward.
+4. Peak memory of the large-MLP training (VmHWM / ru_maxrss), each mode in its own process; also the
    part above a process that only holds the model, its gradients and the Adam state (no forward).
    Target: hardware <= 0.65x noise_injection.
 """
@@ -21,6 +25,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -73,7 +78,7 @@ def bench_digits(repeats: int):
         epoch(model, opt, data.x_train, data.y_train, 64, g)  # warm-up (Numba compile, allocator)
         runs[mode] = (model, opt, g, [])
     for _ in range(repeats):
-        for mode, (model, opt, g, ts) in runs.items():
+        for model, opt, g, ts in runs.values():
             t0 = time.perf_counter()
             epoch(model, opt, data.x_train, data.y_train, 64, g)
             ts.append(time.perf_counter() - t0)
@@ -103,6 +108,95 @@ def bench_large(n_batches: int, batch: int = 256):
             ts.append(time.perf_counter() - t0)
         rows[mode] = min(ts), statistics.median(ts)
     return rows
+
+
+#: the set-up pieces of a hardware forward: functions, and classes whose __init__ is timed; a
+#: piece called inside another is counted in the outer one only
+SETUP_FUNCS = ("split_seed", "child_generators", "as_generator", "check_profile", "check_w", "check_time",
+               "programming_plan", "programming_laws", "drift_plan", "dac_plan", "adc_plan", "mvm_plan", "make_gemm",
+               "adc_coefficients", "scratch", "row_chunks", "_dac_is_ideal")
+SETUP_CLASSES = ("ProgrammingLaws", "DriftLaws", "DriftRun", "MvmPlan")
+
+
+class SetupTimer:
+    """Wraps the set-up pieces wherever cimsim's modules hold them (module attributes, class
+    ``__init__``), timing the outermost call of each with ``perf_counter``; ``undo()`` restores them."""
+
+    def __init__(self):
+        self.totals: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self._tls = threading.local()
+        self._undo: list = []
+        wrapped: dict[int, object] = {}
+        for name, mod in list(sys.modules.items()):
+            if not name.startswith("cimsim") or mod is None:
+                continue
+            for attr in SETUP_FUNCS:
+                fn = getattr(mod, attr, None)
+                if callable(fn) and not isinstance(fn, type):
+                    w = wrapped.setdefault(id(fn), self._wrap(attr, fn))
+                    self._undo.append((mod, attr, fn))
+                    setattr(mod, attr, w)
+            for attr in SETUP_CLASSES:
+                cls = getattr(mod, attr, None)
+                if isinstance(cls, type) and id(cls) not in wrapped:
+                    wrapped[id(cls)] = cls
+                    init = cls.__dict__["__init__"]
+                    self._undo.append((cls, "__init__", init))
+                    cls.__init__ = self._wrap(attr, init)
+
+    def _wrap(self, label, fn):
+        def timed(*args, **kwargs):
+            depth = getattr(self._tls, "depth", 0)
+            if depth:
+                return fn(*args, **kwargs)
+            self._tls.depth = 1
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                dt = time.perf_counter() - t0
+                self._tls.depth = 0
+                self.totals[label] = self.totals.get(label, 0.0) + dt
+                self.calls[label] = self.calls.get(label, 0) + 1
+        return timed
+
+    def undo(self):
+        for owner, attr, orig in reversed(self._undo):
+            setattr(owner, attr, orig)
+
+
+def bench_setup(n: int, repeats: int):
+    """Per hardware forward of the digits MLP (batch 64, 3 layers): total wall time (no timers),
+    then with the timers: the set-up pieces, ms per forward each (medians over ``repeats`` rounds of ``n``)."""
+    data = digits(seed=0)
+    model = build("hardware", (64, (256, 256), 10))
+    xb = data.x_train[:64]
+    for _ in range(5):  # warm-up (Numba compile, caches)
+        model(xb)
+    walls, setups, pieces = [], [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            model(xb)
+        walls.append((time.perf_counter() - t0) / n)
+        timer = SetupTimer()
+        try:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                model(xb)
+            timed_wall = (time.perf_counter() - t0) / n
+        finally:
+            timer.undo()
+        setups.append((sum(timer.totals.values()) / n, timed_wall))
+        pieces.append({k: (v / n, timer.calls[k] / n) for k, v in timer.totals.items()})
+    med = statistics.median
+    wall = med(walls)
+    setup = med(s for s, _ in setups)
+    timed_wall = med(w for _, w in setups)
+    per = {k: (med(p.get(k, (0.0, 0))[0] for p in pieces), pieces[-1].get(k, (0.0, 0))[1])
+           for k in sorted({k for p in pieces for k in p})}
+    return wall, setup, timed_wall, per
 
 
 def mem_child(mode: str, n_steps: int, batch: int = 256) -> None:
@@ -153,7 +247,7 @@ def bench_memory(n_steps: int, env_extra: dict | None = None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
-    ap.add_argument("--only", choices=("digits", "large", "memory"), help="run one part only")
+    ap.add_argument("--only", choices=("digits", "setup", "large", "memory"), help="run one part only")
     ap.add_argument("--mem-child", choices=("static",) + MODES, help=argparse.SUPPRESS)
     ap.add_argument("--steps", type=int, default=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -166,6 +260,8 @@ def main():
         memory_part()
     if args.only in (None, "digits"):
         digits_part(args)
+    if args.only in (None, "setup"):
+        setup_part(args)
     if args.only in (None, "large"):
         large_part(args)
 
@@ -178,6 +274,19 @@ def digits_part(args):
     print("|---|---|---|---|---|")
     for mode, (best, med, paired) in rows.items():
         print(f"| {mode} | {best:.4f} | {med:.4f} | {best / rows['float'][0]:.2f} | {paired:.2f} |")
+    print()
+
+
+def setup_part(args):
+    n, repeats = (100, 3) if args.quick else (200, 7)
+    wall, setup, timed_wall, per = bench_setup(n, repeats)
+    print(f"Set-up of one hardware-mode forward, digits MLP 64-256-256-10, batch 64 (median of {repeats} rounds of {n})\n")
+    print(f"forward {wall * 1e3:.3f} ms (no timers); with timers {timed_wall * 1e3:.3f} ms, of which set-up "
+          f"{setup * 1e3:.3f} ms ({setup / timed_wall:.0%}), kernels and the rest {(timed_wall - setup) * 1e3:.3f} ms\n")
+    print("| set-up piece (outermost calls) | ms / forward | calls / forward |")
+    print("|---|---|---|")
+    for k, (ms, calls) in sorted(per.items(), key=lambda kv: -kv[1][0]):
+        print(f"| {k} | {ms * 1e3:.3f} | {calls:g} |")
     print()
 
 

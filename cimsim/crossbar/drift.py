@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._threads import map_pieces
-from ..devices.drift import DriftLaws, drift_plan
+from ..devices.drift import drift_laws, drift_plan
 from ..errors import ParameterError
 from ..kernels.sampling import normals
 from ..profiles.functions import ConstantFn
@@ -68,7 +68,7 @@ class DriftRun:
         n_out, n_in = self.shape = tuple(shape)
         dt = self.dtype = np.dtype(dtype)
         plan = self.plan = drift_plan(p, t, noiseless=noiseless, has_nu=has_nu)
-        self.laws = DriftLaws(p, plan, dt)
+        self.laws = drift_laws(p, plan, dt)
         self.iv = p.iv if plan.has_iv else None
         self.diff = plan.differential
         n = n_out * n_in

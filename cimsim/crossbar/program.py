@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._threads import map_pieces
-from ..devices.programming import ProgrammingLaws, ProgrammingPlan, programming_plan
+from ..devices.programming import ProgrammingLaws, ProgrammingPlan, programming_laws, programming_plan
 from ..errors import ParameterError
 from ..kernels import engine as backend
 from ..kernels.sampling import normals, uniforms
@@ -127,7 +127,7 @@ def _program(W: np.ndarray, profile: DeviceProfile, rng: SeedLike, with_drift: b
     grid = TileGrid(n_out, n_in, p.tile.rows, p.tile.cols)
     diff = p.mapping.kind == "differential"
     chunks = row_chunks(n_out, n_in)
-    job = _Job(W=W, map_scales=map_scales, plan=plan, laws=ProgrammingLaws(p, plan), K=K, tile_rows=int(p.tile.rows),
+    job = _Job(W=W, map_scales=map_scales, plan=plan, laws=programming_laws(p, plan), K=K, tile_rows=int(p.tile.rows),
                differential=diff, chunks=chunks, gens=child_generators(rng, len(chunks) + (0 if diff else 1)))
     pos, neg, kept = drive(job, n_out if diff else grid.n_out_tiles)
     n_conv = 2 if p.mapping.subtraction == "digital" else 1
@@ -245,7 +245,7 @@ def _program_parts(job: _Job, gen: np.random.Generator, parts: list[tuple[np.nda
                               t[i0:i1], e8 if dev.fault is None else dev.fault.reshape(-1))
     x = job.laws.x(t, dt)
     sig, mu, sd = job.laws.sigma_us(x), job.laws.nu_mean(x), job.laws.nu_std(x)
-    for (i0, i1), (targets, dev) in zip(bounds, parts):
+    for (i0, i1), (_, dev) in zip(bounds, parts):
         K.program_devices(t[i0:i1], e8 if dev.fault is None else dev.fault.reshape(-1), piece(z_prog, i0, i1),
                           piece(z_nu, i0, i1), piece(sig, i0, i1), piece(mu, i0, i1), piece(sd, i0, i1), plan,
                           dev.g.reshape(-1), e if dev.nu is None else dev.nu.reshape(-1))

@@ -7,9 +7,12 @@ evaluates with numpy.  Imports only :mod:`cimsim.profiles` (and errors, rng, tim
 - :mod:`.drift`: :class:`DriftPlan` at one time t (power-law drift, relaxation, 1/f and
   per-read noise, bit-line IR drop, block layout) and :class:`DriftLaws` (drift factors, Q_s,
   read sigma^2).
+- :mod:`.cache`: :class:`PlanCache`, which keeps each plan per profile object (a training step
+  programs a fresh chip from the same profile every time; its plans are built once).
 """
 
-from .drift import DriftLaws, DriftPlan, drift_plan
+from .cache import PlanCache
+from .drift import DriftLaws, DriftPlan, drift_laws, drift_plan
 from .programming import (
     NOISE_CONSTANT,
     NOISE_FUNCTION,
@@ -28,8 +31,10 @@ __all__ = [
     "NOISE_RELATIVE",
     "DriftLaws",
     "DriftPlan",
+    "PlanCache",
     "ProgrammingLaws",
     "ProgrammingPlan",
+    "drift_laws",
     "drift_plan",
     "programming_laws",
     "programming_plan",

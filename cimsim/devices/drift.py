@@ -23,6 +23,8 @@ w_unit = 1/dg (differential) or 2/dg (single_reference), dg = g_max - g_min.
 :class:`DriftPlan` holds these scalars and flags as named fields (a NamedTuple of floats and
 bools: the drift kernel takes it as an argument); :class:`DriftLaws` evaluates the laws of x_P
 (Q_s, sigma(x_P)^2) and the drift factors with numpy, vectorised, in the chip's dtype.
+:func:`drift_plan` and :func:`drift_laws` build each once per profile object and arguments
+(:class:`~.cache.PlanCache`).
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ from ..profiles.schema import (
     ReadNoiseGaussian,
     ReadNoiseOneOverF,
 )
+from .cache import PlanCache
 
-__all__ = ["DEFAULT_T0_S", "DriftLaws", "DriftPlan", "drift_plan"]
+__all__ = ["DEFAULT_T0_S", "DriftLaws", "DriftPlan", "drift_laws", "drift_plan"]
 
 #: t0 of the 1/f read-noise time scale when the profile has no power-law drift (seconds)
 DEFAULT_T0_S = 20.0
@@ -106,20 +109,33 @@ class DriftPlan(NamedTuple):
         return out
 
 
+#: a training run may draw a new read time every step: the last few plans of a profile are kept
+_CACHE = PlanCache(per_owner=32)
+
+
 def drift_plan(profile: DeviceProfile, t: float, *, noiseless: bool, has_nu: bool) -> DriftPlan:
-    """Compile ``profile`` for a drift to time ``t`` (seconds, already checked).
+    """Compile ``profile`` for a drift to time ``t`` (seconds, already checked); built once per
+    profile object and arguments, then the same plan.
 
     ``noiseless``: no 1/f, per-read or relaxation noise; ``has_nu``: the chip has drift
     exponents to apply (power-law drift only).
     """
+    t, noiseless, has_nu = float(t), bool(noiseless), bool(has_nu)
+    # the sign of t in the key too: -0.0 == 0.0, but the plan keeps t as given
+    key = ("plan", t, math.copysign(1.0, t), noiseless, has_nu)
+    return _CACHE.get(profile, key, lambda: _compile(profile, t, noiseless, has_nu))
+
+
+def _compile(profile: DeviceProfile, t: float, noiseless: bool, has_nu: bool) -> DriftPlan:
     p = profile
     dg = p.conductance.g_max_us - p.conductance.g_min_us
     has_nu = has_nu and isinstance(p.drift, DriftPowerLaw)
     t0 = p.drift.t0_s if isinstance(p.drift, DriftPowerLaw) else DEFAULT_T0_S
     log_ratio = math.log((t + t0) / t0) if has_nu else 0.0
-    has_read = isinstance(p.read_noise, ReadNoiseOneOverF) and not noiseless
+    has_read = False
     c_read = 0.0
-    if has_read:
+    if isinstance(p.read_noise, ReadNoiseOneOverF) and not noiseless:
+        has_read = True
         tr = p.read_noise.t_read_s
         c_read = math.sqrt(max(math.log((t + t0 + tr) / (2.0 * tr)), 0.0))
     has_sig = False
@@ -165,8 +181,14 @@ class DriftLaws:
     def __init__(self, profile: DeviceProfile, plan: DriftPlan, dtype):
         self.plan = plan
         self.dtype = np.dtype(dtype)
-        self._q_s = profile.read_noise.q_s if plan.has_read else None
-        self._sigma = profile.read_noise.sigma if plan.has_sig else None
+        rn = profile.read_noise
+        self._q_s = self._sigma = None
+        if plan.has_read:
+            assert isinstance(rn, ReadNoiseOneOverF)  # what the plan was compiled from
+            self._q_s = rn.q_s
+        if plan.has_sig:
+            assert isinstance(rn, ReadNoiseGaussian)
+            self._sigma = rn.sigma
 
     def drift_factor(self, *nus: np.ndarray) -> list[np.ndarray]:
         """d = exp(-nu ln((t + t0)/t0)) of each array of drift exponents."""
@@ -176,11 +198,15 @@ class DriftLaws:
 
     def q_s(self, *gs: np.ndarray) -> list[np.ndarray]:
         """Q_s(G_P / g_max), the 1/f amplitude law, of each array of programmed conductances."""
-        return _split(self._q_s.evaluate(self._stacked(gs, self.plan.g_max_us, np.divide)), gs)
+        law = self._q_s
+        assert law is not None, "the plan has no 1/f noise"
+        return _split(law.evaluate(self._stacked(gs, self.plan.g_max_us, np.divide)), gs)
 
     def read_sigma2(self, *gs: np.ndarray) -> list[np.ndarray]:
         """max(sigma(G_P / g_max), 0)^2 (µS^2), the Gaussian read-noise law, of each array."""
-        s = self._sigma.evaluate(self._stacked(gs, self.plan.g_max_us, np.divide))
+        law = self._sigma
+        assert law is not None, "the plan has no Gaussian read-noise law"
+        s = law.evaluate(self._stacked(gs, self.plan.g_max_us, np.divide))
         np.clip(s, 0.0, np.inf, out=s)
         s *= s
         return _split(s, gs)
@@ -193,6 +219,13 @@ class DriftLaws:
             op(a, c, out=out[r : r + a.shape[0]], dtype=self.dtype)
             r += a.shape[0]
         return out
+
+
+def drift_laws(profile: DeviceProfile, plan: DriftPlan, dtype) -> DriftLaws:
+    """The laws ``plan`` (compiled from ``profile``) needs in ``dtype`` (built once per profile
+    object, plan and dtype)."""
+    dt = np.dtype(dtype)
+    return _CACHE.get(profile, ("laws", plan, dt.str), lambda: DriftLaws(profile, plan, dt))
 
 
 def _split(y: np.ndarray, like: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -24,7 +24,9 @@ Stuck devices sit at g_min / g_max with no noise and nu = 0 (they never drift).
 :class:`ProgrammingPlan` holds the scalars and flags of these steps as named fields (a
 NamedTuple of floats, ints and bools: the kernels take it as an argument); the laws of x_T
 (steps 4 and 6) are evaluated by :class:`ProgrammingLaws` with numpy, vectorised, in the chip's
-dtype, before the kernel of steps 4-6 runs.
+dtype, before the kernel of steps 4-6 runs.  :func:`programming_plan` and
+:func:`programming_laws` build each once per profile object (:class:`~.cache.PlanCache`): a
+training step programs a fresh chip, from the same profile, every time.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from ..profiles.schema import (
     ProgNoiseNone,
     ProgNoiseRelative,
 )
+from .cache import PlanCache
 
 __all__ = [
     "NOISE_CONSTANT",
@@ -96,11 +99,20 @@ class ProgrammingPlan(NamedTuple):
         return self.n_levels <= 1 and not self.has_var and not self.has_fault
 
 
+_CACHE = PlanCache()
+
+
 def programming_plan(profile: DeviceProfile, *, with_drift: bool = True) -> ProgrammingPlan:
-    """Compile ``profile`` (conductance, programming, variability, faults, drift) into a plan.
+    """Compile ``profile`` (conductance, programming, variability, faults, drift) into a plan
+    (built once per profile object and ``with_drift``, then the same plan).
 
     ``with_drift=False``: no drift exponents (a chip only read at t = 0).
     """
+    with_drift = bool(with_drift)
+    return _CACHE.get(profile, ("plan", with_drift), lambda: _compile(profile, with_drift))
+
+
+def _compile(profile: DeviceProfile, with_drift: bool) -> ProgrammingPlan:
     p = profile
     c, f = p.conductance, p.faults
     g_min, g_max = float(c.g_min_us), float(c.g_max_us)
@@ -118,7 +130,8 @@ def programming_plan(profile: DeviceProfile, *, with_drift: bool = True) -> Prog
         kind, param = NOISE_FUNCTION, g_max / noise.g_ref_us
     if param == 0:
         kind = NOISE_NONE
-    has_drift = isinstance(p.drift, DriftPowerLaw) and bool(with_drift)
+    drift = p.drift if isinstance(p.drift, DriftPowerLaw) and with_drift else None
+    has_drift = drift is not None
     return ProgrammingPlan(
         g_min_us=g_min, g_max_us=g_max, n_levels=n_levels,
         stochastic=bool(p.programming.stochastic_rounding) and n_levels > 1,
@@ -126,7 +139,7 @@ def programming_plan(profile: DeviceProfile, *, with_drift: bool = True) -> Prog
         p_stuck_min=float(f.stuck_at_g_min_rel), p_stuck_max=float(f.stuck_at_g_max_rel),
         has_fault=f.stuck_at_g_min_rel > 0 or f.stuck_at_g_max_rel > 0,
         clip_upper=bool(p.programming.clip_upper), has_drift=has_drift,
-        nu_absolute=bool(p.drift.absolute) if has_drift else False,
+        nu_absolute=bool(drift.absolute) if drift is not None else False,
     )
 
 
@@ -139,9 +152,14 @@ class ProgrammingLaws:
 
     def __init__(self, profile: DeviceProfile, plan: ProgrammingPlan):
         self.plan = plan
-        self._sigma = profile.programming.noise.sigma if plan.noise == NOISE_FUNCTION else None
-        self._mu = profile.drift.nu.mean if plan.has_drift else None
-        self._sd = profile.drift.nu.std if plan.has_drift else None
+        noise, drift = profile.programming.noise, profile.drift
+        self._sigma = self._mu = self._sd = None
+        if plan.noise == NOISE_FUNCTION:
+            assert isinstance(noise, ProgNoiseFunction)  # what the plan was compiled from
+            self._sigma = noise.sigma
+        if plan.has_drift:
+            assert isinstance(drift, DriftPowerLaw)
+            self._mu, self._sd = drift.nu.mean, drift.nu.std
 
     def x(self, t: np.ndarray, dtype) -> np.ndarray:
         """x_T = G_T / g_max in ``dtype``."""
@@ -166,5 +184,5 @@ class ProgrammingLaws:
 
 
 def programming_laws(profile: DeviceProfile, plan: ProgrammingPlan) -> ProgrammingLaws:
-    """The laws ``plan`` (compiled from ``profile``) needs."""
-    return ProgrammingLaws(profile, plan)
+    """The laws ``plan`` (compiled from ``profile``) needs (built once per profile object and plan)."""
+    return _CACHE.get(profile, ("laws", plan), lambda: ProgrammingLaws(profile, plan))

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..profiles.schema import Adc, NonlinearityInlTable
+from ..devices.cache import PlanCache
 from .transfer import NL_NONE, encode_nonlinearity, is_ideal, levels, range_kind
 
 __all__ = ["AdcPlan", "adc_plan"]
@@ -57,6 +58,10 @@ class AdcPlan(NamedTuple):
                    range_kind=range_kind(adc.range))
 
 
+_CACHE = PlanCache()
+
+
 def adc_plan(adc: Adc) -> AdcPlan:
-    """The plan of a profile's ``adc`` section."""
-    return AdcPlan.compile(adc)
+    """The plan of a profile's ``adc`` section, compiled once per section object (the same plan
+    for every chip and training step of a profile; its arrays are read-only by convention)."""
+    return _CACHE.get(adc, "plan", lambda: AdcPlan.compile(adc))

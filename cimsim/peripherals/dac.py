@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..profiles.schema import Dac
+from ..devices.cache import PlanCache
 from .transfer import NL_NONE, encode_nonlinearity, is_ideal, levels, range_kind
 
 __all__ = ["DacPlan", "dac_plan"]
@@ -64,6 +65,10 @@ class DacPlan(NamedTuple):
         return self._replace(noise_lsb=0.0)
 
 
+_CACHE = PlanCache()
+
+
 def dac_plan(dac: Dac) -> DacPlan:
-    """The plan of a profile's ``dac`` section."""
-    return DacPlan.compile(dac)
+    """The plan of a profile's ``dac`` section, compiled once per section object (the same plan
+    for every chip and training step of a profile; its arrays are read-only by convention)."""
+    return _CACHE.get(dac, "plan", lambda: DacPlan.compile(dac))

@@ -52,7 +52,10 @@ def is_ideal(bits: int | None) -> bool:
 
 def levels(bits: int | None) -> int:
     """Levels per polarity, L = 2^(bits-1) - 1; 0 for an ideal converter."""
-    return 0 if is_ideal(bits) else (1 << (bits - 1)) - 1
+    if is_ideal(bits):
+        return 0
+    assert bits is not None  # what is_ideal says
+    return (1 << (bits - 1)) - 1
 
 
 def encode_nonlinearity(nl) -> tuple[int, np.ndarray]:
