@@ -1,4 +1,4 @@
-# Quick start: `make demo` (the main job on embedded data) and `make test` (the whole test suite).
+# Quick start: `make demo` (the main job on embedded data) and `make test` (lint, types, the whole test suite).
 .PHONY: install demo test bench docs
 
 .venv/.installed: pyproject.toml scripts/install.sh
@@ -11,6 +11,8 @@ demo: .venv/.installed
 	.venv/bin/cimsim demo
 
 test: .venv/.installed
+	.venv/bin/ruff check cimsim tests benchmarks examples scripts
+	.venv/bin/mypy
 	.venv/bin/python -m pytest -q
 
 bench: .venv/.installed
