@@ -11,9 +11,10 @@ import numpy as np
 from .._threads import map_pieces
 from ..devices.drift import drift_laws, drift_plan
 from ..errors import ParameterError
+from ..kernels import Engine
 from ..kernels.sampling import normals
 from ..profiles.functions import ConstantFn
-from ..profiles.schema import DeviceProfile, DriftPowerLaw
+from ..profiles.schema import DeviceProfile, DriftPowerLaw, IVPolynomial
 from ..rng import child_generators
 from .parasitics import tile_transfer
 from .snapshot import DriftedState
@@ -25,7 +26,7 @@ if TYPE_CHECKING:  # annotations only: state.py imports this module
 __all__ = ["DriftRun", "drift_state"]
 
 
-def drift_state(state: ProgrammedState, t: float, rng: np.random.Generator, K, *, noiseless: bool) -> DriftedState:
+def drift_state(state: ProgrammedState, t: float, rng: np.random.Generator, K: Engine, *, noiseless: bool) -> DriftedState:
     """Drift ``state`` to ``t`` row chunk by row chunk (see :class:`DriftRun`)."""
     if not state.devices_kept:
         raise ParameterError(
@@ -61,7 +62,7 @@ class DriftRun:
     devices / reference columns, row 0 = n0.
     """
 
-    def __init__(self, profile: DeviceProfile, shape, dtype, t: float, rng, K, *, noiseless: bool, has_nu: bool):
+    def __init__(self, profile: DeviceProfile, shape, dtype, t: float, rng, K: Engine, *, noiseless: bool, has_nu: bool):
         p = self.profile = profile
         self.K = K
         self.t = t
@@ -80,14 +81,19 @@ class DriftRun:
         self.gens = child_generators(rng, len(self.chunks) + (0 if self.diff else 1)) if plan.draws else None
         self.e1, self.e2 = np.zeros(0, dt), np.zeros((0, 0), dt)
         n_ref = -(-n_out // p.tile.cols)
-        self.z_ref = normals(self.gens[-1], (n_ref, n_in), dt, K) if (plan.has_read and not self.diff) else self.e2
-        self.zx_ref = normals(self.gens[-1], (n_ref, n_in), dt, K) if (plan.has_relax and not self.diff) else self.e2
-        self.g_ref = None  # the relaxed reference columns (single_reference), on first use
+        self.z_ref = normals(self._gen(-1), (n_ref, n_in), dt, K) if (plan.has_read and not self.diff) else self.e2
+        self.zx_ref = normals(self._gen(-1), (n_ref, n_in), dt, K) if (plan.has_relax and not self.diff) else self.e2
+        self.g_ref: np.ndarray | None = None  # the relaxed reference columns (single_reference), on first use
         self.ref_laws: dict[str, np.ndarray] = {}  # Q_s, sigma^2, drift factors of the reference columns, on first use
         self.neg_row = np.arange(n_out, dtype=np.int64) if self.diff else np.arange(n_out, dtype=np.int64) // p.tile.cols
         # single_reference with per-read noise: the reference columns' own variance (one column
         # per output tile, read once per input vector: its noise is common to the tile's outputs)
-        self.vref = None
+        self.vref: np.ndarray | None = None
+
+    def _gen(self, i: int) -> np.random.Generator:
+        """Child generator ``i``: only 1/f noise or relaxation draw, and then plan.draws made them."""
+        assert self.gens is not None  # plan.draws (has_read or has_relax)
+        return self.gens[i]
 
     def chunk(self, ci: int, pos, neg, p0: int, n0: int) -> None:
         plan, laws = self.plan, self.laws
@@ -98,8 +104,8 @@ class DriftRun:
         rows_p, rows_n = slice(o0 - p0, o1 - p0), slice(o0 - n0, o1 - n0)
         if plan.has_read:
             # Q_s(x_P) of the programmed conductances, vectorised (numpy's SIMD log/exp/power)
-            z_pos = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K)
-            z_neg = normals(self.gens[ci], (o1 - o0, n_in), self.dtype, K) if self.diff else self.z_ref
+            z_pos = normals(self._gen(ci), (o1 - o0, n_in), self.dtype, K)
+            z_neg = normals(self._gen(ci), (o1 - o0, n_in), self.dtype, K) if self.diff else self.z_ref
             q_pos, q_neg = self._pair(laws.q_s, 0, pos, neg, rows_p, rows_n, "q")
         else:
             z_pos = z_neg = q_pos = q_neg = e2
@@ -127,11 +133,11 @@ class DriftRun:
         shape = (o1 - o0, self.shape[1])
         plan, dt = self.plan, self.dtype
         rows = slice(o0 - p0, o1 - p0)
-        zx = normals(self.gens[ci], shape, dt, self.K)
+        zx = normals(self._gen(ci), shape, dt, self.K)
         pos = (plan.relaxed(pos[0][rows], zx, None if pos[2] is None else pos[2][rows], dt),)
         if self.diff:
             rows = slice(o0 - n0, o1 - n0)
-            zx = normals(self.gens[ci], shape, dt, self.K)
+            zx = normals(self._gen(ci), shape, dt, self.K)
             return pos, o0, (plan.relaxed(neg[0][rows], zx, None if neg[2] is None else neg[2][rows], dt),), o0
         if self.g_ref is None:
             self.g_ref = plan.relaxed(neg[0], self.zx_ref, neg[2], dt)
@@ -166,7 +172,7 @@ class DriftRun:
             var += plan.w_unit ** 2 * s2 * u**2
         return var.astype(self.dtype)
 
-    def _iv_blocks(self) -> dict[str, np.ndarray]:
+    def _iv_blocks(self) -> dict[str, np.ndarray | None]:
         """The blocks of a nonlinear I-V (``iv.kind: polynomial``) from the G+ / G- blocks
         ``w = w_unit G+(t)``, ``wn = w_unit G-(t)`` the kernel wrote.
 
@@ -177,13 +183,17 @@ class DriftRun:
         W3 = w_unit G a3 v_r^2, each G+ minus G- (analog subtraction; digital keeps both sides);
         a term whose law is the constant 0 gets no block.
         """
-        iv = self.iv
+        iv, wn = self.iv, self.wn
+        assert isinstance(iv, IVPolynomial)  # plan.has_iv (finish calls this only then)
+        assert wn is not None  # plan.digital, which plan.has_iv sets: G- written apart
         v_r = float(iv.v_read_v)
         terms = [(key, law, scale) for key, law, scale in (("w2", iv.a2_per_v, v_r), ("w3", iv.a3_per_v2, v_r * v_r))
                  if not (isinstance(law, ConstantFn) and law.value == 0.0)]  # a zero term: no block, no GEMM
         out: dict[str, np.ndarray | None] = {key + side: None for key in ("w2", "w3") for side in ("", "n")}
-        for side, wa in (("", self.w), ("n", self.wn)):
-            x = np.divide(wa, self.plan.w_unit * self.plan.g_max_us, dtype=np.float64) if terms else None  # G(t) / g_max
+        if not terms:
+            return out
+        for side, wa in (("", self.w), ("n", wn)):
+            x = np.divide(wa, self.plan.w_unit * self.plan.g_max_us, dtype=np.float64)  # G(t) / g_max
             for key, law, scale in terms:
                 out[key + side] = np.multiply(wa, law.evaluate(x) * scale, dtype=np.float64).astype(self.dtype)
         return out
@@ -199,6 +209,8 @@ class DriftRun:
         t = self.profile.tile
         grid = state.grid
         w_unit = self.plan.w_unit
+        wn = self.wn
+        assert wn is not None  # plan.digital, which plan.word_ir sets: G- (or the references) written apart
 
         def share(m, g):
             r = np.divide(m, g, out=np.zeros_like(m), where=g > 0)
@@ -206,8 +218,8 @@ class DriftRun:
 
         for k in range(grid.n_in_tiles):
             k0, k1 = grid.in_slice(k)
-            blocks = [[DriftedState.block_of(grid, a, k) if a is not None else None for a in pair]
-                      for pair in ((self.w, self.v), (self.wn, self.vn))]
+            blocks = [(DriftedState.block_of(grid, wa, k), None if va is None else DriftedState.block_of(grid, va, k))
+                      for wa, va in ((self.w, self.v), (wn, self.vn))]
             for p, o0 in enumerate(range(0, grid.n_out, t.cols)):
                 o1 = min(o0 + t.cols, grid.n_out)
                 arrays = blocks if self.diff else [blocks[0]]
@@ -226,7 +238,8 @@ class DriftRun:
                     wb[o0:o1] = w_unit * m
 
     def finish(self, state: ProgrammedState) -> DriftedState:
-        arrays = dict(w=self.w, wn=self.wn, v=self.v, vn=self.vn, w2=None, w3=None, w2n=None, w3n=None)
+        arrays: dict[str, np.ndarray | None] = dict(w=self.w, wn=self.wn, v=self.v, vn=self.vn, w2=None, w3=None,
+                                                    w2n=None, w3n=None)
         if self.plan.word_ir:
             self._wire_blocks(state)
         if self.iv is not None:
@@ -234,13 +247,19 @@ class DriftRun:
         if self.profile.mapping.subtraction == "analog" and self.wn is not None:
             # the split layout of a nonlinear I-V or word-line IR drop: G+ - G- (or G - G_ref) on the bit line
             for key in ("w", "w2", "w3"):
-                if arrays[key] is not None:
-                    arrays[key] = np.subtract(arrays[key], arrays[key + "n"], dtype=np.float64).astype(self.dtype)
+                a, an = arrays[key], arrays[key + "n"]
+                if a is not None:
+                    assert an is not None  # plan.digital (wn exists): every G+ block has its G- block
+                    arrays[key] = np.subtract(a, an, dtype=np.float64).astype(self.dtype)
                     arrays[key + "n"] = None
-            if arrays["v"] is not None:
-                arrays["v"] = np.add(arrays["v"], arrays["vn"], dtype=np.float64).astype(self.dtype)
+            v, vn = arrays["v"], arrays["vn"]
+            if v is not None:
+                assert vn is not None  # plan.has_var and plan.digital made both
+                arrays["v"] = np.add(v, vn, dtype=np.float64).astype(self.dtype)
                 arrays["vn"] = None
         for a in list(arrays.values()) + [self.vref]:
             if a is not None:
                 a.flags.writeable = False
-        return DriftedState(state=state, t_s=self.t, vref=self.vref, **arrays)
+        w = arrays.pop("w")
+        assert w is not None  # self.w always exists (and stays after the subtraction)
+        return DriftedState(state=state, t_s=self.t, w=w, vref=self.vref, **arrays)

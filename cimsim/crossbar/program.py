@@ -12,6 +12,7 @@ import numpy as np
 from .._threads import map_pieces
 from ..devices.programming import ProgrammingLaws, ProgrammingPlan, programming_laws, programming_plan
 from ..errors import ParameterError
+from ..kernels import Engine
 from ..kernels import engine as backend
 from ..kernels.sampling import normals, uniforms
 from ..profiles.schema import DeviceProfile
@@ -51,7 +52,8 @@ class DeviceRows(NamedTuple):
     fault: np.ndarray | None
 
     def rows(self, sl: slice) -> DeviceRows:
-        return DeviceRows(*(a if a is None else a[sl] for a in self))
+        return DeviceRows(self.g[sl], None if self.nu is None else self.nu[sl],
+                          None if self.fault is None else self.fault[sl])
 
 
 class _Job(NamedTuple):
@@ -61,7 +63,7 @@ class _Job(NamedTuple):
     map_scales: np.ndarray  # the scales map_targets divides by, [n_in_tiles, out]
     plan: ProgrammingPlan
     laws: ProgrammingLaws
-    K: object  # the kernel Engine
+    K: Engine
     tile_rows: int
     differential: bool
     chunks: list  # row_chunks of W
@@ -115,7 +117,7 @@ def program_drifted(W: np.ndarray, profile: DeviceProfile, *, rng: SeedLike, t_s
 Driver = Callable[[_Job, int], tuple[DeviceRows, DeviceRows, bool]]
 
 
-def _program(W: np.ndarray, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K, drive: Driver) -> ProgrammedState:
+def _program(W: np.ndarray, profile: DeviceProfile, rng: SeedLike, with_drift: bool, K: Engine, drive: Driver) -> ProgrammedState:
     """Program the checked ``W``: the plan, the job, then ``drive`` (keep or stream the devices),
     then the periphery's static errors."""
     seed = int(rng) if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) else None
@@ -196,6 +198,7 @@ def _program_chunk(job: _Job, ci: int, pos: DeviceRows, neg: DeviceRows | None) 
                       job.plan, t_pos, t_neg)
     parts = [(t_pos.reshape(-1), pos)]
     if job.differential:
+        assert neg is not None  # job.differential: the driver made the G- rows
         parts.append((t_neg.reshape(-1), neg))
     _program_parts(job, job.gens[ci], parts)
 
@@ -267,6 +270,7 @@ def _columns(W: np.ndarray, p: DeviceProfile) -> tuple[np.ndarray, np.ndarray, n
     S = p.mapping.weight_slices
     if S == 1:
         return W, scales, scales
+    assert p.conductance.n_levels is not None  # the profile's validator: weight_slices > 1 needs n_levels
     n = int(p.conductance.n_levels)
     M = n**S - 1
     w = np.empty(W.shape)
@@ -282,7 +286,7 @@ def _columns(W: np.ndarray, p: DeviceProfile) -> tuple[np.ndarray, np.ndarray, n
     return cols, np.ones((grid.n_in_tiles, cols.shape[0])), np.repeat(scales, S, axis=1) * np.tile(c, W.shape[0])
 
 
-def _adc_errors(rng: np.random.Generator, p: DeviceProfile, grid: TileGrid, K) -> np.ndarray:
+def _adc_errors(rng: np.random.Generator, p: DeviceProfile, grid: TileGrid, K: Engine) -> np.ndarray:
     """Standard normals ``[n_conv, n_in_tiles, out]`` for the static per-column ADC errors, one
     ``normals`` call.  single_reference with digital subtraction: the reference column of an
     output tile has one ADC, so conversion stream 1 (the reference) draws ``[n_in_tiles,
