@@ -14,18 +14,31 @@ import numpy as np
 from ..errors import NonFiniteError, ParameterError, ShapeError
 from ..kernels import NUMBA
 
-__all__ = ["check_w", "check_x", "prepare_x", "FLOAT_BITS"]
+__all__ = ["as_array", "check_w", "check_x", "prepare_x", "FLOAT_BITS"]
 
 #: float dtype -> (unsigned int of its width, sign-clearing mask, bit pattern of +Inf)
 FLOAT_BITS = {np.dtype(np.float32): (np.uint32, np.uint32(0x7FFFFFFF), np.uint32(0x7F800000)),
               np.dtype(np.float64): (np.uint64, np.uint64(0x7FFFFFFFFFFFFFFF), np.uint64(0x7FF0000000000000))}
 
 
+def as_array(a, what: str) -> np.ndarray:
+    """``a`` as a numpy array; a torch tensor is detached and moved to the CPU first (the chip
+    takes data, not autograd graphs: the STE in :mod:`cimsim.nn` owns the gradients), and a meta
+    tensor, which holds no data, is refused by name."""
+    if isinstance(a, np.ndarray):
+        return a
+    if hasattr(a, "detach") and hasattr(a, "is_meta"):  # a torch.Tensor, without importing torch here
+        if a.is_meta:
+            raise ParameterError(f"{what} is a tensor on the 'meta' device, which holds no values: materialise it "
+                                 "first (module.to_empty(device='cpu') and load the weights)")
+        a = a.detach().cpu().resolve_conj().resolve_neg().numpy()
+    return np.asarray(a)
+
+
 def check_w(W) -> np.ndarray:
     """``W`` as a contiguous 2-D float array (float64 stays float64, anything else float32);
     raises ShapeError / ParameterError / NonFiniteError naming the offending value."""
-    if not isinstance(W, np.ndarray):
-        W = np.asarray(W)
+    W = as_array(W, "W")
     if W.ndim != 2:
         raise ShapeError(f"W must be 2-D [out, in] (got shape {W.shape})")
     if W.shape[0] == 0 or W.shape[1] == 0:
@@ -48,7 +61,7 @@ def check_w(W) -> np.ndarray:
 
 def check_x(x, n_in: int, w_shape) -> tuple[np.ndarray, bool]:
     """``x`` as ``[batch, n_in]`` and whether it was 1-D; raises a named error for a bad one."""
-    x = np.asarray(x)
+    x = as_array(x, "x")
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise ParameterError(f"x must be a real numeric array (got dtype {x.dtype})")
     if x.ndim not in (1, 2) or x.shape[-1] != n_in:

@@ -21,7 +21,7 @@ import weakref
 import numpy as np
 
 from .._threads import scratch
-from ..errors import ParameterError
+from ..errors import NonFiniteError, ParameterError
 from ..kernels import engine as backend
 from ..peripherals import AdcPlan, DacPlan, adc_plan, dac_plan
 from ..rng import SeedLike, as_generator
@@ -124,6 +124,48 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
     return y, dac.x_q, dac.clip, (sat if want_masks else None)
 
 
+def _count_bad(arrays) -> tuple[int, int]:
+    """(non-finite entries, entries) over the arrays that are set."""
+    bad = total = 0
+    for a in arrays:
+        if a is not None and a.size:
+            bad += int(a.size - np.count_nonzero(np.isfinite(a)))
+            total += a.size
+    return bad, total
+
+
+def _nonfinite_error(y: np.ndarray, ds: DriftedState, x: np.ndarray, x_q: np.ndarray, factor) -> NonFiniteError:
+    """The :class:`NonFiniteError` for a read whose output ``y`` holds NaN/Inf, naming the first
+    stage (programming, drift, DAC, GEMM + ADC, compensation) whose values are non-finite.
+
+    Only called once ``y`` is known to be bad, so a finite read pays one ``isfinite`` over y.
+    The inputs were checked on entry (:func:`.inputs.prepare_x`); finite inputs and a profile
+    whose laws validated can still overflow float32 in the products (|x| |W| n_in > 3.4e38)."""
+    st = ds.state
+    stages = [
+        ("programming (the state's conductances and scales)",
+         (st.g_pos, st.g_neg, st.nu_pos, st.nu_neg, st.scales, st.adc_gain, st.adc_offset_lsb),
+         "check the profile's conductance and programming-noise fields"),
+        (f"drift (the weights read at t_s={ds.t_s:g} s)",
+         (ds.w, ds.wn, ds.v, ds.vn, ds.vref, ds.w2, ds.w3, ds.w2n, ds.w3n),
+         "check the profile's drift law at this time, or read at an earlier t_s"),
+        ("DAC (the converted inputs)", (x_q,), "check dac.range and the input scale"),
+        ("GEMM + ADC (the summed column currents)", (y,),
+         f"the products overflow {st.dtype} (max |x| = {float(np.abs(x).max(initial=0.0)):.3g}): "
+         "scale the inputs down or use a DAC with a fixed range"),
+    ]
+    if factor is not None:
+        stages.insert(3, ("drift compensation (its factor)", (np.asarray(factor),),
+                          "recalibrate the compensation (its reference read was not finite)"))
+    for name, arrays, fix in stages:
+        bad, total = _count_bad(arrays)
+        if bad:
+            return NonFiniteError(f"tile_mvm: {bad} of {total} values are NaN/Inf after the {name} stage "
+                                  f"(profile {st.profile.name!r}, shape {st.shape}): {fix}")
+    bad, total = _count_bad((y,))
+    return NonFiniteError(f"tile_mvm: {bad} of {total} outputs are NaN/Inf (profile {st.profile.name!r})")
+
+
 def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=None,
              return_masks: bool = False, backend_name: str = "numba"):
     """``y = x W^T`` through the simulated chip: ``x [batch, in]`` (or ``[in]``) -> ``y [batch, out]``.
@@ -145,7 +187,8 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
     with the :class:`DriftedState`.  The output is in weight x input units, dtype of ``x``
     (computed in the chip's dtype); no bias.  ``compensation`` multiplies y by its factor read
     at the snapshot's time (its readout draws from ``rng`` after the MVM).
-    ``return_masks=True`` also returns :class:`MvmMasks`.
+    ``return_masks=True`` also returns :class:`MvmMasks`.  A NaN/Inf in the output raises
+    :class:`~cimsim.errors.NonFiniteError` naming the first stage where one appeared.
     """
     rng = as_generator(rng)
     K = backend(backend_name)
@@ -172,9 +215,13 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
         y = y.reshape(y.shape[0], -1, n_slices).sum(axis=2, dtype=np.float64).astype(y.dtype)
         if sat is not None:
             sat = sat.reshape(sat.shape[0], sat.shape[1], -1, n_slices).any(axis=3)
+    factor = None
     if compensation is not None:
-        y = y * np.asarray(compensation.factor(ds, rng, backend_name=backend_name), dtype=y.dtype)
+        factor = np.asarray(compensation.factor(ds, rng, backend_name=backend_name), dtype=y.dtype)
+        y = y * factor
     y = y.astype(out_dtype, copy=False)
+    if not np.isfinite(y).all():
+        raise _nonfinite_error(y, ds, xc, x_q, factor)
     if squeeze:
         y = y[0]
     if not return_masks:

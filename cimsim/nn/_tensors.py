@@ -24,7 +24,15 @@ def _dac_is_ideal(profile) -> bool:
 
 
 def check_dense(x: torch.Tensor) -> None:
-    """Refuse a nested tensor with a named error (the chip takes dense batches)."""
+    """Refuse, with a named error, what the chip cannot read: a nested tensor (it takes dense
+    batches), a complex one (a real crossbar has no imaginary part; ``nn.Linear`` refuses it too)
+    and one on the ``meta`` device (no values to program or read)."""
+    if x.is_complex():
+        raise ParameterError(f"analog layers take real inputs (got dtype {x.dtype}); a crossbar has no imaginary "
+                             "part: pass x.real and x.imag through the layer separately")
+    if x.is_meta:
+        raise ParameterError("analog layers run the chip on real values; this input is on the 'meta' device. Build "
+                             "on meta if you like, then model.to_empty(device='cpu'), load the weights and run")
     if x.is_nested:
         raise ParameterError(
             "analog layers take dense tensors, not nested ones (nn.TransformerEncoder builds nested tensors from a "
@@ -35,6 +43,9 @@ def check_dense(x: torch.Tensor) -> None:
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
     """``t`` detached, on the CPU, contiguous, in float32 or float64 (other dtypes: float32)."""
     t = t.detach()
+    if t.is_meta:
+        raise ParameterError("an analog layer's weight is on the 'meta' device, which holds no values: "
+                             "model.to_empty(device='cpu') and load the weights before running it")
     if t.device.type != "cpu":
         t = t.cpu()
     if t.dtype not in (torch.float32, torch.float64):

@@ -1,5 +1,7 @@
 """Bad input raises a named error that says what is allowed."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -87,3 +89,45 @@ def test_bad_state_files(tmp_path, state):
     np.savez(bad, **data)
     with pytest.raises(StateFormatError, match="incomplete"):
         ProgrammedState.load(bad)
+
+
+# ---------------------------------------------------------------- non-finite values, by stage
+def test_overflowing_products_name_the_gemm_stage():
+    # finite inputs whose products overflow float32: the first bad stage is the GEMM + ADC
+    st = program_matrix(np.ones((3, 8), np.float32), load_profile("ideal"), rng=0)
+    with pytest.raises(NonFiniteError, match=r"after the GEMM \+ ADC .*overflow float32 \(max \|x\| = 3e\+38\)"):
+        tile_mvm(np.full((2, 8), 3e38, np.float32), st, t_s=0.0, rng=0)
+    y = tile_mvm(np.full((2, 8), 1e30, np.float32), st, t_s=0.0, rng=0)  # no overflow: no error
+    assert np.isfinite(y).all()
+
+
+def test_nonfinite_state_names_programming_then_drift(state):
+    g = state.g_pos.copy()
+    g.reshape(-1)[3] = np.nan
+    bad = state.replace(g_pos=g)
+    with pytest.raises(NonFiniteError, match=r"values are NaN/Inf after the programming .*stage \(profile 'pcm'"):
+        tile_mvm(np.ones(6), bad, t_s=10.0, rng=0)
+    # a drifted snapshot whose weights hold a NaN (the state itself finite): the drift stage.
+    # (An Inf would be clipped by pcm's ADC into a finite, saturated reading.)
+    ds = state.drift(10.0, 0)
+    w = ds.w.copy()
+    w[0] = np.nan
+    with pytest.raises(NonFiniteError, match=r"after the drift \(the weights read at t_s=10 s\) stage"):
+        tile_mvm(np.ones(6), dataclasses.replace(ds, w=w), rng=0)
+
+
+# ---------------------------------------------------------------- API edges: tensors in the numpy API
+def test_tensors_with_grad_meta_and_complex():
+    torch = pytest.importorskip("torch")
+    p = load_profile("pcm")
+    W = torch.randn(4, 6, requires_grad=True)
+    st = program_matrix(W, p, rng=0)  # detached, not a raw "Can't call numpy()" error
+    assert np.array_equal(st.g_pos, program_matrix(W.detach().numpy(), p, rng=0).g_pos)
+    x = torch.randn(2, 6, requires_grad=True)
+    assert np.array_equal(tile_mvm(x, st, t_s=0.0, rng=1), tile_mvm(x.detach().numpy(), st, t_s=0.0, rng=1))
+    with pytest.raises(ParameterError, match=r"W is a tensor on the 'meta' device.*to_empty"):
+        program_matrix(torch.ones(4, 6, device="meta"), p, rng=0)
+    with pytest.raises(ParameterError, match=r"x is a tensor on the 'meta' device"):
+        tile_mvm(torch.ones(2, 6, device="meta"), st, t_s=0.0, rng=1)
+    with pytest.raises(ParameterError, match=r"x must be a real numeric array \(got dtype complex64\)"):
+        tile_mvm(torch.ones(2, 6, dtype=torch.complex64), st, t_s=0.0, rng=1)
