@@ -42,7 +42,7 @@ from joblib.externals.loky.process_executor import BrokenProcessPool
 
 from ..errors import ParameterError, WorkerError
 from .chip import Chip, program
-from .metrics import Metric, forward_all
+from .metrics import EvalData, Metric, score
 from .points import append_point
 
 __all__ = ["Payload", "Job", "JobResult", "resolve_workers", "auto_workers", "run_job", "run_serial", "run_pool", "pickle_payload"]
@@ -61,20 +61,20 @@ class Payload:
     """What every job needs: pickled once per worker process."""
 
     model: Any  # an eval-mode copy of the nn.Module (to program), or a Chip (one fixed chip)
-    x: torch.Tensor
-    y: torch.Tensor
+    data: EvalData
     compensation: str
     metric: Metric
-    batch_size: int
+    output_key: str | int | None
     points_file: str | None
 
     @classmethod
-    def build(cls, model_or_chip: Any, x, y, compensation: str, metric: Metric, batch_size: int, points_file: str | None) -> "Payload":
+    def build(cls, model_or_chip: Any, data: EvalData, compensation: str, metric: Metric, output_key: str | int | None,
+              points_file: str | None) -> "Payload":
         """A payload that reads a private eval-mode copy of a model (a chip is read as it is)."""
         if not isinstance(model_or_chip, Chip):
             model_or_chip = copy.deepcopy(model_or_chip)
             model_or_chip.eval()
-        return cls(model_or_chip, x, y, compensation, metric, int(batch_size), points_file)
+        return cls(model_or_chip, data, compensation, metric, output_key, points_file)
 
 
 def resolve_workers(workers: Any) -> int | None:
@@ -112,14 +112,13 @@ def run_job(payload: Payload, job: Job) -> JobResult:
         t1 = time.perf_counter()
         view = chip.at(t_s, compensation=comp)
         t2 = time.perf_counter()
-        outputs = forward_all(view, payload.x, payload.batch_size)
-        score = float(payload.metric(outputs, payload.y))
+        value = score(view, payload.data, payload.metric, payload.output_key)
         t3 = time.perf_counter()
         timing["drift"] += t2 - t1
         timing["evaluate"] += t3 - t2
-        out.append((t_s, score))
+        out.append((t_s, value))
         if payload.points_file is not None:
-            append_point(payload.points_file, {"repeat": r, "chip_seed": chip_seed, "t_s": t_s, "score": score})
+            append_point(payload.points_file, {"repeat": r, "chip_seed": chip_seed, "t_s": t_s, "score": value})
     return r, out, timing
 
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from cimsim.errors import DataError, ParameterError
 from cimsim.evaluation import METRICS, evaluate_drift
-from cimsim.evaluation.metrics import accuracy, as_eval_data, cross_entropy, forward_all, resolve_metric
+from cimsim.evaluation.metrics import accuracy, as_eval_data, cross_entropy, resolve_metric, score
 
 
 def test_named_metrics():
@@ -26,11 +26,19 @@ def test_named_metrics():
 def test_eval_data_from_a_loader_equals_the_pair():
     x, y = torch.arange(30.0).reshape(10, 3), torch.arange(10) % 2
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=4)
-    for data in (loader, loader.dataset, (x.numpy(), y.numpy())):
-        xa, ya = as_eval_data(data)
-        assert torch.equal(xa, x) and torch.equal(ya, y)
     lin = torch.nn.Linear(3, 2)
-    assert torch.equal(forward_all(lin, x, 3), lin(x).detach())
+    seen = {}
+
+    def grab(outputs, targets):
+        seen.update(outputs=outputs, targets=targets)
+        return 0.0
+
+    score(lin, as_eval_data((x, y), 3), grab)
+    assert torch.equal(seen["outputs"], lin(x).detach()) and torch.equal(seen["targets"], y)  # batches of 3, in order
+    for data in (loader, loader.dataset, (x.numpy(), y.numpy())):
+        batches = list(as_eval_data(data, 3).batches())
+        assert torch.equal(torch.cat([b[0] for b in batches]), x) and torch.equal(torch.cat([b[1] for b in batches]), y)
+    assert [len(b[1]) for b in as_eval_data(loader, 3).batches()] == [4, 4, 2]  # a loader keeps its own batches
 
 
 def test_custom_metric(model, small_data):
