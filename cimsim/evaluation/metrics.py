@@ -80,6 +80,13 @@ def _class_targets(outputs: torch.Tensor, targets: torch.Tensor, name: str) -> t
     keep = flat_t != IGNORE_INDEX
     if not bool(keep.all()):
         flat_out, flat_t = flat_out[keep], flat_t[keep]
+    bad = (flat_t < 0) | (flat_t >= n_classes)
+    if bool(bad.any()):
+        raise DataError(
+            f"{name}: target value {int(flat_t[bad][0])} is out of range for {n_classes} classes (the outputs' last "
+            f"dimension): targets must be in 0..{n_classes - 1}, or {IGNORE_INDEX} to skip a position "
+            f"({int(bad.sum())} of {len(flat_t)} targets are out of range); check the labels, or the model's number of outputs"
+        )
     return flat_out, flat_t
 
 

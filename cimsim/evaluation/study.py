@@ -93,7 +93,7 @@ def evaluate_drift(
     output_key = check_output_key(output_key)
     n_workers = resolve_workers(workers)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ParameterError(f"batch_size must be an integer >= 1 (got {batch_size!r})")
+        raise ParameterError(f"batch_size must be an integer >= 1 (got {batch_size!r}), e.g. batch_size=256")
     model = model_or_chip.model if is_chip else model_or_chip
     layers = _check_model(model, model_or_chip)
     eval_data = as_eval_data(data, int(batch_size))

@@ -66,3 +66,24 @@ def test_custom_metric(model, small_data):
 def test_bad_data(model, small_data, make, match):
     with pytest.raises(DataError, match=match):
         evaluate_drift(model, make(*small_data), times_s=[1.0], repeats=1, seed=0, workers=1)
+
+
+@pytest.mark.parametrize("metric, bad", [("cross_entropy", 12), ("accuracy", 10), ("accuracy", -3)])
+def test_target_out_of_range_is_named(model, small_data, metric, bad):
+    x, y = small_data
+    y = y.clone()
+    y[7] = bad
+    with pytest.raises(DataError, match=rf"{metric}: target value {bad} is out of range for 10 classes.*0\.\.9.*1 of 120 targets"):
+        evaluate_drift(model, (x, y), times_s=[1.0], repeats=1, seed=0, workers=1, metric=metric)
+
+
+def test_ignored_and_bad_targets_in_the_metrics():
+    out = torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
+    assert accuracy(out, torch.tensor([0, -100, 1])) == 0.5  # -100 is not scored
+    assert cross_entropy(out, torch.tensor([0, -100, 1])) == pytest.approx(float(F.cross_entropy(out.double(), torch.tensor([0, -100, 1]))))
+    with pytest.raises(DataError, match=r"target value 2 is out of range for 2 classes"):
+        cross_entropy(out, torch.tensor([0, 2, 1]))
+    with pytest.raises(DataError, match=r"every target is -100"):
+        accuracy(out, torch.full((3,), -100))
+    with pytest.raises(DataError, match=r"accuracy needs integer class targets \(got torch.float32\)"):
+        accuracy(out, torch.tensor([0.0, 1.0, 1.0]))
