@@ -33,6 +33,7 @@ from .errors import (
     ProfileError,
     ShapeError,
     StateFormatError,
+    WorkerError,
 )
 from .evaluation import Chip, DriftReport, evaluate_drift, program
 from .nn import (
@@ -105,5 +106,6 @@ __all__ = [
     "StateFormatError",
     "CalibrationError",
     "DataError",
+    "WorkerError",
     "__version__",
 ]

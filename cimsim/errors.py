@@ -16,6 +16,7 @@ __all__ = [
     "StateFormatError",
     "CalibrationError",
     "DataError",
+    "WorkerError",
 ]
 
 
@@ -52,3 +53,8 @@ class CalibrationError(CimsimError, ValueError):
 
 class DataError(CimsimError, ValueError):
     """A data set is missing on disk or does not fit the model."""
+
+
+class WorkerError(CimsimError, RuntimeError):
+    """A worker process of a parallel drift study died (killed, crashed); the message names its
+    exit code or signal, and what to do (resume from the points file, or run with ``workers=1``)."""

@@ -18,7 +18,7 @@ into place, so a file never exists without it.
 
 The fingerprint (:func:`fingerprint`) hashes what determines a point's score: the model's
 weights, structure and profiles (or the chip's own fingerprint), the data, the study seed,
-compensation, metric and batch size. Re-running with the same ``out`` reads the points already
+compensation, metric, batch size and scored output field. Re-running with the same ``out`` reads the points already
 there and computes only the missing ones; points are keyed by (chip seed, t), so adding times or
 repeats to a finished study also re-uses what was computed. A file of another study is refused.
 Files of the format ``cimsim.drift_points/1`` (no checksums) are still read and extended.
@@ -38,6 +38,7 @@ import torch
 from .._io import atomic_write_bytes
 from ..errors import ParameterError, StateFormatError
 from .chip import Chip, analog_layers
+from .metrics import EvalData
 
 __all__ = ["POINTS_FORMAT", "points_path", "fingerprint", "start_points", "append_point", "read_points"]
 
@@ -52,8 +53,8 @@ def points_path(out: str | Path) -> Path:
     return out.with_name(out.name + ".points.jsonl") if out.suffix != ".json" else out.with_suffix(".points.jsonl")
 
 
-def fingerprint(model: Any, x: torch.Tensor, y: torch.Tensor, seed: int, compensation: str, metric: str, batch_size: int) -> tuple[str, dict]:
-    """``(sha256 hex, study dict)`` of a study of ``model`` (a converted model or a :class:`Chip`)."""
+def fingerprint(model: Any, data: EvalData, seed: int, compensation: str, metric: str, output_key: str | int | None = None) -> tuple[str, dict]:
+    """``(sha256 hex, study dict)`` of a study of ``model`` (a converted model or a :class:`Chip`) on ``data``."""
     h = hashlib.sha256()
     if isinstance(model, Chip):
         h.update(model.fingerprint().encode())
@@ -69,9 +70,10 @@ def fingerprint(model: Any, x: torch.Tensor, y: torch.Tensor, seed: int, compens
             h.update(name.encode())
             h.update(_profile_yaml(layer).encode())
         kind = type(model).__name__
-    h.update(x.numpy().tobytes())
-    h.update(y.numpy().tobytes())
-    study = {"model": kind, "seed": seed, "compensation": compensation, "metric": metric, "n_samples": len(x), "batch_size": batch_size}
+    n_samples = data.digest(h)
+    study = {"model": kind, "seed": seed, "compensation": compensation, "metric": metric, "n_samples": n_samples, "batch_size": data.batch_size}
+    if output_key is not None:  # absent when None: fingerprints of earlier studies stay valid
+        study["output_key"] = output_key
     h.update(json.dumps(study, sort_keys=True).encode())
     return h.hexdigest(), study
 

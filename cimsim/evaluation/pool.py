@@ -6,38 +6,43 @@ generator keyed by (chip seed, t), so where and in which order a job runs does n
 
 Parallel runs
 -------------
-Repeats are spread over worker processes (``concurrent.futures.ProcessPoolExecutor`` with the
-``spawn`` start method: safe with torch/OpenMP, and the same on Linux, macOS and Windows). The
-model, data and metric (:class:`Payload`) are pickled once per worker (initializer), each job is
-one repeat. Each worker uses one torch/numba thread, and leaves as soon as the process that
-started it is gone (a thread polls the parent pid), so killing a study (even with SIGKILL)
-leaves no workers behind. Scripts that call
-``evaluate_drift(workers>1)`` at import level need the usual ``if __name__ == "__main__":``
-guard; unpicklable models or metrics (lambdas, classes defined inside functions) run serially
-(``workers=None``) or raise (``workers>1``) with a message saying what to change.
+Repeats are spread over worker processes started by loky (``joblib.externals.loky``): a worker
+is a fresh interpreter (fork + exec, safe with torch/OpenMP, the same on Linux, macOS and Windows)
+that never imports the user's ``__main__``, so a script without an ``if __name__ == "__main__":``
+guard runs a parallel study like any other. The model, data and metric (:class:`Payload`) are
+pickled once with cloudpickle (classes and functions of ``__main__``, lambdas and local classes
+travel by value) and unpickled once per worker (initializer); each job is one repeat. Each worker
+uses one torch/numba thread, and leaves as soon as the process that started it is gone (a thread
+polls the parent pid), so killing a study (even with SIGKILL) leaves no workers behind. A worker
+that dies (killed, out of memory, a segfault) is seen at once by the pool: the study stops with a
+:class:`~cimsim.errors.WorkerError` naming the exit code or signal, never a wait; the points
+finished so far stay in the points file. Payloads that cannot be pickled at all (locks, open
+files, generators) run serially (``workers=None``) or raise (``workers>1``) saying what to change.
 """
 
 from __future__ import annotations
 
 import copy
-import io
-import multiprocessing
 import os
 import pickle
 import threading
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+import cloudpickle
 import numba
 import numpy as np
 import torch
+from joblib.externals.loky import ProcessPoolExecutor
+from joblib.externals.loky.backend.context import get_context
+from joblib.externals.loky.process_executor import BrokenProcessPool
 
-from ..errors import ParameterError
+from ..errors import ParameterError, WorkerError
 from .chip import Chip, program
-from .metrics import Metric, forward_all
+from .metrics import EvalData, Metric, score
 from .points import append_point
 
 __all__ = ["Payload", "Job", "JobResult", "resolve_workers", "auto_workers", "run_job", "run_serial", "run_pool", "pickle_payload"]
@@ -56,20 +61,20 @@ class Payload:
     """What every job needs: pickled once per worker process."""
 
     model: Any  # an eval-mode copy of the nn.Module (to program), or a Chip (one fixed chip)
-    x: torch.Tensor
-    y: torch.Tensor
+    data: EvalData
     compensation: str
     metric: Metric
-    batch_size: int
+    output_key: str | int | None
     points_file: str | None
 
     @classmethod
-    def build(cls, model_or_chip: Any, x, y, compensation: str, metric: Metric, batch_size: int, points_file: str | None) -> "Payload":
+    def build(cls, model_or_chip: Any, data: EvalData, compensation: str, metric: Metric, output_key: str | int | None,
+              points_file: str | None) -> "Payload":
         """A payload that reads a private eval-mode copy of a model (a chip is read as it is)."""
         if not isinstance(model_or_chip, Chip):
             model_or_chip = copy.deepcopy(model_or_chip)
             model_or_chip.eval()
-        return cls(model_or_chip, x, y, compensation, metric, int(batch_size), points_file)
+        return cls(model_or_chip, data, compensation, metric, output_key, points_file)
 
 
 def resolve_workers(workers: Any) -> int | None:
@@ -107,14 +112,13 @@ def run_job(payload: Payload, job: Job) -> JobResult:
         t1 = time.perf_counter()
         view = chip.at(t_s, compensation=comp)
         t2 = time.perf_counter()
-        outputs = forward_all(view, payload.x, payload.batch_size)
-        score = float(payload.metric(outputs, payload.y))
+        value = score(view, payload.data, payload.metric, payload.output_key)
         t3 = time.perf_counter()
         timing["drift"] += t2 - t1
         timing["evaluate"] += t3 - t2
-        out.append((t_s, score))
+        out.append((t_s, value))
         if payload.points_file is not None:
-            append_point(payload.points_file, {"repeat": r, "chip_seed": chip_seed, "t_s": t_s, "score": score})
+            append_point(payload.points_file, {"repeat": r, "chip_seed": chip_seed, "t_s": t_s, "score": value})
     return r, out, timing
 
 
@@ -129,13 +133,11 @@ def pickle_payload(payload: Payload, *, explicit: bool, stacklevel: int = 2) -> 
     asked for (``explicit``), else a warning (attributed ``stacklevel`` frames up: the user's
     call) and ``None`` (the study stays serial)."""
     try:
-        buf = io.BytesIO()
-        pickle.dump(payload, buf, protocol=pickle.HIGHEST_PROTOCOL)
-        return buf.getvalue()
+        return cloudpickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, AttributeError, TypeError) as exc:
         msg = (
-            f"the model, data or metric cannot be sent to worker processes ({exc}); define the model class and "
-            f"metric function at module level (no lambdas or local classes), or run serially with workers=1"
+            f"the model, data or metric cannot be sent to worker processes ({exc}); leave out what cannot be "
+            f"pickled (locks, open files, generators, ...), or run serially with workers=1"
         )
         if explicit:
             raise ParameterError(msg) from exc
@@ -144,19 +146,36 @@ def pickle_payload(payload: Payload, *, explicit: bool, stacklevel: int = 2) -> 
 
 
 def run_pool(payload_bytes: bytes, jobs: list[Job], n_workers: int, collect: Callable[[JobResult], None]) -> None:
-    """Run ``jobs`` on ``n_workers`` spawned processes, handing results to ``collect`` as they finish."""
-    with ProcessPoolExecutor(
-        max_workers=n_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-        initargs=(payload_bytes, os.getpid()),
-    ) as pool:
+    """Run ``jobs`` on ``n_workers`` loky processes, handing results to ``collect`` as they finish.
+
+    A worker that dies is a :class:`WorkerError` (loky notices a dead worker at once and breaks
+    the pool); the other workers are killed before it is raised."""
+    pool = ProcessPoolExecutor(max_workers=n_workers, context=get_context("loky"), initializer=_init_worker,
+                               initargs=(payload_bytes, os.getpid()))
+    clean = False
+    try:
         futures = [pool.submit(_run_job_in_worker, job) for job in jobs]
-        try:
-            for fut in as_completed(futures):
-                collect(fut.result())
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+        for fut in as_completed(futures):
+            collect(fut.result())
+        clean = True
+    except BrokenProcessPool as exc:
+        raise WorkerError(
+            f"a worker process of the drift study died ({_cause(exc)}): it was killed (a SIGKILL often comes from the "
+            f"kernel's out-of-memory killer) or crashed in native code (a segfault). Points finished so far are kept "
+            f"when out= is given: re-run with the same out to resume, with fewer workers if memory is short, or "
+            f"with workers=1 to run in this process"
+        ) from exc
+    finally:
+        pool.shutdown(wait=clean, kill_workers=not clean)
+
+
+def _cause(exc: BaseException) -> str:
+    """The exit codes / signals loky reports for a broken pool (e.g. ``{SIGKILL(-9)}``), else its message."""
+    text = str(exc).strip()
+    marker = "The exit codes of the workers are"
+    if marker in text:
+        return "exit codes " + text.split(marker, 1)[1].strip().splitlines()[0]
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 _WORKER: dict[str, Any] = {}

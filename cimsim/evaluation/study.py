@@ -33,7 +33,7 @@ from ..errors import ParameterError
 from ..rng import check_seed, chip_seeds
 from ..times import parse_times
 from .chip import Chip, analog_layers, digital_copy
-from .metrics import as_eval_data, check_data_fits, forward_all, resolve_metric
+from .metrics import as_eval_data, check_data_fits, check_output_key, resolve_metric, score
 from .points import fingerprint, points_path, start_points
 from .pool import Job, JobResult, Payload, auto_workers, pickle_payload, resolve_workers, run_job, run_pool, run_serial
 from .report import DriftReport
@@ -55,26 +55,33 @@ def evaluate_drift(
     batch_size: int = 2048,
     progress: bool | None = None,
     label: str | None = None,
+    output_key: str | int | None = None,
 ) -> DriftReport:
     """Score a converted model (or one programmed chip) at times after programming, over repeats.
 
     Args:
         model_or_chip: a model with analog layers (``cimsim.nn.convert``) or a :class:`Chip`
             (then the study is that one chip; ``repeats`` must be 1).
-        data: a :class:`cimsim.data.Dataset` (its test split is used), a pair ``(x, y)``, or a torch
-            ``DataLoader`` yielding ``(x, y)``.
+        data: a :class:`cimsim.data.Dataset` (its test split is used), a pair ``(x, y)`` (``x`` a tensor
+            of any dtype, e.g. integer token ids, or a dict of tensors: ``model(**batch)``), or a torch
+            ``DataLoader`` (not shuffling) yielding ``(x, y)`` or dicts with a ``"labels"`` entry, read
+            batch by batch (see :mod:`.metrics`).
         times_s: strictly increasing times since programming, seconds >= 0 (or ``"1s,1h,1d"``).
         repeats: number of independently programmed chips (default 10; 1 for a chip).
         compensation: ``"none"``, ``"global"`` or ``"per_column"`` drift compensation, calibrated
             once per chip right after programming.
         seed: study seed; chip ``r`` gets ``chip_seeds(seed, repeats)[r]``.
-        metric: ``"accuracy"`` (top-1, default), ``"cross_entropy"``, or ``fn(outputs, targets) -> float``.
+        metric: ``"accuracy"`` (top-1, default), ``"cross_entropy"`` (classes on the last dimension,
+            targets -100 ignored), or ``fn(outputs, targets) -> float`` given the whole set's outputs.
         workers: ``None`` auto (processes when the study is long enough), 1 serial, n processes,
             -1 all cores. Results do not depend on it.
         out: report path (JSON); finished points go to ``<out>.points.jsonl`` and a re-run resumes.
-        batch_size: inputs per forward call.
+        batch_size: inputs per forward call (a ``DataLoader`` is read in its own batches).
         progress: tqdm progress bar (default: on for interactive terminals).
         label: a name for the report (plots, tables).
+        output_key: the field of the model's return value that is scored (a key, attribute or
+            index, e.g. ``"logits"``); default: a tensor itself, a tuple's first element, a dict's
+            or ``ModelOutput``'s ``"logits"``.
     """
     # every argument is checked here, where it enters; the code below trusts them
     times = parse_times(times_s)
@@ -83,28 +90,29 @@ def evaluate_drift(
     seed = check_seed(seed, example="evaluate_drift(..., seed=0)")
     comp_kind = check_compensation(compensation)
     metric_name, metric_fn = resolve_metric(metric)
+    output_key = check_output_key(output_key)
     n_workers = resolve_workers(workers)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ParameterError(f"batch_size must be an integer >= 1 (got {batch_size!r})")
+        raise ParameterError(f"batch_size must be an integer >= 1 (got {batch_size!r}), e.g. batch_size=256")
     model = model_or_chip.model if is_chip else model_or_chip
     layers = _check_model(model, model_or_chip)
-    x, y = as_eval_data(data)
+    eval_data = as_eval_data(data, int(batch_size))
     digital = digital_copy(model)
-    check_data_fits(model, x, digital=digital)
+    check_data_fits(model, eval_data, digital=digital)
 
     # digital reference: the same metric on the float weights
-    digital_score = float(metric_fn(forward_all(digital, x, batch_size), y))
+    digital_score = score(digital, eval_data, metric_fn, output_key)
     del digital
 
     seeds = [model_or_chip.seed] if is_chip else chip_seeds(seed, repeats)
-    fp, study = fingerprint(model_or_chip, x, y, seed, comp_kind, metric_name, int(batch_size))
+    fp, study = fingerprint(model_or_chip, eval_data, seed, comp_kind, metric_name, output_key)
     out = _report_path(out)
     pfile = None if out is None else points_path(out)
     done = {} if pfile is None else start_points(pfile, fp, study)
 
     jobs: list[Job] = [(r, s, todo) for r, s in enumerate(seeds) if (todo := [t for t in times if (s, t) not in done])]
     n_points = sum(len(j[2]) for j in jobs)
-    payload = Payload.build(model_or_chip, x, y, comp_kind, metric_fn, batch_size, None if pfile is None else str(pfile))
+    payload = Payload.build(model_or_chip, eval_data, comp_kind, metric_fn, output_key, None if pfile is None else str(pfile))
     timing = {"program": 0.0, "drift": 0.0, "evaluate": 0.0}
     results: dict[tuple[int, float], float] = dict(done)
     t_start = time.perf_counter()
@@ -135,7 +143,7 @@ def evaluate_drift(
         label=label,
         meta={
             "model": type(model).__name__,
-            "n_samples": int(len(x)),
+            "n_samples": int(study["n_samples"]),
             "analog_layers": [n for n, _ in layers],
             "points_computed": n_points,
             "points_resumed": len(seeds) * len(times) - n_points,

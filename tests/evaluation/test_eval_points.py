@@ -12,6 +12,7 @@ import torch
 import cimsim.evaluation.pool as pool_mod
 from cimsim.errors import ParameterError, StateFormatError
 from cimsim.evaluation import DriftReport, evaluate_drift
+from cimsim.evaluation.metrics import as_eval_data
 from cimsim.evaluation.points import POINTS_FORMAT, append_point, fingerprint, points_path, read_points, start_points
 
 TIMES = [1.0, 3600.0, 86400.0, 3.15576e7, 3.15576e8]  # 1 s, 1 h, 1 d, 1 y, 10 y
@@ -19,16 +20,16 @@ TIMES = [1.0, 3600.0, 86400.0, 3.15576e7, 3.15576e8]  # 1 s, 1 h, 1 d, 1 y, 10 y
 
 def _interrupt_after(monkeypatch, k: int) -> None:
     """Make the (k+1)-th chip read raise KeyboardInterrupt (after k finished points)."""
-    real = pool_mod.forward_all
+    real = pool_mod.score
     calls = {"n": 0}
 
-    def flaky(module, x, batch_size):
+    def flaky(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] > k:
             raise KeyboardInterrupt
-        return real(module, x, batch_size)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(pool_mod, "forward_all", flaky)
+    monkeypatch.setattr(pool_mod, "score", flaky)
 
 
 @pytest.mark.parametrize("k", [0, 4, 7])
@@ -89,10 +90,12 @@ def _tiny():
 def test_fingerprint_is_stable():
     """Resume files already written stay readable: the fingerprint of a fixed study is pinned."""
     lin, x, y = _tiny()
-    fp, study = fingerprint(lin, x, y, 3, "global", "accuracy", 2048)
+    data = as_eval_data((x, y), 2048)
+    fp, study = fingerprint(lin, data, 3, "global", "accuracy")
     assert fp == "fbf492fcaf6e6a3b946ea84856b5c34d3c15d6b812fc0ba241c83d492787a20d"
     assert study == {"model": "Linear", "seed": 3, "compensation": "global", "metric": "accuracy", "n_samples": 4, "batch_size": 2048}
-    assert fingerprint(lin, x, y, 4, "global", "accuracy", 2048)[0] != fp
+    assert fingerprint(lin, data, 4, "global", "accuracy")[0] != fp
+    assert fingerprint(lin, data, 3, "global", "accuracy", output_key="logits")[0] != fp
 
 
 def test_reads_a_points_file_in_the_written_format(tmp_path):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -12,8 +14,9 @@ import pytest
 
 import cimsim
 import cimsim.evaluation.pool as pool_mod
-from cimsim.errors import ParameterError
+from cimsim.errors import ParameterError, WorkerError
 from cimsim.evaluation import evaluate_drift
+from cimsim.evaluation.metrics import accuracy
 from cimsim.evaluation.points import points_path
 
 TIMES = [1.0, 3600.0, 86400.0, 3.15576e7, 3.15576e8]  # 1 s, 1 h, 1 d, 1 y, 10 y
@@ -36,9 +39,87 @@ def test_auto_workers_switch_to_processes_after_the_first_chip(model, small_data
     assert switched.meta["workers"] == 2 and switched.equals(serial)
 
 
+class _HoldsLock:
+    """A metric no pickler can send to another process (it holds a lock)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def __call__(self, outputs, targets) -> float:
+        return 0.0
+
+
 def test_unpicklable_metric_with_explicit_workers(model, small_data):
     with pytest.raises(ParameterError, match="cannot be sent to worker processes.*workers=1"):
-        evaluate_drift(model, small_data, times_s=[1.0], repeats=2, seed=0, workers=2, metric=lambda o, t: 0.0)
+        evaluate_drift(model, small_data, times_s=[1.0], repeats=2, seed=0, workers=2, metric=_HoldsLock())
+
+
+# A script as users write them: no `if __name__ == "__main__":` guard, a model class and a lambda
+# metric defined in __main__, a parallel study at import level. Workers must not re-run it.
+_NO_GUARD = """
+import sys
+import torch
+from torch import nn
+from cimsim.data import digits
+from cimsim.evaluation import evaluate_drift
+from cimsim.nn import convert
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(x)
+
+torch.manual_seed(0)
+ds = digits(seed=0)
+net = convert(Net(), "pcm", seed=0)
+data = (ds.x_test[:60], ds.y_test[:60])
+kw = dict(times_s=[1.0, 86400.0], repeats=3, seed=0, progress=False,
+          metric=lambda o, t: float((o.argmax(1) == t).double().mean()))
+parallel = evaluate_drift(net, data, workers=2, **kw)
+serial = evaluate_drift(net, data, workers=1, **kw)
+print("WORKERS", parallel.meta["workers"], "SAME_BITS", parallel.scores.tobytes() == serial.scores.tobytes())
+"""
+
+
+def test_script_without_main_guard_runs_a_parallel_study(tmp_path):
+    script = tmp_path / "no_guard.py"
+    script.write_text(_NO_GUARD)
+    env = {**os.environ, "PYTHONPATH": str(Path(cimsim.__file__).parent.parent)}
+    try:
+        done = subprocess.run([sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a parallel study in a script without a main guard did not finish in 120 s")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "WORKERS 2 SAME_BITS True" in done.stdout
+
+
+class _DieInWorker:
+    """Accuracy, except in a worker process: there it notes the time and sends itself ``sig``."""
+
+    def __init__(self, stamp: Path, sig: int) -> None:
+        self.parent, self.stamp, self.sig = os.getpid(), str(stamp), sig
+
+    def __call__(self, outputs, targets) -> float:
+        if os.getpid() != self.parent:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file from the SIGSEGV
+            Path(self.stamp).write_text(repr(time.time()))
+            os.kill(os.getpid(), self.sig)
+        return accuracy(outputs, targets)
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="POSIX signals")
+@pytest.mark.parametrize("sig, name", [(signal.SIGKILL, "SIGKILL"), (signal.SIGSEGV, "SIGSEGV")])
+def test_a_dying_worker_is_a_named_error_within_seconds(model, small_data, tmp_path, sig, name):
+    stamp = tmp_path / "killed_at"
+    with pytest.raises(WorkerError, match=rf"worker process of the drift study died \(exit codes .*{name}.*workers=1") as err:
+        evaluate_drift(model, small_data, times_s=[1.0], repeats=2, seed=0, workers=2, metric=_DieInWorker(stamp, sig))
+    assert time.time() - float(stamp.read_text()) < 10, "the study waited on a dead worker"
+    assert isinstance(err.value, cimsim.CimsimError)
 
 
 _STUDY = """

@@ -111,6 +111,10 @@ BAD_INPUT = [
     (dict(workers=-3), ParameterError, r"workers must be >= 1, -1 .* \(got -3\)"),
     (dict(seed=-1), ParameterError, r"seed must be an int in \[0, 2\^63 - 1\] \(got -1\), e.g. evaluate_drift"),
     (dict(batch_size=0), ParameterError, r"batch_size must be an integer >= 1 \(got 0\)"),
+    (dict(batch_size=1.5), ParameterError, r"batch_size must be an integer >= 1 \(got 1.5\), e.g. batch_size=256"),
+    (dict(batch_size=-1), ParameterError, r"batch_size must be an integer >= 1 \(got -1\)"),
+    (dict(batch_size=True), ParameterError, r"batch_size must be an integer >= 1 \(got True\)"),
+    (dict(batch_size="64"), ParameterError, r"batch_size must be an integer >= 1 \(got '64'\)"),
 ]
 
 
