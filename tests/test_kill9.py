@@ -143,3 +143,56 @@ def test_kill9_during_training_resumes_bit_for_bit(tmp_path):
     b = torch.load(run_dir / "model.pt", weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "whole" / "curve.csv").read_text() == (run_dir / "curve.csv").read_text()
+
+
+_STUDY = """
+import sys
+import torch
+from cimsim.data import digits
+from cimsim.evaluation import evaluate_drift
+from cimsim.models import mlp
+from cimsim.nn import convert
+
+torch.manual_seed(0)
+net = convert(mlp(64, (32,), 10), "pcm", seed=0)
+ds = digits(seed=0)
+evaluate_drift(net, (ds.x_test, ds.y_test), times_s=[1.0, 3600.0, 3.15576e8], repeats=60, seed=0,
+               workers=2, out=sys.argv[1], progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_kill9_during_parallel_study_then_resume(tmp_path):
+    """kill -9 of a study on two workers (no main guard) while it writes points; the rerun in
+    this process resumes from the points file and equals an uninterrupted run bit for bit."""
+    from cimsim.data import digits
+    from cimsim.evaluation import evaluate_drift
+    from cimsim.evaluation.points import points_path
+    from cimsim.models import mlp
+    from cimsim.nn import convert
+
+    out = tmp_path / "study.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", _STUDY, str(out)], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pts = points_path(out)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if pts.exists() and len(pts.read_bytes().splitlines()) > 4:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the study ended before it could be killed"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    n_done = len(pts.read_bytes().splitlines())
+    torch.manual_seed(0)
+    net = convert(mlp(64, (32,), 10), "pcm", seed=0)
+    ds = digits(seed=0)
+    kw = dict(times_s=[1.0, 3600.0, 3.15576e8], repeats=60, seed=0, workers=1, progress=False)
+    resumed = evaluate_drift(net, (ds.x_test, ds.y_test), out=out, **kw)
+    whole = evaluate_drift(net, (ds.x_test, ds.y_test), **kw)
+    assert 4 < n_done < 1 + 3 * 60  # it was killed in the middle
+    assert resumed.meta["points_resumed"] >= n_done - 2  # the header line, and a line the kill may have cut
+    assert resumed.scores.tobytes() == whole.scores.tobytes()
