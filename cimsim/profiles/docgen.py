@@ -49,6 +49,11 @@ Loading (`cimsim.profiles.load_profile(name_or_path, overrides=None)`):
   whole; lists (`assumptions` too) are replaced; a derived file without `name:` takes its
   file name;
 - `overrides={"adc.bits": 6}` sets dotted paths after inheritance (`cimsim profile show pcm --set adc.bits=6`);
+- a derived profile (`extends:` or overrides) records `derived_from` (its parent's name) and
+  `changed_fields` (the dotted fields whose value differs from the parent's), and does not take
+  the parent's identity: unless it sets them itself, its `name` is `PARENT-derived` (a file's
+  name for a derived file), and its `description`, `citation` ("derived from PARENT (PARENT's
+  reference); FIELDS changed, not from that source") and `assumptions` say what was changed;
 - YAML is read with a safe loader: `!!python/...` tags and duplicate keys are errors;
 - where a function of x is expected, a bare number means `{kind: constant, value: N}`.
 

@@ -47,7 +47,8 @@ def test_show_file_with_overrides_and_json(tmp_path: Path) -> None:
     code, out, _ = _run("profile", "show", str(f), "--set", "adc.bits=6", "--set", "dac.bits=null", "--json")
     assert code == 0, out
     data = json.loads(out)
-    assert data["name"] == "mine" and data["adc"]["bits"] == 6 and data["dac"]["bits"] is None
+    assert data["name"] == "mine-derived" and data["adc"]["bits"] == 6 and data["dac"]["bits"] is None
+    assert (data["derived_from"], data["changed_fields"]) == ("mine", ["dac.bits", "adc.bits"])
 
 
 def test_show_errors_exit_1_with_lines() -> None:
