@@ -8,6 +8,7 @@ described in :mod:`cimsim.runs`.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -79,6 +80,14 @@ def train_cmd(profile, model_name, data, data_root, mode, epochs, batch_size, lr
     click.echo(f"next: cimsim drift {out} --times 1s,1h,1d,1y,10y --repeats 20 --compensation global")
 
 
+def _written(path: Path, since: float) -> bool:
+    """Whether ``path`` was written at or after ``since`` (time.time()), not left by an earlier run."""
+    try:
+        return path.stat().st_mtime >= since - 1.0  # 1 s: file systems that keep whole seconds
+    except OSError:
+        return False
+
+
 @click.command("drift")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--times", default="1s,1h,1d,1y,10y", show_default=True, help="times since programming (units s, min, h, d, w, mo, y)")
@@ -94,13 +103,18 @@ def drift_cmd(run_dir, times, repeats, compensation, seed, workers, profile, no_
     n_workers = _workers_opt(workers)
     try:
         for comp in comps:
+            started = time.time()
             rep = drift_run(run_dir, times=times, repeats=repeats, compensation=comp, seed=seed,
                             workers=n_workers, profile=profile, plot=not no_plot)
             click.echo(rep.to_markdown())
             m = rep.meta
+            stem = Path(m["out"]).with_suffix("")
+            # the plot is optional (matplotlib): name only the files this study wrote
+            png = not no_plot and _written(stem.with_suffix(".png"), started)
+            note = "" if no_plot or png else " (no plot: it needs matplotlib, pip install 'cimsim[plot]')"
             click.echo(
                 f"{m['points_computed']} points computed, {m['points_resumed']} resumed, {m['workers']} process(es), "
-                f"{m['wall_s']:.1f} s; wrote {Path(m['out']).with_suffix('')}.{{json,csv{'' if no_plot else ',png'}}}\n"
+                f"{m['wall_s']:.1f} s; wrote {stem}.{{json,csv{',png' if png else ''}}}{note}\n"
             )
     except CimsimError as exc:
         _fail(exc)

@@ -49,11 +49,53 @@ Loading (`cimsim.profiles.load_profile(name_or_path, overrides=None)`):
   whole; lists (`assumptions` too) are replaced; a derived file without `name:` takes its
   file name;
 - `overrides={"adc.bits": 6}` sets dotted paths after inheritance (`cimsim profile show pcm --set adc.bits=6`);
+- a derived profile (`extends:` or overrides) records `derived_from` (its parent's name) and
+  `changed_fields` (the dotted fields whose value differs from the parent's), and does not take
+  the parent's identity: unless it sets them itself, its `name` is `PARENT-derived` (a file's
+  name for a derived file), and its `description`, `citation` ("derived from PARENT (PARENT's
+  reference); FIELDS changed, not from that source") and `assumptions` say what was changed;
 - YAML is read with a safe loader: `!!python/...` tags and duplicate keys are errors;
 - where a function of x is expected, a bare number means `{kind: constant, value: N}`.
 
 Every problem raises `cimsim.errors.ProfileError`, one line per problem:
 `FILE: dotted.field: what is allowed (got VALUE)`.
+
+## Writing a profile: starter file, editor set-up, checking
+
+Start a derived profile from a shipped one (or from any profile file):
+
+```
+cimsim profile init --extends fefet -o my_fefet.yaml
+```
+
+writes `my_fefet.yaml` (`extends: fefet`, its own `name` and `description`, the parent's
+sections commented out to edit) and, beside it, `cimsim-profile.schema.json`, the profile's JSON
+Schema. Without `-o` it prints the file. The first line of the file points editors to the schema:
+
+```yaml
+# yaml-language-server: $schema=cimsim-profile.schema.json
+```
+
+Editors that run the YAML language server (VS Code with Red Hat's YAML extension; Neovim, Emacs,
+Helix or Sublime Text with `yaml-language-server`) read this header and complete field names,
+show each field's description and flag unknown keys and values of the wrong type as you type.
+The path is relative to the YAML file; an absolute path or a URL also works. For files without
+the header, map the schema to them in the editor's settings, e.g. in VS Code's `settings.json`:
+
+```json
+"yaml.schemas": {"./cimsim-profile.schema.json": ["device_models/*.yaml", "profiles/*.yaml"]}
+```
+
+Write the schema anywhere with `cimsim profile schema -o FILE` (or `cimsim profile schema > FILE`);
+regenerate it after upgrading cimsim. It accepts every file the loader accepts: a complete
+profile (`name` and `conductance` required) and a derived file with `extends:` (every field
+optional, at any depth, since the file is merged over its parent). Write numbers with a dot or
+as integers (`5.0e-05`, not `5e-05`: YAML 1.1 readers, PyYAML among them, read the latter as a
+string). A schema checks types and bounds field by field; `cimsim profile validate FILE` checks
+everything else (laws evaluated on x in [0, 1], cross-field rules, the `extends:` chain), and
+`cimsim profile show FILE` prints the resolved profile with `derived_from` and `changed_fields`.
+The schema also works with command-line checkers such as `check-jsonschema --schemafile
+cimsim-profile.schema.json my_fefet.yaml`.
 """
 
 

@@ -5,6 +5,9 @@
   deep-merged over the base (mappings merge key by key; a section whose ``kind`` changes, and
   ``citation``, are replaced whole; lists, ``assumptions`` included, are replaced).
 * ``overrides={"adc.bits": 6}`` sets dotted paths after inheritance, for sweeps.
+* A derived profile (``extends:`` or overrides) records ``derived_from`` and ``changed_fields``
+  and never presents its parent's name, description, citation or assumptions as its own
+  (:mod:`cimsim.profiles.provenance`).
 * YAML is read with a safe loader only: ``!!python/...`` tags are rejected, never executed;
   duplicate keys are an error.
 * Every problem raises :class:`cimsim.errors.ProfileError` with one line per problem,
@@ -24,6 +27,7 @@ from typing import Any
 
 from ..errors import ProfileError
 from ._messages import DOCS_HINT, show_value
+from .provenance import derive
 from .schema import DeviceProfile
 from .tree import MAX_PROFILE_VALUES, check_structure, merge, parse_override, parse_yaml, plain, with_overrides
 
@@ -253,9 +257,11 @@ def _resolve_extends(data: dict[str, Any], source: str, base_dir: Path | None, c
         raise ProfileError(f"{source}: extends: {exc}") from None
     base = _resolve_extends(base_data, base_source, path.parent, (*chain, key))
     merged = merge(base, data, DeviceProfile)
+    own = set(data)
     if "name" not in data and base_dir is not None and source.endswith((".yaml", ".yml")):
         merged["name"] = Path(source).stem  # a derived file without a name: its file name
-    return merged
+        own.add("name")
+    return derive(DeviceProfile, base, merged, own)
 
 
 # --------------------------------------------------------------------------- public API

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from ..times import T_MAX_S
 from .functions import LAW_MAX, XFunction
@@ -587,6 +587,13 @@ class DeviceProfile(_Strict):
     description: str = Field("", description="one-paragraph summary of the device")
     citation: Citation | None = Field(None, description="source of the numbers (required for shipped profiles)")
     assumptions: list[str] = Field(default_factory=list, description="what is not from the source, and what the model leaves out")
+    derived_from: str | None = Field(
+        None, description="name of the profile this one was derived from (by extends: or overrides); set by the loader"
+    )
+    changed_fields: list[str] = Field(
+        default_factory=list,
+        description="dotted fields whose value differs from derived_from's (set by the loader); not in the dump when not derived",
+    )
     conductance: Conductance = Field(description="programmable conductance range and levels of one device")
     programming: Programming = Field(default_factory=lambda: Programming.model_validate({}), description="how targets become programmed conductances (noise, rounding, clipping)")
     drift: Drift = Field(default_factory=lambda: DriftNone.model_validate({}), description="drift model (kind: none | power_law | relaxation)")
@@ -660,6 +667,16 @@ class DeviceProfile(_Strict):
                     f"adc.nonlinearity.inl_lsb: must have 2^bits - 1 = {want} entries for adc.bits={self.adc.bits} (got {len(nl.inl_lsb)})"
                 )
         return self
+
+    @model_serializer(mode="wrap")
+    def _provenance_when_derived(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """Dumps of a profile that is not derived stay as they were before these fields existed
+        (run files and study fingerprints hash them)."""
+        data = handler(self)
+        if isinstance(data, dict) and self.derived_from is None and not self.changed_fields:
+            data.pop("derived_from", None)
+            data.pop("changed_fields", None)
+        return data
 
     def to_yaml(self) -> str:
         """The complete profile (every default spelled out) as YAML; loading it gives an equal profile."""

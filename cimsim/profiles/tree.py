@@ -9,7 +9,6 @@ Nothing here knows the profile class: it is passed in (``model``), so both the l
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ProfileError
 from ._messages import dotted_path, format_validation_error, show_value
+from .provenance import derive, plain_kinds
 
 __all__ = [
     "MAX_PROFILE_VALUES",
@@ -45,16 +45,6 @@ copies it."""
 _MAX_DEPTH = 32  # a profile nests about 6 levels; anything far deeper is a mistake or an attack
 _STRUCTURE = (Mapping, list, tuple, set, frozenset)
 _REPLACED_WHOLE = frozenset({"citation"})  # a derived profile's source is its own, not a mix
-
-
-@functools.cache
-def plain_kinds(model: type[BaseModel]) -> frozenset[str]:
-    """Sections of ``model`` whose ``kind`` is an ordinary field (``mapping.kind``), not the choice
-    of a variant (``drift.kind``): changing it keeps the section's other keys."""
-    return frozenset(
-        name for name, f in model.model_fields.items()
-        if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel) and "kind" in f.annotation.model_fields
-    )
 
 
 class _SafeUniqueLoader(yaml.SafeLoader):
@@ -250,10 +240,12 @@ def validate(model: type[M], data: dict[str, Any], source: str) -> M:
 
 
 def with_overrides(model: type[M], data: dict[str, Any], source: str, overrides: Mapping[str, Any] | None) -> M:
-    """``data`` (inheritance resolved) with ``overrides`` applied, validated as ``model``."""
+    """``data`` (inheritance resolved) with ``overrides`` applied, validated as ``model``; with
+    overrides it is a derived profile, whose provenance fields :func:`.provenance.derive` sets."""
     if overrides:
         if not isinstance(overrides, Mapping):
             raise ProfileError(f"{source}: overrides: must be a mapping of dotted paths to values (got {show_value(overrides)})")
         source = f"{source} (with overrides)"
-        data = apply_overrides(data, overrides, source, model)
+        own = {str(k).split(".")[0] for k in overrides}
+        data = derive(model, data, apply_overrides(data, overrides, source, model), own)
     return validate(model, data, source)

@@ -43,12 +43,27 @@ def test_train_saves_model_profile_and_curve(run_dir):
     assert ds.input_shape == (64,)
 
 
+def test_drift_without_matplotlib_never_claims_a_png(run_dir, monkeypatch):
+    """Was: 'wrote .../drift_none.{json,csv,png}' with no .png written."""
+    import sys
+
+    for mod in ("matplotlib", "matplotlib.pyplot"):
+        monkeypatch.setitem(sys.modules, mod, None)  # import matplotlib.pyplot now raises ImportError
+    args = ["drift", str(run_dir), "--times", "1s", "--repeats", "1", "--compensation", "none", "--workers", "1"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert not (run_dir / "drift_none.png").exists()
+    assert "drift_none.{json,csv} (no plot: it needs matplotlib" in res.output and ",png}" not in res.output
+    assert (run_dir / "drift_none.json").is_file() and (run_dir / "drift_none.csv").is_file()
+
+
 def test_drift_prints_table_and_writes_files(run_dir):
     args = ["drift", str(run_dir), "--times", "1s,1d,10y", "--repeats", "2", "--compensation", "global", "--workers", "1"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     assert "| time | mean (%) | std | 95 % CI | min | max |" in res.output
     assert "| 10y |" in res.output and "6 points computed, 0 resumed" in res.output
+    assert "drift_global.{json,csv,png}" in res.output
     for ext in ("json", "csv", "png"):
         assert (run_dir / f"drift_global.{ext}").is_file(), ext
     rep = DriftReport.from_json(run_dir / "drift_global.json")
