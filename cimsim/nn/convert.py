@@ -31,7 +31,7 @@ from .modules import AnalogLayer, AnalogLinear
 from .recurrent import AnalogGRU, AnalogLSTM, AnalogRNN
 from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d, AnalogConvTranspose3d
 
-__all__ = ["convert", "to_digital", "set_mode", "analog_layers", "rng_state", "set_rng_state"]
+__all__ = ["convert", "to_digital", "set_mode", "reprogram", "analog_layers", "rng_state", "set_rng_state"]
 
 _ANALOG_OF: dict[type[nn.Module], type[AnalogLayer]] = {nn.Linear: AnalogLinear, nn.Conv1d: AnalogConv1d, nn.Conv2d: AnalogConv2d,
                                  nn.Conv3d: AnalogConv3d, nn.LSTM: AnalogLSTM,
@@ -169,6 +169,13 @@ def set_mode(model: nn.Module, mode: str, *, eval_mode: str | None = "keep") -> 
         changes["eval_mode"] = check_mode(eval_mode, "set_mode: eval_mode ('keep' leaves it)", allow_none=True)
     for _, layer in analog_layers(model):
         layer.analog_config = dataclasses.replace(layer.analog_config, **changes)
+    return model
+
+
+def reprogram(model: nn.Module) -> nn.Module:
+    """Drop every analog layer's eval-mode chip: the next eval forward programs a new one."""
+    for _, layer in analog_layers(model):
+        layer.reprogram()
     return model
 
 

@@ -18,6 +18,15 @@ cell kind):
   runs the same path with a forced seed; ``layer.program(seed)`` returns the chip that seed
   programs. ``t`` is 0, or drawn log-uniformly per forward from the profile's ``training``
   section (``drift_t_min_s``/``drift_t_max_s``) in training mode, or ``layer.eval_t_s`` in eval.
+  In eval the chip is *deployed*: programmed once per weight version and read many times. The
+  first eval forward after the weights (or the config, or ``eval_t_s``) changed programs the
+  chip with the seed it draws and drifts it to ``eval_t_s``; later eval forwards read that same
+  snapshot, each with a fresh copy of its read generator, so two eval calls on the same input
+  give identical outputs, bit for bit those of ``hardware_forward(x, seed, t_s=eval_t_s)``.
+  Every forward still draws its seed (the layer's generator advances as before, so training
+  runs that evaluate between steps keep their bits). A change of the weights is seen by value
+  (the deployed weights are kept and compared), so ``optimizer.step()``, ``load_state_dict``
+  and in-place edits of ``.data`` all re-program; :meth:`reprogram` forces a new chip.
 * ``"noise_injection"``: ``F.linear(x, W + sigma(W) * N(0, 1))`` inside autograd, with
   ``sigma`` the profile's programming noise in weight units
   (:func:`cimsim.nn.noise_injection.programming_noise_std`), noise drawn from the layer's generator.
@@ -37,14 +46,16 @@ cells, attention's projections) programs matrix ``g`` with seed :func:`~cimsim.r
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..crossbar import program_drifted, program_matrix
+from ..crossbar import DriftedState, program_drifted, program_matrix
 from ..errors import ParameterError, ShapeError
 from ..profiles.schema import DeviceProfile, RangeFixed
 from ..rng import SEED_HIGH, group_seed, split_seed, torch_generator
@@ -67,6 +78,23 @@ else:
 
 #: an attached chip: (states, read generators, t_s, compensations), one entry per matrix
 _Chip = tuple[tuple[Any, ...], tuple[Any, ...], float | None, tuple[Any, ...]]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Deployed:
+    """The eval-mode chip: programmed once from ``weights`` with ``seed``, drifted to ``t_s``;
+    per matrix its snapshot and its read generator right after the drift draws."""
+
+    key: tuple[AnalogConfig, float]  # (config, t_s): another config or time re-programs
+    seed: int
+    weights: tuple[torch.Tensor, ...]
+    snaps: tuple[tuple[DriftedState, np.random.Generator], ...]
+
+    def matches(self, key: tuple[AnalogConfig, float], mats: list[torch.Tensor]) -> bool:
+        return self.key == key and len(mats) == len(self.weights) and all(
+            w.shape == m.shape and w.dtype == m.dtype and w.device == m.device and torch.equal(w, m.detach())
+            for w, m in zip(self.weights, mats)
+        )
 
 
 def _keep_fused_kernels_off(module, args):
@@ -114,6 +142,7 @@ class AnalogLayer(_ModuleBase):
         self.last_seed: int | None = None
         self.last_t_s: float | None = None
         self._chip: _Chip | None = None
+        self._deployed: _Deployed | None = None
         # torch's fused inference kernels (TransformerEncoderLayer's "fast path", taken in eval
         # under no_grad) read the float weights directly and would skip the chip; they stay off
         # for any module holding a hook, so every analog layer carries this no-op one
@@ -253,8 +282,31 @@ class AnalogLayer(_ModuleBase):
         self._chip = (states, rngs, t_s, comps)
 
     def detach_chip(self) -> None:
-        """Go back to programming a fresh chip on every forward."""
+        """Go back to programming the chip from the weights (per forward in training, per weight
+        version in eval)."""
         self._chip = None
+
+    def reprogram(self) -> None:
+        """Drop the eval-mode chip: the next eval forward programs a new one (with the seed it draws)."""
+        self._deployed = None
+
+    def _deployed_snaps(self, mats: list[torch.Tensor], seed: int, t_s: float) -> list[tuple[DriftedState, Any]]:
+        """Eval-mode hardware: ``(snapshot, read generator)`` per matrix of the chip deployed from
+        ``mats``, programmed with ``seed`` unless the deployed one still matches the weights,
+        the config and ``t_s`` (see the module docstring). The generators are fresh copies."""
+        key = (self.analog_config, float(t_s))
+        dep = self._deployed
+        if dep is None or not dep.matches(key, mats):
+            snaps = []
+            for w, s in zip(mats, self._group_seeds(seed)):
+                prog, read = split_seed(s)
+                ds = program_drifted(w.detach().cpu().contiguous().numpy(), self.profile, rng=prog, t_s=t_s,
+                                     read_rng=read)
+                snaps.append((ds, read))
+            dep = _Deployed(key, int(seed), tuple(m.detach().clone() for m in mats), tuple(snaps))
+            self._deployed = dep
+        self.last_seed, self.last_t_s = dep.seed, float(t_s)
+        return [(ds, copy.deepcopy(r)) for ds, r in dep.snaps]
 
     @property
     def chip_attached(self) -> bool:
@@ -303,6 +355,9 @@ class AnalogLayer(_ModuleBase):
             return self._float(x, self.noisy_weight())
         seed = self._draw_seed()
         t = self._draw_t()
+        if not self.training:
+            return self._analog(x, [dict(state=ds, rng=r, t_s=None)
+                                    for ds, r in self._deployed_snaps(self.weight_matrices(), seed, t)])
         return self.hardware_forward(x, seed, t_s=t)
 
     def hardware_forward(self, x: torch.Tensor, seed: int, *, t_s: float = 0.0) -> torch.Tensor:
@@ -344,6 +399,9 @@ class AnalogLayer(_ModuleBase):
         if mode == "noise_injection":
             return [FloatReader(self._with_noise(w, programming_noise_std(w, self.profile))) for w in mats]
         seed, t = self._draw_seed(), self._draw_t()
+        if not self.training:
+            return [MatrixReader(w, self.profile, ds, r, None, None, self.backward_weights)
+                    for w, (ds, r) in zip(mats, self._deployed_snaps(mats, seed, t))]
         self.last_seed, self.last_t_s = seed, t
         readers = []
         for w, s in zip(mats, self._group_seeds(seed)):
