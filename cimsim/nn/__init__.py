@@ -10,7 +10,15 @@ from the current weights (:mod:`.hardware`) and the backward is the extended STE
 from .attention import AnalogMultiheadAttention
 from .config import BACKWARD_WEIGHTS, MODES, AnalogConfig
 from .conv import AnalogConv1d, AnalogConv2d, AnalogConv3d
-from .convert import analog_layers, convert, reprogram, rng_state, set_mode, set_rng_state, to_digital
+from .convert import (
+    CONVERSION_MAP,
+    ConversionReport,
+    ConversionWarning,
+    analog_layers,
+    convert,
+    reprogram,
+    rng_state, set_mode, set_rng_state, to_digital,
+)
 from .hardware import analog_matmul, hardware_mvm
 from .modules import AnalogLayer, AnalogLinear
 from .noise_injection import programming_noise_std
@@ -19,6 +27,9 @@ from .ste import AnalogMatmulSTE
 from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d, AnalogConvTranspose3d
 
 __all__ = [
+    "CONVERSION_MAP",
+    "ConversionReport",
+    "ConversionWarning",
     "AnalogConfig",
     "AnalogLinear",
     "AnalogMultiheadAttention",

@@ -197,7 +197,7 @@ class AnalogLayer(_ModuleBase):
         """The analog twin of a float layer, sharing its Parameter objects (no copy).
 
         ``config``: an :class:`AnalogConfig`, or a profile with the other fields as keywords."""
-        if type(module) is not cls._FLOAT_CLS and not isinstance(module, AnalogLayer):
+        if not isinstance(module, cls._FLOAT_CLS):
             raise ParameterError(
                 f"{cls.__name__}.from_float expects a {cls._FLOAT_CLS.__name__} (got {type(module).__name__})"
             )
