@@ -49,6 +49,9 @@ from .nn import (
     AnalogMultiheadAttention,
     AnalogRNN,
     convert,
+    load,
+    reprogram,
+    save,
     to_digital,
 )
 from .profiles import DeviceProfile, dump_profile, list_profiles, load_profile, profile_from_dict, profile_from_yaml
@@ -88,6 +91,9 @@ __all__ = [
     "AnalogMultiheadAttention",
     "convert",
     "to_digital",
+    "reprogram",
+    "save",
+    "load",
     # evaluation
     "program",
     "Chip",

@@ -23,6 +23,7 @@ from .hardware import analog_matmul, hardware_mvm
 from .modules import AnalogLayer, AnalogLinear
 from .noise_injection import programming_noise_std
 from .recurrent import AnalogGRU, AnalogLSTM, AnalogRNN
+from .saving import load, save
 from .ste import AnalogMatmulSTE
 from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d, AnalogConvTranspose3d
 
@@ -50,8 +51,10 @@ __all__ = [
     "analog_matmul",
     "convert",
     "hardware_mvm",
+    "load",
     "programming_noise_std",
     "reprogram",
+    "save",
     "rng_state",
     "set_mode",
     "set_rng_state",
