@@ -56,16 +56,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..crossbar import DriftedState, program_drifted, program_matrix
-from ..errors import ParameterError, ShapeError
+from ..errors import CalibrationError, ParameterError, ShapeError
 from ..profiles.schema import DeviceProfile, RangeFixed
 from ..rng import SEED_HIGH, group_seed, split_seed, torch_generator
 from ._compile import run_eagerly
 from ._tensors import check_dense
 from .config import AnalogConfig, as_config
-from .hardware import FloatReader, MatrixReader, analog_matmul
+from .hardware import Calibration, FloatReader, MatrixReader, analog_matmul, with_calibration
 from .noise_injection import programming_noise_std
 
-__all__ = ["AnalogLinear", "AnalogLayer"]
+__all__ = ["AnalogLinear", "AnalogLayer", "LayerCalibration"]
 
 if TYPE_CHECKING:
     # AnalogLayer is a mixin that always comes first in front of a torch layer (AnalogLinear is
@@ -80,6 +80,16 @@ else:
 _Chip = tuple[tuple[Any, ...], tuple[Any, ...], float | None, tuple[Any, ...]]
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class LayerCalibration:
+    """Calibrated converter ranges of one analog layer (:func:`cimsim.nn.calibrate`): per crossbar
+    matrix ``(dac_bound, adc_bound)``, computed for ``profile`` and set on every chip the layer
+    programs (training and eval forwards, :meth:`AnalogLayer.program`)."""
+
+    profile: DeviceProfile
+    bounds: tuple[Calibration, ...]
+
+
 @dataclasses.dataclass(frozen=True)
 class _Deployed:
     """The eval-mode chip: programmed once from ``weights`` with ``seed``, drifted to ``t_s``;
@@ -89,9 +99,11 @@ class _Deployed:
     seed: int
     weights: tuple[torch.Tensor, ...]
     snaps: tuple[tuple[DriftedState, np.random.Generator], ...]
+    calibration: LayerCalibration | None = None
 
-    def matches(self, key: tuple[AnalogConfig, float], mats: list[torch.Tensor]) -> bool:
-        return self.key == key and len(mats) == len(self.weights) and all(
+    def matches(self, key: tuple[AnalogConfig, float], mats: list[torch.Tensor],
+                calibration: LayerCalibration | None) -> bool:
+        return self.key == key and self.calibration is calibration and len(mats) == len(self.weights) and all(
             w.shape == m.shape and w.dtype == m.dtype and w.device == m.device and torch.equal(w, m.detach())
             for w, m in zip(self.weights, mats)
         )
@@ -143,6 +155,8 @@ class AnalogLayer(_ModuleBase):
         self.last_t_s: float | None = None
         self._chip: _Chip | None = None
         self._deployed: _Deployed | None = None
+        self.calibration: LayerCalibration | None = None
+        self._recorder: list[Any] | None = None  # set by cimsim.nn.calibrate while it reads the inputs
         # torch's fused inference kernels (TransformerEncoderLayer's "fast path", taken in eval
         # under no_grad) read the float weights directly and would skip the chip; they stay off
         # for any module holding a hook, so every analog layer carries this no-op one
@@ -252,12 +266,35 @@ class AnalogLayer(_ModuleBase):
         ``split_seed(seed)[1]`` (per group: ``split_seed(group_seed(seed, g))[1]``).
         """
         mats = self.weight_matrices()
-        seeds = self._group_seeds(seed)
-        states = tuple(
-            program_matrix(m.detach().cpu().contiguous().numpy(), self.profile, rng=split_seed(s)[0])
-            for m, s in zip(mats, seeds)
-        )
+        states = tuple(with_calibration(st, c) for st, c in zip(self._program_raw(seed), self._calibrations(len(mats))))
         return states[0] if len(states) == 1 else states
+
+    def _program_raw(self, seed: int) -> tuple[Any, ...]:
+        """:meth:`program`'s states before any calibrated range is set on them, one per matrix."""
+        return tuple(
+            program_matrix(m.detach().cpu().contiguous().numpy(), self.profile, rng=split_seed(s)[0])
+            for m, s in zip(self.weight_matrices(), self._group_seeds(seed))
+        )
+
+    def _calibrations(self, n: int) -> list[Calibration | None]:
+        """Per matrix, the calibrated ranges to set on a chip programmed now (``None``: none)."""
+        cal = self.calibration
+        p = self.profile
+        if cal is not None:
+            if cal.profile != p or len(cal.bounds) != n:
+                raise CalibrationError(
+                    f"{type(self).__name__}: its calibration was computed for profile {cal.profile.name!r} with "
+                    f"{len(cal.bounds)} matrices, the layer now has profile {p.name!r} and {n}; run "
+                    f"cimsim.calibrate(model, data) again"
+                )
+            return list(cal.bounds)
+        if p.dac.range.kind == "calibrated" or p.adc.range.kind == "calibrated":
+            raise CalibrationError(
+                f"{type(self).__name__}: profile {p.name!r} has calibrated converter ranges (dac.range.kind="
+                f"{p.dac.range.kind!r}, adc.range.kind={p.adc.range.kind!r}) and this layer was never calibrated: "
+                f"call cimsim.calibrate(model, reference_inputs) first"
+            )
+        return [None] * n
 
     def read_rng(self, seed: int):
         """The read generator(s) matching :meth:`program` ``(seed)``."""
@@ -296,14 +333,14 @@ class AnalogLayer(_ModuleBase):
         the config and ``t_s`` (see the module docstring). The generators are fresh copies."""
         key = (self.analog_config, float(t_s))
         dep = self._deployed
-        if dep is None or not dep.matches(key, mats):
+        if dep is None or not dep.matches(key, mats, self.calibration):
             snaps = []
-            for w, s in zip(mats, self._group_seeds(seed)):
+            for w, s, c in zip(mats, self._group_seeds(seed), self._calibrations(len(mats))):
                 prog, read = split_seed(s)
                 ds = program_drifted(w.detach().cpu().contiguous().numpy(), self.profile, rng=prog, t_s=t_s,
                                      read_rng=read)
-                snaps.append((ds, read))
-            dep = _Deployed(key, int(seed), tuple(m.detach().clone() for m in mats), tuple(snaps))
+                snaps.append((with_calibration(ds, c), read))
+            dep = _Deployed(key, int(seed), tuple(m.detach().clone() for m in mats), tuple(snaps), self.calibration)
             self._deployed = dep
         self.last_seed, self.last_t_s = dep.seed, float(t_s)
         return [(ds, copy.deepcopy(r)) for ds, r in dep.snaps]
@@ -344,6 +381,8 @@ class AnalogLayer(_ModuleBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_dense(x)
+        if self._recorder is not None:
+            return self._analog(x, [dict(record=g) for g in range(len(self._recorder))])
         if self._chip is not None:
             states, rngs, t_s, comps = self._chip
             return self._analog(x, [dict(state=s, rng=r, t_s=t_s, compensation=c)
@@ -364,7 +403,9 @@ class AnalogLayer(_ModuleBase):
         """The hardware-mode forward with a forced seed (what ``forward`` does after its draws)."""
         self.last_seed = int(seed)
         self.last_t_s = float(t_s)
-        return self._analog(x, [dict(seed=s, t_s=t_s) for s in self._group_seeds(seed)])
+        seeds = self._group_seeds(seed)
+        return self._analog(x, [dict(seed=s, t_s=t_s, calibration=c)
+                                for s, c in zip(seeds, self._calibrations(len(seeds)))])
 
     def forward_chip(self, x: torch.Tensor, state, *, rng, t_s: float | None = None, compensation=None) -> torch.Tensor:
         """One forward through a given programmed chip (see :meth:`attach_chip` for the arguments)."""
@@ -389,6 +430,8 @@ class AnalogLayer(_ModuleBase):
         (``"ideal"``), noisy float weights (``"noise_injection"``: ``W + sigma(W) N(0, 1)``, drawn
         once per forward) or a chip programmed now from the current weights with one seed drawn
         from the layer's generator (``"hardware"``; matrix ``m`` with :func:`group_seed` ``(s, m)``)."""
+        if self._recorder is not None:
+            return [_RecordingReader(w, self._recorder[g]) for g, w in enumerate(mats)]
         if self._chip is not None:
             states, rngs, t_s, comps = self._chip
             return [MatrixReader(w, self.profile, s, r, t_s, c, self.backward_weights)
@@ -404,18 +447,38 @@ class AnalogLayer(_ModuleBase):
                     for w, (ds, r) in zip(mats, self._deployed_snaps(mats, seed, t))]
         self.last_seed, self.last_t_s = seed, t
         readers = []
-        for w, s in zip(mats, self._group_seeds(seed)):
+        for w, s, c in zip(mats, self._group_seeds(seed), self._calibrations(len(mats))):
             prog, read = split_seed(s)
             ds = program_drifted(w.detach().cpu().contiguous().numpy(), self.profile, rng=prog, t_s=t, read_rng=read)
+            ds = with_calibration(ds, c)
             readers.append(MatrixReader(w, self.profile, ds, read, None, None, self.backward_weights))
         return readers
 
     def _mm(self, x2: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, kw: dict[str, Any]) -> torch.Tensor:
+        if "record" in kw:  # calibration: note what the crossbar would see, compute in float
+            assert self._recorder is not None, "record calls come from forward while recording"
+            xs = x2.detach()
+            if self.input_range is not None:  # the DAC sees x scaled by B / alpha (analog_matmul)
+                xs = xs * (float(cast(RangeFixed, self.profile.dac.range).bound) / float(self.input_range.detach().abs()))
+            self._recorder[kw["record"]].add(xs)
+            return F.linear(x2, w, b)
         return analog_matmul(x2, w, b, self.profile, backward_weights=self.backward_weights,
                              input_range=self.input_range, **kw)
 
 
 run_eagerly(AnalogLayer)
+
+
+class _RecordingReader(FloatReader):
+    """A float matrix reader that hands every input it reads to a calibration recorder."""
+
+    def __init__(self, weight, recorder):
+        super().__init__(weight)
+        self.recorder = recorder
+
+    def __call__(self, x, bias):
+        self.recorder.add(x.detach())
+        return super().__call__(x, bias)
 
 
 class AnalogLinear(AnalogLayer, nn.Linear):

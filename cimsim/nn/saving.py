@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -46,7 +47,7 @@ from ..errors import ParameterError, StateFormatError
 from ..profiles.schema import DeviceProfile
 from .config import AnalogConfig
 from .convert import analog_layers, convert, rng_state, set_rng_state, to_digital
-from .modules import AnalogLayer
+from .modules import AnalogLayer, LayerCalibration
 
 __all__ = ["save", "load", "MODEL_FORMAT"]
 
@@ -76,13 +77,14 @@ def _layer_record(name: str, layer: AnalogLayer) -> dict[str, Any]:
         "config": {"profile": prof, "profile_sha256": digest, **{f: getattr(cfg, f) for f in _CONFIG_FIELDS}},
         "eval_t_s": float(layer.eval_t_s),
         "deployed": _deployed_record(layer),
+        "calibrated": _calibration_count(layer),
     }
 
 
 def _deployed_record(layer: AnalogLayer) -> dict[str, Any] | None:
     """The eval-mode chip's seed and time, if it is still the one the weights and config give."""
     dep = layer._deployed
-    if dep is None or not dep.matches((layer.analog_config, dep.key[1]), layer.weight_matrices()):
+    if dep is None or not dep.matches((layer.analog_config, dep.key[1]), layer.weight_matrices(), layer.calibration):
         return None
     return {"seed": dep.seed, "t_s": dep.key[1]}
 
@@ -182,7 +184,23 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
 
 
 def _calibration_tensors(layers: list[tuple[str, AnalogLayer]]) -> dict[str, torch.Tensor]:
-    return {}
+    out = {}
+    for name, layer in layers:
+        if _calibration_count(layer) is None:
+            continue
+        assert layer.calibration is not None
+        for g, (dac, adc) in enumerate(layer.calibration.bounds):
+            if dac is not None:
+                out[f"{name}/{g}/dac"] = torch.tensor(float(dac), dtype=torch.float64)
+            if adc is not None:
+                out[f"{name}/{g}/adc"] = torch.from_numpy(np.array(adc, dtype=np.float64))
+    return out
+
+
+def _calibration_count(layer: AnalogLayer) -> int | None:
+    """Matrices of the layer's calibration, if it has one computed for its current profile."""
+    cal = layer.calibration
+    return None if cal is None or cal.profile != layer.profile else len(cal.bounds)
 
 
 # ---------------------------------------------------------------------------- load
@@ -284,7 +302,10 @@ def load(path: str | os.PathLike, *, model: nn.Module | None = None,
         set_rng_state(net, rng)
     except ParameterError as exc:
         raise StateFormatError(f"{p}: {exc}") from None
-    _set_calibration(p, net, payload.get("calibration") or {})
+    for (_, layer), cfg in zip(analog_layers(net), configs):
+        layer.analog_config = cfg
+    calib = payload.get("calibration")
+    _set_calibration(p, net, saved, calib if isinstance(calib, dict) else {})
     for (_, layer), rec, cfg in zip(analog_layers(net), saved, configs):
         layer.analog_config = cfg
         layer.eval_t_s = float(rec["eval_t_s"])
@@ -296,5 +317,20 @@ def load(path: str | os.PathLike, *, model: nn.Module | None = None,
     return net
 
 
-def _set_calibration(p: Path, net: nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:
-    return None
+def _set_calibration(p: Path, net: nn.Module, saved: list[dict[str, Any]], tensors: Mapping[str, Any]) -> None:
+    for (name, layer), rec in zip(analog_layers(net), saved):
+        n = rec.get("calibrated")
+        if n is None:
+            continue
+        bounds = []
+        for g in range(int(n)):
+            dac, adc = tensors.get(f"{name}/{g}/dac"), tensors.get(f"{name}/{g}/adc")
+            for t in (dac, adc):
+                if t is not None and (not isinstance(t, torch.Tensor) or not bool(torch.isfinite(t).all())
+                                      or not bool((t > 0).all())):
+                    raise StateFormatError(f"{p}: layer {name!r}: calibrated ranges must be positive finite tensors; "
+                                           f"calibrate and save the model again")
+            if adc is not None and adc.dim() != 2:
+                raise StateFormatError(f"{p}: layer {name!r}: ADC bounds must be [n_in_tiles, out] (got {tuple(adc.shape)})")
+            bounds.append((None if dac is None else float(dac), None if adc is None else adc.numpy().copy()))
+        layer.calibration = LayerCalibration(layer.profile, tuple(bounds))

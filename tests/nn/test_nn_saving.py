@@ -31,10 +31,12 @@ def _run_fresh(code: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_converted_builtin_model_round_trips_bit_for_bit_in_a_fresh_process(tmp_path):
+def test_a_converted_calibrated_builtin_model_round_trips_bit_for_bit_in_a_fresh_process(tmp_path):
     torch.manual_seed(0)
-    prof = load_profile("pcm", overrides={"read_noise.per_read_sigma_rel": 0.02})
+    prof = load_profile("pcm", overrides={"read_noise.per_read_sigma_rel": 0.02,
+                                          "adc.range": {"kind": "calibrated", "percentile": 99.5}})
     model = convert(mlp(16, (24,), 5), prof, seed=7, overrides={"3": {"profile": {"adc.bits": 6}}})
+    cimsim.calibrate(model, torch.randn(40, 16))
     model.train()
     model(torch.randn(3, 16)).sum().backward()  # the generators move on
     model.eval()
@@ -50,12 +52,14 @@ def test_a_converted_builtin_model_round_trips_bit_for_bit_in_a_fresh_process(tm
     meta = json.loads(torch.load(tmp_path / "m.pt", weights_only=True)["meta"])
     assert meta["arch"]["name"] == "mlp" and meta["versions"]["torch"] == torch.__version__
     assert meta["layers"][1]["config"]["profile"]["adc"]["bits"] == 6  # the resolved profile, as data
+    assert [r["calibrated"] for r in meta["layers"]] == [1, 1]
     _run_fresh(
         """
         import torch, cimsim
         m = cimsim.load("m.pt")                     # a built-in model: no model= needed
         io = torch.load("io.pt", weights_only=True)
         assert not m.training and m[3].eval_t_s == 60.0
+        assert m[1].calibration is not None and m[3].calibration.bounds[0][1].shape == (1, 5)
         with torch.no_grad():
             y1, y2 = m(io["x"]), m(io["x"])
         assert torch.equal(y1, io["y"]) and torch.equal(y2, io["y"]), (y1 - io["y"]).abs().max()
