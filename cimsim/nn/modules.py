@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -88,6 +89,14 @@ class LayerCalibration:
 
     profile: DeviceProfile
     bounds: tuple[Calibration, ...]
+
+    def digest(self) -> str:
+        """The first 12 hex digits of the sha256 of the bounds."""
+        h = hashlib.sha256()
+        for dac, adc in self.bounds:
+            h.update(repr(dac).encode())
+            h.update(b"-" if adc is None else np.ascontiguousarray(adc, dtype=np.float64).tobytes())
+        return h.hexdigest()[:12]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,6 +256,8 @@ class AnalogLayer(_ModuleBase):
             s += f", backward_weights={self.backward_weights}"
         if self.input_range is not None:
             s += ", learn_input_range=True"
+        if self.calibration is not None:  # in the repr, so the evaluation's fingerprints (which hash it) see it
+            s += f", calibrated={self.calibration.digest()}"
         return s
 
     # ------------------------------------------------------------------ chips

@@ -44,6 +44,7 @@ def test_a_fefet_calibrated_model_runs_and_its_chips_carry_the_ranges():
     model.eval()
     with torch.no_grad():
         assert torch.equal(model(x), model(x))
+    assert "calibrated=" in repr(first)  # the study and chip fingerprints hash the repr
     chip = cimsim.program(model, seed=5)
     st = chip.states["1"]
     assert np.array_equal(st.adc_bound, adc)
