@@ -24,6 +24,7 @@ from .crossbar import (
     program_matrix,
     tile_mvm,
 )
+from ._threads import get_num_threads, set_num_threads
 from .errors import (
     CalibrationError,
     CimsimError,
@@ -104,6 +105,9 @@ __all__ = [
     # data and models
     "data",
     "models",
+    # threads
+    "set_num_threads",
+    "get_num_threads",
     # errors
     "CimsimError",
     "ProfileError",
