@@ -84,7 +84,7 @@ def test_hf_conv1d_runs_on_a_real_chip_and_pickles_by_name():
 
 
 def test_gpt2_from_a_config_has_every_projection_converted():
-    cfg = GPT2Config(vocab_size=40, n_positions=16, n_embd=16, n_layer=2, n_head=2)
+    cfg = GPT2Config(vocab_size=40, n_positions=16, n_embd=16, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0)
     torch.manual_seed(0)
     model = GPT2LMHeadModel(cfg).eval()
     ids = torch.randint(0, 40, (2, 7))
