@@ -1,6 +1,7 @@
 """The piece pool: ordered results, pieces of pieces run inline (no deadlock), scratch reuse."""
 
 import numpy as np
+import pytest
 
 from cimsim._threads import SCRATCH_MAX_BYTES, map_pieces, scratch
 
@@ -51,6 +52,7 @@ def test_release_free_heap_returns_freed_pages_and_is_safe_to_repeat():
     del blocks, top
 
 
+@pytest.mark.slow
 def test_cimsim_follows_torch_thread_count_and_gives_it_back():
     """Numba's OpenMP launch used to turn torch.set_num_threads(1) into 2 (issue 14 item 10): in
     a fresh process, a large forward on one thread and one on two Numba threads both leave torch's
@@ -94,8 +96,6 @@ def test_cimsim_follows_torch_thread_count_and_gives_it_back():
 
 
 def test_set_num_threads_checks_its_argument_and_sizes_the_pool():
-    import pytest
-
     import cimsim._threads as T
     from cimsim.errors import ParameterError
 
