@@ -24,6 +24,7 @@ from .crossbar import (
     program_matrix,
     tile_mvm,
 )
+from ._threads import get_num_threads, set_num_threads
 from .errors import (
     CalibrationError,
     CimsimError,
@@ -49,7 +50,11 @@ from .nn import (
     AnalogLSTM,
     AnalogMultiheadAttention,
     AnalogRNN,
+    calibrate,
     convert,
+    load,
+    reprogram,
+    save,
     to_digital,
 )
 from .profiles import DeviceProfile, dump_profile, list_profiles, load_profile, profile_from_dict, profile_from_yaml
@@ -88,7 +93,11 @@ __all__ = [
     "AnalogRNN",
     "AnalogMultiheadAttention",
     "convert",
+    "calibrate",
     "to_digital",
+    "reprogram",
+    "save",
+    "load",
     # evaluation
     "program",
     "Chip",
@@ -97,6 +106,9 @@ __all__ = [
     # data and models
     "data",
     "models",
+    # threads
+    "set_num_threads",
+    "get_num_threads",
     # errors
     "CimsimError",
     "ProfileError",

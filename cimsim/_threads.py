@@ -1,9 +1,17 @@
-"""One small thread pool for work split into fixed pieces (raw random words, row chunks).
+"""One small thread pool for work split into fixed pieces (raw random words, row chunks), and
+the thread count cimsim uses.
 
 The pieces are fixed by the data's shape, never by the number of threads, and every piece
 writes its own slice of the output; so results are identical with one thread or many.  Numba
 kernels called from the pool are compiled ``nogil=True``; numpy's random ``fill`` releases the
 GIL too, so the pieces really run side by side.
+
+Threads: cimsim follows the user's setting, :func:`get_num_threads`: the count given to
+:func:`set_num_threads`, else ``torch.get_num_threads()`` (when torch is imported), else the
+CPUs this process may use. The piece pool has that many workers (at most 16); a parallel Numba
+kernel runs on that many of Numba's threads (:func:`follow_threads`; one thread: its serial
+copy) and afterwards gives torch back its own thread count, which Numba's OpenMP layer, sharing
+libgomp with torch, would otherwise change on launch (``torch.set_num_threads(1)`` became 2).
 """
 
 from __future__ import annotations
@@ -12,28 +20,88 @@ import ctypes
 import ctypes.util
 import math
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 import numpy as np
 
-__all__ = ["in_pool", "map_pieces", "n_elements", "n_workers", "release_free_heap", "scratch"]
+__all__ = ["follow_threads", "get_num_threads", "in_pool", "map_pieces", "n_elements", "n_workers",
+           "release_free_heap", "scratch", "set_num_threads"]
 
 T = TypeVar("T")
 _POOL: ThreadPoolExecutor | None = None
+_POOL_SIZE = 0
+_POOL_LOCK = threading.Lock()
+_EXPLICIT: list[int] = []  # [n] after set_num_threads(n), [] to follow torch
 _TLS = threading.local()
 #: scratch buffers up to this size are kept per thread for reuse
 SCRATCH_MAX_BYTES = 1 << 24
 
 
-def n_workers() -> int:
-    """Threads in the pool: the CPUs this process may use (at most 16)."""
+def _cpus() -> int:
     try:
-        n = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        n = os.cpu_count() or 1
-    return max(1, min(16, n))
+        return os.cpu_count() or 1
+
+
+def set_num_threads(n: int | None) -> None:
+    """Use ``n`` threads in cimsim's kernels and piece pool (``None``: follow ``torch.get_num_threads()``).
+
+    Results do not depend on it, bit for bit; torch's own setting is never changed.
+    """
+    if n is None:
+        _EXPLICIT.clear()
+        return
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        from .errors import ParameterError
+
+        raise ParameterError(f"set_num_threads: n must be a positive int or None (got {n!r})")
+    _EXPLICIT[:] = [n]
+
+
+def get_num_threads() -> int:
+    """Threads cimsim uses: :func:`set_num_threads`'s count, else torch's, else the usable CPUs."""
+    if _EXPLICIT:
+        return _EXPLICIT[0]
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return max(1, int(torch.get_num_threads()))
+    return _cpus()
+
+
+def n_workers() -> int:
+    """Threads in the pool: :func:`get_num_threads` (at most 16)."""
+    return max(1, min(16, get_num_threads()))
+
+
+class follow_threads:  # noqa: N801 - used like a decorator
+    """``kernel`` (a parallel Numba kernel) run on :func:`get_num_threads` of Numba's threads (at most
+    ``NUMBA_NUM_THREADS``), giving torch back its thread count afterwards if the launch changed it.
+    Every other attribute (``py_func``, ``targetoptions``, ...) is the kernel's."""
+
+    def __init__(self, kernel: Callable[..., Any]):
+        self.kernel = kernel
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.kernel, name)
+
+    def __call__(self, *args: Any) -> Any:
+        import numba
+
+        torch = sys.modules.get("torch")
+        torch_n = torch.get_num_threads() if torch is not None else None
+        before = numba.get_num_threads()
+        cap = int(getattr(numba.config, "NUMBA_NUM_THREADS"))  # noqa: B009 - set at run time, unknown to mypy
+        numba.set_num_threads(max(1, min(get_num_threads(), cap)))
+        try:
+            return self.kernel(*args)
+        finally:
+            numba.set_num_threads(before)
+            if torch is not None and torch.get_num_threads() != torch_n:
+                torch.set_num_threads(torch_n)
 
 
 def map_pieces(fn: Callable[..., T], items: Iterable) -> list[T]:
@@ -43,10 +111,15 @@ def map_pieces(fn: Callable[..., T], items: Iterable) -> list[T]:
     # pool from inside it
     if len(items) <= 1 or n_workers() == 1 or in_pool():
         return [fn(i) for i in items]
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=n_workers(), thread_name_prefix="cimsim", initializer=_mark_pool)
-    return list(_POOL.map(fn, items))
+    global _POOL, _POOL_SIZE
+    n = n_workers()
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_SIZE != n:  # the thread count changed: a pool of the new size
+            if _POOL is not None:
+                _POOL.shutdown(wait=False)  # its submitted pieces still run
+            _POOL, _POOL_SIZE = ThreadPoolExecutor(max_workers=n, thread_name_prefix="cimsim", initializer=_mark_pool), n
+        futures = [_POOL.submit(fn, i) for i in items]
+    return [f.result() for f in futures]
 
 
 def _mark_pool() -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Callable
 
-from .._threads import in_pool
+from .._threads import follow_threads, get_num_threads, in_pool
 from ..errors import ParameterError
 from . import converters, converters_ref, drift, drift_ref, programming, programming_ref, ziggurat, ziggurat_ref
 from ._jit import FASTMATH
@@ -40,9 +40,11 @@ class Parallel:
 
     def sized(self, n: int) -> Callable:
         """The copy for ``n`` elements of work: serial for small work (``n <= SERIAL_MAX``),
-        where starting Numba's threads costs more than the loop, and on a pool thread, where
-        Numba's parallel layers must not be entered; else the parallel build."""
-        return self.serial if (n <= SERIAL_MAX or in_pool()) else self.parallel
+        where starting Numba's threads costs more than the loop, on a pool thread, where
+        Numba's parallel layers must not be entered, and when cimsim runs on one thread
+        (``cimsim.set_num_threads``, else torch's count); else the parallel build, on that many
+        threads (:func:`~cimsim._threads.follow_threads`)."""
+        return self.serial if (n <= SERIAL_MAX or in_pool() or get_num_threads() == 1) else self.parallel
 
     def __call__(self, *args):
         return self.parallel(*args)
@@ -68,7 +70,8 @@ class Engine:
 
 
 def _engine(name: str, torch_gemm: bool, zig, prog, dr, conv) -> Engine:
-    par = {n: Parallel(getattr(m, n), getattr(m, n + "_serial"))
+    par = {n: Parallel(follow_threads(getattr(m, n)) if hasattr(getattr(m, n), "py_func") else getattr(m, n),
+                       getattr(m, n + "_serial"))
            for m, n in ((zig, "zig_fast"), (conv, "dac_convert"), (conv, "adc_tiles"), (conv, "row_absmax_bits"))}
     return Engine(name=name, torch_gemm=torch_gemm, zig_slow=zig.zig_slow, map_targets=prog.map_targets,
                   program_targets=prog.program_targets, program_devices=prog.program_devices,

@@ -8,17 +8,30 @@ from the current weights (:mod:`.hardware`) and the backward is the extended STE
 """
 
 from .attention import AnalogMultiheadAttention
+from .calibration import calibrate
 from .config import BACKWARD_WEIGHTS, MODES, AnalogConfig
 from .conv import AnalogConv1d, AnalogConv2d, AnalogConv3d
-from .convert import analog_layers, convert, rng_state, set_mode, set_rng_state, to_digital
+from .convert import (
+    CONVERSION_MAP,
+    ConversionReport,
+    ConversionWarning,
+    analog_layers,
+    convert,
+    reprogram,
+    rng_state, set_mode, set_rng_state, to_digital,
+)
 from .hardware import analog_matmul, hardware_mvm
-from .modules import AnalogLayer, AnalogLinear
+from .modules import AnalogLayer, AnalogLinear, LayerCalibration
 from .noise_injection import programming_noise_std
 from .recurrent import AnalogGRU, AnalogLSTM, AnalogRNN
+from .saving import load, save
 from .ste import AnalogMatmulSTE
 from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d, AnalogConvTranspose3d
 
 __all__ = [
+    "CONVERSION_MAP",
+    "ConversionReport",
+    "ConversionWarning",
     "AnalogConfig",
     "AnalogLinear",
     "AnalogMultiheadAttention",
@@ -29,6 +42,7 @@ __all__ = [
     "AnalogConvTranspose2d",
     "AnalogConvTranspose3d",
     "AnalogLayer",
+    "LayerCalibration",
     "AnalogGRU",
     "AnalogLSTM",
     "AnalogRNN",
@@ -37,9 +51,13 @@ __all__ = [
     "MODES",
     "analog_layers",
     "analog_matmul",
+    "calibrate",
     "convert",
     "hardware_mvm",
+    "load",
     "programming_noise_std",
+    "reprogram",
+    "save",
     "rng_state",
     "set_mode",
     "set_rng_state",

@@ -56,7 +56,7 @@ class AnalogMultiheadAttention(AnalogLayer, nn.MultiheadAttention):
     @classmethod
     def from_float(cls, module: nn.Module, config=None, **settings):
         """The analog twin of an ``nn.MultiheadAttention``, sharing its Parameters (and ``out_proj``)."""
-        if type(module) is not nn.MultiheadAttention and not isinstance(module, cls):
+        if not isinstance(module, nn.MultiheadAttention):
             raise ParameterError(f"{cls.__name__}.from_float expects an nn.MultiheadAttention (got {type(module).__name__})")
         config = as_config(config, f"{cls.__name__}.from_float", **settings)
         new = cls(module.embed_dim, module.num_heads, dropout=module.dropout, bias=module.in_proj_bias is not None,

@@ -1,14 +1,23 @@
-"""Swap the Linear/Conv layers of any ``nn.Module`` tree for analog ones, and back.
+"""Swap the weight layers of any ``nn.Module`` tree for analog ones, and back.
 
 ``convert(model, config)`` (an :class:`~cimsim.nn.config.AnalogConfig`; or ``convert(model,
-profile, mode=..., ...)``, which builds one) walks the tree (nested modules, ``Sequential``, ``ModuleList``,
-``ModuleDict``, plain attributes), replaces every ``nn.Linear``, ``nn.Conv1d/2d/3d``, ``nn.ConvTranspose1d/2d/3d``, ``nn.LSTM``, ``nn.GRU``, ``nn.RNN``
-and ``nn.MultiheadAttention``
-(exact types; subclasses such as attention's ``out_proj`` are left alone) that ``filter``
-accepts with its analog twin sharing the same Parameter objects, and gives layer number ``i``
-(in ``named_modules`` order, counting converted layers) the generator seed ``config.seed + i``
-(``config`` being that layer's, after overrides) unless an override dict names its ``seed``.
-A module reached under two names (weight sharing) becomes one analog module.
+profile, mode=..., ...)``, which builds one) walks the tree (nested modules, ``Sequential``,
+``ModuleList``, ``ModuleDict``, plain attributes) and replaces every module whose class the
+conversion map knows, and that ``filter`` accepts, by its analog twin sharing the same Parameter
+objects. The map (:data:`CONVERSION_MAP`, extended per call by ``conversion_map=``) takes a
+module by ``isinstance``: the most specific registered class of its MRO wins, so subclasses of
+``nn.Linear`` / ``nn.Conv*`` are converted too (to the plain analog layer: their own ``forward``
+is not kept), and HuggingFace transformers' ``Conv1D`` (GPT-2) when transformers is imported
+(:mod:`cimsim.nn.hf`). A map value is an analog layer class (``cls.from_float(module, config)``),
+any factory ``f(module, config) -> nn.Module``, or ``None``: kept digital on purpose (embeddings,
+and attention's ``out_proj``, whose weight its ``MultiheadAttention`` reads).
+
+Layer number ``i`` (in ``named_modules`` order, counting converted layers) gets the generator
+seed ``config.seed + i`` (``config`` being that layer's, after overrides) unless an override dict
+names its ``seed``. A module reached under two names (weight sharing) becomes one analog module.
+What was converted and what holds a weight matrix (a parameter of 2 or more dimensions) but was
+left digital is reported (:class:`ConversionReport`, ``model.conversion_report``); a module left
+digital because the map had no entry for it is also a warning.
 ``to_digital(model)`` turns every analog layer back into its float class.
 """
 
@@ -17,6 +26,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import fnmatch
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,17 +37,68 @@ from ..errors import ParameterError
 from .attention import AnalogMultiheadAttention
 from .config import AnalogConfig, as_config, check_mode
 from .conv import AnalogConv1d, AnalogConv2d, AnalogConv3d
+from .hf import analog_conv1d_class, conv1d_class
 from .modules import AnalogLayer, AnalogLinear
 from .recurrent import AnalogGRU, AnalogLSTM, AnalogRNN
 from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d, AnalogConvTranspose3d
 
-__all__ = ["convert", "to_digital", "set_mode", "analog_layers", "rng_state", "set_rng_state"]
+__all__ = ["CONVERSION_MAP", "ConversionReport", "ConversionWarning", "convert", "to_digital", "set_mode", "reprogram", "analog_layers", "rng_state", "set_rng_state"]
 
-_ANALOG_OF: dict[type[nn.Module], type[AnalogLayer]] = {nn.Linear: AnalogLinear, nn.Conv1d: AnalogConv1d, nn.Conv2d: AnalogConv2d,
-                                 nn.Conv3d: AnalogConv3d, nn.LSTM: AnalogLSTM,
-                                 nn.GRU: AnalogGRU, nn.RNN: AnalogRNN, nn.ConvTranspose1d: AnalogConvTranspose1d,
-                                 nn.ConvTranspose2d: AnalogConvTranspose2d, nn.ConvTranspose3d: AnalogConvTranspose3d,
-                                 nn.MultiheadAttention: AnalogMultiheadAttention}
+#: float class -> analog class, factory ``f(module, config) -> nn.Module``, or ``None`` (kept digital
+#: on purpose). Extend it per call with ``convert(..., conversion_map={MyLayer: factory})``.
+CONVERSION_MAP: dict[type[nn.Module], Any] = {
+    nn.Linear: AnalogLinear, nn.Conv1d: AnalogConv1d, nn.Conv2d: AnalogConv2d, nn.Conv3d: AnalogConv3d,
+    nn.ConvTranspose1d: AnalogConvTranspose1d, nn.ConvTranspose2d: AnalogConvTranspose2d,
+    nn.ConvTranspose3d: AnalogConvTranspose3d, nn.LSTM: AnalogLSTM, nn.GRU: AnalogGRU, nn.RNN: AnalogRNN,
+    nn.MultiheadAttention: AnalogMultiheadAttention,
+    # lookup tables, not matrix-vector products: digital
+    nn.Embedding: None, nn.EmbeddingBag: None,
+    # MultiheadAttention's out_proj: the attention module reads its weight (converted with it)
+    nn.modules.linear.NonDynamicallyQuantizableLinear: None,
+}
+
+
+class ConversionWarning(UserWarning):
+    """A module holding a weight matrix was left digital because the conversion map has no entry for it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionReport:
+    """What :func:`convert` did. ``converted``: ``{name: "Linear -> AnalogLinear"}``; ``digital``:
+    ``{name: why}`` for every module left digital that holds a parameter of 2 or more dimensions
+    (a weight matrix), outside the converted layers; ``unmapped``: those of ``digital`` the map
+    had no entry for (the warning's list)."""
+
+    converted: dict[str, str]
+    digital: dict[str, str]
+    unmapped: tuple[str, ...]
+
+    def __str__(self) -> str:
+        rows = [f"  analog   {n or '<root>'}: {v}" for n, v in self.converted.items()]
+        rows += [f"  digital  {n or '<root>'}: {v}" for n, v in self.digital.items()]
+        return f"ConversionReport ({len(self.converted)} analog, {len(self.digital)} digital)\n" + "\n".join(rows)
+
+
+def _default_map() -> dict[type[nn.Module], Any]:
+    m = dict(CONVERSION_MAP)
+    hf = conv1d_class()
+    if hf is not None:
+        m.setdefault(hf, analog_conv1d_class())
+    return m
+
+
+def _lookup(cmap: Mapping[type, Any], module: nn.Module) -> tuple[bool, Any]:
+    """(registered?, entry) for ``module``: the most specific class of its MRO in ``cmap`` (an
+    analog layer is looked up by its float class, so it can be converted again)."""
+    cls = module._FLOAT_CLS if isinstance(module, AnalogLayer) else type(module)
+    for k in cls.__mro__:
+        if k in cmap:
+            return True, cmap[k]
+    return False, None
+
+
+def _weight_params(module: nn.Module) -> list[str]:
+    return [n for n, p in module.named_parameters(recurse=False) if p.dim() >= 2]
 
 
 def _layer_config(name: str, base: AnalogConfig, overrides: Mapping[str, Any] | None) -> tuple[AnalogConfig, bool]:
@@ -64,10 +125,13 @@ def convert(
     filter: Callable[[nn.Module, str], bool] | None = None,
     inplace: bool = False,
     overrides: Mapping[str, Any] | None = None,
+    conversion_map: Mapping[type, Any] | None = None,
     **settings,
 ) -> nn.Module:
-    """Return ``model`` with its Linear, Conv, ConvTranspose, LSTM/GRU/RNN and MultiheadAttention layers
-    replaced by analog ones.
+    """Return ``model`` with its weight layers (Linear, Conv, ConvTranspose, LSTM/GRU/RNN,
+    MultiheadAttention, their subclasses, transformers' Conv1D, and whatever ``conversion_map``
+    adds) replaced by analog ones; ``model.conversion_report`` (:class:`ConversionReport`) says
+    what was converted and what was left digital.
 
     ``config``: an :class:`AnalogConfig`, or a profile (a ``DeviceProfile`` or a preset name such
     as ``"pcm"``) with any other :class:`AnalogConfig` field as a keyword (``mode``, ``eval_mode``,
@@ -78,7 +142,12 @@ def convert(
     :class:`AnalogConfig` (that layer's whole config), a profile, or a dict of changes to the
     config (``dataclasses.replace``; its ``profile`` may be a dict of dotted overrides such as
     ``{"adc.bits": 6}`` applied on top; a ``seed`` there is the layer's seed as is); later
-    patterns win.
+    patterns win. ``conversion_map`` adds to (or overrides) :data:`CONVERSION_MAP`:
+    ``{MyLinear: AnalogLinear, MyOp: lambda module, config: ..., nn.Linear: None}``.
+
+    A module holding a weight matrix that the map has no entry for stays digital with a
+    :class:`ConversionWarning` naming it (pass a ``conversion_map`` entry, or ``None`` for it to
+    keep it digital quietly).
 
     Example: ``convert(net, "pcm", overrides={"fc3": {"mode": "ideal"}})``, or
     ``convert(net, AnalogConfig("pcm", mode="noise_injection"))``.
@@ -86,6 +155,16 @@ def convert(
     if not isinstance(model, nn.Module):
         raise ParameterError(f"convert: model must be a torch.nn.Module (got {type(model).__name__})")
     base = as_config(config, "convert", **settings)
+    cmap = _default_map()
+    if conversion_map is not None:
+        if not isinstance(conversion_map, Mapping) or not all(
+            isinstance(k, type) and issubclass(k, nn.Module) for k in conversion_map
+        ):
+            raise ParameterError(
+                "convert: conversion_map must map torch module classes to an analog class, a factory "
+                f"(module, config) -> module, or None, e.g. {{MyLinear: AnalogLinear}} (got {conversion_map!r})"
+            )
+        cmap.update(conversion_map)
     if not inplace:
         model = copy.deepcopy(model)
 
@@ -93,31 +172,51 @@ def convert(
     memo: dict[int, nn.Module] = {}
     produced: set[int] = set()
     visited: set[int] = set()
+    converted: dict[str, str] = {}
+    digital: dict[str, str] = {}
+    unmapped: list[str] = []
+
+    def left_digital(module: nn.Module, name: str, why: str, warn: bool) -> None:
+        held = _weight_params(module)
+        if held and name not in digital:
+            digital[name] = f"{type(module).__name__} ({', '.join(held)}): {why}"
+            if warn:
+                unmapped.append(name)
 
     def swap(module: nn.Module, name: str) -> nn.Module | None:
         if id(module) in memo:
             return memo[id(module)]
         if id(module) in produced:
             return module
-        if isinstance(module, AnalogLayer):
-            float_cls = module._FLOAT_CLS
-        else:
-            float_cls = type(module)
-        cls = _ANALOG_OF.get(float_cls) if (isinstance(module, AnalogLayer) or type(module) in _ANALOG_OF) else None
-        if cls is None or (filter is not None and not filter(module, name)):
+        known, entry = _lookup(cmap, module)
+        if not known:
+            left_digital(module, name, "no entry in the conversion map", True)
+            return None
+        if entry is None:
+            left_digital(module, name, "kept digital by the conversion map", False)
+            return None
+        if filter is not None and not filter(module, name):
+            if isinstance(module, AnalogLayer):  # already analog: kept as it is
+                return module
+            left_digital(module, name, "not selected by filter", False)
             return None
         cfg, pinned = _layer_config(name, base, overrides)
         if not pinned:
             cfg = dataclasses.replace(cfg, seed=cfg.seed + counter[0])
         counter[0] += 1
-        new = cls.from_float(module, cfg)
+        if isinstance(entry, type) and issubclass(entry, AnalogLayer):
+            new = entry.from_float(module, cfg)
+        else:
+            new = entry(module, cfg)
+            if not isinstance(new, nn.Module):
+                raise ParameterError(
+                    f"convert: the conversion_map factory for {type(module).__name__} returned "
+                    f"{type(new).__name__}, not a torch module"
+                )
         memo[id(module)] = new
         produced.add(id(new))
+        converted[name] = f"{type(module).__name__} -> {type(new).__name__}"
         return new
-
-    root = swap(model, "")
-    if root is not None:
-        return root
 
     def visit(parent: nn.Module, prefix: str) -> None:
         for child_name, child in list(parent.named_children()):
@@ -130,7 +229,22 @@ def convert(
                 visited.add(id(child))
                 visit(child, full)
 
-    visit(model, "")
+    root = swap(model, "")
+    if root is not None:
+        model = root
+    else:
+        visit(model, "")
+    report = ConversionReport(converted, digital, tuple(unmapped))
+    if unmapped:
+        warnings.warn(
+            "convert left these modules holding weight matrices digital (no entry in the conversion map): "
+            + "; ".join(f"{n or '<root>'}: {digital[n]}" for n in unmapped)
+            + ". Convert them with convert(..., conversion_map={TheirClass: analog_class_or_factory}) or keep "
+            "them digital quietly with conversion_map={TheirClass: None}",
+            ConversionWarning,
+            stacklevel=2,
+        )
+    object.__setattr__(model, "conversion_report", report)  # plain data beside the modules
     return model
 
 
@@ -169,6 +283,13 @@ def set_mode(model: nn.Module, mode: str, *, eval_mode: str | None = "keep") -> 
         changes["eval_mode"] = check_mode(eval_mode, "set_mode: eval_mode ('keep' leaves it)", allow_none=True)
     for _, layer in analog_layers(model):
         layer.analog_config = dataclasses.replace(layer.analog_config, **changes)
+    return model
+
+
+def reprogram(model: nn.Module) -> nn.Module:
+    """Drop every analog layer's eval-mode chip: the next eval forward programs a new one."""
+    for _, layer in analog_layers(model):
+        layer.reprogram()
     return model
 
 

@@ -22,6 +22,8 @@ steps, attention projections); :class:`FloatReader` is its float stand-in.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +39,21 @@ from .config import check_backward_weights
 from ._tensors import _dac_is_ideal, _to_numpy, _to_torch, check_dense
 from .ste import AnalogMatmulSTE
 
-__all__ = ["HardwareResult", "hardware_mvm", "analog_matmul", "MatrixReader", "FloatReader"]
+__all__ = ["HardwareResult", "hardware_mvm", "analog_matmul", "MatrixReader", "FloatReader", "with_calibration"]
+
+#: one matrix's calibrated converter ranges: (DAC bound or None, ADC bounds [n_in_tiles, out] or None)
+Calibration = tuple[float | None, np.ndarray | None]
+
+
+def with_calibration(state, calibration: Calibration | None):
+    """``state`` (a ``ProgrammedState`` or ``DriftedState``) with calibrated DAC/ADC ranges set (as
+    ``state.calibrate(x_ref)`` would set them); ``state`` itself when ``calibration`` is None."""
+    if calibration is None:
+        return state
+    dac, adc = calibration
+    if isinstance(state, DriftedState):
+        return dataclasses.replace(state, state=state.state.replace(dac_bound=dac, adc_bound=adc))
+    return state.replace(dac_bound=dac, adc_bound=adc)
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,7 @@ def hardware_mvm(
     masks: bool = True,
     backward_weights: str = "float",
     compensation=None,
+    calibration: Calibration | None = None,
 ) -> HardwareResult:
     """Run ``x [batch, in] @ W[out, in]^T`` on the simulated chip, outside autograd.
 
@@ -84,10 +101,10 @@ def hardware_mvm(
             f"hardware_mvm needs x [batch, in] and weight [out, in] with equal 'in' "
             f"(got x {tuple(x.shape)} and weight {tuple(weight.shape)})"
         )
-    return _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_weights, compensation)
+    return _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_weights, compensation, calibration)
 
 
-def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_weights, compensation):
+def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_weights, compensation, calibration):
     if state is None:
         if seed is None:
             raise ParameterError("hardware_mvm needs either seed= (program now) or state= and rng= (a programmed chip)")
@@ -99,6 +116,7 @@ def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_wei
             t_s = None
         else:
             state = program_matrix(_to_numpy(weight), profile, rng=prog)
+        state = with_calibration(state, calibration)
     else:
         if rng is None:
             raise ParameterError("hardware_mvm with a programmed state needs rng= (the chip's read generator)")
@@ -151,6 +169,7 @@ def analog_matmul(
     backward_weights: str = "float",
     compensation=None,
     input_range: torch.Tensor | None = None,
+    calibration: Calibration | None = None,
 ) -> torch.Tensor:
     """``y = F_hw(W, x) + b`` for ``x [B, in]`` with the extended-STE backward.
 
@@ -183,7 +202,7 @@ def analog_matmul(
     x_hw = x if k is None else x.detach() * k
     hw = hardware_mvm(
         x_hw, weight, profile, seed=seed, state=state, rng=rng, t_s=t_s, masks=track,
-        backward_weights=backward_weights, compensation=compensation,
+        backward_weights=backward_weights, compensation=compensation, calibration=calibration,
     )
     y_hw = hw.y if k is None else hw.y / k
     if not track:

@@ -18,6 +18,15 @@ cell kind):
   runs the same path with a forced seed; ``layer.program(seed)`` returns the chip that seed
   programs. ``t`` is 0, or drawn log-uniformly per forward from the profile's ``training``
   section (``drift_t_min_s``/``drift_t_max_s``) in training mode, or ``layer.eval_t_s`` in eval.
+  In eval the chip is *deployed*: programmed once per weight version and read many times. The
+  first eval forward after the weights (or the config, or ``eval_t_s``) changed programs the
+  chip with the seed it draws and drifts it to ``eval_t_s``; later eval forwards read that same
+  snapshot, each with a fresh copy of its read generator, so two eval calls on the same input
+  give identical outputs, bit for bit those of ``hardware_forward(x, seed, t_s=eval_t_s)``.
+  Every forward still draws its seed (the layer's generator advances as before, so training
+  runs that evaluate between steps keep their bits). A change of the weights is seen by value
+  (the deployed weights are kept and compared), so ``optimizer.step()``, ``load_state_dict``
+  and in-place edits of ``.data`` all re-program; :meth:`reprogram` forces a new chip.
 * ``"noise_injection"``: ``F.linear(x, W + sigma(W) * N(0, 1))`` inside autograd, with
   ``sigma`` the profile's programming noise in weight units
   (:func:`cimsim.nn.noise_injection.programming_noise_std`), noise drawn from the layer's generator.
@@ -37,24 +46,27 @@ cells, attention's projections) programs matrix ``g`` with seed :func:`~cimsim.r
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import hashlib
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..crossbar import program_drifted, program_matrix
-from ..errors import ParameterError, ShapeError
+from ..crossbar import DriftedState, program_drifted, program_matrix
+from ..errors import CalibrationError, ParameterError, ShapeError
 from ..profiles.schema import DeviceProfile, RangeFixed
 from ..rng import SEED_HIGH, group_seed, split_seed, torch_generator
 from ._compile import run_eagerly
 from ._tensors import check_dense
 from .config import AnalogConfig, as_config
-from .hardware import FloatReader, MatrixReader, analog_matmul
+from .hardware import Calibration, FloatReader, MatrixReader, analog_matmul, with_calibration
 from .noise_injection import programming_noise_std
 
-__all__ = ["AnalogLinear", "AnalogLayer"]
+__all__ = ["AnalogLinear", "AnalogLayer", "LayerCalibration"]
 
 if TYPE_CHECKING:
     # AnalogLayer is a mixin that always comes first in front of a torch layer (AnalogLinear is
@@ -67,6 +79,43 @@ else:
 
 #: an attached chip: (states, read generators, t_s, compensations), one entry per matrix
 _Chip = tuple[tuple[Any, ...], tuple[Any, ...], float | None, tuple[Any, ...]]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LayerCalibration:
+    """Calibrated converter ranges of one analog layer (:func:`cimsim.nn.calibrate`): per crossbar
+    matrix ``(dac_bound, adc_bound)``, computed for ``profile`` and set on every chip the layer
+    programs (training and eval forwards, :meth:`AnalogLayer.program`)."""
+
+    profile: DeviceProfile
+    bounds: tuple[Calibration, ...]
+
+    def digest(self) -> str:
+        """The first 12 hex digits of the sha256 of the bounds."""
+        h = hashlib.sha256()
+        for dac, adc in self.bounds:
+            h.update(repr(dac).encode())
+            h.update(b"-" if adc is None else np.ascontiguousarray(adc, dtype=np.float64).tobytes())
+        return h.hexdigest()[:12]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Deployed:
+    """The eval-mode chip: programmed once from ``weights`` with ``seed``, drifted to ``t_s``;
+    per matrix its snapshot and its read generator right after the drift draws."""
+
+    key: tuple[AnalogConfig, float]  # (config, t_s): another config or time re-programs
+    seed: int
+    weights: tuple[torch.Tensor, ...]
+    snaps: tuple[tuple[DriftedState, np.random.Generator], ...]
+    calibration: LayerCalibration | None = None
+
+    def matches(self, key: tuple[AnalogConfig, float], mats: list[torch.Tensor],
+                calibration: LayerCalibration | None) -> bool:
+        return self.key == key and self.calibration is calibration and len(mats) == len(self.weights) and all(
+            w.shape == m.shape and w.dtype == m.dtype and w.device == m.device and torch.equal(w, m.detach())
+            for w, m in zip(self.weights, mats)
+        )
 
 
 def _keep_fused_kernels_off(module, args):
@@ -114,6 +163,9 @@ class AnalogLayer(_ModuleBase):
         self.last_seed: int | None = None
         self.last_t_s: float | None = None
         self._chip: _Chip | None = None
+        self._deployed: _Deployed | None = None
+        self.calibration: LayerCalibration | None = None
+        self._recorder: list[Any] | None = None  # set by cimsim.nn.calibrate while it reads the inputs
         # torch's fused inference kernels (TransformerEncoderLayer's "fast path", taken in eval
         # under no_grad) read the float weights directly and would skip the chip; they stay off
         # for any module holding a hook, so every analog layer carries this no-op one
@@ -168,7 +220,7 @@ class AnalogLayer(_ModuleBase):
         """The analog twin of a float layer, sharing its Parameter objects (no copy).
 
         ``config``: an :class:`AnalogConfig`, or a profile with the other fields as keywords."""
-        if type(module) is not cls._FLOAT_CLS and not isinstance(module, AnalogLayer):
+        if not isinstance(module, cls._FLOAT_CLS):
             raise ParameterError(
                 f"{cls.__name__}.from_float expects a {cls._FLOAT_CLS.__name__} (got {type(module).__name__})"
             )
@@ -204,6 +256,8 @@ class AnalogLayer(_ModuleBase):
             s += f", backward_weights={self.backward_weights}"
         if self.input_range is not None:
             s += ", learn_input_range=True"
+        if self.calibration is not None:  # in the repr, so the evaluation's fingerprints (which hash it) see it
+            s += f", calibrated={self.calibration.digest()}"
         return s
 
     # ------------------------------------------------------------------ chips
@@ -223,12 +277,35 @@ class AnalogLayer(_ModuleBase):
         ``split_seed(seed)[1]`` (per group: ``split_seed(group_seed(seed, g))[1]``).
         """
         mats = self.weight_matrices()
-        seeds = self._group_seeds(seed)
-        states = tuple(
-            program_matrix(m.detach().cpu().contiguous().numpy(), self.profile, rng=split_seed(s)[0])
-            for m, s in zip(mats, seeds)
-        )
+        states = tuple(with_calibration(st, c) for st, c in zip(self._program_raw(seed), self._calibrations(len(mats))))
         return states[0] if len(states) == 1 else states
+
+    def _program_raw(self, seed: int) -> tuple[Any, ...]:
+        """:meth:`program`'s states before any calibrated range is set on them, one per matrix."""
+        return tuple(
+            program_matrix(m.detach().cpu().contiguous().numpy(), self.profile, rng=split_seed(s)[0])
+            for m, s in zip(self.weight_matrices(), self._group_seeds(seed))
+        )
+
+    def _calibrations(self, n: int) -> list[Calibration | None]:
+        """Per matrix, the calibrated ranges to set on a chip programmed now (``None``: none)."""
+        cal = self.calibration
+        p = self.profile
+        if cal is not None:
+            if cal.profile != p or len(cal.bounds) != n:
+                raise CalibrationError(
+                    f"{type(self).__name__}: its calibration was computed for profile {cal.profile.name!r} with "
+                    f"{len(cal.bounds)} matrices, the layer now has profile {p.name!r} and {n}; run "
+                    f"cimsim.calibrate(model, data) again"
+                )
+            return list(cal.bounds)
+        if p.dac.range.kind == "calibrated" or p.adc.range.kind == "calibrated":
+            raise CalibrationError(
+                f"{type(self).__name__}: profile {p.name!r} has calibrated converter ranges (dac.range.kind="
+                f"{p.dac.range.kind!r}, adc.range.kind={p.adc.range.kind!r}) and this layer was never calibrated: "
+                f"call cimsim.calibrate(model, reference_inputs) first"
+            )
+        return [None] * n
 
     def read_rng(self, seed: int):
         """The read generator(s) matching :meth:`program` ``(seed)``."""
@@ -253,8 +330,31 @@ class AnalogLayer(_ModuleBase):
         self._chip = (states, rngs, t_s, comps)
 
     def detach_chip(self) -> None:
-        """Go back to programming a fresh chip on every forward."""
+        """Go back to programming the chip from the weights (per forward in training, per weight
+        version in eval)."""
         self._chip = None
+
+    def reprogram(self) -> None:
+        """Drop the eval-mode chip: the next eval forward programs a new one (with the seed it draws)."""
+        self._deployed = None
+
+    def _deployed_snaps(self, mats: list[torch.Tensor], seed: int, t_s: float) -> list[tuple[DriftedState, Any]]:
+        """Eval-mode hardware: ``(snapshot, read generator)`` per matrix of the chip deployed from
+        ``mats``, programmed with ``seed`` unless the deployed one still matches the weights,
+        the config and ``t_s`` (see the module docstring). The generators are fresh copies."""
+        key = (self.analog_config, float(t_s))
+        dep = self._deployed
+        if dep is None or not dep.matches(key, mats, self.calibration):
+            snaps = []
+            for w, s, c in zip(mats, self._group_seeds(seed), self._calibrations(len(mats))):
+                prog, read = split_seed(s)
+                ds = program_drifted(w.detach().cpu().contiguous().numpy(), self.profile, rng=prog, t_s=t_s,
+                                     read_rng=read)
+                snaps.append((with_calibration(ds, c), read))
+            dep = _Deployed(key, int(seed), tuple(m.detach().clone() for m in mats), tuple(snaps), self.calibration)
+            self._deployed = dep
+        self.last_seed, self.last_t_s = dep.seed, float(t_s)
+        return [(ds, copy.deepcopy(r)) for ds, r in dep.snaps]
 
     @property
     def chip_attached(self) -> bool:
@@ -292,6 +392,8 @@ class AnalogLayer(_ModuleBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_dense(x)
+        if self._recorder is not None:
+            return self._analog(x, [dict(record=g) for g in range(len(self._recorder))])
         if self._chip is not None:
             states, rngs, t_s, comps = self._chip
             return self._analog(x, [dict(state=s, rng=r, t_s=t_s, compensation=c)
@@ -303,13 +405,18 @@ class AnalogLayer(_ModuleBase):
             return self._float(x, self.noisy_weight())
         seed = self._draw_seed()
         t = self._draw_t()
+        if not self.training:
+            return self._analog(x, [dict(state=ds, rng=r, t_s=None)
+                                    for ds, r in self._deployed_snaps(self.weight_matrices(), seed, t)])
         return self.hardware_forward(x, seed, t_s=t)
 
     def hardware_forward(self, x: torch.Tensor, seed: int, *, t_s: float = 0.0) -> torch.Tensor:
         """The hardware-mode forward with a forced seed (what ``forward`` does after its draws)."""
         self.last_seed = int(seed)
         self.last_t_s = float(t_s)
-        return self._analog(x, [dict(seed=s, t_s=t_s) for s in self._group_seeds(seed)])
+        seeds = self._group_seeds(seed)
+        return self._analog(x, [dict(seed=s, t_s=t_s, calibration=c)
+                                for s, c in zip(seeds, self._calibrations(len(seeds)))])
 
     def forward_chip(self, x: torch.Tensor, state, *, rng, t_s: float | None = None, compensation=None) -> torch.Tensor:
         """One forward through a given programmed chip (see :meth:`attach_chip` for the arguments)."""
@@ -334,6 +441,8 @@ class AnalogLayer(_ModuleBase):
         (``"ideal"``), noisy float weights (``"noise_injection"``: ``W + sigma(W) N(0, 1)``, drawn
         once per forward) or a chip programmed now from the current weights with one seed drawn
         from the layer's generator (``"hardware"``; matrix ``m`` with :func:`group_seed` ``(s, m)``)."""
+        if self._recorder is not None:
+            return [_RecordingReader(w, self._recorder[g]) for g, w in enumerate(mats)]
         if self._chip is not None:
             states, rngs, t_s, comps = self._chip
             return [MatrixReader(w, self.profile, s, r, t_s, c, self.backward_weights)
@@ -344,20 +453,43 @@ class AnalogLayer(_ModuleBase):
         if mode == "noise_injection":
             return [FloatReader(self._with_noise(w, programming_noise_std(w, self.profile))) for w in mats]
         seed, t = self._draw_seed(), self._draw_t()
+        if not self.training:
+            return [MatrixReader(w, self.profile, ds, r, None, None, self.backward_weights)
+                    for w, (ds, r) in zip(mats, self._deployed_snaps(mats, seed, t))]
         self.last_seed, self.last_t_s = seed, t
         readers = []
-        for w, s in zip(mats, self._group_seeds(seed)):
+        for w, s, c in zip(mats, self._group_seeds(seed), self._calibrations(len(mats))):
             prog, read = split_seed(s)
             ds = program_drifted(w.detach().cpu().contiguous().numpy(), self.profile, rng=prog, t_s=t, read_rng=read)
+            ds = with_calibration(ds, c)
             readers.append(MatrixReader(w, self.profile, ds, read, None, None, self.backward_weights))
         return readers
 
     def _mm(self, x2: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, kw: dict[str, Any]) -> torch.Tensor:
+        if "record" in kw:  # calibration: note what the crossbar would see, compute in float
+            assert self._recorder is not None, "record calls come from forward while recording"
+            xs = x2.detach()
+            if self.input_range is not None:  # the DAC sees x scaled by B / alpha (analog_matmul)
+                xs = xs * (float(cast(RangeFixed, self.profile.dac.range).bound) / float(self.input_range.detach().abs()))
+            self._recorder[kw["record"]].add(xs)
+            return F.linear(x2, w, b)
         return analog_matmul(x2, w, b, self.profile, backward_weights=self.backward_weights,
                              input_range=self.input_range, **kw)
 
 
 run_eagerly(AnalogLayer)
+
+
+class _RecordingReader(FloatReader):
+    """A float matrix reader that hands every input it reads to a calibration recorder."""
+
+    def __init__(self, weight, recorder):
+        super().__init__(weight)
+        self.recorder = recorder
+
+    def __call__(self, x, bias):
+        self.recorder.add(x.detach())
+        return super().__call__(x, bias)
 
 
 class AnalogLinear(AnalogLayer, nn.Linear):

@@ -82,7 +82,7 @@ class _AnalogRNNBase(AnalogLayer):
     @classmethod
     def from_float(cls, module: nn.Module, config=None, **settings):
         """The analog twin of a torch recurrent layer, sharing its Parameter objects (no copy)."""
-        if type(module) is not cls._FLOAT_CLS and not isinstance(module, cls):
+        if not isinstance(module, cls._FLOAT_CLS):
             raise ParameterError(f"{cls.__name__}.from_float expects an nn.{cls._FLOAT_CLS.__name__} (got {type(module).__name__})")
         if getattr(module, "proj_size", 0):
             raise ParameterError(f"{cls.__name__} does not support proj_size (got proj_size={module.proj_size})")
