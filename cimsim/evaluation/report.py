@@ -222,8 +222,10 @@ class DriftReport:
         pct = self.metric == "accuracy" if percent is None else percent
         unit = " (%)" if pct else ""
         title = self.label or f"{self.metric} vs time"
+        hashes = sorted(set(self.meta.get("layer_profiles", {}).values()))
+        digest = f" (sha256 {', '.join(h[:12] for h in hashes)})" if hashes else ""
         head = (
-            f"**{title}**: profile `{self.profile}`, compensation `{self.compensation}`, "
+            f"**{title}**: profile `{self.profile}`{digest}, compensation `{self.compensation}`, "
             f"{self.repeats} chips, seed {self.seed}"
         )
         if self.digital_score is not None:

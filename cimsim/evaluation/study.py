@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ..crossbar.compensation import check_compensation
 from ..errors import ParameterError
+from ..profiles import profile_sha256
 from ..rng import check_seed, chip_seeds
 from ..times import parse_times
 from .chip import Chip, analog_layers, digital_copy
@@ -131,6 +132,10 @@ def evaluate_drift(
 
     scores = np.array([[results[(s, t)] for t in times] for s in seeds], dtype=np.float64)
     profiles = sorted({getattr(getattr(layer, "profile", None), "name", "?") for _, layer in layers})
+    # the resolved profiles themselves, by hash: a name alone does not say what was simulated
+    # (a derived profile, overrides, a file edited since)
+    resolved = {n: layer.profile for n, layer in layers if getattr(layer, "profile", None) is not None}
+    by_hash = {profile_sha256(p): p for p in resolved.values()}
     report = DriftReport(
         times_s=times,
         scores=scores,
@@ -145,6 +150,8 @@ def evaluate_drift(
             "model": type(model).__name__,
             "n_samples": int(study["n_samples"]),
             "analog_layers": [n for n, _ in layers],
+            "layer_profiles": {n: profile_sha256(p) for n, p in resolved.items()},
+            "profiles": {h: p.model_dump(mode="json") for h, p in by_hash.items()},
             "points_computed": n_points,
             "points_resumed": len(seeds) * len(times) - n_points,
             "workers": n_workers,

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import glob
-import hashlib
 import importlib.metadata
 import io
 import json
@@ -44,6 +43,7 @@ from torch import nn
 from .. import models
 from .._io import atomic_save, read_verified
 from ..errors import ParameterError, StateFormatError
+from ..profiles.loader import profile_sha256
 from ..profiles.schema import DeviceProfile
 from .config import AnalogConfig
 from .convert import analog_layers, convert, rng_state, set_rng_state, to_digital
@@ -63,8 +63,7 @@ def _version() -> str:
 
 
 def _profile_record(p: DeviceProfile) -> tuple[dict[str, Any], str]:
-    data = p.model_dump(mode="json")
-    return data, hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return p.model_dump(mode="json"), profile_sha256(p)
 
 
 def _layer_record(name: str, layer: AnalogLayer) -> dict[str, Any]:

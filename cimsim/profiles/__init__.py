@@ -13,6 +13,7 @@ from .loader import (
     profile_from_dict,
     profile_from_yaml,
     profile_path,
+    profile_sha256,
 )
 from .schema import DeviceProfile
 
@@ -27,4 +28,5 @@ __all__ = [
     "profile_from_dict",
     "profile_from_yaml",
     "profile_path",
+    "profile_sha256",
 ]

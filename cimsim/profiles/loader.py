@@ -17,6 +17,8 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import os
 import re
 import stat
@@ -301,3 +303,11 @@ def profile_from_yaml(text: str, source: str = "<string>",
 def dump_profile(profile: DeviceProfile) -> str:
     """The fully resolved profile as YAML; ``profile_from_yaml(dump_profile(p)) == p``."""
     return profile.to_yaml()
+
+
+def profile_sha256(profile: DeviceProfile) -> str:
+    """sha256 of the resolved profile (its JSON dump with sorted keys): two profiles with the
+    same laws, peripherals and provenance have the same hash whatever file or name they came from.
+    Saved models and drift reports record it beside the profile itself."""
+    text = json.dumps(profile.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()

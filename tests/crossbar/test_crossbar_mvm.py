@@ -355,8 +355,17 @@ def test_serial_kernel_copies_give_the_parallel_bits():
     NB.row_absmax_bits.serial(x.view(np.uint32), np.uint32(0x7FFFFFFF), mb[1])
     np.testing.assert_array_equal(mb[0], mb[1])
     # the pick: small work or a pool thread -> serial copy; large work on the caller -> parallel
-    assert NB.adc_tiles.sized(SERIAL_MAX) is NB.adc_tiles.serial
-    assert NB.adc_tiles.sized(SERIAL_MAX + 1) is NB.adc_tiles.parallel
+    import cimsim
+
+    before = cimsim._threads._EXPLICIT[0] if cimsim._threads._EXPLICIT else None
+    cimsim.set_num_threads(2)  # the parallel copy is only picked with more than one thread
+    try:
+        assert NB.adc_tiles.sized(SERIAL_MAX) is NB.adc_tiles.serial
+        assert NB.adc_tiles.sized(SERIAL_MAX + 1) is NB.adc_tiles.parallel
+        cimsim.set_num_threads(1)  # one thread (the user's setting or torch's): the serial copy
+        assert NB.adc_tiles.sized(SERIAL_MAX + 1) is NB.adc_tiles.serial
+    finally:
+        cimsim.set_num_threads(before)
     picked = []
 
     def on_pool_thread():

@@ -137,3 +137,28 @@ def test_plot(tmp_path):
 
 def test_errors_are_cimsim_errors():
     assert issubclass(ParameterError, CimsimError)
+
+
+def test_report_carries_the_resolved_profiles_and_their_hashes(model, small_data):
+    """Reports name what was simulated, not only a profile's name: two models on profiles that
+    share a name but differ in one field get different hashes and carry the full profiles."""
+    import copy
+
+    from cimsim.evaluation import evaluate_drift
+    from cimsim.profiles import load_profile, profile_sha256
+
+    other = copy.deepcopy(model)
+    adc6 = load_profile("pcm", {"adc.bits": 6})
+    for layer in other.modules():
+        if hasattr(layer, "analog_config"):
+            layer.analog_config = layer.analog_config.updated({"profile": adc6})
+    kw = dict(times_s=[1.0], repeats=1, seed=0, workers=1)
+    a = evaluate_drift(model, small_data, **kw)
+    b = evaluate_drift(other, small_data, **kw)
+    ha, hb = set(a.meta["layer_profiles"].values()), set(b.meta["layer_profiles"].values())
+    assert ha == {profile_sha256(load_profile("pcm"))} and hb == {profile_sha256(adc6)} and ha != hb
+    (h,) = hb
+    assert b.meta["profiles"][h]["adc"]["bits"] == 6
+    assert f"sha256 {h[:12]}" in b.to_markdown()
+    back = type(b).from_json(b.to_json())
+    assert back.meta["profiles"] == b.meta["profiles"]
