@@ -69,6 +69,8 @@ __all__ = [
     "NonlinearityInlTable",
     "Dac",
     "Adc",
+    "BoundManagementNone",
+    "BoundManagementIterative",
     "Tile",
     "Mapping",
     "Training",
@@ -461,16 +463,66 @@ class Dac(_Strict):
         return self
 
 
+class BoundManagementNone(_Strict):
+    kind: Literal["none"] = Field("none", description="one conversion per read: a saturated column is clipped at the rail")
+
+
+class BoundManagementIterative(_Strict):
+    kind: Literal["iterative"] = Field(
+        description=(
+            "aihwkit's BoundManagementType.ITERATIVE: when any ADC of an input vector's read saturates, the vector's DAC "
+            "bound is doubled (its input scale halved) and the whole read is converted again, pass p with bound "
+            "2^(p-1) x the DAC range, until no column saturates or p = max_passes (that pass is kept, clipped). "
+            "Cost: a saturating vector is read up to max_passes times (GEMM, draws, conversions), and each halving "
+            "leaves its inputs one DAC bit less"
+        )
+    )
+    max_passes: Annotated[int, Field(ge=2, le=32)] = Field(
+        description=(
+            "most passes per input vector, in [2, 32]; aihwkit stops once the reduction 2^(p-1) exceeds "
+            "min(max_bm_factor, max_bm_res / inp_res) = min(1000, 0.25 x 126) = 31.5 for its 7-bit default: 6 passes"
+        )
+    )
+
+
+BoundManagement = Annotated[Union[BoundManagementNone, BoundManagementIterative], Field(discriminator="kind")]
+
+
 class Adc(_Strict):
     bits: Bits | None = Field(None, description="signed symmetric resolution: 2^(bits-1)-1 levels per polarity; null = ideal (no quantization, no saturation)")
     range: AdcRange = Field(
         default_factory=lambda: RangeFixed(kind="fixed", bound=16.0),
-        description="full scale per tile column (kind: fixed | calibrated), normalised column units",
+        description="full scale per tile column (kind: fixed | calibrated), in the units of adc.units",
+    )
+    units: Literal["normalised", "raw"] = Field(
+        "normalised",
+        description=(
+            "units of a fixed range's bound (and so of the LSB and of noise_lsb): normalised = column sums of "
+            "x_norm * w_norm, the weights scaled to the conductance range (aihwkit's weight_scaling_omega = 1); raw = "
+            "column sums of x_norm * W, the raw weights (aihwkit's default omega = 0: the tile holds the weights "
+            "themselves), i.e. a tile column of weight scale s has the normalised bound bound / s. With raw units a "
+            "layer whose weights are small (s << 1) uses few ADC levels and its conversion noise is large against "
+            "its outputs (the noise is fixed in weight x input units); needs range kind fixed"
+        ),
+    )
+    bound_management: BoundManagement = Field(
+        default_factory=lambda: BoundManagementNone.model_validate({}),
+        description="what happens when a column saturates (kind: none | iterative); iterative needs adc.bits",
     )
     nonlinearity: AdcNonlinearity = Field(default_factory=lambda: NonlinearityNone.model_validate({}), description="transfer nonlinearity (kind: none | polynomial | table | s_curve | inl_table)")
     gain_error_rel: RelSpread = Field(0.0, description="std of the static per-column gain error, drawn once per chip: gain = 1 + e; at most 1")
     offset_error_lsb: Lsb = Field(0.0, description="std of the static per-column offset, LSB, drawn once per chip; at most 65536")
     noise_lsb: Lsb = Field(0.0, description="Gaussian conversion noise per conversion, LSB, at most 65536")
+
+    @model_validator(mode="after")
+    def _units(self) -> "Adc":
+        if self.units == "raw" and not isinstance(self.range, RangeFixed):
+            raise ValueError(
+                f"units: raw needs range kind fixed (a calibrated range is measured in normalised units) (got range kind={self.range.kind})"
+            )
+        if isinstance(self.bound_management, BoundManagementIterative) and self.bits is None:
+            raise ValueError("bound_management: kind iterative needs adc.bits (an ideal ADC never saturates) (got bits=null)")
+        return self
 
 
 class IVLinear(_Strict):

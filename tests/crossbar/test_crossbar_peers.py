@@ -1,0 +1,63 @@
+"""Peripheral conventions of other simulators (issue 19): ADC bounds and noise in raw weight x
+input units, iterative bound management, aihwkit's identity-matrix compensation readout."""
+
+import numpy as np
+import pytest
+
+from cimsim.crossbar import program_matrix, tile_mvm
+from cimsim.errors import ProfileError
+from cimsim.profiles.loader import load_profile
+
+Z = 5.0  # tolerance: 5 standard errors
+
+SIGMA_OUT = 0.06  # aihwkit's default out_noise, raw units
+
+
+def _adc_profile(units: str, bits: int = 12, bound: float = 12.0, **extra):
+    """The ideal chip with one ADC: ``bound`` and output noise SIGMA_OUT in ``units`` (the noise
+    given in LSB = bound / L), one 64 x 64 tile, one scale per tile (aihwkit's abs-max mapping)."""
+    L = 2 ** (bits - 1) - 1
+    adc = {"bits": bits, "range": {"kind": "fixed", "bound": bound}, "units": units,
+           "noise_lsb": SIGMA_OUT * L / bound, **extra}
+    return load_profile("ideal", overrides={"adc": adc, "tile.rows": 64, "tile.cols": 64,
+                                            "mapping.scaling": "per_tile"})
+
+
+@pytest.mark.parametrize("w_max", [0.05, 0.5, 2.0])
+def test_raw_units_adc_noise_is_fixed_in_weight_units(w_max):
+    """adc.units raw: the conversion noise is SIGMA_OUT in the units of y = x W^T whatever the
+    weights' size (a layer with small weights sees the same absolute noise, so a relatively
+    larger one); adc.units normalised: it is SIGMA_OUT s, s = max |W| of the tile."""
+    rng = np.random.default_rng(3)
+    W = rng.uniform(-1, 1, (64, 64))
+    W *= w_max / np.abs(W).max()
+    x = rng.uniform(-1, 1, (400, 64))
+    x[:, 0] = 1.0  # |x|max = 1: the dynamic DAC range (ideal) leaves x_norm = x
+    exact = x @ W.T
+    n = exact.size
+    for units, want in (("raw", SIGMA_OUT), ("normalised", SIGMA_OUT * w_max)):
+        prof = _adc_profile(units, bound=64.0)  # |y| <= 64 s: nothing saturates
+        ds = program_matrix(W, prof, rng=0).drift(0.0, 0)
+        err = tile_mvm(x, ds, rng=1) - exact
+        assert abs(err.mean()) < Z * want / np.sqrt(n)
+        # the sample sd of a Gaussian has standard error sd / sqrt(2n); the 12-bit LSB adds
+        # (64/2047)^2/12 of variance, 2 % of SIGMA_OUT^2, inside the tolerance
+        assert err.std() == pytest.approx(want, rel=Z / np.sqrt(2 * n) + 0.012)
+
+
+def test_raw_units_bound_saturates_at_the_raw_sum():
+    """A raw bound of 1 clips y = x W^T at +-1 in weight units whatever the weight scale: a
+    column whose true sum is 3 reads 1 (normalised units would clip at s, here 0.25)."""
+    W = np.zeros((2, 64))
+    W[0, :12] = 0.25  # s = 0.25, sum 3 for x = 1
+    W[1, :2] = 0.25   # sum 0.5, inside the bound
+    x = np.ones((1, 64))
+    prof = load_profile("ideal", overrides={"adc": {"bits": 9, "range": {"kind": "fixed", "bound": 1.0}, "units": "raw"},
+                                            "tile.rows": 64, "mapping.scaling": "per_tile"})
+    y = tile_mvm(x, program_matrix(W, prof, rng=0), t_s=0.0, rng=0)
+    np.testing.assert_allclose(y[0], [1.0, 0.5], rtol=0, atol=1.0 / 255)
+
+
+def test_raw_units_need_a_fixed_range():
+    with pytest.raises(ProfileError, match=r"units: raw needs range kind fixed"):
+        load_profile("ideal", overrides={"adc": {"bits": 8, "range": {"kind": "calibrated"}, "units": "raw"}})
