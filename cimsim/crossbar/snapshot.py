@@ -28,12 +28,15 @@ class MvmMasks:
 
     x_q ``[batch, in]``: the DAC output in input units (what the array saw); dac_clip bool
     ``[batch, in]``: the input was clipped by the DAC; adc_sat bool ``[batch, n_in_tiles, out]``:
-    that input tile's partial sum was beyond an ADC rail.  For a 1-D ``x`` the batch axis is dropped.
+    that input tile's partial sum was beyond an ADC rail; adc_passes int64 ``[batch]``: reads of
+    each row (1, or up to ``max_passes`` with iterative bound management, whose kept pass the
+    other masks describe).  For a 1-D ``x`` the batch axis is dropped.
     """
 
     x_q: np.ndarray
     dac_clip: np.ndarray
     adc_sat: np.ndarray
+    adc_passes: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -61,3 +61,36 @@ def test_raw_units_bound_saturates_at_the_raw_sum():
 def test_raw_units_need_a_fixed_range():
     with pytest.raises(ProfileError, match=r"units: raw needs range kind fixed"):
         load_profile("ideal", overrides={"adc": {"bits": 8, "range": {"kind": "calibrated"}, "units": "raw"}})
+
+
+def _bm_profile(max_passes: int | None):
+    bm = {"kind": "none"} if max_passes is None else {"kind": "iterative", "max_passes": max_passes}
+    return load_profile("ideal", overrides={
+        "adc": {"bits": 9, "range": {"kind": "fixed", "bound": 12.0}, "units": "raw", "bound_management": bm},
+        "tile.rows": 64, "mapping.scaling": "per_tile"})
+
+
+def test_iterative_bound_management_converges_and_counts_passes():
+    """Column sums 40, 20 and 5 (input rows of 40, 20 and 5 ones on 40 unit weights) against a bound of
+    12: iterative bound management halves a row's input scale until nothing saturates, so row
+    0 needs 3 passes (40 -> 20 -> 10), row 1 two, row 2 one, and each reads within half an LSB
+    of its kept pass (12 2^(p-1) / 255 / 2) of the exact sum.  Without it rows 0 and 1 clip at
+    12; with max_passes 2, row 0 keeps pass 2, clipped at 24 and still flagged saturated."""
+    W = np.zeros((3, 64))
+    W[0, :40], W[1, :20], W[2, :5] = 1.0, 1.0, 1.0
+    x = np.zeros((3, 64))
+    x[0, :40], x[1, :20], x[2, :5] = 1.0, 1.0, 1.0  # abs-max 1 each: the ADC sees these sums
+    cases = {None: ([12.0, 12.0, 5.0], [1, 1, 1], [True, True, False]),
+             6: ([40.0, 20.0, 5.0], [3, 2, 1], [False, False, False]),
+             2: ([24.0, 20.0, 5.0], [2, 2, 1], [True, False, False])}
+    for max_passes, (col0, passes, sat0) in cases.items():
+        st = program_matrix(W, _bm_profile(max_passes), rng=0)
+        y, m = tile_mvm(x, st, t_s=0.0, rng=0, return_masks=True)
+        np.testing.assert_allclose(y[:, 0], col0, rtol=0, atol=12 * 4 / 255 / 2)
+        np.testing.assert_array_equal(m.adc_passes, passes)
+        np.testing.assert_array_equal(m.adc_sat[:, 0, 0], sat0)
+
+
+def test_iterative_bound_management_needs_adc_bits():
+    with pytest.raises(ProfileError, match=r"bound_management: kind iterative needs adc.bits"):
+        load_profile("ideal", overrides={"adc.bound_management": {"kind": "iterative", "max_passes": 6}})
