@@ -54,6 +54,7 @@ __all__ = [
     "ReadNoiseNone",
     "ReadNoiseGaussian",
     "ReadNoiseOneOverF",
+    "ReadNoiseLogOneOverF",
     "IVLinear",
     "IVPolynomial",
     "IVNonlinearity",
@@ -298,6 +299,13 @@ class DriftRelaxation(_Strict):
     t_min_s: Seconds = Field(
         1.0, description="start of the fit's time range, seconds, in [1e-12, 4.35e17]: 0 < t < t_min_s reads the law at t_min_s"
     )
+    clamp: bool = Field(
+        False,
+        description=(
+            "at t > 0, after relaxation and read noise, clamp every device to [conductance.g_min_us, "
+            "conductance.g_max_us] (aihwkit's ReRamCMONoiseModel: g_final.clamp(min=g_min, max=g_max)); false: only at 0"
+        ),
+    )
 
 
 Drift = Annotated[Union[DriftNone, DriftPowerLaw, DriftRelaxation], Field(discriminator="kind")]
@@ -348,7 +356,23 @@ class ReadNoiseOneOverF(_Strict):
         return self
 
 
-ReadNoise = Annotated[Union[ReadNoiseNone, ReadNoiseGaussian, ReadNoiseOneOverF], Field(discriminator="kind")]
+class ReadNoiseLogOneOverF(_Strict):
+    kind: Literal["log_one_over_f"] = Field(
+        description=(
+            "1/f-style read noise of IBM's CMO/HfOx ReRAM as aihwkit's ReRamCMONoiseModel code computes it, static for "
+            "one evaluation time: G += sigma z, sigma(t) = coeff_us |log10(G(t) / 1 µS)| sqrt(max(ln((t + t_read_s) / "
+            "(2 t_read_s)), 0)) µS, G(t) the relaxed conductance (floored at 1e-6 µS inside the log; the sign of the "
+            "log does not matter to a centred Gaussian), then G = max(G, 0); none at t = 0. Needs drift kind none or "
+            "relaxation"
+        )
+    )
+    coeff_us: SpreadUs = Field(description="amplitude K, µS per decade of G, in [0, 1e6] (aihwkit: 0.0277316483)")
+    t_read_s: Seconds = Field(description="duration of one read, seconds, in [1e-12, 4.35e17] (aihwkit: 1e-6)")
+
+
+ReadNoise = Annotated[
+    Union[ReadNoiseNone, ReadNoiseGaussian, ReadNoiseOneOverF, ReadNoiseLogOneOverF], Field(discriminator="kind")
+]
 
 
 class Faults(_Strict):
@@ -711,6 +735,15 @@ class DeviceProfile(_Strict):
                 raise ValueError(
                     f"adc.nonlinearity.inl_lsb: must have 2^bits - 1 = {want} entries for adc.bits={self.adc.bits} (got {len(nl.inl_lsb)})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _log_read_noise(self) -> "DeviceProfile":
+        if isinstance(self.read_noise, ReadNoiseLogOneOverF) and isinstance(self.drift, DriftPowerLaw):
+            raise ValueError(
+                "read_noise: kind log_one_over_f reads the relaxed conductance, so it needs drift kind none or relaxation "
+                f"(got drift kind={self.drift.kind})"
+            )
         return self
 
     def to_yaml(self) -> str:
