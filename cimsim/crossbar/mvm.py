@@ -33,7 +33,7 @@ from .dac_stage import dac_stage, input_planes
 from .drift import drift_state
 from .gemm import BF16_GEMM, make_gemm
 from .inputs import prepare_x
-from .snapshot import DriftedState, MvmMasks
+from .snapshot import DriftedState, ManagedMvmMasks, MvmMasks
 from .state import ProgrammedState
 
 __all__ = ["tile_mvm", "calibrate_state", "MvmPlan", "mvm_plan", "BF16_GEMM"]
@@ -212,7 +212,8 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
     at the snapshot's time (its readout draws from ``rng`` after the MVM).
     With iterative bound management (``adc.bound_management``) the rows whose read saturated an
     ADC are read again with the DAC bound doubled, up to ``max_passes`` reads (each drawing as
-    above, over those rows; see :func:`_mvm_iterative`); ``MvmMasks.adc_passes`` counts them.
+    above, over those rows; see :func:`_mvm_iterative`); the masks are then a
+    :class:`~.snapshot.ManagedMvmMasks` whose ``adc_passes`` counts them.
     ``return_masks=True`` also returns :class:`MvmMasks`.  A NaN/Inf in the output raises
     :class:`~cimsim.errors.NonFiniteError` naming the first stage where one appeared.
     """
@@ -258,8 +259,8 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
     if not return_masks:
         return y
     x_q = x_q.astype(out_dtype, copy=False)
-    if passes is None:
-        passes = np.ones(x_q.shape[0], dtype=np.int64)
     if squeeze:
-        x_q, clip, sat, passes = x_q[0], clip[0], sat[0], passes[0]
-    return y, MvmMasks(x_q=x_q, dac_clip=clip, adc_sat=sat, adc_passes=passes)
+        x_q, clip, sat = x_q[0], clip[0], sat[0]
+    if passes is not None:
+        return y, ManagedMvmMasks(x_q=x_q, dac_clip=clip, adc_sat=sat, adc_passes=passes[0] if squeeze else passes)
+    return y, MvmMasks(x_q=x_q, dac_clip=clip, adc_sat=sat)

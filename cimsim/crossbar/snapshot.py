@@ -19,7 +19,7 @@ from .tiling import TileGrid
 if TYPE_CHECKING:  # annotations only: state.py imports this module
     from .state import ProgrammedState
 
-__all__ = ["DriftedState", "MvmMasks"]
+__all__ = ["DriftedState", "MvmMasks", "ManagedMvmMasks"]
 
 
 @dataclass(frozen=True)
@@ -28,15 +28,22 @@ class MvmMasks:
 
     x_q ``[batch, in]``: the DAC output in input units (what the array saw); dac_clip bool
     ``[batch, in]``: the input was clipped by the DAC; adc_sat bool ``[batch, n_in_tiles, out]``:
-    that input tile's partial sum was beyond an ADC rail; adc_passes int64 ``[batch]``: reads of
-    each row (1, or up to ``max_passes`` with iterative bound management, whose kept pass the
-    other masks describe).  For a 1-D ``x`` the batch axis is dropped.
+    that input tile's partial sum was beyond an ADC rail.  For a 1-D ``x`` the batch axis is dropped.
     """
 
     x_q: np.ndarray
     dac_clip: np.ndarray
     adc_sat: np.ndarray
-    adc_passes: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ManagedMvmMasks(MvmMasks):
+    """The masks of a read with iterative bound management (``adc.bound_management``): those of
+    each row's kept pass, and adc_passes int64 ``[batch]``, the reads of each row (1 to
+    ``max_passes``).  A subclass rather than a field of :class:`MvmMasks`, so reads without
+    bound management return exactly the masks they did."""
+
+    adc_passes: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
