@@ -41,6 +41,7 @@ __all__ = [
     "Citation",
     "Conductance",
     "Programming",
+    "WeightNoise",
     "ProgNoiseNone",
     "ProgNoiseConstant",
     "ProgNoiseRelative",
@@ -249,7 +250,36 @@ ProgNoise = Annotated[
 # short of arguments.
 
 
+class WeightNoise(_Strict):
+    """A weight-noise law for inference (e.g. IBM's Analog Foundation Models PCM law): one draw
+    per signed weight, applied to the mapped weight before its pair is programmed."""
+
+    sigma: XFunction = Field(
+        description=(
+            "standard deviation of the noise on w_n = W / s (s the weight scale of the mapping), as a function of "
+            "x = |w_n|, in [0, 1] on x in [0, 1]: w_n' = w_n + max(sigma(|w_n|), 0) z; the pair is then programmed to "
+            "G+ = g_min + max(w_n', 0) dg, G- = g_min + max(-w_n', 0) dg (the unused device stays at g_min, |w_n'| may "
+            "exceed 1: no clip at g_max unless programming.clip_upper)"
+        )
+    )
+    prune_below: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = Field(
+        0.0, description="weights with |w_n| below this are programmed to exactly 0 (both devices at g_min), in [0, 1)"
+    )
+
+    @model_validator(mode="after")
+    def _law(self) -> "WeightNoise":
+        _check_range(self.sigma, "sigma", REL_MAX, "a spread relative to the weight scale")
+        return self
+
+
 class Programming(_Strict):
+    weight_noise: WeightNoise | None = Field(
+        None,
+        description=(
+            "a weight-noise law applied to each mapped weight before its devices are programmed (differential "
+            "mapping, one device pair per weight); null = none"
+        ),
+    )
     noise: ProgNoise = Field(default_factory=lambda: ProgNoiseNone.model_validate({}), description="programming-noise model (kind: none | constant | relative | function)")
     stochastic_rounding: bool = Field(
         False, description="round targets to levels stochastically (P(up) = distance to lower level / step) instead of to the nearest level"
@@ -738,6 +768,15 @@ class DeviceProfile(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _weight_noise(self) -> "DeviceProfile":
+        if self.programming.weight_noise is not None and (self.mapping.kind != "differential" or self.mapping.weight_slices > 1):
+            raise ValueError(
+                "programming.weight_noise: a noise on the signed weight needs mapping.kind differential and "
+                f"mapping.weight_slices 1 (got kind={self.mapping.kind}, weight_slices={self.mapping.weight_slices})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _log_read_noise(self) -> "DeviceProfile":
         if isinstance(self.read_noise, ReadNoiseLogOneOverF) and isinstance(self.drift, DriftPowerLaw):
             raise ValueError(
@@ -762,6 +801,7 @@ class DeviceProfile(_Strict):
         return (
             self.conductance.n_levels is None
             and isinstance(self.programming.noise, ProgNoiseNone)
+            and self.programming.weight_noise is None
             and isinstance(self.drift, DriftNone)
             and isinstance(self.read_noise, ReadNoiseNone)
             and isinstance(self.iv, IVLinear)
