@@ -17,6 +17,7 @@ from .crossbar import (
     DriftCompensation,
     DriftedState,
     GlobalDriftCompensation,
+    IdentityDriftCompensation,
     MvmMasks,
     PerColumnDriftCompensation,
     ProgrammedState,
@@ -79,6 +80,7 @@ __all__ = [
     "DriftCompensation",
     "GlobalDriftCompensation",
     "PerColumnDriftCompensation",
+    "IdentityDriftCompensation",
     # torch bridge
     "AnalogConfig",
     "AnalogLinear",

@@ -1,6 +1,6 @@
 """The crossbar core: program weights onto simulated tiles and run tiled analog MVMs."""
 
-from .compensation import DriftCompensation, GlobalDriftCompensation, PerColumnDriftCompensation
+from .compensation import DriftCompensation, GlobalDriftCompensation, IdentityDriftCompensation, PerColumnDriftCompensation
 from .mvm import tile_mvm
 from .program import program_drifted, program_matrix
 from .snapshot import DriftedState, MvmMasks
@@ -16,4 +16,5 @@ __all__ = [
     "DriftCompensation",
     "GlobalDriftCompensation",
     "PerColumnDriftCompensation",
+    "IdentityDriftCompensation",
 ]

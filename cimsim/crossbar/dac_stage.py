@@ -47,11 +47,14 @@ def _row_bounds(state: ProgrammedState, dac: DacPlan, xc: np.ndarray, rowmax) ->
 
 
 def dac_stage(state: ProgrammedState, dac: DacPlan, xc: np.ndarray, rng, K, want_masks: bool, *,
-              rowmax: np.ndarray | None = None) -> DacOutput:
+              rowmax: np.ndarray | None = None, bound_scale: float = 1.0) -> DacOutput:
     """Convert ``xc [B, in]`` (the chip's dtype); draws the DAC noise ``[B, in]`` from ``rng``
     when the plan has noise (pass ``dac.without_noise()`` and ``rng=None`` for a noise-free
-    read).  ``rowmax``: max |xc| per row where the caller already has it (dynamic range)."""
+    read).  ``rowmax``: max |xc| per row where the caller already has it (dynamic range).
+    ``bound_scale``: the row bounds times this (iterative bound management's 2^(p-1))."""
     bound = _row_bounds(state, dac, xc, rowmax)
+    if bound_scale != 1.0:
+        bound = bound * bound_scale
     noisy = dac.noisy
     z = normals(rng, xc.shape, xc.dtype, K) if noisy else np.zeros((0, 0), xc.dtype)
     x_norm = np.empty_like(xc)

@@ -102,18 +102,20 @@ class DriftRun:
         e1, e2, K = self.e1, self.e2, self.K
         zn0 = o0 if self.diff else 0  # row 0 of the chunk's G- arrays (d, z, q): its own rows, or all references
         rows_p, rows_n = slice(o0 - p0, o1 - p0), slice(o0 - n0, o1 - n0)
+        z_pos = z_neg = q_pos = q_neg = e2
         if plan.has_read:
             # Q_s(x_P) of the programmed conductances, vectorised (numpy's SIMD log/exp/power)
             z_pos = normals(self._gen(ci), (o1 - o0, n_in), self.dtype, K)
             z_neg = normals(self._gen(ci), (o1 - o0, n_in), self.dtype, K) if self.diff else self.z_ref
-            q_pos, q_neg = self._pair(laws.q_s, 0, pos, neg, rows_p, rows_n, "q")
-        else:
-            z_pos = z_neg = q_pos = q_neg = e2
+            if not plan.read_on_g_t:
+                q_pos, q_neg = self._pair(laws.q_s, 0, pos, neg, rows_p, rows_n, "q")
         s_pos = s_neg = e2
         if plan.has_sig:  # squared per-read sigma of x_P (programmed G), like Q_s
             s_pos, s_neg = self._pair(laws.read_sigma2, 0, pos, neg, rows_p, rows_n, "s2")
         if plan.has_relax:  # G(t) = G_prog + mu + sigma z: the kernel then reads these rows
             pos, p0, neg, n0 = self._relax_chunk(ci, pos, neg, p0, n0)
+        if plan.has_read and plan.read_on_g_t:  # the law of the relaxed G(t) (log_one_over_f)
+            q_pos, q_neg = self._pair(laws.q_s, 0, pos, neg, slice(o0 - p0, o1 - p0), slice(o0 - n0, o1 - n0), "q")
         d_pos = d_neg = e2
         if plan.has_nu:
             d_pos, d_neg = self._pair(laws.drift_factor, 1, pos, neg, rows_p, rows_n, "d")
@@ -164,6 +166,8 @@ class DriftRun:
             g = g * d
         if plan.has_read:
             g = np.maximum(g + np.abs(g) * q * plan.c_read * z, 0.0)
+        if plan.clamp:
+            g = np.clip(g, plan.g_min_us, plan.g_max_us)
         u = np.ones_like(g)
         if plan.has_ir:  # the reference column's own bit-line IR drop
             self.K.bit_line_transfer(g, plan.r_us, int(self.profile.tile.rows), u)

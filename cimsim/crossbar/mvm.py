@@ -24,6 +24,7 @@ from .._threads import scratch
 from ..errors import NonFiniteError, ParameterError
 from ..kernels import engine as backend
 from ..peripherals import AdcPlan, DacPlan, adc_plan, dac_plan
+from ..profiles.schema import BoundManagementIterative
 from ..rng import SeedLike, as_generator
 from ..times import check_time
 from .adc_stage import Stream, adc_coefficients, convert_group
@@ -32,7 +33,7 @@ from .dac_stage import dac_stage, input_planes
 from .drift import drift_state
 from .gemm import BF16_GEMM, make_gemm
 from .inputs import prepare_x
-from .snapshot import DriftedState, MvmMasks
+from .snapshot import DriftedState, ManagedMvmMasks, MvmMasks
 from .state import ProgrammedState
 
 __all__ = ["tile_mvm", "calibrate_state", "MvmPlan", "mvm_plan", "BF16_GEMM"]
@@ -97,13 +98,13 @@ def mvm_plan(ds: DriftedState, K) -> MvmPlan:
     return pl
 
 
-def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None):
+def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None, bound_scale: float = 1.0):
     pl = mvm_plan(ds, K)
     grid = ds.state.grid
     batch = xc.shape[0]
     n_out, n_t = grid.n_out, grid.n_in_tiles
     dt = xc.dtype
-    dac = dac_stage(ds.state, pl.dac, xc, rng, K, want_masks, rowmax=rowmax)
+    dac = dac_stage(ds.state, pl.dac, xc, rng, K, want_masks, rowmax=rowmax, bound_scale=bound_scale)
     y = np.zeros((batch, n_out), dtype=dt)
     sat = np.zeros((batch, n_t, n_out), dtype=np.bool_) if want_masks else np.zeros((0, 0, 0), np.bool_)
     g = max(1, min(n_t, _GROUP_BYTES // max(1, batch * n_out * dt.itemsize)))
@@ -122,6 +123,28 @@ def _mvm(ds: DriftedState, xc: np.ndarray, rng, K, want_masks: bool, rowmax=None
                 convert_group(adc_kernel, pl.adc, stream, part[: k1 - k0], var, var16, k0, k1 == n_t, xin, rowscale,
                               pl.ref_ops, pl.gemm, pl.cols, pl.n_out_tiles, acc, y, sat, want_masks, rng, K)
     return y, dac.x_q, dac.clip, (sat if want_masks else None)
+
+
+def _mvm_iterative(ds: DriftedState, xc: np.ndarray, rng, K, rowmax, max_passes: int):
+    """Iterative bound management (``adc.bound_management.kind: iterative``, aihwkit's ITERATIVE):
+    pass 1 reads every row; pass p = 2 .. max_passes reads again, with the DAC bound times
+    2^(p-1), the rows of which some ADC saturated in pass p - 1 (each pass's draws in the order of
+    :func:`tile_mvm`, over those rows); a row keeps its last pass.  Returns _mvm's four arrays
+    (masks of the kept passes) and the passes per row ``[B]`` int64."""
+    y, x_q, clip, sat = _mvm(ds, xc, rng, K, True, rowmax)
+    passes = np.ones(xc.shape[0], dtype=np.int64)
+    redo = sat.any(axis=(1, 2))
+    for p in range(2, max_passes + 1):
+        rows = np.flatnonzero(redo)
+        if rows.size == 0:
+            break
+        y2, xq2, clip2, sat2 = _mvm(ds, xc[rows], rng, K, True, None if rowmax is None else rowmax[rows],
+                                    bound_scale=float(2 ** (p - 1)))
+        y[rows], x_q[rows], clip[rows], sat[rows] = y2, xq2, clip2, sat2
+        passes[rows] = p
+        redo[:] = False
+        redo[rows] = sat2.any(axis=(1, 2))
+    return y, x_q, clip, sat, passes
 
 
 def _count_bad(arrays) -> tuple[int, int]:
@@ -187,6 +210,10 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
     with the :class:`DriftedState`.  The output is in weight x input units, dtype of ``x``
     (computed in the chip's dtype); no bias.  ``compensation`` multiplies y by its factor read
     at the snapshot's time (its readout draws from ``rng`` after the MVM).
+    With iterative bound management (``adc.bound_management``) the rows whose read saturated an
+    ADC are read again with the DAC bound doubled, up to ``max_passes`` reads (each drawing as
+    above, over those rows; see :func:`_mvm_iterative`); the masks are then a
+    :class:`~.snapshot.ManagedMvmMasks` whose ``adc_passes`` counts them.
     ``return_masks=True`` also returns :class:`MvmMasks`.  A NaN/Inf in the output raises
     :class:`~cimsim.errors.NonFiniteError` naming the first stage where one appeared.
     """
@@ -209,7 +236,12 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
     xc = np.ascontiguousarray(x2, dtype=st.dtype)
     if ds is None:
         ds = drift_state(st, t, rng, K, noiseless=False)
-    y, x_q, clip, sat = _mvm(ds, xc, rng, K, return_masks, rowmax)
+    bm = st.profile.adc.bound_management
+    passes = None
+    if isinstance(bm, BoundManagementIterative):
+        y, x_q, clip, sat, passes = _mvm_iterative(ds, xc, rng, K, rowmax, bm.max_passes)
+    else:
+        y, x_q, clip, sat = _mvm(ds, xc, rng, K, return_masks, rowmax)
     n_slices = st.profile.mapping.weight_slices
     if n_slices > 1:  # bit slicing: a weight's slice columns, each converted, summed digitally
         y = y.reshape(y.shape[0], -1, n_slices).sum(axis=2, dtype=np.float64).astype(y.dtype)
@@ -229,4 +261,6 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
     x_q = x_q.astype(out_dtype, copy=False)
     if squeeze:
         x_q, clip, sat = x_q[0], clip[0], sat[0]
+    if passes is not None:
+        return y, ManagedMvmMasks(x_q=x_q, dac_clip=clip, adc_sat=sat, adc_passes=passes[0] if squeeze else passes)
     return y, MvmMasks(x_q=x_q, dac_clip=clip, adc_sat=sat)

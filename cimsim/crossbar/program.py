@@ -15,7 +15,7 @@ from ..errors import ParameterError
 from ..kernels import Engine
 from ..kernels import engine as backend
 from ..kernels.sampling import normals, uniforms
-from ..profiles.schema import DeviceProfile
+from ..profiles.schema import DeviceProfile, WeightNoise
 from ..rng import SeedLike, as_generator, child_generators
 from ..times import check_time
 from .inputs import check_w
@@ -68,6 +68,7 @@ class _Job(NamedTuple):
     differential: bool
     chunks: list  # row_chunks of W
     gens: list  # one child generator per chunk (+ the reference columns', last)
+    weight_noise: WeightNoise | None = None  # programming.weight_noise (differential only)
 
 
 def program_matrix(W: np.ndarray, profile: DeviceProfile, *, rng: SeedLike, with_drift: bool = True,
@@ -130,7 +131,8 @@ def _program(W: np.ndarray, profile: DeviceProfile, rng: SeedLike, with_drift: b
     diff = p.mapping.kind == "differential"
     chunks = row_chunks(n_out, n_in)
     job = _Job(W=W, map_scales=map_scales, plan=plan, laws=programming_laws(p, plan), K=K, tile_rows=int(p.tile.rows),
-               differential=diff, chunks=chunks, gens=child_generators(rng, len(chunks) + (0 if diff else 1)))
+               differential=diff, chunks=chunks, gens=child_generators(rng, len(chunks) + (0 if diff else 1)),
+               weight_noise=p.programming.weight_noise)
     pos, neg, kept = drive(job, n_out if diff else grid.n_out_tiles)
     n_conv = 2 if p.mapping.subtraction == "digital" else 1
     ashape = (n_conv, grid.n_in_tiles, n_out)
@@ -196,11 +198,30 @@ def _program_chunk(job: _Job, ci: int, pos: DeviceRows, neg: DeviceRows | None) 
     t_neg = np.empty((r1 - r0, n_in), dt) if job.differential else np.zeros((0, 0), dt)
     job.K.map_targets(job.W[r0:r1], np.ascontiguousarray(job.map_scales[:, r0:r1]), job.tile_rows, job.differential,
                       job.plan, t_pos, t_neg)
+    if job.weight_noise is not None:
+        _weight_noise(job, job.gens[ci], t_pos, t_neg)
     parts = [(t_pos.reshape(-1), pos)]
     if job.differential:
         assert neg is not None  # job.differential: the driver made the G- rows
         parts.append((t_neg.reshape(-1), neg))
     _program_parts(job, job.gens[ci], parts)
+
+
+def _weight_noise(job: _Job, gen: np.random.Generator, t_pos: np.ndarray, t_neg: np.ndarray) -> None:
+    """``programming.weight_noise`` on a chunk's differential targets, in place: w_n = (G+ - G-)/dg,
+    w_n' = w_n + max(sigma(|w_n|), 0) z (z ~ N(0, 1), drawn first from the chunk's generator, one
+    per weight), w_n' = 0 where |w_n| < prune_below, then G+ = g_min + max(w_n', 0) dg and
+    G- = g_min + max(-w_n', 0) dg."""
+    wn = job.weight_noise
+    assert wn is not None and job.differential  # the profile's validator: differential mapping only
+    g0, dg = job.plan.g_min_us, job.plan.g_max_us - job.plan.g_min_us
+    w = (t_pos.astype(np.float64) - t_neg) / dg
+    x = np.abs(w)
+    z = normals(gen, w.shape, np.float64, job.K)
+    w += np.maximum(wn.sigma.evaluate(x), 0.0) * z
+    w[x < wn.prune_below] = 0.0
+    t_pos[...] = g0 + np.maximum(w, 0.0) * dg
+    t_neg[...] = g0 + np.maximum(-w, 0.0) * dg
 
 
 def _program_reference(job: _Job, n_rows: int) -> DeviceRows:

@@ -19,7 +19,7 @@ from .tiling import TileGrid
 if TYPE_CHECKING:  # annotations only: state.py imports this module
     from .state import ProgrammedState
 
-__all__ = ["DriftedState", "MvmMasks"]
+__all__ = ["DriftedState", "MvmMasks", "ManagedMvmMasks"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,16 @@ class MvmMasks:
     x_q: np.ndarray
     dac_clip: np.ndarray
     adc_sat: np.ndarray
+
+
+@dataclass(frozen=True)
+class ManagedMvmMasks(MvmMasks):
+    """The masks of a read with iterative bound management (``adc.bound_management``): those of
+    each row's kept pass, and adc_passes int64 ``[batch]``, the reads of each row (1 to
+    ``max_passes``).  A subclass rather than a field of :class:`MvmMasks`, so reads without
+    bound management return exactly the masks they did."""
+
+    adc_passes: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)

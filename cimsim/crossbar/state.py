@@ -112,10 +112,15 @@ class ProgrammedState:
         return None
 
     def adc_bounds(self) -> np.ndarray:
-        """ADC full scale of every tile column, float64 ``[n_in_tiles, out]`` (normalised units)."""
+        """ADC full scale of every tile column, float64 ``[n_in_tiles, out]`` (normalised units).
+
+        A fixed bound in raw units (``adc.units: raw``, sums of x_norm W) is bound / s in the
+        normalised units of a tile column with weight scale s (w_norm = W / s)."""
         r = self.profile.adc.range
         g = self.grid
         if isinstance(r, RangeFixed):
+            if self.profile.adc.units == "raw":
+                return float(r.bound) / np.asarray(self.scales, dtype=np.float64)
             return np.full((g.n_in_tiles, g.n_out), float(r.bound))
         if self.adc_bound is None:
             raise CalibrationError(

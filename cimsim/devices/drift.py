@@ -13,6 +13,11 @@ Each device's conductance at time t, from its programmed G_P (kernel
   G += |G| Q_s(x_P) c_read z, x_P = G_P/g_max, c_read = sqrt(max(ln((t + t0 + t_read)/(2 t_read)), 0))
   (docs/physics.md section 5); then G = max(G, 0).  The 1/f noise acts on the relaxed G, with
   Q_s of the programmed conductance.
+- the CMO/HfOx ReRAM read noise (``read_noise.kind: log_one_over_f``, aihwkit's code), on the
+  relaxed G (static for one evaluation time): G += K |log10(max(G, 1e-6 µS))| c_read z with
+  c_read = sqrt(max(ln((t + t_read)/(2 t_read)), 0)); the kernel takes it in the 1/f form above
+  with q = K |log10 G| / G of the relaxed G (q = 0 at G = 0), so |G| q = K |log10 G|.
+- clamp (``drift.clamp``, t > 0): G = min(max(G, g_min), g_max) after the noise above.
 - bit-line IR drop (``tile.bit_line_r_ohm``; ideal word lines): each device's G(t) times its
   transfer u (:func:`cimsim.kernels.drift._transfer`), wire r_us = R/1e6 per cell pitch.
 - per-read noise variance (drawn by the MVM on every read), in weight units^2:
@@ -41,6 +46,7 @@ from ..profiles.schema import (
     DriftRelaxation,
     IVPolynomial,
     ReadNoiseGaussian,
+    ReadNoiseLogOneOverF,
     ReadNoiseOneOverF,
 )
 from .cache import PlanCache
@@ -86,6 +92,11 @@ class DriftPlan(NamedTuple):
     differential: bool
     has_iv: bool
     word_ir: bool
+    #: the read-noise law reads G(t) after relaxation (log_one_over_f): q is evaluated on it
+    read_on_g_t: bool = False
+    #: clamp G(t) to [g_min_us, g_max_us] after the noise (drift.clamp at t > 0)
+    clamp: bool = False
+    g_min_us: float = 0.0
 
     @property
     def var_scale(self) -> float:
@@ -138,6 +149,11 @@ def _compile(profile: DeviceProfile, t: float, noiseless: bool, has_nu: bool) ->
         has_read = True
         tr = p.read_noise.t_read_s
         c_read = math.sqrt(max(math.log((t + t0 + tr) / (2.0 * tr)), 0.0))
+    read_on_g_t = False
+    if isinstance(p.read_noise, ReadNoiseLogOneOverF) and not noiseless:
+        tr = p.read_noise.t_read_s
+        c_read = math.sqrt(max(math.log((t + tr) / (2.0 * tr)), 0.0))
+        has_read = read_on_g_t = c_read > 0
     has_sig = False
     if isinstance(p.read_noise, ReadNoiseGaussian):
         var_rel = p.read_noise.sigma_rel
@@ -167,7 +183,9 @@ def _compile(profile: DeviceProfile, t: float, noiseless: bool, has_nu: bool) ->
         relax_mu_us=float(relax_mu), relax_sigma_us=float(relax_sigma), has_nu=bool(has_nu), has_read=bool(has_read),
         digital=p.mapping.subtraction == "digital" or has_iv or word_ir, has_var=bool(has_var),
         shared_neg=bool(has_var and not diff), has_ir=r_us > 0, has_sig=bool(has_sig), has_relax=rx is not None,
-        differential=diff, has_iv=has_iv, word_ir=bool(word_ir),
+        differential=diff, has_iv=has_iv, word_ir=bool(word_ir), read_on_g_t=bool(read_on_g_t),
+        clamp=bool(isinstance(p.drift, DriftRelaxation) and p.drift.clamp and t > 0),
+        g_min_us=float(p.conductance.g_min_us),
     )
 
 
@@ -176,14 +194,17 @@ class DriftLaws:
     (stacked along axis 0), in the chip's dtype with numpy's SIMD log/exp/power; each returns
     one array per input array."""
 
-    __slots__ = ("_q_s", "_sigma", "dtype", "plan")
+    __slots__ = ("_q_s", "_log_k", "_sigma", "dtype", "plan")
 
     def __init__(self, profile: DeviceProfile, plan: DriftPlan, dtype):
         self.plan = plan
         self.dtype = np.dtype(dtype)
         rn = profile.read_noise
-        self._q_s = self._sigma = None
-        if plan.has_read:
+        self._q_s = self._sigma = self._log_k = None
+        if plan.has_read and plan.read_on_g_t:
+            assert isinstance(rn, ReadNoiseLogOneOverF)  # what the plan was compiled from
+            self._log_k = float(rn.coeff_us)
+        elif plan.has_read:
             assert isinstance(rn, ReadNoiseOneOverF)  # what the plan was compiled from
             self._q_s = rn.q_s
         if plan.has_sig:
@@ -197,7 +218,16 @@ class DriftLaws:
         return _split(d, nus)
 
     def q_s(self, *gs: np.ndarray) -> list[np.ndarray]:
-        """Q_s(G_P / g_max), the 1/f amplitude law, of each array of programmed conductances."""
+        """Q_s(G_P / g_max), the 1/f amplitude law, of each array of programmed conductances;
+        for log_one_over_f, K |log10(max(G, 1e-6))| / G of each array of relaxed G(t) (0 at G = 0)."""
+        if self._log_k is not None:
+            g = self._stacked(gs, 1.0, np.multiply)
+            q = np.log10(np.maximum(g, 1e-6))
+            np.abs(q, out=q)
+            q *= self._log_k
+            np.divide(q, g, out=q, where=g > 0)
+            q[~(g > 0)] = 0.0
+            return _split(q, gs)
         law = self._q_s
         assert law is not None, "the plan has no 1/f noise"
         return _split(law.evaluate(self._stacked(gs, self.plan.g_max_us, np.divide)), gs)

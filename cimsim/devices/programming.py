@@ -1,7 +1,10 @@
 """Programming: the plan a profile compiles into, and the device laws it evaluates.
 
 A chip is programmed device by device (kernels :func:`cimsim.kernels.programming.program_targets`
-and :func:`~cimsim.kernels.programming.program_devices`, in this order):
+and :func:`~cimsim.kernels.programming.program_devices`, in this order), after an optional
+weight-noise law on each mapped weight (``programming.weight_noise``, differential pairs:
+w_n' = w_n + sigma(|w_n|) z, pruned to 0 below a threshold, then G+/G- = g_min + max(+-w_n', 0) dg;
+:func:`cimsim.crossbar.program._weight_noise`; e.g. the PCM law of IBM's Analog Foundation Models):
 
 1. levels: G_T = g_min + q((G_T - g_min)/step) step, step = (g_max - g_min)/(n_levels - 1),
    q = rint, or q(v) = floor(v + u), u ~ U[0, 1) (stochastic rounding: P(up) = the distance to

@@ -67,7 +67,7 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, s_pos, g_neg, d_neg, z_neg, q_ne
     :mod:`cimsim.devices.drift`).  Per device: G(t) = G_P d with the drift factor d (d_pos /
     d_neg, evaluated by the caller, vectorised) if plan.has_nu; 1/f read noise
     G += |G| Q_s(x_P) c_read z (q = Q_s(x_P), evaluated by the caller) if plan.has_read, then
-    G = max(G, 0): a device at exactly 0 µS stays there.  With plan.has_ir, bit-line IR drop: each
+    G = max(G, 0): a device at exactly 0 µS stays there; with plan.clamp, G = min(max(G, g_min), g_max).  With plan.has_ir, bit-line IR drop: each
     device's G(t) times its transfer u (:func:`_transfer`), the G+ devices of an output, its G-
     devices and a reference column each on their own bit line of one input tile.
     Output for input tile k (inputs k*rows .. k1-1, width rk): a C-ordered [out, rk] block at
@@ -95,6 +95,9 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, s_pos, g_neg, d_neg, z_neg, q_ne
     vneg = 0.0 if plan.shared_neg else 1.0  # weight of the G- device's own per-read variance
     has_ir = plan.has_ir
     has_sig = plan.has_sig
+    clamp = plan.clamp
+    g_lo = plan.g_min_us
+    g_hi = plan.g_max_us
     n_in = g_pos.shape[1]
     vscale = var_rel2 * w_unit * w_unit
     w2 = w_unit * w_unit
@@ -127,6 +130,10 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, s_pos, g_neg, d_neg, z_neg, q_ne
                     gn = bn[j]
                     bp[j] = max(gp + abs(gp) * qpr[j] * c_read * zpr[j], 0.0)
                     bn[j] = max(gn + abs(gn) * qnr[j] * c_read * znr[j], 0.0)
+            if clamp:
+                for j in range(rk):
+                    bp[j] = min(max(bp[j], g_lo), g_hi)
+                    bn[j] = min(max(bn[j], g_lo), g_hi)
             if has_ir:  # the transfers of this output's two bit lines in tile k, from their G(t)
                 _transfer(bp, r_us, rk, up)
                 _transfer(bn, r_us, rk, un)

@@ -21,6 +21,8 @@ def drift_to_blocks(g_pos, d_pos, z_pos, q_pos, s_pos, g_neg, d_neg, z_neg, q_ne
             g = g * d
         if has_read:
             g = np.maximum(g + np.abs(g) * np.asarray(q, dtype=np.float64) * c_read * np.asarray(z, dtype=np.float64), 0.0)
+        if plan.clamp:
+            g = np.minimum(np.maximum(g, plan.g_min_us), plan.g_max_us)
         return g
 
     gp = at(g_pos[o0 - p0 : o1 - p0], d_pos, z_pos, q_pos)

@@ -41,6 +41,7 @@ __all__ = [
     "Citation",
     "Conductance",
     "Programming",
+    "WeightNoise",
     "ProgNoiseNone",
     "ProgNoiseConstant",
     "ProgNoiseRelative",
@@ -54,6 +55,7 @@ __all__ = [
     "ReadNoiseNone",
     "ReadNoiseGaussian",
     "ReadNoiseOneOverF",
+    "ReadNoiseLogOneOverF",
     "IVLinear",
     "IVPolynomial",
     "IVNonlinearity",
@@ -69,6 +71,8 @@ __all__ = [
     "NonlinearityInlTable",
     "Dac",
     "Adc",
+    "BoundManagementNone",
+    "BoundManagementIterative",
     "Tile",
     "Mapping",
     "Training",
@@ -246,7 +250,36 @@ ProgNoise = Annotated[
 # short of arguments.
 
 
+class WeightNoise(_Strict):
+    """A weight-noise law for inference (e.g. IBM's Analog Foundation Models PCM law): one draw
+    per signed weight, applied to the mapped weight before its pair is programmed."""
+
+    sigma: XFunction = Field(
+        description=(
+            "standard deviation of the noise on w_n = W / s (s the weight scale of the mapping), as a function of "
+            "x = |w_n|, in [0, 1] on x in [0, 1]: w_n' = w_n + max(sigma(|w_n|), 0) z; the pair is then programmed to "
+            "G+ = g_min + max(w_n', 0) dg, G- = g_min + max(-w_n', 0) dg (the unused device stays at g_min, |w_n'| may "
+            "exceed 1: no clip at g_max unless programming.clip_upper)"
+        )
+    )
+    prune_below: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = Field(
+        0.0, description="weights with |w_n| below this are programmed to exactly 0 (both devices at g_min), in [0, 1)"
+    )
+
+    @model_validator(mode="after")
+    def _law(self) -> "WeightNoise":
+        _check_range(self.sigma, "sigma", REL_MAX, "a spread relative to the weight scale")
+        return self
+
+
 class Programming(_Strict):
+    weight_noise: WeightNoise | None = Field(
+        None,
+        description=(
+            "a weight-noise law applied to each mapped weight before its devices are programmed (differential "
+            "mapping, one device pair per weight); null = none"
+        ),
+    )
     noise: ProgNoise = Field(default_factory=lambda: ProgNoiseNone.model_validate({}), description="programming-noise model (kind: none | constant | relative | function)")
     stochastic_rounding: bool = Field(
         False, description="round targets to levels stochastically (P(up) = distance to lower level / step) instead of to the nearest level"
@@ -295,6 +328,13 @@ class DriftRelaxation(_Strict):
     sigma_at_1s_us: SpreadUs = Field(description="spread (standard deviation) at t = 1 s, µS, in [0, 1e6]")
     t_min_s: Seconds = Field(
         1.0, description="start of the fit's time range, seconds, in [1e-12, 4.35e17]: 0 < t < t_min_s reads the law at t_min_s"
+    )
+    clamp: bool = Field(
+        False,
+        description=(
+            "at t > 0, after relaxation and read noise, clamp every device to [conductance.g_min_us, "
+            "conductance.g_max_us] (aihwkit's ReRamCMONoiseModel: g_final.clamp(min=g_min, max=g_max)); false: only at 0"
+        ),
     )
 
 
@@ -346,7 +386,23 @@ class ReadNoiseOneOverF(_Strict):
         return self
 
 
-ReadNoise = Annotated[Union[ReadNoiseNone, ReadNoiseGaussian, ReadNoiseOneOverF], Field(discriminator="kind")]
+class ReadNoiseLogOneOverF(_Strict):
+    kind: Literal["log_one_over_f"] = Field(
+        description=(
+            "1/f-style read noise of IBM's CMO/HfOx ReRAM as aihwkit's ReRamCMONoiseModel code computes it, static for "
+            "one evaluation time: G += sigma z, sigma(t) = coeff_us |log10(G(t) / 1 µS)| sqrt(max(ln((t + t_read_s) / "
+            "(2 t_read_s)), 0)) µS, G(t) the relaxed conductance (floored at 1e-6 µS inside the log; the sign of the "
+            "log does not matter to a centred Gaussian), then G = max(G, 0); none at t = 0. Needs drift kind none or "
+            "relaxation"
+        )
+    )
+    coeff_us: SpreadUs = Field(description="amplitude K, µS per decade of G, in [0, 1e6] (aihwkit: 0.0277316483)")
+    t_read_s: Seconds = Field(description="duration of one read, seconds, in [1e-12, 4.35e17] (aihwkit: 1e-6)")
+
+
+ReadNoise = Annotated[
+    Union[ReadNoiseNone, ReadNoiseGaussian, ReadNoiseOneOverF, ReadNoiseLogOneOverF], Field(discriminator="kind")
+]
 
 
 class Faults(_Strict):
@@ -461,16 +517,66 @@ class Dac(_Strict):
         return self
 
 
+class BoundManagementNone(_Strict):
+    kind: Literal["none"] = Field("none", description="one conversion per read: a saturated column is clipped at the rail")
+
+
+class BoundManagementIterative(_Strict):
+    kind: Literal["iterative"] = Field(
+        description=(
+            "aihwkit's BoundManagementType.ITERATIVE: when any ADC of an input vector's read saturates, the vector's DAC "
+            "bound is doubled (its input scale halved) and the whole read is converted again, pass p with bound "
+            "2^(p-1) x the DAC range, until no column saturates or p = max_passes (that pass is kept, clipped). "
+            "Cost: a saturating vector is read up to max_passes times (GEMM, draws, conversions), and each halving "
+            "leaves its inputs one DAC bit less"
+        )
+    )
+    max_passes: Annotated[int, Field(ge=2, le=32)] = Field(
+        description=(
+            "most passes per input vector, in [2, 32]; aihwkit stops once the reduction 2^(p-1) exceeds "
+            "min(max_bm_factor, max_bm_res / inp_res) = min(1000, 0.25 x 126) = 31.5 for its 7-bit default: 6 passes"
+        )
+    )
+
+
+BoundManagement = Annotated[Union[BoundManagementNone, BoundManagementIterative], Field(discriminator="kind")]
+
+
 class Adc(_Strict):
     bits: Bits | None = Field(None, description="signed symmetric resolution: 2^(bits-1)-1 levels per polarity; null = ideal (no quantization, no saturation)")
     range: AdcRange = Field(
         default_factory=lambda: RangeFixed(kind="fixed", bound=16.0),
-        description="full scale per tile column (kind: fixed | calibrated), normalised column units",
+        description="full scale per tile column (kind: fixed | calibrated), in the units of adc.units",
+    )
+    units: Literal["normalised", "raw"] = Field(
+        "normalised",
+        description=(
+            "units of a fixed range's bound (and so of the LSB and of noise_lsb): normalised = column sums of "
+            "x_norm * w_norm, the weights scaled to the conductance range (aihwkit's weight_scaling_omega = 1); raw = "
+            "column sums of x_norm * W, the raw weights (aihwkit's default omega = 0: the tile holds the weights "
+            "themselves), i.e. a tile column of weight scale s has the normalised bound bound / s. With raw units a "
+            "layer whose weights are small (s << 1) uses few ADC levels and its conversion noise is large against "
+            "its outputs (the noise is fixed in weight x input units); needs range kind fixed"
+        ),
+    )
+    bound_management: BoundManagement = Field(
+        default_factory=lambda: BoundManagementNone.model_validate({}),
+        description="what happens when a column saturates (kind: none | iterative); iterative needs adc.bits",
     )
     nonlinearity: AdcNonlinearity = Field(default_factory=lambda: NonlinearityNone.model_validate({}), description="transfer nonlinearity (kind: none | polynomial | table | s_curve | inl_table)")
     gain_error_rel: RelSpread = Field(0.0, description="std of the static per-column gain error, drawn once per chip: gain = 1 + e; at most 1")
     offset_error_lsb: Lsb = Field(0.0, description="std of the static per-column offset, LSB, drawn once per chip; at most 65536")
     noise_lsb: Lsb = Field(0.0, description="Gaussian conversion noise per conversion, LSB, at most 65536")
+
+    @model_validator(mode="after")
+    def _units(self) -> "Adc":
+        if self.units == "raw" and not isinstance(self.range, RangeFixed):
+            raise ValueError(
+                f"units: raw needs range kind fixed (a calibrated range is measured in normalised units) (got range kind={self.range.kind})"
+            )
+        if isinstance(self.bound_management, BoundManagementIterative) and self.bits is None:
+            raise ValueError("bound_management: kind iterative needs adc.bits (an ideal ADC never saturates) (got bits=null)")
+        return self
 
 
 class IVLinear(_Strict):
@@ -678,6 +784,24 @@ class DeviceProfile(_Strict):
             data.pop("changed_fields", None)
         return data
 
+    @model_validator(mode="after")
+    def _weight_noise(self) -> "DeviceProfile":
+        if self.programming.weight_noise is not None and (self.mapping.kind != "differential" or self.mapping.weight_slices > 1):
+            raise ValueError(
+                "programming.weight_noise: a noise on the signed weight needs mapping.kind differential and "
+                f"mapping.weight_slices 1 (got kind={self.mapping.kind}, weight_slices={self.mapping.weight_slices})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _log_read_noise(self) -> "DeviceProfile":
+        if isinstance(self.read_noise, ReadNoiseLogOneOverF) and isinstance(self.drift, DriftPowerLaw):
+            raise ValueError(
+                "read_noise: kind log_one_over_f reads the relaxed conductance, so it needs drift kind none or relaxation "
+                f"(got drift kind={self.drift.kind})"
+            )
+        return self
+
     def to_yaml(self) -> str:
         """The complete profile (every default spelled out) as YAML; loading it gives an equal profile."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=100)
@@ -694,6 +818,7 @@ class DeviceProfile(_Strict):
         return (
             self.conductance.n_levels is None
             and isinstance(self.programming.noise, ProgNoiseNone)
+            and self.programming.weight_noise is None
             and isinstance(self.drift, DriftNone)
             and isinstance(self.read_noise, ReadNoiseNone)
             and isinstance(self.iv, IVLinear)

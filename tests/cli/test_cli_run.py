@@ -77,7 +77,7 @@ def test_drift_prints_table_and_writes_files(run_dir):
     "args, match",
     [
         (["--times", "1h,1s"], "strictly increasing"),
-        (["--compensation", "sideways"], "compensation must be one of ['none', 'global', 'per_column'] (got 'sideways')"),
+        (["--compensation", "sideways"], "compensation must be one of ['none', 'global', 'per_column', 'global_aihwkit'] (got 'sideways')"),
         (["--compensation", "global,sideways"], "(got 'sideways')"),
         (["--workers", "many"], "use auto, 1 (serial)"),
         (["--repeats", "0"], "0 is not in the range"),

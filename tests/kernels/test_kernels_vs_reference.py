@@ -157,8 +157,8 @@ def test_program_devices_takes_the_targets_themselves(dtype):
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype,rtol", DTYPES)
 @pytest.mark.parametrize("digital,single", [(0, 0), (1, 0), (0, 1), (1, 1)])
-@pytest.mark.parametrize("r_ohm,sig", [(0.0, 0), (2000.0, 0), (2000.0, 1)])
-def test_drift_to_blocks(shape, dtype, rtol, digital, single, r_ohm, sig):
+@pytest.mark.parametrize("r_ohm,sig,clamp", [(0.0, 0, 0), (2000.0, 0, 0), (2000.0, 1, 0), (0.0, 0, 1)])
+def test_drift_to_blocks(shape, dtype, rtol, digital, single, r_ohm, sig, clamp):
     rng = np.random.default_rng(3)
     n_out, n_in = shape
     rows, cols = 64, 16
@@ -172,7 +172,8 @@ def test_drift_to_blocks(shape, dtype, rtol, digital, single, r_ohm, sig):
     qs = [rng.uniform(0, 0.2, a.shape) for a in arrs]
     plan = drift_plan(load_profile("pcm"), 1e5, noiseless=False, has_nu=True)._replace(
         c_read=3.0, w_unit=1 / 25, var_rel2=0.02**2, r_us=r_ohm * 1e-6, has_nu=True, has_read=True,
-        digital=bool(digital), has_var=True, shared_neg=bool(single), has_ir=r_ohm > 0, has_sig=bool(sig))
+        digital=bool(digital), has_var=True, shared_neg=bool(single), has_ir=r_ohm > 0, has_sig=bool(sig),
+        clamp=bool(clamp), g_min_us=5.0, g_max_us=20.0)  # clamp: G(t) in [5, 20] µS (drift.clamp)
     # shared_neg with single_reference: the reference's variance is drawn apart
     ss = [rng.uniform(0, 0.3, a.shape) if sig else np.zeros((0, 0)) for a in arrs]  # squared read-noise sigma, µS^2
     outs = []
@@ -198,6 +199,10 @@ def test_drift_to_blocks(shape, dtype, rtol, digital, single, r_ohm, sig):
         outs.append(o)
     if single and digital:
         assert np.all(outs[0][3] == 0)
+    if clamp and digital:  # every device's G(t) = w / w_unit within [g_min, g_max]
+        for a in (outs[0][0], outs[0][1]):
+            g = a.astype(np.float64) * 25
+            assert g.min() >= 5.0 * (1 - 1e-6) and g.max() <= 20.0 * (1 + 1e-6)
     for a, b in zip(*outs):
         np.testing.assert_allclose(a, b, rtol=rtol * 10, atol=rtol * 1e-3)
 

@@ -54,8 +54,8 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"dac.bits": 4.5}, r"dac\.bits: must be an integer in \[2, 16\] or null \(got 4\.5\)"),
     ({"adc.bits": "eight"}, r"adc\.bits: must be an integer in \[2, 16\] or null \(got 'eight'\)"),
     ({"adc.bitz": 6},
-     r"adc\.bitz: unknown key \(did you mean 'bits'\?\); valid keys here: bits, gain_error_rel, noise_lsb, "
-     r"nonlinearity, offset_error_lsb, range \(got bitz: 6\)"),
+     r"adc\.bitz: unknown key \(did you mean 'bits'\?\); valid keys here: bits, bound_management, gain_error_rel, "
+     r"noise_lsb, nonlinearity, offset_error_lsb, range, units \(got bitz: 6\)"),
     ({"conductance.g_mx_us": 25}, r"conductance\.g_mx_us: unknown key \(did you mean 'g_max_us'\?\); valid keys here: "
      r"g_max_us, g_min_us, n_levels \(got g_mx_us: 25\)"),
     ({"colour": "red"}, r"colour: unknown key; valid keys here: adc, assumptions, .* \(got colour: 'red'\)"),
