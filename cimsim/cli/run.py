@@ -92,7 +92,7 @@ def _written(path: Path, since: float) -> bool:
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--times", default="1s,1h,1d,1y,10y", show_default=True, help="times since programming (units s, min, h, d, w, mo, y)")
 @click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True, help="independently programmed chips")
-@click.option("--compensation", default="global", show_default=True, help="none, global, per_column, or a comma list of them")
+@click.option("--compensation", default="global", show_default=True, help="none, global, per_column, global_aihwkit, or a comma list of them")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--workers", default="auto", show_default=True, help="auto, 1 (serial), n processes, -1 (all cores)")
 @click.option("--profile", default=None, help="deploy on another profile than the one trained on")

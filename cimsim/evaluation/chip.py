@@ -167,7 +167,7 @@ class Chip:
     def at(self, t_s: float, *, compensation: Any = "none", rng: dict[str, Any] | None = None) -> nn.Module:
         """The chip ``t_s`` seconds after programming, as a module used like the model in eval mode.
 
-        ``compensation``: ``"none"``, ``"global"``, ``"per_column"`` or :meth:`compensator`'s result.
+        ``compensation``: ``"none"``, ``"global"``, ``"per_column"``, ``"global_aihwkit"`` or :meth:`compensator`'s result.
         ``rng``: per-layer read generators (default :meth:`read_rng` ``(t_s)``); they advance with
         every batch when the profile has per-read noise. The view shares the chip's parameters.
         """

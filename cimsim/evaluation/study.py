@@ -69,7 +69,7 @@ def evaluate_drift(
             batch by batch (see :mod:`.metrics`).
         times_s: strictly increasing times since programming, seconds >= 0 (or ``"1s,1h,1d"``).
         repeats: number of independently programmed chips (default 10; 1 for a chip).
-        compensation: ``"none"``, ``"global"`` or ``"per_column"`` drift compensation, calibrated
+        compensation: ``"none"``, ``"global"``, ``"per_column"`` or ``"global_aihwkit"`` (aihwkit's identity readout) drift compensation, calibrated
             once per chip right after programming.
         seed: study seed; chip ``r`` gets ``chip_seeds(seed, repeats)[r]``.
         metric: ``"accuracy"`` (top-1, default), ``"cross_entropy"`` (classes on the last dimension,
