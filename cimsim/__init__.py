@@ -36,6 +36,7 @@ from .errors import (
     WorkerError,
 )
 from .evaluation import Chip, DriftReport, evaluate_drift, program
+from .fitting import FitResult, fit_profile, simulate_measurements
 from .nn import (
     AnalogConfig,
     AnalogConv1d,
@@ -94,6 +95,10 @@ __all__ = [
     "Chip",
     "evaluate_drift",
     "DriftReport",
+    # fitting profiles to measurements
+    "fit_profile",
+    "simulate_measurements",
+    "FitResult",
     # data and models
     "data",
     "models",
