@@ -125,7 +125,7 @@ def check_cells(c: Cells, source: str) -> bool:
     if short.size:
         i = int(short[0])
         raise DataError(
-            f"{source}: device {c.ids[i]!r} was read at {int(n_times[i])} time(s) (column 't_s'); the drift fit needs at "
+            f"{source}: device {c.ids[i].item()!r} was read at {int(n_times[i])} time(s) (column 't_s'); the drift fit needs at "
             f"least {MIN_TIMES_DRIFT} read times per device (better 6 or more, spread over decades, the first well "
             f"before t0), or a single read time for all devices to fit without drift; {short.size} device(s) short"
         )

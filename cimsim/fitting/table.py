@@ -263,7 +263,7 @@ def check_table(cols: Mapping[str, Any], *, source: str = "<memory>", sha256: st
     np.maximum.at(tmax, inv, num["g_target_us"])
     two = np.flatnonzero(tmax > tmin)
     if two.size:
-        d = codes[two[0]]
+        d = codes[two[0]].item()
         rows = np.flatnonzero(inv == two[0])
         vals = np.unique(num["g_target_us"][rows]).tolist()
         raise DataError(
