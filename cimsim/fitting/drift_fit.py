@@ -73,17 +73,17 @@ def _power_fit(c: Cells, ok: np.ndarray, y: np.ndarray, t0: float) -> DriftFit:
     r = np.where(ok, y - a[:, None] - slope[:, None] * L, 0.0)
     rss = (r**2).sum(1)
     n_lv = c.levels_us.shape[0]
-    dof = np.bincount(c.level, n - 2, n_lv)
-    s2 = np.bincount(c.level, rss, n_lv) / np.maximum(dof, 1)
     s2_ml = np.bincount(c.level, rss, n_lv) / np.maximum(np.bincount(c.level, n, n_lv), 1)
     s2_ml = np.maximum(s2_ml, 1e-300)
     s2d = s2_ml[c.level]
     ll = float(np.sum(np.where(ok, -0.5 * np.log(2 * np.pi * s2d[:, None]) - 0.5 * r**2 / s2d[:, None] - y, 0.0)))
     # y includes the bias correction; the Jacobian uses ln Y itself (same to first order)
-    s2u = s2[c.level]
-    var_a = s2u * (1.0 / n + Lb**2 / sxx)
+    # each device's own residual variance (unbiased, n - 2 dof): the variance of its intercept
+    # and slope estimates, so that resampling devices carries the noise of these too
+    s2i = rss / np.maximum(n - 2, 1)
+    var_a = s2i * (1.0 / n + Lb**2 / sxx)
     g_p = np.exp(a)
-    return DriftFit("power_law", ll, 0, 0.0, g_p, g_p**2 * var_a, t0_s=t0, nu=-slope, nu_se2=s2u / sxx)
+    return DriftFit("power_law", ll, 0, 0.0, g_p, g_p**2 * var_a, t0_s=t0, nu=-slope, nu_se2=s2i / sxx)
 
 
 def _relaxation(c: Cells, ok: np.ndarray) -> DriftFit:
@@ -110,7 +110,10 @@ def _relaxation_fit(c: Cells, ok: np.ndarray) -> DriftFit:
     # E[S_j] = s_j^2 (1 - 2/n_t) + A / n_t^2, A = sum_k s_k^2, so sum_j S_j = A (1 - 1/n_t)
     A = float(np.sum(s2)) / (1 - 1 / n_t) if n_t > 1 else float(np.sum(s2))
     s2u = np.maximum((s2 - A / n_t**2) / (1 - 2 / n_t), 1e-300) if n_t > 2 else s2
-    var_b = (M * s2u).sum(1) / M.sum(1) ** 2
+    # var(b_i - G_P) = sum_j s_j^2 / n_i^2, estimated without bias by each device's own residuals:
+    # E[sum_j r_ij^2] = (1 - 1/n_i) sum_j s_j^2
+    n_i = M.sum(1)
+    var_b = (r**2).sum(1) / (n_i * np.maximum(n_i - 1, 1))
     return DriftFit("relaxation", ll, 0, 0.0, b, var_b, m_us=m, s2_us2=s2u)
 
 
@@ -127,10 +130,9 @@ def _none_fit(c: Cells, ok: np.ndarray) -> DriftFit:
     r = np.where(ok, Y - b[:, None], 0.0)
     n_lv = c.levels_us.shape[0]
     s2_ml = np.maximum(np.bincount(c.level, (r**2).sum(1), n_lv) / np.bincount(c.level, n, n_lv), 1e-300)
-    s2 = np.bincount(c.level, (r**2).sum(1), n_lv) / np.maximum(np.bincount(c.level, n - 1, n_lv), 1)
     s2d = s2_ml[c.level][:, None]
     ll = float(np.sum(np.where(ok, -0.5 * np.log(2 * np.pi * s2d) - 0.5 * r**2 / s2d, 0.0)))
-    return DriftFit("none", ll, 0, 0.0, b, s2[c.level] / n)
+    return DriftFit("none", ll, 0, 0.0, b, (r**2).sum(1) / (n * np.maximum(n - 1, 1)))
 
 
 def fit_drift(c: Cells, t0_s: float | None, fit: bool) -> tuple[DriftFit, list[DriftFit]]:

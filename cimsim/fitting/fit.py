@@ -80,50 +80,49 @@ class FitResult:
         return plot_fit(self, Path(path))
 
 
-def _level_spread(values: np.ndarray, est_var: np.ndarray, level: np.ndarray, n_lv: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per level: the spread sqrt(var(values) - mean(est_var)) and its standard error."""
-    s, se = np.zeros(n_lv), np.zeros(n_lv)
-    for k in range(n_lv):
-        v = values[level == k]
-        e = est_var[level == k]
-        n = v.shape[0]
-        var = float(np.var(v, ddof=1))
-        s2 = var - float(np.mean(e))
-        se_s2 = var * math.sqrt(2.0 / max(n - 1, 1))
-        s[k] = math.sqrt(max(s2, 0.0))
-        se[k] = min(se_s2 / (2 * s[k]), math.sqrt(se_s2)) if s[k] > 0 else math.sqrt(se_s2)
-    return s, se
+_BOOTSTRAP = 200
 
 
-def _prog_spread(resid: np.ndarray, est_var: np.ndarray, c: Cells, g_min: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per level: the programming spread, its standard error, and whether the level is near g_min.
+def _level_stats(values: np.ndarray, noise_var: np.ndarray, level: np.ndarray, n_lv: int, rng: np.random.Generator,
+                 *, around_zero_upper: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per level: the mean of ``values`` and their spread with the estimates' own noise removed,
+    ``sqrt(var(values) - mean(noise_var))``, each with a bootstrap standard error (devices of the
+    level resampled ``_BOOTSTRAP`` times; ``noise_var`` is each device's unbiased estimate of its
+    own estimation variance, so the resampling carries its noise too).
 
-    Devices are clipped at g_min after programming, so a level within 3 sigma of g_min keeps
-    only its upper half intact: there sigma^2 = 2 mean(r^2 [r > 0]) - e over all n devices
-    (r = G_P - G_T has mean 0; the clipped lower half is left out), with a standard error
-    about sigma / sqrt(n) (half the devices carry it); elsewhere the variance of r minus e.
+    ``around_zero_upper[k]``: the level is clipped from below (programmed within 3 sigma of
+    g_min), so only the upper half of ``values`` (a spread around 0) is intact: the spread is
+    ``sqrt(2 mean(v^2 [v > 0]) - mean(noise_var))`` over all the level's devices.
     """
-    n_lv = c.levels_us.shape[0]
-    s, se = _level_spread(resid, est_var, c.level, n_lv)
-    near = np.zeros(n_lv, bool)
+    out = {k: np.zeros(n_lv) for k in ("mean", "mean_se", "s", "s_se")}
     for k in range(n_lv):
+        v, e = values[level == k], noise_var[level == k]
+        n = v.shape[0]
+        idx = np.concatenate([np.arange(n)[None, :], rng.integers(0, n, size=(_BOOTSTRAP, n))])
+        vb, eb = v[idx], e[idx]
+        m = vb.mean(1)
+        if around_zero_upper is not None and around_zero_upper[k]:
+            s2 = 2 * np.where(vb > 0, vb * vb, 0.0).mean(1) - eb.mean(1)
+        else:
+            s2 = vb.var(1, ddof=1) - eb.mean(1)
+        sd = np.sqrt(np.maximum(s2, 0.0))
+        out["mean"][k], out["mean_se"][k] = m[0], m[1:].std(ddof=1)
+        se = float(sd[1:].std(ddof=1))
+        if not sd[0] > 2 * se:  # near 0 the clip at 0 hides the spread's error: take sqrt of s^2's
+            se = max(se, math.sqrt(float(s2[1:].std(ddof=1))))
+        out["s"][k], out["s_se"][k] = sd[0], max(se, 1e-12)
+    return out
+
+
+def _near_g_min(resid: np.ndarray, est_var: np.ndarray, c: Cells, g_min: float) -> np.ndarray:
+    """Levels programmed within 3 sigma of g_min (sigma from the upper half of the spread):
+    devices are clipped at g_min after programming, so there the lower half is not Gaussian."""
+    near = np.zeros(c.levels_us.shape[0], bool)
+    for k in range(near.shape[0]):
         r, e = resid[c.level == k], est_var[c.level == k]
-        s_up2 = 2 * float(np.mean(np.where(r > 0, r * r, 0.0))) - float(np.mean(e))
-        s_up = math.sqrt(max(s_up2, 0.0))
-        if c.levels_us[k] - g_min < 3 * s_up:
-            near[k] = True
-            s[k] = s_up
-            se[k] = max(s_up, math.sqrt(float(np.mean(e)))) / math.sqrt(r.shape[0])
-    return s, se, near
-
-
-def _level_mean(values: np.ndarray, level: np.ndarray, n_lv: int) -> tuple[np.ndarray, np.ndarray]:
-    m, se = np.zeros(n_lv), np.zeros(n_lv)
-    for k in range(n_lv):
-        v = values[level == k]
-        m[k] = float(np.mean(v))
-        se[k] = float(np.std(v, ddof=1)) / math.sqrt(v.shape[0])
-    return m, se
+        s_up = math.sqrt(max(2 * float(np.mean(np.where(r > 0, r * r, 0.0))) - float(np.mean(e)), 0.0))
+        near[k] = c.levels_us[k] - g_min < 3 * s_up
+    return near
 
 
 def _n_levels(levels: np.ndarray, g_min: float, g_max: float, n_levels: int | None | str) -> int | None:
@@ -152,7 +151,10 @@ def _prog_noise(x: np.ndarray, s: np.ndarray, se: np.ndarray, g_max: float) -> t
     """The programming-noise section: constant, relative or polynomial sigma(x) (µS), by BIC."""
     from ..profiles.functions import ConstantFn
 
-    rel = ("relative", (g_max * x)[:, None], lambda b: ConstantFn(value=float(b[0])))
+    def basis(xx: np.ndarray) -> np.ndarray:
+        return (g_max * xx)[:, None]
+
+    rel = ("relative", basis, lambda b: ConstantFn(value=float(b[0])))
     law = fit_law(x, s, se, kinds=("constant", "polynomial"), max_degree=4, extra=[rel])
     if law.kind == "constant":
         return {"kind": "constant", "sigma_us": float(law.params[0][1])}, law
@@ -182,8 +184,10 @@ def _gamma_ll(u: np.ndarray, mu: np.ndarray, kappa: np.ndarray) -> float:
 
 def _read_noise(c: Cells, g_p: np.ndarray, g_max: float, t0: float, t_read: float) -> tuple[dict, dict, dict] | None:
     """(read_noise section, laws, points) from the repeated reads, or None without any."""
-    ok = (c.n >= 2) & np.isfinite(c.v) & (c.v > 0) & np.isfinite(c.g) & (c.g > 0)
-    if not ok.any():
+    rep = (c.n >= 2) & np.isfinite(c.v) & np.isfinite(c.g) & (c.g > 0)
+    # reads equal to rounding (no read noise, e.g. relaxation only) carry no variance to fit
+    ok = rep & (c.v > (1e-9 * np.where(rep, c.g, 0.0)) ** 2)
+    if ok.sum() <= rep.sum() // 2:
         return None
     u = np.where(ok, c.v / np.where(ok, c.g, 1.0) ** 2, 1.0)
     kappa = np.where(ok, (c.n - 1) / 2.0, 0.0)
@@ -201,33 +205,47 @@ def _read_noise(c: Cells, g_p: np.ndarray, g_max: float, t0: float, t_read: floa
                 nb += 1
     B = np.broadcast_to(bins[:, None], u.shape)
     kw = kappa[ok]
-    bq = np.bincount(B[ok], kw * (u / c2)[ok], nb) / np.maximum(np.bincount(B[ok], kw, nb), 1e-300)
-    bs = np.bincount(B[ok], kw * u[ok], nb) / np.maximum(np.bincount(B[ok], kw, nb), 1e-300)
-    ll_f = _gamma_ll(u[ok], (bq[B] * c2)[ok], kw)
-    ll_g = _gamma_ll(u[ok], bs[B][ok], kw)
-    ksum = np.bincount(B[ok], kw, nb)
+    # u = v / Gbar^2 is biased high: E[1 / Gbar^2] = (1 + 3 mu / n) / G^2 for a relative variance mu
+    # of one read, so E[u] = mu (1 + 3 mu / n); each bin's moment equation is solved by iteration
+    nr = np.where(ok, c.n, 1.0)[ok]
+    Bk, ck, uk = B[ok], c2[ok], u[ok]
+    ksum = np.bincount(Bk, kw, nb)
+    den = np.maximum(ksum, 1e-300)
+    bq = np.bincount(Bk, kw * uk / ck, nb) / den
+    bs = np.bincount(Bk, kw * uk, nb) / den
+    for _ in range(8):
+        bq = np.bincount(Bk, kw * uk / ck, nb) / np.maximum(np.bincount(Bk, kw * (1 + 3 * bq[Bk] * ck / nr), nb), 1e-300)
+        bs = np.bincount(Bk, kw * uk, nb) / np.maximum(np.bincount(Bk, kw * (1 + 3 * bs[Bk] / nr), nb), 1e-300)
+    mu_f, mu_g = bq[Bk] * ck, bs[Bk]
+    ll_f = _gamma_ll(uk, mu_f * (1 + 3 * mu_f / nr), kw)
+    ll_g = _gamma_ll(uk, mu_g * (1 + 3 * mu_g / nr), kw)
     has = ksum > 0
     xb = np.bincount(bins, x_p, nb) / np.maximum(np.bincount(bins, minlength=nb), 1)
     choice = {"one_over_f": ll_f, "gaussian": ll_g}
     pts: dict[str, Any] = {"t_s": c.t_s, "rel_var_by_time": None}
     if ll_f >= ll_g:
         q = np.sqrt(bq[has])
-        se_q = q * np.sqrt(1.0 / ksum[has]) / 2 * math.sqrt(2)  # var(mean of gamma) = mu^2 / (kappa N)
+        se_q = q / (2 * np.sqrt(ksum[has]))  # var of the kappa-weighted mean of gammas: mu^2 / sum(kappa)
         law = fit_law(xb[has], q, se_q, kinds=("constant", "polynomial", "log_linear", "power", "table"))
         sec = {"kind": "one_over_f", "q_s": law.fn.model_dump(mode="json"), "t_read_s": t_read, "per_read_sigma_rel": 0.0}
         pts.update(x=xb[has], q=q, se=se_q)
-        laws = {"read_noise.q_s": law, "read_noise.choice": choice}
+        laws: dict[str, Any] = {"read_noise.q_s": law, "read_noise.choice": choice}
     else:
-        s2 = float(np.sum(kw * u[ok]) / np.sum(kw))
+        s2 = float(np.sum(kw * bs[Bk]) / np.sum(kw))
         sig = math.sqrt(s2)
-        se = sig / math.sqrt(2 * float(np.sum(kw)))
+        se = sig / (2 * math.sqrt(float(np.sum(kw))))
         sec = {"kind": "gaussian", "sigma_rel": min(sig, 1.0)}
         pts.update(x=xb[has], s=np.sqrt(bs[has]), se=np.sqrt(bs[has]) / np.sqrt(2 * ksum[has]))
         laws = {"read_noise.sigma_rel": (sig, se), "read_noise.choice": choice}
-    # relative variance per time, pooled over bins, for the figure
-    pts["rel_var_by_time"] = np.array([np.sum(kappa[:, j] * u[:, j] * ok[:, j]) / max(np.sum(kappa[:, j] * ok[:, j]), 1e-300)
-                                       for j in range(c.t_s.shape[0])])
-    pts["c2"] = c2[0]
+    # relative variance per time, pooled over all devices, and the fitted law's, for the figure
+    if sec["kind"] == "one_over_f":
+        pred = laws["read_noise.q_s"].evaluate(x_p)[:, None] ** 2 * c2
+    else:
+        pred = np.full(u.shape, laws["read_noise.sigma_rel"][0] ** 2)
+    wk = kappa * ok
+    den = np.maximum(wk.sum(0), 1e-300)
+    pts["rel_var_by_time"] = (wk * u).sum(0) / den
+    pts["pred_by_time"] = (wk * pred).sum(0) / den
     return sec, laws, pts
 
 
@@ -246,7 +264,7 @@ def fit_profile(
 
     ``base``: the profile (name, path or object) the peripherals (DAC, ADC, tile, mapping,
     training) and the I-V come from.  ``t0_s``: the drift reference time (None: fitted).
-    ``seed``: kept in the report for reproducibility (the fit itself draws nothing).
+    ``seed``: seeds the bootstrap of the per-level means and spreads (their standard errors).
     ``g_range_us``: (g_min, g_max) held fixed instead of the lowest / highest target.
     ``n_levels``: ``"auto"`` (the number of targets when they are the whole evenly spaced grid),
     None (continuous) or an int.
@@ -255,6 +273,7 @@ def fit_profile(
     if t0_s is not None and not (isinstance(t0_s, (int, float)) and math.isfinite(t0_s) and t0_s > 0):
         raise ParameterError(f"t0_s must be None (fitted) or a time > 0 s (got {t0_s!r}), e.g. t0_s=20")
     tab = as_table(data)
+    rng = np.random.default_rng(seed)  # the bootstrap of the per-level spreads
     base_p = load_profile(base) if not isinstance(base, DeviceProfile) else base
     c = make_cells(tab)
     drift_wanted = check_cells(c, tab.source)
@@ -288,8 +307,8 @@ def fit_profile(
         assert dfit.nu is not None and dfit.nu_se2 is not None and dfit.t0_s is not None
         t0_read = dfit.t0_s
         fitted = dfit.mask if dfit.mask is not None else np.ones(c.n_dev, bool)
-        m, se_m = _level_mean(dfit.nu[fitted], c.level[fitted], n_lv)
-        s, se_s = _level_spread(dfit.nu[fitted], dfit.nu_se2[fitted], c.level[fitted], n_lv)
+        st = _level_stats(dfit.nu[fitted], dfit.nu_se2[fitted], c.level[fitted], n_lv, rng)
+        m, se_m, s, se_s = st["mean"], st["mean_se"], st["s"], st["s_se"]
         mean_law = fit_law(x_lv, m, se_m, kinds=("constant", "polynomial", "log_linear", "table"), max_degree=2)
         std_law = fit_law(x_lv, s, se_s, kinds=("constant", "polynomial", "log_linear", "table"), max_degree=2)
         laws["drift.nu.mean"], laws["drift.nu.std"] = mean_law, std_law
@@ -341,7 +360,9 @@ def fit_profile(
 
     # programming noise
     resid = dfit.g_p - c.target
-    s, se, near = _prog_spread(resid, dfit.g_p_var, c, g_min)
+    near = _near_g_min(resid, dfit.g_p_var, c, g_min)
+    st = _level_stats(resid, dfit.g_p_var, c.level, n_lv, rng, around_zero_upper=near)
+    s, se = st["s"], st["s_se"]
     prog_sec, prog_law = _prog_noise(x_lv, s, se, g_max)
     laws["programming.noise"] = prog_law
     pts.update(sigma=s, sigma_se=se)

@@ -15,7 +15,8 @@ table               one value per level, linear in between                      
 ==================  ===========================================================  =============
 
 The breakpoints ``u1 <= u2`` of the clipped laws are chosen on a grid (the levels' ln x and the
-midpoints between them) by the smallest chi^2; an interior breakpoint counts as a parameter.
+midpoints between them) by the smallest BIC; an interior breakpoint counts as two parameters
+(its location, searched over the grid, and its clip level).
 The candidate with the smallest Bayesian information criterion
 ``BIC = chi^2 + p ln(n)`` (``chi^2 = sum ((y_k - f(x_k)) / se_k)^2``, p parameters, n levels) is
 chosen; a candidate needs ``p <= n - 2`` (so a polynomial never passes through every level;
@@ -77,7 +78,7 @@ class LawFit:
         return self._band(x) if self._band is not None else np.zeros_like(x)
 
     def table_rows(self) -> list[str]:
-        return [f"| {name} | {v:.6g} | {s:.3g} |" for name, v, s in self.params]
+        return [f"| {name} | {v:.6g} | {'(grid)' if math.isnan(s) else format(s, '.3g')} |" for name, v, s in self.params]
 
 
 def _span(fn: Any, lo: float, hi: float) -> tuple[float, float]:
@@ -96,6 +97,16 @@ def _breakpoints(l_lv: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate([u, mids]))
 
 
+def _breaks(u1: float, u2: float, grid: np.ndarray) -> list[tuple[str, float, float]]:
+    """The interior breakpoints of a clipped law as parameters (no standard error: chosen on a grid)."""
+    out = []
+    if u1 > grid[0]:
+        out.append(("x below which the law is held", math.exp(u1), math.nan))
+    if u2 < grid[-1]:
+        out.append(("x above which the law is held", math.exp(u2), math.nan))
+    return out
+
+
 def fit_law(
     x: Sequence[float] | np.ndarray,
     y: Sequence[float] | np.ndarray,
@@ -104,11 +115,11 @@ def fit_law(
     kinds: Sequence[str] = ("constant", "polynomial", "log_linear", "power", "table"),
     max_degree: int = 3,
     nonneg: bool = True,
-    extra: Sequence[tuple[str, np.ndarray, Callable[[np.ndarray], Any]]] = (),
+    extra: Sequence[tuple[str, Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], Any]]] = (),
 ) -> LawFit:
     """Fit every candidate of ``kinds`` to ``(x, y ± se)`` and return the one with the least BIC.
 
-    ``extra``: more linear candidates ``(name, basis at x [n, p], coefficients -> fn)``.
+    ``extra``: more linear candidates ``(name, x -> basis [n, p], coefficients -> fn)``.
     """
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
@@ -175,13 +186,16 @@ def fit_law(
         best: tuple[float, float, float, np.ndarray, np.ndarray, int] | None = None
         for i, u1 in enumerate(grid):
             for u2 in grid[i + 1:]:
-                p = 2 + int(u1 > grid[0]) + int(u2 < grid[-1])
+                # an interior breakpoint is a searched location and a clip level: it counts 2 in the
+                # BIC (a location picked as the best of a grid earns chi^2 by chance; one ln(n) is too little)
+                p = 2 + 2 * (int(u1 > grid[0]) + int(u2 < grid[-1]))
                 if p > pmax:
                     continue
                 X = np.stack([np.ones(n), np.clip(lx, u1, u2)], axis=1)
                 beta, cov, chi2 = wls(X, yy, ss)
-                if best is None or chi2 < best[0] - 1e-9 * abs(best[0]):
-                    best = (chi2, float(u1), float(u2), beta, cov, p)
+                crit = chi2 + p * lnn  # within the family too: clip only where it pays its BIC
+                if best is None or crit < best[0] - 1e-9 * abs(best[0]):
+                    best = (crit, float(u1), float(u2), beta, cov, p)
         if best is None:
             continue
         _, u1, u2, beta, cov, p = best
@@ -194,6 +208,7 @@ def fit_law(
             mn, mx = bounded(ends[0], ends[1])
             fn = LogLinearFn(slope=b1, intercept=b0, min=mn, max=mx, x_floor=min(1e-6, math.exp(u1)))
             add("log_linear (clipped)", fn, ["intercept", "slope"], beta, cov, p, lin_band(basisl, cov))
+            cands[-1].params += _breaks(u1, u2, grid)
         else:
             fn = PowerFn(coeff=math.exp(b0), exponent=b1, min=math.exp(ends[0]), max=math.exp(ends[1]),
                          x_floor=min(1e-3, math.exp(u1)))
@@ -205,6 +220,7 @@ def fit_law(
             cov_lin[0, :] *= math.exp(b0)
             cov_lin[:, 0] *= math.exp(b0)
             add("power (clipped)", fn, ["coeff", "exponent"], np.array([math.exp(b0), b1]), cov_lin, p, pband)
+            cands[-1].params += _breaks(u1, u2, grid)
     if "table" in kinds:
         ux = np.unique(x)
         if ux.shape[0] >= 4:
@@ -219,11 +235,12 @@ def fit_law(
                 sd = np.sqrt(np.maximum(np.diag(cov), 0.0))
                 return np.interp(xx, ux, sd)
             add("table", fn, [f"y(x={v:.4g})" for v in ux], beta, cov, ux.shape[0], tband)
-    for name, X, make in extra:
+    for name, basis, make in extra:
+        X = basis(x)
         if X.shape[1] > pmax and X.shape[1] > 1:
             continue
         beta, cov, _ = wls(X, y, se)
-        add(name, make(beta), [f"b{k}" for k in range(X.shape[1])], beta, cov, X.shape[1], None)
+        add(name, make(beta), [f"b{k}" for k in range(X.shape[1])], beta, cov, X.shape[1], lin_band(basis, cov))
     if not cands:
         raise ValueError("no candidate law could be fitted")
     best_fit = min(cands, key=lambda c: c.bic)

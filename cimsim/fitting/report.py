@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import DataError
-from ..profiles.schema import ReadNoiseGaussian
 from .laws import LawFit
 
 if TYPE_CHECKING:
@@ -20,7 +19,7 @@ __all__ = ["markdown_report", "plot_fit"]
 def _law_section(title: str, law: LawFit, unit: str) -> list[str]:
     dof = law.n - law.p
     out = [f"### {title}", "", f"Chosen: **{law.kind}** ({unit}); chi^2 = {law.chi2:.3g} on {dof} degrees of freedom "
-           f"(n = {law.n} levels, p = {law.p}); x covered: [{law.x_range[0]:.4g}, {law.x_range[1]:.4g}].", "",
+           f"(n = {law.n} points, p = {law.p}); x covered: [{law.x_range[0]:.4g}, {law.x_range[1]:.4g}].", "",
            "| parameter | value | standard error |", "|---|---|---|"]
     out += law.table_rows()
     out += ["", "| candidate | p | chi^2 | BIC |", "|---|---|---|---|"]
@@ -141,13 +140,8 @@ def plot_fit(res: FitResult, path: Path) -> Path:
     if rd is None:
         ax.text(0.5, 0.5, "no repeated reads", ha="center", va="center")
     else:
-        ax.plot(rd["t_s"], rd["rel_var_by_time"], "o", label="var / G^2, all devices")
-        if p.read_noise.kind == "one_over_f":
-            xs = np.asarray(rd["x"])
-            q2 = float(np.mean(res.laws["read_noise.q_s"].evaluate(xs) ** 2))
-            ax.plot(rd["t_s"], q2 * rd["c2"], label="1/f fit (mean over bins)")
-        elif isinstance(p.read_noise, ReadNoiseGaussian):
-            ax.axhline(p.read_noise.sigma_rel ** 2, label="gaussian fit")
+        ax.plot(rd["t_s"], rd["rel_var_by_time"], "o", label="var / G^2 of the reads, all devices")
+        ax.plot(rd["t_s"], rd["pred_by_time"], "-", label=f"{p.read_noise.kind} fit, same devices")
         ax.set(xscale="log", yscale="log", xlabel="t (s)", ylabel="relative read variance")
         ax.legend(fontsize=8)
     ax.set(title="read noise")
