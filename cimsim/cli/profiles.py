@@ -9,6 +9,7 @@ import click
 
 from ..errors import ProfileError
 from ..profiles import DeviceProfile, dump_profile, list_profiles, load_profile, parse_override
+from . import fit
 
 __all__ = ["register"]
 
@@ -121,3 +122,4 @@ def schema_cmd() -> None:
 def register(main: click.Group) -> None:
     """Add the ``profile`` group to the top-level command."""
     main.add_command(profile)
+    fit.register(profile)

@@ -83,3 +83,15 @@ def test_bad_arguments(kw, match):
     args = {"targets_us": [1.0], "times_s": [1.0], "devices_per_target": 2, "reads": 1, **kw}
     with pytest.raises(ParameterError, match=match):
         simulate_measurements("pcm", args.pop("targets_us"), args.pop("times_s"), seed=0, **args)
+
+
+def test_pandas_dataframe_in_and_out():
+    pd = pytest.importorskip("pandas")  # the optional extra cimsim[fit]
+    t = simulate_measurements("pcm", [5.0, 20.0], [1.0, 100.0, 1e4], devices_per_target=12, reads=2, seed=1)
+    df = t.to_pandas()
+    assert isinstance(df, pd.DataFrame) and list(df.columns) == ["device", "g_target_us", "t_s", "g_us", "read"]
+    from cimsim import fit_profile
+
+    a = fit_profile(df, t0_s=20.0)
+    b = fit_profile(t, t0_s=20.0)
+    assert a.profile.drift == b.profile.drift and a.profile.programming == b.profile.programming
