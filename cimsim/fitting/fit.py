@@ -223,7 +223,8 @@ def _read_noise(c: Cells, g_p: np.ndarray, g_max: float, t0: float, t_read: floa
     xb = np.bincount(bins, x_p, nb) / np.maximum(np.bincount(bins, minlength=nb), 1)
     choice = {"one_over_f": ll_f, "gaussian": ll_g}
     pts: dict[str, Any] = {"t_s": c.t_s, "rel_var_by_time": None}
-    if ll_f >= ll_g:
+    # one read time cannot tell a law growing with t from a constant one: Gaussian (the simpler)
+    if np.count_nonzero(ok.any(axis=0)) >= 2 and ll_f > ll_g:
         q = np.sqrt(bq[has])
         se_q = q / (2 * np.sqrt(ksum[has]))  # var of the kappa-weighted mean of gammas: mu^2 / sum(kappa)
         law = fit_law(xb[has], q, se_q, kinds=("constant", "polynomial", "log_linear", "power", "table"))

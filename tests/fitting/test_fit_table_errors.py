@@ -104,3 +104,17 @@ def test_unknown_format_and_missing_file(tmp_path):
         read_table(tmp_path / "m.xlsx")
     with pytest.raises(DataError, match=r"no such file"):
         read_table(tmp_path / "none.csv")
+
+
+def test_one_target_level_is_refused():
+    t = simulate_measurements("pcm", [10.0], [1.0, 100.0, 1e4], devices_per_target=12, seed=0)
+    with pytest.raises(DataError, match=r"g_min=10, g_max=10 .*at least two levels.*g_range_us"):
+        fit_profile(t)
+
+
+def test_one_read_time_fits_without_drift():
+    t = simulate_measurements("rram_neurram", [5.0, 15.0, 25.0, 40.0], [60.0], devices_per_target=50, reads=3, seed=0)
+    r = fit_profile(t)
+    assert r.profile.drift.kind == "none"
+    assert any("one read time in the data: drift not fitted" in a for a in r.profile.assumptions)
+    assert r.profile.read_noise.kind == "gaussian"
