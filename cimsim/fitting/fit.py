@@ -200,6 +200,7 @@ def fit_profile(
     if t0_s is not None and not (isinstance(t0_s, (int, float)) and math.isfinite(t0_s) and t0_s > 0):
         raise ParameterError(f"t0_s must be None (fitted) or a time > 0 s (got {t0_s!r}), e.g. t0_s=20")
     tab = as_table(data)
+    pname = _name(name, tab.source)
     rng = np.random.default_rng(seed)  # the bootstrap of the per-level spreads
     base_p = load_profile(base) if not isinstance(base, DeviceProfile) else base
     c = make_cells(tab)
@@ -331,7 +332,6 @@ def fit_profile(
     n_reads = int(len(tab))
     today = _dt.date.today().isoformat()
     d = base_p.model_dump(mode="json")
-    pname = _name(name, tab.source)
     d.update(
         name=pname,
         device=f"fitted to measurements ({tab.source})",

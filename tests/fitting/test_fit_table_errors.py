@@ -118,3 +118,17 @@ def test_one_read_time_fits_without_drift():
     assert r.profile.drift.kind == "none"
     assert any("one read time in the data: drift not fitted" in a for a in r.profile.assumptions)
     assert r.profile.read_noise.kind == "gaussian"
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"t0_s": -1.0}, r"t0_s must be None \(fitted\) or a time > 0 s \(got -1.0\)"),
+    ({"n_levels": 1}, r"n_levels must be 'auto', None \(continuous\) or an int >= 2 \(got 1\)"),
+    ({"name": "my device"}, r"name must be letters, digits.*\(got 'my device'\)"),
+    ({"seed": -3}, r"seed must be an int in \[0, 2\^63 - 1\] \(got -3\)"),
+])
+def test_bad_fit_arguments(kw, match):
+    from cimsim.errors import ParameterError
+
+    t = simulate_measurements("pcm", [5.0, 20.0], [1.0, 100.0, 1e4], devices_per_target=12, seed=0)
+    with pytest.raises(ParameterError, match=match):
+        fit_profile(t, **kw)
