@@ -38,6 +38,7 @@ from .errors import (
     WorkerError,
 )
 from .evaluation import Chip, DriftReport, evaluate_drift, program
+from .fitting import FitResult, fit_profile, simulate_measurements
 from .nn import (
     AnalogConfig,
     AnalogConv1d,
@@ -105,6 +106,10 @@ __all__ = [
     "Chip",
     "evaluate_drift",
     "DriftReport",
+    # fitting profiles to measurements
+    "fit_profile",
+    "simulate_measurements",
+    "FitResult",
     # data and models
     "data",
     "models",

@@ -13,6 +13,7 @@ import yaml
 
 from ..errors import ProfileError
 from ..profiles import DeviceProfile, dump_profile, list_profiles, load_profile, parse_override
+from . import fit
 from ..profiles.editor_schema import profile_json_schema
 from ..profiles.loader import _looks_like_path, profile_path
 from ..profiles.provenance import PROVENANCE_FIELDS
@@ -217,3 +218,4 @@ def init_cmd(extends: str, output: str | None, schema_path: str, force: bool) ->
 def register(main: click.Group) -> None:
     """Add the ``profile`` group to the top-level command."""
     main.add_command(profile)
+    fit.register(profile)
