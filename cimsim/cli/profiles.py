@@ -13,10 +13,10 @@ import yaml
 
 from ..errors import ProfileError
 from ..profiles import DeviceProfile, dump_profile, list_profiles, load_profile, parse_override
-from . import fit
 from ..profiles.editor_schema import profile_json_schema
 from ..profiles.loader import _looks_like_path, profile_path
 from ..profiles.provenance import PROVENANCE_FIELDS
+from . import fit
 
 __all__ = ["SCHEMA_FILE", "register", "starter_profile"]
 
