@@ -106,7 +106,7 @@ BAD_INPUT = [
     (dict(times_s="1 fortnight"), ParameterError, r"cannot read the time"),
     (dict(repeats=0), ParameterError, r"repeats must be an integer >= 1 \(got 0\)"),
     (dict(repeats=2.5), ParameterError, r"repeats must be an integer >= 1"),
-    (dict(compensation="drift"), ParameterError, r"compensation must be one of \['none', 'global', 'per_column'\] \(got 'drift'\)"),
+    (dict(compensation="drift"), ParameterError, r"compensation must be one of \['none', 'global', 'per_column', 'global_aihwkit'\] \(got 'drift'\)"),
     (dict(metric="f1"), ParameterError, r"unknown metric 'f1'.*accuracy"),
     (dict(workers=-3), ParameterError, r"workers must be >= 1, -1 .* \(got -3\)"),
     (dict(seed=-1), ParameterError, r"seed must be an int in \[0, 2\^63 - 1\] \(got -1\), e.g. evaluate_drift"),
