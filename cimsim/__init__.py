@@ -53,6 +53,7 @@ from .nn import (
     to_digital,
 )
 from .profiles import DeviceProfile, dump_profile, list_profiles, load_profile, profile_from_dict, profile_from_yaml
+from .sweep import SweepResult, sweep
 
 __version__ = "0.1.0"
 
@@ -94,6 +95,9 @@ __all__ = [
     "Chip",
     "evaluate_drift",
     "DriftReport",
+    # sweeps
+    "sweep",
+    "SweepResult",
     # data and models
     "data",
     "models",
