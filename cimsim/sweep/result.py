@@ -162,7 +162,21 @@ class SweepResult:
         """Score vs time, one line per configuration (band: 95 % CI)."""
         varying = [a for a in self.axes if len({str(c.values.get(a)) for c in self.configs}) > 1]
         labels = [", ".join(f"{a}={c.values.get(a)}" for a in varying) or c.label for c in self.configs]
-        return plot_reports(self.reports, path, labels=labels, title=title or f"{self.meta.get('name', 'sweep')}: score vs time")
+        # the last varying axis (often compensation) as the line style when it has few values, the rest as colours
+        styles = None
+        groups = [", ".join(str(c.values.get(a)) for a in varying) for c in self.configs]
+        if len(varying) >= 2:
+            last = list(dict.fromkeys(str(c.values.get(varying[-1])) for c in self.configs))
+            if len(last) <= 4:
+                styles = [("-", "--", ":", "-.")[last.index(str(c.values.get(varying[-1])))] for c in self.configs]
+                groups = [", ".join(str(c.values.get(a)) for a in varying[:-1]) for c in self.configs]
+        order = list(dict.fromkeys(groups))
+        from ..evaluation.report import _plt
+
+        cmap = _plt().get_cmap("tab10" if len(order) <= 10 else "tab20")
+        colors = [cmap(order.index(g) % cmap.N) for g in groups]
+        return plot_reports(self.reports, path, labels=labels, colors=colors, linestyles=styles,
+                            title=title or f"{self.meta.get('name', 'sweep')}: score vs time (band: 95 % CI)")
 
     def plot_axis(self, axis: str, t_s: float | str | None = None, path: str | Path | None = None) -> Any:
         """Mean score (error bars: 95 % CI) against ``axis`` at time ``t_s`` (default: the last), one
@@ -195,8 +209,7 @@ class SweepResult:
             hi = np.array([rep.ci_high[i] for _, rep in pts]) * k
             err = None if np.isnan(lo).any() else np.vstack([mean - lo, hi - mean])
             ax.errorbar(pos, mean, yerr=err, marker="o", ms=4, capsize=3, label=name)
-        if not numeric:
-            ax.set_xticks(range(len(xs)), [str(x) for x in xs])
+        ax.set_xticks(xs if numeric else range(len(xs)), [str(x) for x in xs])
         ax.set_xlabel(axis)
         metric = self.reports[0].metric
         ax.set_ylabel(f"{metric} (%)" if pct else metric)

@@ -146,14 +146,17 @@ def _run(sp: SweepSpec, *, out: Any, cache: Any, executor: Any, workers: Any, sc
 
     deployed: dict[tuple[str, str], tuple[torch.nn.Module, str, str, float]] = {}  # (model, profile hash) -> ...
     prepared = []
+    digital_scores: dict[str, float] = {}
     for cfg in configs:
         prof = resolve_profile(cfg, sp.base_dir)
         net = models[cfg.model]
         phash = profile_hash(prof, net) if prof is not None else profile_hash(None, _check_analog(net, cfg.model))
         if (cfg.model, phash) not in deployed:
             model = convert(digital_copy(net), prof, mode="hardware", seed=0) if prof is not None else net
-            check_data_fits(model, eval_data)
-            digital = score(digital_copy(model), eval_data, metric_fn, output_key)
+            if cfg.model not in digital_scores:  # the float weights: one reference per model
+                check_data_fits(model, eval_data)
+                digital_scores[cfg.model] = score(digital_copy(model), eval_data, metric_fn, output_key)
+            digital = digital_scores[cfg.model]
             deployed[(cfg.model, phash)] = (Payload.build(model, eval_data, "none", metric_fn, output_key, None).model,
                                             model_hash(net), ",".join(sorted({layer.profile.name for _, layer in analog_layers(model)})),
                                             digital)
@@ -180,12 +183,14 @@ def _run(sp: SweepSpec, *, out: Any, cache: Any, executor: Any, workers: Any, sc
 
     # ---- run what is missing
     done = [n_total - n_todo]
+    compute = [0.0]  # seconds the jobs spent programming, drifting and scoring, wherever they ran
     bar = tqdm(total=n_total, initial=done[0], desc=sp.name, unit="pt", leave=False,
                disable=(not progress) if isinstance(progress, bool) else (None if progress is None else True))
 
     def collect(ci: int, res: JobResult) -> None:
         key = prepared[ci][2]
-        r, pts, _ = res
+        r, pts, timing = res
+        compute[0] += sum(timing.values())
         for t_s, value in pts:
             if (key, seeds[r], t_s) in results:
                 continue  # a job re-run after a lost worker: the same bits, stored once
@@ -209,7 +214,7 @@ def _run(sp: SweepSpec, *, out: Any, cache: Any, executor: Any, workers: Any, sc
                                    seed=seed, chip_seeds=seeds, compensation=cfg.compensation, label=cfg.label))
     meta = {
         "name": sp.name, "points_total": n_total, "points_computed": n_todo, "points_cached": n_total - n_todo,
-        "jobs": len(jobs), "executor": where, "workers": n_used, "wall_s": time.perf_counter() - t_start,
+        "jobs": len(jobs), "executor": where, "workers": n_used, "wall_s": time.perf_counter() - t_start, "compute_s": compute[0],
         "cache": None if store is None else str(store.root),
     }
     result = SweepResult(configs=[p[0] for p in prepared], reports=reports, keys=[p[2] for p in prepared],
