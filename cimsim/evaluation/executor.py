@@ -52,6 +52,8 @@ __all__ = ["Task", "pack", "run_tasks", "run_payload", "local_executor", "dask_c
 
 #: blobs a worker keeps unpickled (least recently used dropped first)
 _CACHE_MAX = 16
+#: how long a Dask client with no workers waits for the first one (a cluster still starting)
+WAIT_FOR_WORKERS_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,15 @@ def _run_dask(client: Any, blobs: dict[str, bytes], tasks: list[Task], collect: 
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
+    if not client.scheduler_info().get("workers"):
+        try:  # a cluster still starting (e.g. SLURM jobs in the queue)
+            client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_S)
+        except (TimeoutError, OSError) as exc:
+            raise WorkerError(
+                f"no Dask worker joined the scheduler {client.scheduler.address} within {WAIT_FOR_WORKERS_S:g} s; "
+                f"start workers (dask worker {client.scheduler.address} --nthreads 1) or scale the cluster "
+                f"(cluster.scale(n)), then run again"
+            ) from exc
     needed = sorted({t.model for t in tasks} | {t.env for t in tasks})
     handles = {k: client.scatter(blobs[k], broadcast=True, hash=False) for k in needed}
     pid = os.getpid()
