@@ -174,3 +174,12 @@ def test_a_model_trained_by_the_sweep_is_trained_once(tmp_path):
     again = cimsim.sweep(spec, out=tmp_path)
     assert (run_dir / "model.pt").stat().st_mtime_ns == stamp and again.meta["points_computed"] == 0
     assert again.scores.tobytes() == first.scores.tobytes() and first.rows[0]["model"] == "hw"
+
+
+def test_without_pandas_pyarrow_matplotlib_the_table_is_rows_and_csv(net, data, tmp_path, monkeypatch):
+    for mod in ("pandas", "pyarrow", "pyarrow.parquet", "matplotlib"):
+        monkeypatch.setitem(sys.modules, mod, None)  # as on a base install
+    res = cimsim.sweep(model=net, data=data, out=tmp_path, **BASE)
+    assert isinstance(res.table, list) and res.table == res.rows and len(res.rows) == 4
+    files = sorted(p.name for p in tmp_path.iterdir() if p.is_file() and not p.name.endswith(".sha256"))
+    assert files == ["results.csv", "summary.csv", "summary.md", "sweep.json"]
