@@ -18,9 +18,12 @@ How the bytes reach the workers (:func:`run_tasks`):
   bits, and a duplicate result is harmless (results are keyed by chip seed and time).
 * cimsim's own local pool (:func:`local_executor`: loky processes, as :func:`.pool.run_pool`):
   every blob is handed to each worker once, by its initializer; tasks carry keys only.
-* any other executor (``concurrent.futures.ProcessPoolExecutor``, ``ThreadPoolExecutor``, ...):
-  the bytes go with every task (an executor offers no way to reach a worker but a task), and
-  each process unpickles them once.
+* any other executor (``concurrent.futures.ProcessPoolExecutor``, ``ThreadPoolExecutor``, ...),
+  which offers no way to reach a worker but a task: a blob goes with the first few tasks that
+  use it (as many as the executor has workers); later tasks carry its key only, and a task that
+  lands on a process without the blob comes back at once as :class:`Missing` and is sent again
+  with it. At most 2 x workers tasks are in flight, so the blobs are in place before most
+  tasks arrive: about one copy per worker, never more than one per task.
 
 Each worker process runs torch and Numba on one thread (set when a process other than the one
 that submitted the tasks loads its first blob): results do not depend on thread counts, and a
@@ -48,7 +51,7 @@ from joblib.externals.loky.process_executor import BrokenProcessPool
 from ..errors import ParameterError, WorkerError
 from .pool import Job, JobResult, Payload, _exit_with_parent, run_job
 
-__all__ = ["Task", "pack", "run_tasks", "run_payload", "local_executor", "dask_client", "check_executor", "executor_workers"]
+__all__ = ["Task", "Missing", "pack", "run_tasks", "run_payload", "local_executor", "dask_client", "check_executor", "executor_workers"]
 
 #: blobs a worker keeps unpickled (least recently used dropped first)
 _CACHE_MAX = 16
@@ -115,26 +118,46 @@ def run_payload(executor: Any, payload: Payload, jobs: list[Job], collect: Calla
     run_tasks(executor, {model_key: model_blob, env_key: env_blob}, tasks, lambda _task, res: collect(res))
 
 
-def run_tasks(executor: Any, blobs: dict[str, bytes], tasks: list[Task], collect: Callable[[Task, JobResult], None]) -> None:
+def run_tasks(executor: Any, blobs: dict[str, bytes], tasks: list[Task], collect: Callable[[Task, JobResult], None]) -> int:
     """Run ``tasks`` on ``executor`` (see the module docstring), handing each result to ``collect``
-    as it comes back (in this thread). A dead worker that the executor cannot recover from
-    (a broken process pool; a task that killed Dask workers too often) is a :class:`WorkerError`."""
+    as it comes back (in this thread); returns how many blob copies were sent. A dead worker that
+    the executor cannot recover from (a broken process pool; a task that killed Dask workers too
+    often) is a :class:`WorkerError`."""
     if not tasks:
-        return
+        return 0
     client = dask_client(executor)
     if client is not None:
-        _run_dask(client, blobs, tasks, collect)
-        return
+        return _run_dask(client, blobs, tasks, collect)
     preloaded: frozenset[str] = getattr(executor, "_cimsim_blobs", frozenset())
+    n_workers = executor_workers(executor) or 4
     pid = os.getpid()
+    sent: dict[str, int] = {}
+    queue = list(reversed(tasks))
     futures: dict[cf.Future, Task] = {}
+
+    def submit(task: Task, missing: tuple[str, ...] = ()) -> None:
+        # a blob goes with its first n_workers tasks (about one per worker) and with a task that
+        # came back missing it; every other task carries its keys only
+        attach = {k: blobs[k] for k in (task.model, task.env)
+                  if k in missing or (k not in preloaded and sent.get(k, 0) < n_workers)}
+        for k in attach:
+            sent[k] = sent.get(k, 0) + 1
+        fut = executor.submit(_run_task, task.model, attach.get(task.model), task.env, attach.get(task.env),
+                              task.compensation, task.job, pid)
+        futures[fut] = task
+
     try:
-        for task in tasks:
-            mb = None if task.model in preloaded else blobs[task.model]
-            eb = None if task.env in preloaded else blobs[task.env]
-            futures[executor.submit(_run_task, task.model, mb, task.env, eb, task.compensation, task.job, pid)] = task
-        for fut in cf.as_completed(futures):
-            collect(futures[fut], fut.result())
+        while queue or futures:
+            while queue and len(futures) < 2 * n_workers:  # a window: later tasks find the blobs in place
+                submit(queue.pop())
+            finished, _ = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
+            for fut in finished:
+                task = futures.pop(fut)
+                res = fut.result()
+                if isinstance(res, Missing):
+                    submit(task, res.keys)
+                else:
+                    collect(task, res)
     except (cf.BrokenExecutor, BrokenProcessPool) as exc:
         raise WorkerError(
             f"a worker process died ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}): "
@@ -144,9 +167,10 @@ def run_tasks(executor: Any, blobs: dict[str, bytes], tasks: list[Task], collect
     finally:
         for fut in futures:
             fut.cancel()
+    return sum(sent.values())
 
 
-def _run_dask(client: Any, blobs: dict[str, bytes], tasks: list[Task], collect: Callable[[Task, JobResult], None]) -> None:
+def _run_dask(client: Any, blobs: dict[str, bytes], tasks: list[Task], collect: Callable[[Task, JobResult], None]) -> int:
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
@@ -166,6 +190,7 @@ def _run_dask(client: Any, blobs: dict[str, bytes], tasks: list[Task], collect: 
         client.submit(_run_task, t.model, handles[t.model], t.env, handles[t.env], t.compensation, t.job, pid, pure=False): t
         for t in tasks
     }
+    n_copies = len(handles) * len(client.scheduler_info().get("workers", {}))
     try:
         for fut in as_completed(list(futures)):
             collect(futures[fut], fut.result())
@@ -176,6 +201,7 @@ def _run_dask(client: Any, blobs: dict[str, bytes], tasks: list[Task], collect: 
         ) from exc
     finally:
         client.cancel(list(futures) + list(handles.values()))
+    return n_copies
 
 
 def local_executor(n_workers: int, blobs: dict[str, bytes]) -> Any:
@@ -189,6 +215,7 @@ def local_executor(n_workers: int, blobs: dict[str, bytes]) -> Any:
 
 # --------------------------------------------------------------------------- worker side
 _CACHE: OrderedDict[str, Any] = OrderedDict()
+_ABSENT = object()
 _LOCK = threading.Lock()
 _THREADS_SET = [False]
 
@@ -208,14 +235,14 @@ def _one_thread() -> None:
 
 
 def _cached(key: str, data: bytes | None) -> Any:
-    """The object of blob ``key``, unpickled once per process (``data`` may be None once cached)."""
+    """The object of blob ``key``, unpickled once per process; ``_ABSENT`` when it is not here and
+    ``data`` is None."""
     with _LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
     if data is None:
-        raise WorkerError(f"blob {key[:16]} is not on this worker and was not sent with the task (a pool "
-                          f"started for other blobs?)")
+        return _ABSENT
     obj = pickle.loads(data)
     with _LOCK:
         _CACHE[key] = obj
@@ -224,10 +251,21 @@ def _cached(key: str, data: bytes | None) -> Any:
     return obj
 
 
+@dataclass(frozen=True)
+class Missing:
+    """A task's answer when this process lacks some of its blobs: send them with it again."""
+
+    keys: tuple[str, ...]
+
+
 def _run_task(model_key: str, model_blob: bytes | None, env_key: str, env_blob: bytes | None, compensation: str,
-              job: Job, driver_pid: int) -> JobResult:
+              job: Job, driver_pid: int) -> JobResult | Missing:
     if os.getpid() != driver_pid:
         _one_thread()
     model = _cached(model_key, model_blob)
-    data, metric, output_key = _cached(env_key, env_blob)
+    env = _cached(env_key, env_blob)
+    missing = tuple(k for k, v in ((model_key, model), (env_key, env)) if v is _ABSENT)
+    if missing:
+        return Missing(missing)
+    data, metric, output_key = env
     return run_job(Payload(model, data, compensation, metric, output_key, None), job)

@@ -202,7 +202,7 @@ def _run(sp: SweepSpec, *, out: Any, cache: Any, executor: Any, workers: Any, sc
         if callable(progress) and not isinstance(progress, bool):
             progress(done[0], n_total)
 
-    where, n_used = _execute(jobs, prepared, deployed, eval_data, metric_fn, output_key, collect,
+    where, n_used, n_sent = _execute(jobs, prepared, deployed, eval_data, metric_fn, output_key, collect,
                              executor=executor, n_workers=n_workers, scheduler=scheduler)
     bar.close()
 
@@ -214,7 +214,7 @@ def _run(sp: SweepSpec, *, out: Any, cache: Any, executor: Any, workers: Any, sc
                                    seed=seed, chip_seeds=seeds, compensation=cfg.compensation, label=cfg.label))
     meta = {
         "name": sp.name, "points_total": n_total, "points_computed": n_todo, "points_cached": n_total - n_todo,
-        "jobs": len(jobs), "executor": where, "workers": n_used, "wall_s": time.perf_counter() - t_start, "compute_s": compute[0],
+        "jobs": len(jobs), "executor": where, "workers": n_used, "wall_s": time.perf_counter() - t_start, "compute_s": compute[0], "blob_copies_sent": n_sent,
         "cache": None if store is None else str(store.root),
     }
     result = SweepResult(configs=[p[0] for p in prepared], reports=reports, keys=[p[2] for p in prepared],
@@ -237,15 +237,15 @@ def _dedupe(jobs: list[tuple[int, Job]], prepared: list) -> list[tuple[int, Job]
 
 def _execute(jobs: list[tuple[int, Job]], prepared: list, deployed: dict, eval_data: Any, metric_fn: Any,
              output_key: Any, collect: Callable[[int, JobResult], None], *, executor: Any, n_workers: int | None,
-             scheduler: str | None) -> tuple[str, int | None]:
-    """Run ``jobs``; ``(where they ran, workers)``."""
+             scheduler: str | None) -> tuple[str, int | None, int]:
+    """Run ``jobs``; ``(where they ran, workers, copies of model/data blobs sent to workers)``."""
     if not jobs:
-        return "none", 0
+        return "none", 0, 0
     if executor is None and scheduler is None and (n_workers is None or n_workers == 1):
         for ci, job in jobs:
             cfg, dkey = prepared[ci][0], prepared[ci][1]
             collect(ci, run_job(Payload(deployed[dkey][0], eval_data, cfg.compensation, metric_fn, output_key, None), job))
-        return "serial", 1
+        return "serial", 1, 0
     blobs: dict[str, bytes] = {}
     model_keys: dict[tuple[str, str], str] = {}
     for ci, _ in jobs:
@@ -260,22 +260,22 @@ def _execute(jobs: list[tuple[int, Job]], prepared: list, deployed: dict, eval_d
         collect(task.tag, res)
 
     if executor is not None:
-        run_tasks(executor, blobs, tasks, on_result)
-        return type(executor).__name__, executor_workers(executor)
+        sent = run_tasks(executor, blobs, tasks, on_result)
+        return type(executor).__name__, executor_workers(executor), sent
     if scheduler is not None:
         distributed = _dask()
         with distributed.Client(scheduler) as client:
-            run_tasks(client, blobs, tasks, on_result)
-            return f"dask {scheduler}", executor_workers(client)
+            sent = run_tasks(client, blobs, tasks, on_result)
+            return f"dask {scheduler}", executor_workers(client), sent
     n = min(int(n_workers or 1), len(tasks))
     pool = local_executor(n, blobs)
     clean = False
     try:
-        run_tasks(pool, blobs, tasks, on_result)
+        sent = run_tasks(pool, blobs, tasks, on_result)
         clean = True
     finally:
         pool.shutdown(wait=clean, kill_workers=not clean)
-    return "processes", n
+    return "processes", n, sent + n * len(blobs)  # the initializer gave each worker every blob
 
 
 def _check_analog(net: torch.nn.Module, name: str) -> torch.nn.Module:

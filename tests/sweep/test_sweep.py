@@ -183,3 +183,19 @@ def test_without_pandas_pyarrow_matplotlib_the_table_is_rows_and_csv(net, data, 
     assert isinstance(res.table, list) and res.table == res.rows and len(res.rows) == 4
     files = sorted(p.name for p in tmp_path.iterdir() if p.is_file() and not p.name.endswith(".sha256"))
     assert files == ["results.csv", "summary.csv", "summary.md", "sweep.json"]
+
+
+@pytest.mark.slow
+def test_a_process_pool_gets_each_blob_about_once_per_worker(net, data):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    kw = dict(model=net, data=data, axes={"adc.bits": [4, 8]}, **dict(BASE, repeats=8, times_s=[1.0]))
+    serial = cimsim.sweep(**kw)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as ex:
+        res = cimsim.sweep(executor=ex, **kw)
+    assert res.scores.tobytes() == serial.scores.tobytes()
+    # 16 jobs, each reading a model blob (one per ADC setting) and the data blob: sent with every
+    # job that would be 32 copies; sent with the first 2 jobs of each blob plus the jobs that found
+    # a process without it, a few
+    assert res.meta["jobs"] == 16 and 3 <= res.meta["blob_copies_sent"] <= 16
