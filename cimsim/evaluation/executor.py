@@ -16,8 +16,8 @@ How the bytes reach the workers (:func:`run_tasks`):
   ``distributed.scheduler.allowed-failures`` times, default 3); since a job's result depends on
   its inputs alone (the read noise is keyed by chip seed and time), the re-run gives the same
   bits, and a duplicate result is harmless (results are keyed by chip seed and time).
-* cimsim's own local pool (:func:`local_executor`: loky processes, as :func:`.pool.run_pool`):
-  every blob is handed to each worker once, by its initializer; tasks carry keys only.
+* cimsim's own local pool (:func:`local_executor`: loky processes that leave with the process
+  that started them, as :func:`.pool.run_pool`'s) and
 * any other executor (``concurrent.futures.ProcessPoolExecutor``, ``ThreadPoolExecutor``, ...),
   which offers no way to reach a worker but a task: a blob goes with the first few tasks that
   use it (as many as the executor has workers); later tasks carry its key only, and a task that
@@ -128,7 +128,6 @@ def run_tasks(executor: Any, blobs: dict[str, bytes], tasks: list[Task], collect
     client = dask_client(executor)
     if client is not None:
         return _run_dask(client, blobs, tasks, collect)
-    preloaded: frozenset[str] = getattr(executor, "_cimsim_blobs", frozenset())
     n_workers = executor_workers(executor) or 4
     pid = os.getpid()
     sent: dict[str, int] = {}
@@ -139,7 +138,7 @@ def run_tasks(executor: Any, blobs: dict[str, bytes], tasks: list[Task], collect
         # a blob goes with its first n_workers tasks (about one per worker) and with a task that
         # came back missing it; every other task carries its keys only
         attach = {k: blobs[k] for k in (task.model, task.env)
-                  if k in missing or (k not in preloaded and sent.get(k, 0) < n_workers)}
+                  if k in missing or sent.get(k, 0) < n_workers}
         for k in attach:
             sent[k] = sent.get(k, 0) + 1
         fut = executor.submit(_run_task, task.model, attach.get(task.model), task.env, attach.get(task.env),
@@ -204,13 +203,11 @@ def _run_dask(client: Any, blobs: dict[str, bytes], tasks: list[Task], collect: 
     return n_copies
 
 
-def local_executor(n_workers: int, blobs: dict[str, bytes]) -> Any:
-    """A loky pool of ``n_workers`` processes, each given every blob once (its initializer), that
-    leave when this process is gone (as :func:`.pool.run_pool`'s). Shut it down after use."""
-    pool = ProcessPoolExecutor(max_workers=n_workers, context=get_context("loky"), initializer=_init_worker,
-                               initargs=(blobs, os.getpid()))
-    pool._cimsim_blobs = frozenset(blobs)
-    return pool
+def local_executor(n_workers: int) -> Any:
+    """A loky pool of ``n_workers`` processes that run torch/Numba on one thread and leave when
+    this process is gone (as :func:`.pool.run_pool`'s). Shut it down after use."""
+    return ProcessPoolExecutor(max_workers=n_workers, context=get_context("loky"), initializer=_init_worker,
+                               initargs=(os.getpid(),))
 
 
 # --------------------------------------------------------------------------- worker side
@@ -220,11 +217,9 @@ _LOCK = threading.Lock()
 _THREADS_SET = [False]
 
 
-def _init_worker(blobs: dict[str, bytes], parent_pid: int) -> None:
+def _init_worker(parent_pid: int) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="cimsim-parent-watch", daemon=True).start()
     _one_thread()
-    for key, data in blobs.items():
-        _cached(key, data)
 
 
 def _one_thread() -> None:

@@ -268,14 +268,14 @@ def _execute(jobs: list[tuple[int, Job]], prepared: list, deployed: dict, eval_d
             sent = run_tasks(client, blobs, tasks, on_result)
             return f"dask {scheduler}", executor_workers(client), sent
     n = min(int(n_workers or 1), len(tasks))
-    pool = local_executor(n, blobs)
+    pool = local_executor(n)
     clean = False
     try:
         sent = run_tasks(pool, blobs, tasks, on_result)
         clean = True
     finally:
         pool.shutdown(wait=clean, kill_workers=not clean)
-    return "processes", n, sent + n * len(blobs)  # the initializer gave each worker every blob
+    return "processes", n, sent
 
 
 def _check_analog(net: torch.nn.Module, name: str) -> torch.nn.Module:
