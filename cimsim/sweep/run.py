@@ -202,9 +202,11 @@ def _run(sp: SweepSpec, *, out: Any, cache: Any, executor: Any, workers: Any, sc
         if callable(progress) and not isinstance(progress, bool):
             progress(done[0], n_total)
 
-    where, n_used, n_sent = _execute(jobs, prepared, deployed, eval_data, metric_fn, output_key, collect,
-                             executor=executor, n_workers=n_workers, scheduler=scheduler)
-    bar.close()
+    try:
+        where, n_used, n_sent = _execute(jobs, prepared, deployed, eval_data, metric_fn, output_key, collect,
+                                         executor=executor, n_workers=n_workers, scheduler=scheduler)
+    finally:
+        bar.close()
 
     # ---- the results
     reports = []
