@@ -199,3 +199,18 @@ def test_a_process_pool_gets_each_blob_about_once_per_worker(net, data):
     # job that would be 32 copies; sent with the first 2 jobs of each blob plus the jobs that found
     # a process without it, a few
     assert res.meta["jobs"] == 16 and 3 <= res.meta["blob_copies_sent"] <= 16
+
+
+@pytest.mark.slow
+def test_a_saved_run_as_model_with_its_data_and_a_relative_path(tmp_path):
+    from cimsim.runs import load_run, train_run
+
+    train_run(tmp_path / "runs" / "f", mode="float", epochs=1, hidden=(16,), seed=0)
+    spec = {"models": {"f": {"run": "runs/f"}}, "profile": "pcm", "axes": {"compensation": ["none"]},
+            "times_s": [1.0], "repeats": 2, "seed": 3}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    res = cimsim.sweep(tmp_path / "sweep.yaml")  # the run's path is relative to the file; its test split is the data
+    net, _, ds = load_run(tmp_path / "runs" / "f")
+    ref = evaluate_drift(convert(net, "pcm", mode="hardware", seed=0), ds, times_s=[1.0], repeats=2, seed=3,
+                         compensation="none", workers=1, progress=False)
+    assert res.reports[0].scores.tobytes() == ref.scores.tobytes() and res.rows[0]["model"] == "f"
