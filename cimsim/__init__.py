@@ -2,7 +2,8 @@
 
 Describe a device in YAML (:func:`load_profile`), program weights onto a simulated crossbar
 (:func:`program_matrix`, :func:`tile_mvm`), train any PyTorch model against the chip
-(:func:`convert`), and estimate accuracy under conductance drift (:func:`evaluate_drift`).
+(:func:`convert`), and estimate accuracy under conductance drift (:func:`evaluate_drift`), over
+design grids on this machine or a Dask cluster (:func:`sweep`).
 Importing cimsim changes no global state of numpy, torch or Numba, with one exception: until
 ``torch._dynamo`` is imported, one finder sits at the front of ``sys.meta_path``; it steps aside
 on that import and marks the analog layers' forwards ``torch.compiler.disable`` once TorchDynamo
@@ -60,6 +61,7 @@ from .nn import (
     to_digital,
 )
 from .profiles import DeviceProfile, dump_profile, list_profiles, load_profile, profile_from_dict, profile_from_yaml
+from .sweep import SweepResult, sweep
 
 __version__ = "0.1.0"
 
@@ -110,6 +112,9 @@ __all__ = [
     "fit_profile",
     "simulate_measurements",
     "FitResult",
+    # sweeps
+    "sweep",
+    "SweepResult",
     # data and models
     "data",
     "models",

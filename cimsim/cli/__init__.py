@@ -1,14 +1,15 @@
 """The ``cimsim`` command line (click).
 
 Subcommand groups live in their own modules and register here: ``profile`` (profiles.py) and
-``train`` / ``drift`` / ``demo`` (run.py, over :mod:`cimsim.runs`).
+``train`` / ``drift`` / ``demo`` (run.py, over :mod:`cimsim.runs`), ``sweep`` (sweep.py, over
+:mod:`cimsim.sweep`).
 """
 
 from __future__ import annotations
 
 import click
 
-from . import profiles, run
+from . import profiles, run, sweep
 
 __all__ = ["main"]
 
@@ -21,3 +22,4 @@ def main() -> None:
 
 profiles.register(main)
 run.register(main)
+sweep.register(main)

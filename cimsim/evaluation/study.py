@@ -15,7 +15,8 @@ Semantics
   gets (:mod:`.points`). At the end the report is written to ``out`` (JSON).
 
 The driver validates every argument once, here, then decides once how the jobs run: serially,
-or on a process pool (in auto mode after timing the first chip in this process).
+or on a process pool (in auto mode after timing the first chip in this process), or on the
+executor the caller passes (a Dask cluster, any ``concurrent.futures.Executor``: :mod:`.executor`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from ..rng import check_seed, chip_seeds
 from ..times import parse_times
 from .chip import Chip, analog_layers, digital_copy
 from .metrics import as_eval_data, check_data_fits, check_output_key, resolve_metric, score
-from .points import fingerprint, points_path, start_points
+from .executor import check_executor, executor_workers, run_payload
+from .points import append_point, fingerprint, points_path, start_points
 from .pool import Job, JobResult, Payload, auto_workers, pickle_payload, resolve_workers, run_job, run_pool, run_serial
 from .report import DriftReport
 
@@ -57,6 +59,7 @@ def evaluate_drift(
     progress: bool | None = None,
     label: str | None = None,
     output_key: str | int | None = None,
+    executor: Any = None,
 ) -> DriftReport:
     """Score a converted model (or one programmed chip) at times after programming, over repeats.
 
@@ -83,6 +86,10 @@ def evaluate_drift(
         output_key: the field of the model's return value that is scored (a key, attribute or
             index, e.g. ``"logits"``); default: a tensor itself, a tuple's first element, a dict's
             or ``ModelOutput``'s ``"logits"``.
+        executor: run the chips' jobs on this ``concurrent.futures.Executor`` or Dask
+            ``distributed.Client`` (or ``client.get_executor()``) instead of cimsim's own pool
+            (:mod:`.executor`); leave ``workers`` unset. Results do not depend on it; finished points are
+            written to the points file by this process as they come back.
     """
     # every argument is checked here, where it enters; the code below trusts them
     times = parse_times(times_s)
@@ -93,6 +100,10 @@ def evaluate_drift(
     metric_name, metric_fn = resolve_metric(metric)
     output_key = check_output_key(output_key)
     n_workers = resolve_workers(workers)
+    if executor is not None:
+        check_executor(executor)
+        if n_workers is not None:
+            raise ParameterError(f"pass workers= or executor=, not both (got workers={workers!r} and an executor); the executor's workers run the jobs")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ParameterError(f"batch_size must be an integer >= 1 (got {batch_size!r}), e.g. batch_size=256")
     model = model_or_chip.model if is_chip else model_or_chip
@@ -113,7 +124,8 @@ def evaluate_drift(
 
     jobs: list[Job] = [(r, s, todo) for r, s in enumerate(seeds) if (todo := [t for t in times if (s, t) not in done])]
     n_points = sum(len(j[2]) for j in jobs)
-    payload = Payload.build(model_or_chip, eval_data, comp_kind, metric_fn, output_key, None if pfile is None else str(pfile))
+    worker_pfile = None if pfile is None or executor is not None else str(pfile)  # remote workers may not see this disk
+    payload = Payload.build(model_or_chip, eval_data, comp_kind, metric_fn, output_key, worker_pfile)
     timing = {"program": 0.0, "drift": 0.0, "evaluate": 0.0}
     results: dict[tuple[int, float], float] = dict(done)
     t_start = time.perf_counter()
@@ -124,11 +136,17 @@ def evaluate_drift(
             r, pts, tim = res
             for t_s, score in pts:
                 results[(seeds[r], t_s)] = score
+                if pfile is not None and worker_pfile is None:
+                    append_point(str(pfile), {"repeat": r, "chip_seed": seeds[r], "t_s": t_s, "score": score})
             for k in timing:
                 timing[k] += tim[k]
             bar.update(len(pts))
 
-        n_workers = _run_jobs(payload, jobs, n_workers, collect, explicit=workers not in (None, 0))
+        if executor is None:
+            n_workers = _run_jobs(payload, jobs, n_workers, collect, explicit=workers not in (None, 0))
+        else:
+            run_payload(executor, payload, jobs, collect)
+            n_workers = executor_workers(executor)
 
     scores = np.array([[results[(s, t)] for t in times] for s in seeds], dtype=np.float64)
     profiles = sorted({getattr(getattr(layer, "profile", None), "name", "?") for _, layer in layers})
@@ -155,6 +173,7 @@ def evaluate_drift(
             "points_computed": n_points,
             "points_resumed": len(seeds) * len(times) - n_points,
             "workers": n_workers,
+            "executor": "cimsim" if executor is None else type(executor).__name__,
             "wall_s": time.perf_counter() - t_start,
             "timing_s": timing,
         },
