@@ -50,6 +50,7 @@ from .nn import (
     AnalogLSTM,
     AnalogMultiheadAttention,
     AnalogRNN,
+    NoiseSpec,
     calibrate,
     convert,
     load,
@@ -81,6 +82,7 @@ __all__ = [
     "PerColumnDriftCompensation",
     # torch bridge
     "AnalogConfig",
+    "NoiseSpec",
     "AnalogLinear",
     "AnalogConv1d",
     "AnalogConv2d",
