@@ -11,11 +11,14 @@ The grid is the profile's conductance levels in weight units, as the crossbar ma
 ``w_norm = clip(W / s, -1, 1)``; ``n = conductance.n_levels``):
 
 * ``differential``: ``|w_norm|`` on ``k / (n - 1)``: grid ``s k / (n - 1)``, ``|k| <= n - 1``;
-* ``single_reference``: ``G = g_min + (w_norm + 1)/2 span`` on the levels: grid
-  ``s (-1 + 2 k / (n - 1))``, ``0 <= k <= n - 1``;
+* ``single_reference``: ``G = g_min + (w_norm + 1)/2 span`` on the levels: target grid
+  ``s (-1 + 2 k / (n - 1))``, ``0 <= k <= n - 1``, read against the tile's mid-range reference
+  device, itself on the nearest level ``k_ref`` (``rint((n - 1) / 2)`` as the programming kernel
+  rounds it): the realised weight is the target plus ``shift = s (1 - 2 k_ref / (n - 1))`` (half a
+  step for even ``n``);
 * bit slices (``mapping.weight_slices`` S): ``s C / M``, ``M = n^S - 1``, ``|C| <= M``.
 
-So the grid is ``offset + k step`` (:func:`grid_step`). Randomized rounding of ``w`` in the cell
+So the targets lie on ``offset + k step`` (:func:`grid_step`), the chip's weights at ``+ shift``. Randomized rounding of ``w`` in the cell
 ``[lo, hi]`` (``hi = lo + step``): ``w_hat = hi`` with probability ``p = (w - lo) / step``, else
 ``lo`` (:func:`randomized_round`); ``E[w_hat] = w`` and ``Var[w_hat] = (w - lo)(hi - w)``
 (:func:`rounding_variance`). For a quadratic ``L(w) = 1/2 (w - a)^T H (w - a)`` and independent
@@ -37,6 +40,7 @@ that term for a known diagonal curvature (tests); the training mode does not est
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .noise_injection import _mapping_scale, programming_noise_std
@@ -45,21 +49,29 @@ __all__ = ["grid_step", "randomized_round", "rounding_variance", "cell", "smooth
            "smoothed_quadratic_grad"]
 
 
-def grid_step(weight: torch.Tensor, profile) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """``(step, offset, s)`` of the weight grid ``offset + k step`` of a matrix ``[out, in]``, in
-    weight units, broadcastable to it (``s`` the mapping's scale: weights clip at ``+-s``), or
-    ``None`` when the conductances are continuous (``conductance.n_levels`` unset)."""
+def grid_step(weight: torch.Tensor, profile) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """``(step, offset, s, shift)`` of the target grid ``offset + k step`` of a matrix ``[out, in]``
+    and the chip's read-back shift, in weight units, broadcastable to it (``s`` the mapping's
+    scale: weights clip at ``+-s``), or ``None`` when the conductances are continuous
+    (``conductance.n_levels`` unset)."""
     n = profile.conductance.n_levels
     if n is None or int(n) < 2:
         return None
     n = int(n)
     s = _mapping_scale(weight.detach(), profile)
     slices = profile.mapping.weight_slices
+    zero = torch.zeros_like(s)
     if slices > 1:
-        return s / float(n**slices - 1), torch.zeros_like(s), s
+        return s / float(n**slices - 1), zero, s, zero
     if profile.mapping.kind == "differential":
-        return s / float(n - 1), torch.zeros_like(s), s
-    return s * (2.0 / (n - 1)), -s, s
+        return s / float(n - 1), zero, s, zero
+    # the reference's level as the programming kernel computes it: rint((G_mid - g_min) / step) in
+    # float64, where fastmath turns the division into a product with 1 / step (for even n the
+    # exact value is a tie, k + 1/2, and that product decides it; a test pins it to the chip)
+    c = profile.conductance
+    g_min, span = float(c.g_min_us), float(c.g_max_us) - float(c.g_min_us)
+    k_ref = float(np.rint(((g_min + 0.5 * span) - g_min) * (1.0 / (span / (n - 1)))))
+    return s * (2.0 / (n - 1)), -s, s, s * (1.0 - 2.0 * k_ref / (n - 1))
 
 
 def cell(w: torch.Tensor, step: torch.Tensor, offset: torch.Tensor | float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,7 +107,7 @@ def smoothed_quadratic_grad(grad_l: torch.Tensor, h_diag: torch.Tensor, w: torch
 
 
 def smoothed_matrix(weight: torch.Tensor, profile, generator: torch.Generator, noise: bool = True) -> torch.Tensor:
-    """One draw of ``w_hat = RR(clip(W, -s, s)) (+ sigma_prog(RR) eps)`` for a matrix ``[out, in]``,
+    """One draw of ``w_hat = RR(clip(W, -s, s)) + shift (+ sigma_prog eps)`` for a matrix ``[out, in]``,
     returned as ``W + (w_hat - W).detach()`` (gradient straight to ``W``). Draws ``u`` then
     ``eps`` (the latter only when ``noise`` and the profile has programming noise) from
     ``generator`` on the CPU."""
@@ -104,9 +116,9 @@ def smoothed_matrix(weight: torch.Tensor, profile, generator: torch.Generator, n
     if g is None:
         w_hat = w
     else:
-        step, offset, s = g
+        step, offset, s, shift = g
         u = torch.rand(w.shape, generator=generator, dtype=w.dtype).to(w.device)
-        w_hat = randomized_round(torch.minimum(torch.maximum(w, -s), s), step, u, offset)
+        w_hat = randomized_round(torch.minimum(torch.maximum(w, -s), s), step, u, offset) + shift
     if noise and profile.programming.noise.kind != "none":
         eps = torch.randn(w.shape, generator=generator, dtype=w.dtype).to(w.device)
         w_hat = w_hat + programming_noise_std(w_hat, profile) * eps
