@@ -189,7 +189,7 @@ def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_wei
         sigma = float(profile.adc.noise_lsb) if adc_sigma_lsb is None else float(adc_sigma_lsb)
         u = adc_input_lsb(state, xn, None if x_q is None else m.x_q)
         levels = (1 << (int(profile.adc.bits or 1) - 1)) - 1  # the config checked adc.bits is set
-        slope = expected_adc_slope(torch.from_numpy(u), levels, sigma).to(device=x.device, dtype=x.dtype)
+        slope = expected_adc_slope(torch.from_numpy(u).to(x.dtype), levels, sigma).to(x.device)
     return HardwareResult(
         _to_torch(y, x).to(x.dtype),
         x_q,
