@@ -463,14 +463,11 @@ class AnalogLayer(_ModuleBase):
         (``"smoothed"`` mode, :func:`~cimsim.nn.smoothed.smoothed_matrix`), gradient straight to
         ``W``, reassembled in the weight's layout (Linear and Conv layers: the matrices are row
         blocks of ``W.reshape(out, -1)``)."""
+        if type(self).weight_matrices is not AnalogLayer.weight_matrices:
+            raise ParameterError(f"{type(self).__name__} does not support mode='smoothed' (its crossbar matrices are "
+                                 "not row blocks of its weight); use it on Linear, Conv, recurrent or attention layers")
         mats = [self._smoothed(m) for m in self.weight_matrices()]
-        w = self.weight
-        if len(mats) == 1 and mats[0].shape == w.reshape(w.shape[0], -1).shape:
-            return mats[0].reshape(w.shape)
-        if all(m.shape[1] == w[0].numel() for m in mats):
-            return torch.cat(mats, 0).reshape(w.shape)
-        raise ParameterError(f"{type(self).__name__} does not support mode='smoothed' (its crossbar matrices are "
-                             "not row blocks of its weight); use it on Linear, Conv, recurrent or attention layers")
+        return torch.cat(mats, 0).reshape(self.weight.shape)
 
     def _smoothed(self, w: torch.Tensor) -> torch.Tensor:
         return smoothed_matrix(w, self.profile, self.generator, self.analog_config.smoothing_noise)

@@ -157,3 +157,28 @@ def test_smoothed_layer_is_unbiased_with_a_straight_gradient():
         noisy.weight.copy_(w)
     k = (noisy.smoothed_weight().detach()) / step
     assert (k - torch.round(k)).abs().max() > 1e-3  # off the grid: programming noise added
+
+
+def test_smoothed_mode_on_other_layers():
+    """A grouped conv rounds each group's matrix on its own grid (its own scales), the recurrent
+    layers read rounded matrices, and a transposed conv (matrices not row blocks of its weight)
+    is refused by name."""
+    from cimsim.errors import ParameterError
+    from cimsim.nn import AnalogConv2d, AnalogConvTranspose2d, AnalogLSTM
+
+    prof = load_profile("pcm", overrides={"conductance.n_levels": 8})
+    conv = AnalogConv2d(4, 6, 3, groups=2, profile=prof, mode="smoothed", smoothing_noise=False, dtype=D)
+    wh = conv.smoothed_weight().detach()
+    for g, m in enumerate(conv.weight_matrices()):
+        step = grid_step(m.detach(), prof)[0]
+        k = wh.reshape(6, -1)[3 * g:3 * (g + 1)] / step
+        torch.testing.assert_close(k, torch.round(k), rtol=0, atol=1e-9)
+    x = torch.randn(2, 4, 5, 5, dtype=D)
+    conv(x).sum().backward()
+    assert conv.weight.grad is not None and conv.weight.grad.shape == conv.weight.shape
+    lstm = AnalogLSTM(3, 4, profile=prof, mode="smoothed")
+    out, _ = lstm(torch.randn(5, 2, 3))
+    out.sum().backward()
+    assert torch.isfinite(lstm.weight_ih_l0.grad).all()
+    with pytest.raises(ParameterError, match="does not support mode='smoothed'"):
+        AnalogConvTranspose2d(4, 6, 3, profile=prof, mode="smoothed")(torch.randn(1, 4, 5, 5))
