@@ -63,11 +63,12 @@ def _chip_profile(**over):
                                           "read_noise": {"kind": "none"}, **over})
 
 
-@pytest.mark.parametrize("dac", [{}, {"dac.range": {"kind": "fixed", "bound": 1.5}, "dac.bits": 5}])
+@pytest.mark.parametrize("dac", [{}, {"dac.range": {"kind": "fixed", "bound": 1.5}, "dac.bits": 5}, {"dac.bits": None}],
+                         ids=["dynamic", "fixed", "ideal"])
 def test_adc_input_is_what_the_converter_rounds(dac):
     """Without read or conversion noise the chip's output is sum_k clip(rint(u_k), -L, L) / L *
     bound * colscale * row_bound: the noise-free converter input u of adc_input_lsb rebuilds the
-    chip's y (dynamic and fixed-range DAC, 3 input tiles, saturating tiles included)."""
+    chip's y (dynamic, fixed-range and ideal DAC, 3 input tiles, saturating tiles included)."""
     prof = _chip_profile(**dac)
     rng = np.random.default_rng(0)
     w = rng.standard_normal((20, 80)).astype(np.float32)
@@ -75,10 +76,10 @@ def test_adc_input_is_what_the_converter_rounds(dac):
     prog, read = split_seed(5)
     ds = program_drifted(w, prof, rng=prog, t_s=0.0, read_rng=read)
     y, m = tile_mvm(x, ds, rng=read, return_masks=True)
-    u = adc_input_lsb(ds, x, m.x_q)
+    u = adc_input_lsb(ds, x, None if dac.get("dac.bits", 8) is None else m.x_q)
     L = 7
     code = np.clip(np.rint(u), -L, L)
-    rb = np.abs(x).max(1) if not dac else np.full(9, 1.5)
+    rb = np.full(9, 1.5) if "dac.range" in dac else np.abs(x).max(1)
     rebuilt = (code / L * 3.0 * ds.state.scales[None]).sum(1) * rb[:, None]
     assert m.adc_sat.any()  # the check covers saturated tiles
     np.testing.assert_allclose(rebuilt, y, rtol=1e-4, atol=1e-4 * np.abs(y).max())
