@@ -29,7 +29,9 @@ cell kind):
   and in-place edits of ``.data`` all re-program; :meth:`reprogram` forces a new chip.
 * ``"noise_injection"``: ``F.linear(x, W + sigma(W) * N(0, 1))`` inside autograd, with
   ``sigma`` the profile's programming noise in weight units
-  (:func:`cimsim.nn.noise_injection.programming_noise_std`), noise drawn from the layer's generator.
+  (:func:`cimsim.nn.noise_injection.programming_noise_std`) or the config's own ``noise``
+  (:class:`~cimsim.nn.config.NoiseSpec`, gradient per ``noise_grad``), noise drawn from the
+  layer's generator.
 * ``"smoothed"``: ``F.linear(x, w_hat)``, ``w_hat`` one randomized rounding of ``W`` on the
   conductance grid in weight units (plus programming noise), gradient straight to ``W``
   (:mod:`cimsim.nn.smoothed`).
