@@ -14,6 +14,9 @@ Run by hand (never by pytest):  .venv/bin/python benchmarks/bench_train.py [--qu
 4. Peak memory of the large-MLP training (VmHWM / ru_maxrss), each mode in its own process; also the
    part above a process that only holds the model, its gradients and the Adam state (no forward).
    Target: hardware <= 0.65x noise_injection.
+5. The training methods of ``examples/compare_training.py`` (issue 18) on its harsh chip (pcm, 8
+   levels, 4-bit ADC of full scale 2 with 0.5 LSB noise), digits MLP: seconds per epoch, ratio to
+   the float epoch and to hardware mode's (``--only methods``).
 """
 
 from __future__ import annotations
@@ -36,11 +39,23 @@ import torch.nn.functional as F  # noqa: E402
 
 from cimsim.data import digits  # noqa: E402
 from cimsim.models import mlp  # noqa: E402
-from cimsim.nn import convert  # noqa: E402
+from cimsim.nn import NoiseSpec, convert  # noqa: E402
 from cimsim.profiles.loader import load_profile  # noqa: E402
 
 MODES = ("float", "ideal", "noise_injection", "hardware")
 LARGE = (1024, (4096, 4096), 10)
+#: the training methods of examples/compare_training.py: convert() settings (None: plain float torch)
+METHODS: dict[str, dict | None] = {
+    "float": None,
+    "noise injection (profile noise)": {"mode": "noise_injection"},
+    "noise injection (additive 5 %, straight)": {"mode": "noise_injection", "noise": NoiseSpec("additive", 0.05, "channel")},
+    "noise injection (x(1 + 0.2 eps), through)": {"mode": "noise_injection", "noise_grad": "through",
+                                                  "noise": NoiseSpec("multiplicative", 0.2)},
+    "hardware (STE)": {"mode": "hardware"},
+    "hardware + expected ADC gradients": {"mode": "hardware", "adc_backward": "expected"},
+    "smoothed": {"mode": "smoothed"},
+}
+HARSH = {"conductance.n_levels": 8, "adc.bits": 4, "adc.noise_lsb": 0.5, "adc.range.bound": 2.0}
 
 
 def build(mode: str, sizes, seed: int = 0):
@@ -86,6 +101,39 @@ def bench_digits(repeats: int):
     rows = {mode: (min(ts), statistics.median(ts), statistics.median(t / f for t, f in zip(ts, ref)))
             for mode, (_, _, _, ts) in runs.items()}
     return rows, len(data.x_train)
+
+
+def bench_methods(repeats: int):
+    """Epoch times of the training methods on the harsh chip, taking turns as in :func:`bench_digits`."""
+    data = digits(seed=0)
+    prof = load_profile("pcm", overrides=HARSH)
+    runs = {}
+    for name, cfg in METHODS.items():
+        torch.manual_seed(0)
+        model = mlp(64, (256, 256), 10)
+        if cfg is not None:
+            model = convert(model, prof, seed=0, inplace=True, **cfg)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        g = torch.Generator().manual_seed(0)
+        epoch(model, opt, data.x_train, data.y_train, 64, g)  # warm-up
+        runs[name] = (model, opt, g, [])
+    for _ in range(repeats):
+        for model, opt, g, ts in runs.values():
+            t0 = time.perf_counter()
+            epoch(model, opt, data.x_train, data.y_train, 64, g)
+            ts.append(time.perf_counter() - t0)
+    return {name: min(ts) for name, (_, _, _, ts) in runs.items()}
+
+
+def methods_part(args):
+    best = bench_methods(3 if args.quick else 7)
+    print(f"Training methods (examples/compare_training.py), digits MLP, pcm with {HARSH}, batch 64, Adam "
+          "(best of repeats, the methods taking turns)\n")
+    print("| method | s / epoch | x float | x hardware (STE) |")
+    print("|---|---|---|---|")
+    for name, t in best.items():
+        print(f"| {name} | {t:.4f} | {t / best['float']:.2f} | {t / best['hardware (STE)']:.2f} |")
+    print()
 
 
 def large_data(n, batch, seed=0):
@@ -247,7 +295,7 @@ def bench_memory(n_steps: int, env_extra: dict | None = None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
-    ap.add_argument("--only", choices=("digits", "setup", "large", "memory"), help="run one part only")
+    ap.add_argument("--only", choices=("digits", "setup", "large", "memory", "methods"), help="run one part only")
     ap.add_argument("--mem-child", choices=("static",) + MODES, help=argparse.SUPPRESS)
     ap.add_argument("--steps", type=int, default=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -264,6 +312,8 @@ def main():
         setup_part(args)
     if args.only in (None, "large"):
         large_part(args)
+    if args.only in (None, "methods"):
+        methods_part(args)
 
 
 def digits_part(args):

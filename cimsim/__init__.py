@@ -53,6 +53,7 @@ from .nn import (
     AnalogLSTM,
     AnalogMultiheadAttention,
     AnalogRNN,
+    NoiseSpec,
     calibrate,
     convert,
     load,
@@ -86,6 +87,7 @@ __all__ = [
     "IdentityDriftCompensation",
     # torch bridge
     "AnalogConfig",
+    "NoiseSpec",
     "AnalogLinear",
     "AnalogConv1d",
     "AnalogConv2d",

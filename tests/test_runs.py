@@ -65,7 +65,7 @@ def test_checkpoint_of_other_settings_is_discarded(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(mode="fast"), r"mode must be one of \['hardware', 'noise_injection', 'ideal', 'float'\] \(got 'fast'\)"),
+        (dict(mode="fast"), r"mode must be one of \['hardware', 'noise_injection', 'ideal', 'smoothed', 'float'\] \(got 'fast'\)"),
         (dict(model="resnet"), r"unknown model 'resnet'; built-in models: \['mlp', 'lenet'\]"),
         (dict(seed=-2), r"seed must be an int in \[0, 2\^63 - 1\] \(got -2\), e.g. train_run"),
         (dict(epochs=0), r"epochs and batch size must be >= 1"),

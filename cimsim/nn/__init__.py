@@ -4,12 +4,13 @@ See ``docs/training.md``. Layers keep float weights as ordinary Parameters and t
 one frozen :class:`AnalogConfig`; in ``"hardware"`` mode every forward programs the simulated chip
 from the current weights (:mod:`.hardware`) and the backward is the extended STE of
 :class:`AnalogMatmulSTE` (:mod:`.ste`); ``"noise_injection"`` adds the programming noise of
-:func:`programming_noise_std` (:mod:`.noise_injection`) to the weights.
+:func:`programming_noise_std` (:mod:`.noise_injection`, or its own :class:`NoiseSpec`) to the weights;
+``"smoothed"`` trains on randomized roundings to the conductance grid (:mod:`.smoothed`).
 """
 
 from .attention import AnalogMultiheadAttention
 from .calibration import calibrate
-from .config import BACKWARD_WEIGHTS, MODES, AnalogConfig
+from .config import ADC_BACKWARDS, BACKWARD_WEIGHTS, MODES, NOISE_GRADS, AnalogConfig, NoiseSpec
 from .conv import AnalogConv1d, AnalogConv2d, AnalogConv3d
 from .convert import (
     CONVERSION_MAP,
@@ -22,10 +23,11 @@ from .convert import (
 )
 from .hardware import analog_matmul, hardware_mvm
 from .modules import AnalogLayer, AnalogLinear, LayerCalibration
-from .noise_injection import programming_noise_std
+from .noise_injection import inject_noise, noise_scale, programming_noise_std
+from .smoothed import randomized_round, rounding_variance, smoothed_matrix
 from .recurrent import AnalogGRU, AnalogLSTM, AnalogRNN
 from .saving import load, save
-from .ste import AnalogMatmulSTE
+from .ste import AnalogMatmulSTE, expected_adc_slope, expected_transfer_slope
 from .transposed import AnalogConvTranspose1d, AnalogConvTranspose2d, AnalogConvTranspose3d
 
 __all__ = [
@@ -47,8 +49,18 @@ __all__ = [
     "AnalogLSTM",
     "AnalogRNN",
     "AnalogMatmulSTE",
+    "ADC_BACKWARDS",
     "BACKWARD_WEIGHTS",
     "MODES",
+    "NOISE_GRADS",
+    "NoiseSpec",
+    "expected_adc_slope",
+    "expected_transfer_slope",
+    "inject_noise",
+    "noise_scale",
+    "randomized_round",
+    "rounding_variance",
+    "smoothed_matrix",
     "analog_layers",
     "analog_matmul",
     "calibrate",

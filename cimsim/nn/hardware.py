@@ -37,9 +37,10 @@ from ..errors import ParameterError, ShapeError
 from ..rng import SeedLike, as_generator, split_seed
 from .config import check_backward_weights
 from ._tensors import _dac_is_ideal, _to_numpy, _to_torch, check_dense
-from .ste import AnalogMatmulSTE
+from .ste import AnalogMatmulSTE, expected_adc_slope
 
-__all__ = ["HardwareResult", "hardware_mvm", "analog_matmul", "MatrixReader", "FloatReader", "with_calibration"]
+__all__ = ["HardwareResult", "hardware_mvm", "analog_matmul", "MatrixReader", "FloatReader", "with_calibration",
+           "adc_input_lsb"]
 
 #: one matrix's calibrated converter ranges: (DAC bound or None, ADC bounds [n_in_tiles, out] or None)
 Calibration = tuple[float | None, np.ndarray | None]
@@ -72,6 +73,37 @@ class HardwareResult:
     adc_sat: torch.Tensor | None
     w_programmed: torch.Tensor | None
     tile_rows: int
+    adc_slope: torch.Tensor | None = None
+
+
+def adc_input_lsb(state: DriftedState, x: np.ndarray, x_q: np.ndarray | None) -> np.ndarray:
+    """The noise-free converter input ``u [B, T, out]`` in LSB of every input tile and column of
+    ``state`` for the chip input ``x [B, in]`` (``x_q`` its DAC output; ``None``: an ideal DAC):
+    ``u = (1 + gain) L / bound * (x_q / row_bound)[:, I_k] @ W_k^T + offset``, ``W_k`` the drifted
+    normalised block of tile ``k``, ``row_bound`` the DAC's fixed bound or ``max_j |x_bj|``
+    (dynamic range). The ADC's nonlinearity and the I-V's higher terms are left out (linear model)."""
+    ps = state.state
+    bits = ps.profile.adc.bits
+    if bits is None:
+        raise ParameterError("adc_input_lsb needs a quantising ADC (adc.bits set; got None)")
+    L = float((1 << (bits - 1)) - 1)
+    bounds = ps.adc_bounds()
+    coef = (1.0 + np.asarray(ps.adc_gain[0], dtype=np.float64)) * L / bounds
+    off = np.asarray(ps.adc_offset_lsb[0], dtype=np.float64)
+    xs = np.asarray(x if x_q is None else x_q, dtype=np.float64)
+    fixed = ps.dac_fixed_bound()
+    if fixed is None:
+        rb = np.abs(np.asarray(x, dtype=np.float64)).max(axis=1) if xs.shape[1] else np.ones(xs.shape[0])
+        rb[rb == 0] = 1.0
+    else:
+        rb = np.full(xs.shape[0], fixed)
+    xn = xs / rb[:, None]
+    g = ps.grid
+    u = np.empty((xs.shape[0], g.n_in_tiles, g.n_out))
+    for k in range(g.n_in_tiles):
+        k0, k1 = g.in_slice(k)
+        u[:, k, :] = (xn[:, k0:k1] @ state.block(state.w, k).astype(np.float64).T) * coef[k] + off[k]
+    return u
 
 
 def hardware_mvm(
@@ -87,6 +119,8 @@ def hardware_mvm(
     backward_weights: str = "float",
     compensation=None,
     calibration: Calibration | None = None,
+    adc_backward: str = "ste",
+    adc_sigma_lsb: float | None = None,
 ) -> HardwareResult:
     """Run ``x [batch, in] @ W[out, in]^T`` on the simulated chip, outside autograd.
 
@@ -101,10 +135,12 @@ def hardware_mvm(
             f"hardware_mvm needs x [batch, in] and weight [out, in] with equal 'in' "
             f"(got x {tuple(x.shape)} and weight {tuple(weight.shape)})"
         )
-    return _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_weights, compensation, calibration)
+    return _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_weights, compensation, calibration,
+                         adc_backward, adc_sigma_lsb)
 
 
-def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_weights, compensation, calibration):
+def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_weights, compensation, calibration,
+                  adc_backward="ste", adc_sigma_lsb=None):
     if state is None:
         if seed is None:
             raise ParameterError("hardware_mvm needs either seed= (program now) or state= and rng= (a programmed chip)")
@@ -123,7 +159,8 @@ def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_wei
         read = as_generator(rng)
         profile = state.profile
     w_prog = None
-    if masks and backward_weights == "programmed":
+    expected = masks and adc_backward == "expected"
+    if masks and (backward_weights == "programmed" or expected):
         # Drift explicitly (what tile_mvm does first with the same generator, so the forward's
         # bits do not change) to read the weights this very chip realised, 1/f noise included.
         if not isinstance(state, DriftedState):
@@ -131,7 +168,8 @@ def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_wei
                 raise ParameterError("hardware_mvm on a ProgrammedState needs t_s (seconds since programming, 0 allowed)")
             state = state.drift(t_s, read)
         t_s = None
-        w_prog = state.effective_weights()
+        if backward_weights == "programmed":
+            w_prog = state.effective_weights()
     xn = _to_numpy(x)
     kwargs: dict[str, Any] = {"rng": read}
     if t_s is not None:
@@ -146,6 +184,12 @@ def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_wei
     x_q = None if _dac_is_ideal(profile) else _to_torch(m.x_q, x).to(x.dtype)
     dac_clip = m.dac_clip if m.dac_clip is not None and m.dac_clip.any() else None
     adc_sat = m.adc_sat if m.adc_sat is not None and m.adc_sat.any() else None
+    slope = None
+    if expected:
+        sigma = float(profile.adc.noise_lsb) if adc_sigma_lsb is None else float(adc_sigma_lsb)
+        u = adc_input_lsb(state, xn, None if x_q is None else m.x_q)
+        levels = (1 << (int(profile.adc.bits or 1) - 1)) - 1  # the config checked adc.bits is set
+        slope = expected_adc_slope(torch.from_numpy(u).to(x.dtype), levels, sigma).to(x.device)
     return HardwareResult(
         _to_torch(y, x).to(x.dtype),
         x_q,
@@ -153,6 +197,7 @@ def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_wei
         None if adc_sat is None else _to_torch(adc_sat, x),
         None if w_prog is None else _to_torch(np.asarray(w_prog), x).to(x.dtype),
         rows,
+        slope,
     )
 
 
@@ -170,6 +215,8 @@ def analog_matmul(
     compensation=None,
     input_range: torch.Tensor | None = None,
     calibration: Calibration | None = None,
+    adc_backward: str = "ste",
+    adc_sigma_lsb: float | None = None,
 ) -> torch.Tensor:
     """``y = F_hw(W, x) + b`` for ``x [B, in]`` with the extended-STE backward.
 
@@ -203,13 +250,15 @@ def analog_matmul(
     hw = hardware_mvm(
         x_hw, weight, profile, seed=seed, state=state, rng=rng, t_s=t_s, masks=track,
         backward_weights=backward_weights, compensation=compensation, calibration=calibration,
+        adc_backward=adc_backward, adc_sigma_lsb=adc_sigma_lsb,
     )
     y_hw = hw.y if k is None else hw.y / k
     if not track:
         return y_hw if bias is None else y_hw + bias
     x_q = hw.x_q if (k is None or hw.x_q is None) else hw.x_q / k
+    adc_mask = hw.adc_sat if hw.adc_slope is None else hw.adc_slope
     return AnalogMatmulSTE.apply(
-        x, weight, bias, y_hw, x_q, hw.dac_clip, hw.adc_sat, hw.w_programmed, hw.tile_rows, input_range
+        x, weight, bias, y_hw, x_q, hw.dac_clip, adc_mask, hw.w_programmed, hw.tile_rows, input_range
     )
 
 
@@ -217,17 +266,20 @@ class MatrixReader:
     """One crossbar read many times in one forward (a recurrent layer's time steps, an attention
     layer's projections): ``reader(x, b)`` = :func:`analog_matmul` on its ``DriftedState``."""
 
-    def __init__(self, weight, profile, state, rng, t_s, compensation, backward_weights):
+    def __init__(self, weight, profile, state, rng, t_s, compensation, backward_weights, adc_backward="ste",
+                 adc_sigma_lsb=None):
         if not isinstance(state, DriftedState):  # an attached ProgrammedState: drift once per forward
             if t_s is None:
                 raise ParameterError("an attached ProgrammedState needs t_s (seconds since programming)")
             state = state.drift(t_s, rng)
         self.weight, self.profile, self.state, self.rng = weight, profile, state, rng
         self.compensation, self.backward_weights = compensation, backward_weights
+        self.adc_backward, self.adc_sigma_lsb = adc_backward, adc_sigma_lsb
 
     def __call__(self, x, bias):
         return analog_matmul(x, self.weight, bias, self.profile, state=self.state, rng=self.rng, t_s=None,
-                             backward_weights=self.backward_weights, compensation=self.compensation)
+                             backward_weights=self.backward_weights, compensation=self.compensation,
+                             adc_backward=self.adc_backward, adc_sigma_lsb=self.adc_sigma_lsb)
 
 
 class FloatReader:

@@ -29,7 +29,12 @@ cell kind):
   and in-place edits of ``.data`` all re-program; :meth:`reprogram` forces a new chip.
 * ``"noise_injection"``: ``F.linear(x, W + sigma(W) * N(0, 1))`` inside autograd, with
   ``sigma`` the profile's programming noise in weight units
-  (:func:`cimsim.nn.noise_injection.programming_noise_std`), noise drawn from the layer's generator.
+  (:func:`cimsim.nn.noise_injection.programming_noise_std`) or the config's own ``noise``
+  (:class:`~cimsim.nn.config.NoiseSpec`, gradient per ``noise_grad``), noise drawn from the
+  layer's generator.
+* ``"smoothed"``: ``F.linear(x, w_hat)``, ``w_hat`` one randomized rounding of ``W`` on the
+  conductance grid in weight units (plus programming noise), gradient straight to ``W``
+  (:mod:`cimsim.nn.smoothed`).
 * ``"ideal"``: the plain float layer.
 
 Eval mode (``model.eval()``) runs the same mode unless ``layer.eval_mode`` names another one.
@@ -64,7 +69,8 @@ from ._compile import run_eagerly
 from ._tensors import check_dense
 from .config import AnalogConfig, as_config
 from .hardware import Calibration, FloatReader, MatrixReader, analog_matmul, with_calibration
-from .noise_injection import programming_noise_std
+from .noise_injection import inject_noise, programming_noise_std
+from .smoothed import smoothed_matrix
 
 __all__ = ["AnalogLinear", "AnalogLayer", "LayerCalibration"]
 
@@ -199,7 +205,7 @@ class AnalogLayer(_ModuleBase):
 
     @property
     def analog_mode(self) -> str:
-        """Training mode: ``"hardware"``, ``"noise_injection"`` or ``"ideal"`` (checked on assignment)."""
+        """Training mode: one of :data:`~cimsim.nn.config.MODES` (checked on assignment)."""
         return self.analog_config.mode
 
     @analog_mode.setter
@@ -403,6 +409,8 @@ class AnalogLayer(_ModuleBase):
             return self._float(x, self.weight)
         if mode == "noise_injection":
             return self._float(x, self.noisy_weight())
+        if mode == "smoothed":
+            return self._float(x, self.smoothed_weight())
         seed = self._draw_seed()
         t = self._draw_t()
         if not self.training:
@@ -428,12 +436,43 @@ class AnalogLayer(_ModuleBase):
             self._chip = saved
 
     def noisy_weight(self) -> torch.Tensor:
-        """``W + sigma(W) * N(0, 1)`` (noise-injection mode), differentiable in ``W``."""
-        return self._with_noise(self.weight, programming_noise_std(self.weight, self.profile))
+        """``W + a(W) * N(0, 1)`` (noise-injection mode, the config's ``noise`` and ``noise_grad``;
+        :func:`~cimsim.nn.noise_injection.inject_noise`), differentiable in ``W``."""
+        return self._noisy(self.weight)
+
+    def _noisy(self, w: torch.Tensor) -> torch.Tensor:
+        """Noise injection on one crossbar matrix ``w`` (or a weight whose first axis is the output)."""
+        cfg = self.analog_config
+        if cfg.noise.kind == "profile" and cfg.noise_grad == "straight":
+            return self._with_noise(w, programming_noise_std(w, self.profile))
+        return inject_noise(w, self.profile, cfg.noise, cfg.noise_grad, self._normals(w))
+
+    def _normals(self, w: torch.Tensor) -> torch.Tensor:
+        """``N(0, 1)`` of ``w``'s shape from the layer's generator (drawn on the CPU, then moved)."""
+        return torch.randn(w.shape, generator=self.generator, dtype=w.dtype).to(w.device)
 
     def _with_noise(self, w: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-        """``w + std * N(0, 1)``, the normals from the layer's generator (on the CPU, then moved)."""
-        return w + std * torch.randn(w.shape, generator=self.generator, dtype=w.dtype).to(w.device)
+        """``w + std * N(0, 1)``, the normals from the layer's generator; ``std`` is the profile's
+        programming noise for ``w``'s layout, used when the config's noise is the profile's (else
+        its own noise, :func:`~cimsim.nn.noise_injection.inject_noise`, replaces it)."""
+        cfg = self.analog_config
+        if cfg.noise.kind != "profile":
+            return inject_noise(w, self.profile, cfg.noise, cfg.noise_grad, self._normals(w))
+        return w + std * self._normals(w)
+
+    def smoothed_weight(self) -> torch.Tensor:
+        """One randomized-rounding draw on the conductance grid per crossbar matrix
+        (``"smoothed"`` mode, :func:`~cimsim.nn.smoothed.smoothed_matrix`), gradient straight to
+        ``W``, reassembled in the weight's layout (Linear and Conv layers: the matrices are row
+        blocks of ``W.reshape(out, -1)``)."""
+        if type(self).weight_matrices is not AnalogLayer.weight_matrices:
+            raise ParameterError(f"{type(self).__name__} does not support mode='smoothed' (its crossbar matrices are "
+                                 "not row blocks of its weight); use it on Linear, Conv, recurrent or attention layers")
+        mats = [self._smoothed(m) for m in self.weight_matrices()]
+        return torch.cat(mats, 0).reshape(self.weight.shape)
+
+    def _smoothed(self, w: torch.Tensor) -> torch.Tensor:
+        return smoothed_matrix(w, self.profile, self.generator, self.analog_config.smoothing_noise)
 
     def _matrix_readers(self, mats: list[torch.Tensor]) -> list:
         """One reader per crossbar matrix for a forward that reads them several times (recurrent
@@ -445,16 +484,18 @@ class AnalogLayer(_ModuleBase):
             return [_RecordingReader(w, self._recorder[g]) for g, w in enumerate(mats)]
         if self._chip is not None:
             states, rngs, t_s, comps = self._chip
-            return [MatrixReader(w, self.profile, s, r, t_s, c, self.backward_weights)
+            return [MatrixReader(w, self.profile, s, r, t_s, c, self.backward_weights, *self._adc_bw())
                     for w, s, r, c in zip(mats, states, rngs, comps)]
         mode = self.active_mode()
         if mode == "ideal":
             return [FloatReader(w) for w in mats]
         if mode == "noise_injection":
-            return [FloatReader(self._with_noise(w, programming_noise_std(w, self.profile))) for w in mats]
+            return [FloatReader(self._noisy(w)) for w in mats]
+        if mode == "smoothed":
+            return [FloatReader(self._smoothed(w)) for w in mats]
         seed, t = self._draw_seed(), self._draw_t()
         if not self.training:
-            return [MatrixReader(w, self.profile, ds, r, None, None, self.backward_weights)
+            return [MatrixReader(w, self.profile, ds, r, None, None, self.backward_weights, *self._adc_bw())
                     for w, (ds, r) in zip(mats, self._deployed_snaps(mats, seed, t))]
         self.last_seed, self.last_t_s = seed, t
         readers = []
@@ -462,8 +503,11 @@ class AnalogLayer(_ModuleBase):
             prog, read = split_seed(s)
             ds = program_drifted(w.detach().cpu().contiguous().numpy(), self.profile, rng=prog, t_s=t, read_rng=read)
             ds = with_calibration(ds, c)
-            readers.append(MatrixReader(w, self.profile, ds, read, None, None, self.backward_weights))
+            readers.append(MatrixReader(w, self.profile, ds, read, None, None, self.backward_weights, *self._adc_bw()))
         return readers
+
+    def _adc_bw(self) -> tuple[str, float | None]:
+        return self.analog_config.adc_backward, self.analog_config.adc_sigma_lsb
 
     def _mm(self, x2: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, kw: dict[str, Any]) -> torch.Tensor:
         if "record" in kw:  # calibration: note what the crossbar would see, compute in float
@@ -473,8 +517,10 @@ class AnalogLayer(_ModuleBase):
                 xs = xs * (float(cast(RangeFixed, self.profile.dac.range).bound) / float(self.input_range.detach().abs()))
             self._recorder[kw["record"]].add(xs)
             return F.linear(x2, w, b)
+        cfg = self.analog_config
         return analog_matmul(x2, w, b, self.profile, backward_weights=self.backward_weights,
-                             input_range=self.input_range, **kw)
+                             input_range=self.input_range, adc_backward=cfg.adc_backward,
+                             adc_sigma_lsb=cfg.adc_sigma_lsb, **kw)
 
 
 run_eagerly(AnalogLayer)

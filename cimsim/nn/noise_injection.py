@@ -16,6 +16,12 @@ carried back to weight units:
 ``sigma(G)`` is the profile's programming-noise law (``none``, ``constant``, ``relative`` or a
 function of ``G / g_max`` scaled by ``g_max / g_ref``). Only the Gaussian programming noise is
 modelled: this is the noise-injection baseline, not the chip.
+
+Noise injection's own settings (:class:`~cimsim.nn.config.NoiseSpec`, ``AnalogConfig(noise=...,
+noise_grad=...)``): the noise ``a(W) eps`` is the profile's (above), additive at ``level_rel``
+times ``max|W|`` (per layer or output channel) or multiplicative ``W (1 + level_rel eps)``
+(:func:`noise_scale`); its gradient is straight through the noise or through the noisy weights
+(:func:`inject_noise`).
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ import torch
 from ..crossbar.mapping import weight_scales
 from ..crossbar.tiling import TileGrid
 from ._tensors import _to_numpy
+from .config import NoiseSpec
 
-__all__ = ["programming_noise_std"]
+__all__ = ["programming_noise_std", "noise_scale", "inject_noise"]
 
 
 def _mapping_scale(w: torch.Tensor, profile) -> torch.Tensor:
@@ -75,19 +82,25 @@ def _sigma_us(g: torch.Tensor, profile) -> torch.Tensor:
 def programming_noise_std(weight: torch.Tensor, profile) -> torch.Tensor:
     """Std of the programming noise of each weight, in weight units (no gradient; the equations
     are in the module docstring). ``weight [out, ...]`` is taken as the matrix ``[out, in]``."""
-    w = weight.detach()
+    return _profile_std(weight.detach(), profile)
+
+
+def _profile_std(weight: torch.Tensor, profile) -> torch.Tensor:
+    """:func:`programming_noise_std`, differentiable in ``weight`` through the noise law
+    ``sigma(G(w))`` (the mapping's scale ``s`` is held fixed: it comes from numpy)."""
+    w = weight
     if w.dim() != 2:
         w = w.reshape(w.shape[0], -1)
     c = profile.conductance
     g_min, g_max = float(c.g_min_us), float(c.g_max_us)
     span = g_max - g_min
-    s = _mapping_scale(w, profile)
+    s = _mapping_scale(w.detach(), profile)
     wn = (w / s).clamp(-1.0, 1.0)
     n_slices = profile.mapping.weight_slices
     if n_slices > 1:  # differential only (the schema refuses other mappings with slices)
         n = int(c.n_levels)
         m = n**n_slices - 1
-        code = torch.round(wn.abs() * m).to(torch.int64)
+        code = torch.round(wn.detach().abs() * m).to(torch.int64)  # integer digits: no gradient
         sig0 = _sigma_us(torch.full((1,), g_min, dtype=w.dtype, device=w.device), profile).square()
         var = torch.zeros_like(wn)
         for si in range(n_slices):
@@ -97,12 +110,42 @@ def programming_noise_std(weight: torch.Tensor, profile) -> torch.Tensor:
         out = var.sqrt_().mul_(s).div_(span)
     elif profile.mapping.kind == "differential":
         # one device of the pair sits at g_min (the unused one), the other at g_min + |w_norm| span
-        g_used = wn.abs_().mul_(span).add_(g_min)
+        g_used = wn.abs() * span + g_min
         sig = _sigma_us(g_used, profile)
         sig0 = _sigma_us(torch.full((1,), g_min, dtype=w.dtype, device=w.device), profile)
-        out = sig.square_().add_(sig0.square()).sqrt_().mul_(s).div_(span)
+        out = (sig.square() + sig0.square()).sqrt() * s / span
     else:
-        g = wn.add_(1.0).mul_(0.5 * span).add_(g_min)
-        out = _sigma_us(g, profile).mul_(s).mul_(2.0 / span)
+        g = (wn + 1.0) * (0.5 * span) + g_min
+        out = _sigma_us(g, profile) * s * (2.0 / span)
     return out.reshape(weight.shape).to(weight.dtype)
 
+
+def noise_scale(weight: torch.Tensor, profile, spec: NoiseSpec) -> torch.Tensor:
+    """The factor ``a(W)`` that multiplies ``eps ~ N(0, 1)`` in noise injection's ``W + a(W) eps``,
+    differentiable in ``W``:
+
+    * ``"profile"``: ``a = sigma_prog(W)`` (:func:`programming_noise_std`; ``s`` fixed);
+    * ``"additive"``: ``a = level_rel max|W|``, the max over the whole weight (``per="layer"``) or
+      over each output channel ``W[i, ...]`` (``per="channel"``);
+    * ``"multiplicative"``: ``a = level_rel W``, so ``W + a eps = W (1 + level_rel eps)``.
+    """
+    if spec.kind == "profile":
+        return _profile_std(weight, profile)
+    if spec.kind == "multiplicative":
+        return weight * spec.level_rel
+    if spec.per == "layer":
+        return (weight.abs().amax() * spec.level_rel).expand(weight.shape)
+    m = weight.abs().reshape(weight.shape[0], -1).amax(1)
+    return (m * spec.level_rel).reshape((-1,) + (1,) * (weight.dim() - 1)).expand(weight.shape)
+
+
+def inject_noise(weight: torch.Tensor, profile, spec: NoiseSpec, grad: str, eps: torch.Tensor) -> torch.Tensor:
+    """``W + a(W) eps`` (:func:`noise_scale`) with gradient ``grad``: ``"straight"``, the identity
+    (``a(W) eps`` detached), or ``"through"``: ``d/dW = 1 + (da/dW) eps`` (for multiplicative noise
+    ``1 + level_rel eps``; for additive per layer, ``1`` plus ``level_rel sign(W_max) sum(g eps)``
+    at the weight holding the max)."""
+    if grad == "through":
+        return weight + noise_scale(weight, profile, spec) * eps
+    with torch.no_grad():
+        a = noise_scale(weight, profile, spec)
+    return weight + a * eps

@@ -18,7 +18,7 @@ from cimsim.profiles.loader import load_profile
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        (dict(mode="fast"), r"mode must be one of \('hardware', 'noise_injection', 'ideal'\) \(got 'fast'\)"),
+        (dict(mode="fast"), r"mode must be one of \('hardware', 'noise_injection', 'ideal', 'smoothed'\) \(got 'fast'\)"),
         (dict(eval_mode="train"), r"eval_mode must be one of .* or None \(got 'train'\)"),
         (dict(backward_weights="chip"), r"backward_weights must be one of \('float', 'programmed'\) \(got 'chip'\)"),
         (dict(seed=-1), r"seed must be an int in \[0, 2\^63 - 1\] \(got -1\)"),

@@ -109,3 +109,91 @@ def test_noise_injection_std_of_bit_sliced_weights():
             var += (4**si * 3 / 63) ** 2 * (sig(5.0 + d / 3 * 20.0) ** 2 + sig(5.0) ** 2)
         assert abs(got[i].item() - var**0.5 / 20.0) < 1e-6, (v, got[i].item(), var**0.5 / 20.0)
 
+
+
+# --------------------------------------------------------------------------- own settings (NoiseSpec)
+def _draws(layer, n):
+    return torch.stack([layer.noisy_weight().detach() - layer.weight.detach() for _ in range(n)])
+
+
+@pytest.mark.parametrize("per", ["layer", "channel"])
+def test_additive_noise_has_its_level_times_max_abs_w(pcm, per):
+    """Additive noise: (W_noisy - W) / (level max|W|) is N(0, 1) per weight, with max|W| over the
+    layer or each output row. Std within 5 standard errors (sqrt(1 / (2 n))) per row; mean within
+    5 / sqrt(n)."""
+    torch.manual_seed(0)
+    layer = AnalogLinear(40, 6, profile=pcm, mode="noise_injection", noise={"kind": "additive", "level_rel": 0.07,
+                                                                             "per": per})
+    with torch.no_grad():
+        layer.weight.mul_(torch.arange(1.0, 7.0)[:, None])  # rows of different max|W|
+    w = layer.weight.detach()
+    m = w.abs().amax() if per == "layer" else w.abs().amax(1, keepdim=True)
+    z = _draws(layer, 400) / (0.07 * m)  # [400, 6, 40]
+    n_row = z[:, 0].numel()
+    for i in range(6):
+        assert abs(z[:, i].std().item() - 1.0) < 5 / np.sqrt(2 * n_row), (i, z[:, i].std().item())
+        assert abs(z[:, i].mean().item()) < 5 / np.sqrt(n_row)
+
+
+def test_multiplicative_noise_is_relative_to_each_weight(pcm):
+    """Multiplicative: W_noisy = W (1 + level eps), so (W_noisy - W) / W has std = level."""
+    layer = AnalogLinear(50, 8, profile=pcm, mode="noise_injection", noise={"kind": "multiplicative", "level_rel": 0.2})
+    r = _draws(layer, 200) / layer.weight.detach()
+    n = r.numel()
+    assert abs(r.std().item() / 0.2 - 1.0) < 5 / np.sqrt(2 * n)
+    assert abs(r.mean().item()) < 5 * 0.2 / np.sqrt(n)
+
+
+def test_noise_grad_through_matches_the_analytic_form(pcm):
+    """noise_grad="through": dL/dW of L = sum(c * W_noisy) is c (1 + level eps) for multiplicative
+    noise, and c plus level sign(W_max) sum(c eps) at the weight holding max|W| of its row for
+    additive per-channel noise; "straight" gives c. eps replayed from the layer's generator."""
+    torch.manual_seed(1)
+    c = torch.randn(5, 9)
+    for spec in ({"kind": "multiplicative", "level_rel": 0.3}, {"kind": "additive", "level_rel": 0.1, "per": "channel"}):
+        for grad in ("straight", "through"):
+            layer = AnalogLinear(9, 5, profile=pcm, mode="noise_injection", noise=spec, noise_grad=grad, seed=4)
+            w = layer.weight.detach().clone()
+            (layer.noisy_weight() * c).sum().backward()
+            eps = torch.randn(w.shape, generator=AnalogLinear(9, 5, profile=pcm, seed=4).generator)
+            if grad == "straight":
+                expect = c
+            elif spec["kind"] == "multiplicative":
+                expect = c * (1 + 0.3 * eps)
+            else:
+                expect = c.clone()
+                j = w.abs().argmax(1)
+                rows = torch.arange(5)
+                expect[rows, j] += 0.1 * torch.sign(w[rows, j]) * (c * eps).sum(1)
+            torch.testing.assert_close(layer.weight.grad, expect)
+
+
+def test_noise_grad_through_profile_noise_differentiates_sigma(pcm):
+    """With the profile's noise and noise_grad="through" the gradient carries d sigma/dW eps
+    (sigma(G) of pcm grows with G), checked against autograd of the std function by hand."""
+    layer = AnalogLinear(7, 3, profile=pcm, mode="noise_injection", noise_grad="through", seed=2)
+    w = layer.weight.detach().clone().requires_grad_()
+    layer.noisy_weight().sum().backward()
+    eps = torch.randn(w.shape, generator=AnalogLinear(7, 3, profile=pcm, seed=2).generator)
+    from cimsim.nn.noise_injection import _profile_std
+    (w + _profile_std(w, pcm) * eps).sum().backward()
+    torch.testing.assert_close(layer.weight.grad, w.grad)
+    assert (w.grad - 1).abs().max() > 1e-3  # sigma(W) is not constant: the term is there
+
+
+def test_default_noise_spec_keeps_the_profile_noise(pcm):
+    """The default config (kind profile, gradient straight) draws exactly W + programming_noise_std(W) eps."""
+    layer = AnalogLinear(12, 4, profile=pcm, mode="noise_injection", seed=5)
+    got = layer.noisy_weight().detach()
+    eps = torch.randn((4, 12), generator=AnalogLinear(12, 4, profile=pcm, seed=5).generator)
+    assert torch.equal(got, layer.weight.detach() + programming_noise_std(layer.weight, pcm) * eps)
+
+
+@pytest.mark.parametrize("bad, msg", [({"kind": "gauss"}, "NoiseSpec.kind"), ({"level_rel": -0.1}, "level_rel"),
+                                      ({"per": "row"}, "per")])
+def test_noise_spec_refuses_bad_settings(pcm, bad, msg):
+    from cimsim.errors import ParameterError
+    with pytest.raises(ParameterError, match=msg):
+        AnalogLinear(3, 2, profile=pcm, noise=bad)
+    with pytest.raises(ParameterError, match="noise_grad"):
+        AnalogLinear(3, 2, profile=pcm, noise_grad="detach")
