@@ -95,12 +95,15 @@ def simulate_measurements(
         g_t = g_p * dl.drift_factor(nu)[0] if dp.has_nu else g_p.copy()
         if dp.has_relax:
             g_t = dp.relaxed(g_t, rng.standard_normal(n), stuck, np.float64)
-        q = dl.q_s(g_p)[0] if dp.has_read else None
+        # the 1/f amplitude law reads the programmed G, or (log_one_over_f) the relaxed G(t)
+        q = dl.q_s(g_t if dp.read_on_g_t else g_p)[0] if dp.has_read else None
         sd = np.sqrt(dp.var_rel2 * g_t**2 + (dl.read_sigma2(g_p)[0] if dp.has_sig else 0.0)) if dp.has_var else None
         for r in range(n_reads):
             g_r = g_t
             if q is not None:
                 g_r = np.maximum(g_t + np.abs(g_t) * q * dp.c_read * rng.standard_normal(n), 0.0)
+            if dp.clamp:  # drift.clamp: the device stays in [g_min, g_max] (as the drift kernel)
+                g_r = np.minimum(np.maximum(g_r, dp.g_min_us), dp.g_max_us)
             if sd is not None:
                 g_r = g_r + sd * rng.standard_normal(n)
             g[:, j, r] = np.maximum(g_r, 0.0)

@@ -63,7 +63,9 @@ def test_one_over_f_reads_and_relaxation_match_the_laws():
     c2 = math.log((t_s + 20.0 + 250e-9) / (2 * 250e-9))
     rel = np.std(g, axis=0) / g_t  # every read an independent draw of the 1/f term
     assert np.all(np.abs(rel - q * math.sqrt(c2)) < 5 * q * math.sqrt(c2) / math.sqrt(2 * n))
-    r = load_profile("reram_cmo").with_overrides({"programming.noise": {"kind": "none"}})
+    # the relaxation law alone (reram_cmo without its log10 read noise and its clamp)
+    r = load_profile("reram_cmo").with_overrides({"programming.noise": {"kind": "none"}, "read_noise": {"kind": "none"},
+                                                  "drift.clamp": False})
     t = simulate_measurements(r, [50.0], [10.0, 1e5], devices_per_target=n, reads=2, seed=5)
     g = t.g_us.reshape(n, 2, 2)
     np.testing.assert_array_equal(g[:, :, 0], g[:, :, 1])  # relaxation: one realisation per time, no read noise
@@ -95,3 +97,20 @@ def test_pandas_dataframe_in_and_out():
     a = fit_profile(df, t0_s=20.0)
     b = fit_profile(t, t0_s=20.0)
     assert a.profile.drift == b.profile.drift and a.profile.programming == b.profile.programming
+
+
+def test_log_one_over_f_reads_follow_the_relaxed_conductance_and_the_clamp_holds():
+    """reram_cmo as shipped: read noise K |log10 G(t)| sqrt(ln((t + t_read)/(2 t_read))) on the
+    relaxed G(t) (two reads of a device differ by it), and every read clamped to [g_min, g_max]."""
+    p = load_profile("reram_cmo").with_overrides({"programming.noise": {"kind": "none"}})
+    n, t_s = 4000, 1e4
+    t = simulate_measurements(p, [50.0, 90.0], [t_s], devices_per_target=n, reads=2, seed=6)
+    g = t.g_us.reshape(2, n, 2)
+    k, tr = p.read_noise.coeff_us, p.read_noise.t_read_s
+    c = math.sqrt(math.log((t_s + tr) / (2 * tr)))
+    d = (g[0, :, 0] - g[0, :, 1]) / math.sqrt(2)  # the relaxation cancels; the read noise stays
+    want = k * abs(math.log10(50.0)) * c
+    assert abs(np.std(d) - want) < 5 * want / math.sqrt(2 * n) + 0.01 * want  # G(t) spreads |log10 G| by ~1 %
+    assert g.min() >= p.conductance.g_min_us and g.max() <= p.conductance.g_max_us
+    # at g_max: relaxation (mean -0.82 uS, sd 0.80 uS at 1e4 s) pushes about 15 % of reads above it
+    assert np.mean(g[1] == p.conductance.g_max_us) > 0.1
