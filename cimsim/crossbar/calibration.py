@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from ..peripherals import dac_plan
 from ..profiles.schema import RangeCalibrated
@@ -30,11 +31,19 @@ def _column_sums(ds: DriftedState, xk: np.ndarray, k: int, arrs) -> np.ndarray:
     """Noise-free partial sums of input tile k, ``xk [B, rk]``, through one stream's blocks
     ``(W1, W2, W3)`` (W2, W3 None for ohmic devices; else the I-V terms, see ``DriftRun._iv_blocks``)."""
     w1, w2, w3 = arrs
-    y = xk @ ds.block(w1, k).T
+
+    def mm(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+        # torch's GEMM, as the MVM's: numpy's float32 matmul (OpenBLAS sgemm) rounds differently
+        # with its thread count (OMP_NUM_THREADS=1 vs 2 gave other bounds), which would make a
+        # calibrated chip depend on the machine's threads
+        # (np.array: writable copies; the state's arrays are read-only, which torch warns about)
+        return (torch.from_numpy(np.array(a, order="C")) @ torch.from_numpy(np.array(w, order="C")).T).numpy()
+
+    y = mm(xk, ds.block(w1, k))
     if w2 is not None:
-        y = y + (xk * np.abs(xk)) @ ds.block(w2, k).T
+        y = y + mm(xk * np.abs(xk), ds.block(w2, k))
     if w3 is not None:
-        y = y + (xk * xk * xk) @ ds.block(w3, k).T
+        y = y + mm(xk * xk * xk, ds.block(w3, k))
     return y
 
 

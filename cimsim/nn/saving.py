@@ -26,6 +26,7 @@ loaded model gives the same outputs as the saved one, bit for bit, in any proces
 from __future__ import annotations
 
 import copy
+import dataclasses
 import glob
 import importlib.metadata
 import io
@@ -45,14 +46,21 @@ from .._io import atomic_save, read_verified
 from ..errors import ParameterError, StateFormatError
 from ..profiles.loader import profile_sha256
 from ..profiles.schema import DeviceProfile
-from .config import AnalogConfig
+from .config import AnalogConfig, NoiseSpec
 from .convert import analog_layers, convert, rng_state, set_rng_state, to_digital
 from .modules import AnalogLayer, LayerCalibration
 
 __all__ = ["save", "load", "MODEL_FORMAT"]
 
 MODEL_FORMAT = "cimsim.model/1"
-_CONFIG_FIELDS = ("mode", "eval_mode", "backward_weights", "learn_input_range", "seed")
+_CONFIG_FIELDS = ("mode", "eval_mode", "backward_weights", "learn_input_range", "seed", "noise", "noise_grad",
+                  "adc_backward", "adc_sigma_lsb", "smoothing_noise")
+
+
+def _config_value(cfg: AnalogConfig, field: str) -> Any:
+    """A config field as JSON data (the NoiseSpec as its dict)."""
+    v = getattr(cfg, field)
+    return dataclasses.asdict(v) if dataclasses.is_dataclass(v) and not isinstance(v, type) else v
 
 
 def _version() -> str:
@@ -73,7 +81,7 @@ def _layer_record(name: str, layer: AnalogLayer) -> dict[str, Any]:
         "name": name,
         "class": type(layer).__name__,
         "float_class": layer._FLOAT_CLS.__name__,
-        "config": {"profile": prof, "profile_sha256": digest, **{f: getattr(cfg, f) for f in _CONFIG_FIELDS}},
+        "config": {"profile": prof, "profile_sha256": digest, **{f: _config_value(cfg, f) for f in _CONFIG_FIELDS}},
         "eval_t_s": float(layer.eval_t_s),
         "deployed": _deployed_record(layer),
         "calibrated": _calibration_count(layer),
@@ -221,7 +229,10 @@ def _saved_config(p: Path, rec: Mapping[str, Any]) -> AnalogConfig:
     c = rec["config"]
     try:
         prof = DeviceProfile.model_validate(c["profile"])
-        return AnalogConfig(prof, **{f: c[f] for f in _CONFIG_FIELDS})
+        kw = {f: c[f] for f in _CONFIG_FIELDS if f in c}  # (files from before a field existed: its default)
+        if isinstance(kw.get("noise"), Mapping):
+            kw["noise"] = NoiseSpec(**kw["noise"])
+        return AnalogConfig(prof, **kw)
     except Exception as exc:  # noqa: BLE001
         raise StateFormatError(f"{p}: layer {rec.get('name')!r}: unreadable config ({exc}); save the model again") from None
 
@@ -241,7 +252,7 @@ def _check_same(p: Path, model: nn.Module, saved: list[dict[str, Any]]) -> None:
             if mine[key] != rec[key]:
                 raise StateFormatError(f"{p}: layer {name!r} is a {mine[key]} in the model, a {rec[key]} in the saved model")
         for key in ("profile_sha256", *_CONFIG_FIELDS):
-            if mine["config"][key] != rec["config"][key]:
+            if key in rec["config"] and mine["config"][key] != rec["config"][key]:
                 what = "profile (resolved, as data)" if key == "profile_sha256" else key
                 a = layer.profile.name if key == "profile_sha256" else mine["config"][key]
                 b = rec["config"]["profile"].get("name") if key == "profile_sha256" else rec["config"][key]

@@ -180,3 +180,35 @@ def test_wide_rows_on_the_pool_same_bits(monkeypatch):
         b = program_matrix(W, prof, rng=2)
     for name in ("g_pos", "g_neg", "nu_pos", "nu_neg"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+_CALIBRATED = """
+import sys, hashlib, numpy as np
+from cimsim import load_profile, program_matrix, tile_mvm
+p = load_profile("pcm", {"adc.range": {"kind": "calibrated", "percentile": 99.0}, "dac.range": {"kind": "calibrated"},
+                         "tile.rows": 256})
+rng = np.random.default_rng(11)
+W = (rng.standard_normal((300, 520)) * 0.1).astype(np.float32)
+x = rng.standard_normal((17, 520)).astype(np.float32)
+st = program_matrix(W, p, rng=5).calibrate(x)
+y = tile_mvm(x, st, t_s=3600.0, rng=7)
+print(hashlib.sha256(np.asarray(st.adc_bound).tobytes() + y.tobytes()).hexdigest())
+"""
+
+
+def test_calibration_does_not_depend_on_blas_threads():
+    """A calibrated chip is the same with OMP_NUM_THREADS=1 (one BLAS thread) as with the default:
+    the calibration's products run on torch's GEMM (numpy's float32 matmul rounds differently with
+    its thread count)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    outs = []
+    for omp in ("1", "2"):
+        env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": omp, "OPENBLAS_NUM_THREADS": omp}
+        outs.append(subprocess.run([sys.executable, "-c", _CALIBRATED], env=env, capture_output=True, text=True,
+                                   check=True, timeout=300).stdout.strip())
+    assert len(outs[0]) == 64 and outs[0] == outs[1]

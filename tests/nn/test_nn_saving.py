@@ -119,3 +119,23 @@ def test_a_model_converted_differently_or_a_damaged_file_is_a_named_error(tmp_pa
         cimsim.load(path)
     with pytest.raises(ParameterError, match="no analog layers"):
         cimsim.save(lenet(), tmp_path / "float.pt")
+
+
+def test_training_method_settings_survive_save_and_load(tmp_path):
+    """The noise-injection spec, its gradient option, the ADC backward and the smoothing option
+    are part of a layer's config: saved, restored, and checked against a model given to load."""
+    from cimsim.nn import NoiseSpec
+
+    net = mlp(8, (6,), 3)
+    model = convert(net, "pcm", seed=2, overrides={
+        "1": {"mode": "noise_injection", "noise": NoiseSpec("multiplicative", 0.2, "channel"), "noise_grad": "through"},
+        "3": {"adc_backward": "expected", "adc_sigma_lsb": 0.7, "smoothing_noise": False}})
+    cimsim.save(model, tmp_path / "m.pt")
+    back = cimsim.load(tmp_path / "m.pt", model=mlp(8, (6,), 3))
+    layers = dict(analog_layers(back))
+    c0, c2 = layers["1"].analog_config, layers["3"].analog_config
+    assert c0.noise == NoiseSpec("multiplicative", 0.2, "channel") and c0.noise_grad == "through"
+    assert c2.adc_backward == "expected" and c2.adc_sigma_lsb == 0.7 and c2.smoothing_noise is False
+    plain = convert(mlp(8, (6,), 3), "pcm", seed=2, overrides={"1": {"mode": "noise_injection"}})
+    with pytest.raises(StateFormatError, match=r"layer '1' was converted differently: its noise"):
+        cimsim.load(tmp_path / "m.pt", model=plain)
