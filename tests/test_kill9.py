@@ -118,8 +118,12 @@ def test_kill9_during_training_resumes_bit_for_bit(tmp_path):
 
     kw = dict(profile="pcm", model="mlp", data="digits", mode="hardware", epochs=3, hidden=(16,), seed=4)
     train_run(tmp_path / "whole", **kw)
+    # torch's float GEMMs round with its thread count (docs/user_guide.md section 5): the child
+    # trains on as many torch threads as this process
     script = textwrap.dedent(f"""
         import sys
+        import torch
+        torch.set_num_threads({torch.get_num_threads()})
         from cimsim.runs import train_run
         def echo(line):
             print(line, flush=True)
