@@ -53,7 +53,7 @@ CHIPS = {
 #: candidate levels of the two noise-injection variants (additive: of max|W| per channel; multiplicative: of |W|)
 LEVELS = {"additive": (0.02, 0.05, 0.1, 0.2), "multiplicative": (0.1, 0.2, 0.4)}
 METHODS = ("float", "noise inj. (tuned)", "noise inj. x(1+s eps), through", "hardware STE",
-           "hardware + E[ADC] grad", "smoothed")
+           "hardware + E[ADC] grad", "smoothed", "smoothed + curvature")
 
 
 def method_config(name: str, levels: dict[str, float]) -> dict:
@@ -67,6 +67,7 @@ def method_config(name: str, levels: dict[str, float]) -> dict:
         "hardware STE": {"mode": "hardware"},
         "hardware + E[ADC] grad": {"mode": "hardware", "adc_backward": "expected"},
         "smoothed": {"mode": "smoothed"},
+        "smoothed + curvature": {"mode": "smoothed", "smoothing_curvature": "fisher"},
     }[name]
 
 
@@ -132,15 +133,17 @@ def study(chip: str, args, data) -> None:
     overrides = CHIPS[chip]
     profile = load_profile("pcm", overrides=overrides)
     print(f"### {chip} chip: pcm with {overrides}\n", flush=True)
-    levels = tune(profile, data, args)
+    methods = args.methods
+    levels = (tune(profile, data, args) if any(m.startswith("noise inj.") for m in methods)
+              else {"additive": LEVELS["additive"][1], "multiplicative": LEVELS["multiplicative"][1]})  # unused
     chips = list(range(args.chips))
-    table: dict[str, list[float]] = {m: [] for m in METHODS}
-    secs: dict[str, float] = {m: 0.0 for m in METHODS}
+    table: dict[str, list[float]] = {m: [] for m in methods}
+    secs: dict[str, float] = {m: 0.0 for m in methods}
     digital = []
     for seed in range(args.seeds):
         torch.manual_seed(seed)
         init = mlp(64, (256, 256), 10)
-        for name in METHODS:
+        for name in methods:
             model = convert(init, profile, seed=seed, **method_config(name, levels))  # a copy: same initial weights
             secs[name] += train(model, data.x_train, data.y_train, epochs=args.epochs, lr=args.lr, seed=seed)
             if name == "float":
@@ -150,13 +153,13 @@ def study(chip: str, args, data) -> None:
           f"through the hardware model, mean over {args.chips} chips (the same chips for every method); noise "
           f"levels tuned on a validation split: additive {levels['additive']} of max|W| per channel, "
           f"multiplicative {levels['multiplicative']}. Float-trained, digital accuracy: "
-          f"{100 * statistics.mean(digital):.1f} %\n")
+          f"{100 * statistics.mean(digital) if digital else float('nan'):.1f} %\n")
     seeds = range(args.seeds)
     print("| method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± sd | - hardware STE (paired mean ± sd) "
           "| train s / epoch |")
     print("|---" * (args.seeds + 4) + "|")
     ref = table["hardware STE"]
-    for name in METHODS:
+    for name in methods:
         v = table[name]
         d = [a - b for a, b in zip(v, ref)]
         sd = statistics.stdev(v) if len(v) > 1 else 0.0
@@ -176,7 +179,15 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--only", choices=tuple(CHIPS), help="one chip only")
     ap.add_argument("--quick", action="store_true", help="2 seeds, 2 epochs, 1 chip (a smoke run)")
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help="comma list of methods (hardware STE is always run: the paired differences are against it)")
     args = ap.parse_args()
+    args.methods = [m.strip() for m in args.methods.split(",")]
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        ap.error(f"unknown methods {unknown}; choose from {list(METHODS)}")
+    if "hardware STE" not in args.methods:
+        args.methods.insert(0, "hardware STE")
     if args.quick:
         args.seeds, args.epochs, args.chips = 2, 2, 1
     data = digits(seed=0)

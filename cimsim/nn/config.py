@@ -118,6 +118,9 @@ class AnalogConfig:
         ``adc.noise_lsb`` (must then be > 0).
       smoothing_noise: ``"smoothed"`` mode folds the profile's programming noise into its
         expectation (``E[L(Q(w) + sigma(Q(w)) eps)]``) when True, else rounding alone.
+      smoothing_curvature: ``"none"`` (the sample's gradient, straight to ``W``) or ``"fisher"``
+        (adds LOTION's curvature term ``1/2 h (lo + hi - 2 W)``, ``h`` a running average of the
+        squared gradient; :class:`cimsim.nn.smoothed.Curvature`).
       learn_input_range: give the layer a learnable DAC input range (needs a fixed-range DAC).
       seed: the layer's generator seed; :func:`~cimsim.nn.convert` gives layer ``i`` ``seed + i``.
     """
@@ -133,6 +136,7 @@ class AnalogConfig:
     adc_backward: str = "ste"
     adc_sigma_lsb: float | None = None
     smoothing_noise: bool = True
+    smoothing_curvature: str = "none"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "profile", resolve_profile(self.profile))
@@ -148,6 +152,8 @@ class AnalogConfig:
         _check_choice("adc_backward", self.adc_backward, ADC_BACKWARDS)
         if not isinstance(self.smoothing_noise, bool):
             raise ParameterError(f"smoothing_noise must be True or False (got {self.smoothing_noise!r})")
+        if self.smoothing_curvature not in ("none", "fisher"):
+            raise ParameterError(f"smoothing_curvature must be 'none' or 'fisher' (got {self.smoothing_curvature!r})")
         if self.adc_backward == "expected":
             self._check_expected_adc()
         if not isinstance(self.learn_input_range, bool):

@@ -468,11 +468,20 @@ class AnalogLayer(_ModuleBase):
         if type(self).weight_matrices is not AnalogLayer.weight_matrices:
             raise ParameterError(f"{type(self).__name__} does not support mode='smoothed' (its crossbar matrices are "
                                  "not row blocks of its weight); use it on Linear, Conv, recurrent or attention layers")
-        mats = [self._smoothed(m) for m in self.weight_matrices()]
+        mats = [self._smoothed(m, i) for i, m in enumerate(self.weight_matrices())]
         return torch.cat(mats, 0).reshape(self.weight.shape)
 
-    def _smoothed(self, w: torch.Tensor) -> torch.Tensor:
-        return smoothed_matrix(w, self.profile, self.generator, self.analog_config.smoothing_noise)
+    def _smoothed(self, w: torch.Tensor, i: int) -> torch.Tensor:
+        """Matrix ``i``'s smoothed draw; with ``smoothing_curvature="fisher"`` its curvature state
+        (the running squared gradient, like an optimiser's state: kept on the layer, not saved)."""
+        cfg = self.analog_config
+        state = None
+        if cfg.smoothing_curvature == "fisher" and self.training:
+            states = self.__dict__.setdefault("_curvature", {})
+            state = states.setdefault(i, {})
+            if "avg" in state and state["avg"].shape != w.shape:
+                state.clear()
+        return smoothed_matrix(w, self.profile, self.generator, cfg.smoothing_noise, state)
 
     def _matrix_readers(self, mats: list[torch.Tensor]) -> list:
         """One reader per crossbar matrix for a forward that reads them several times (recurrent
@@ -492,7 +501,7 @@ class AnalogLayer(_ModuleBase):
         if mode == "noise_injection":
             return [FloatReader(self._noisy(w)) for w in mats]
         if mode == "smoothed":
-            return [FloatReader(self._smoothed(w)) for w in mats]
+            return [FloatReader(self._smoothed(w, i)) for i, w in enumerate(mats)]
         seed, t = self._draw_seed(), self._draw_t()
         if not self.training:
             return [MatrixReader(w, self.profile, ds, r, None, None, self.backward_weights, *self._adc_bw())

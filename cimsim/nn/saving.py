@@ -54,7 +54,7 @@ __all__ = ["save", "load", "MODEL_FORMAT"]
 
 MODEL_FORMAT = "cimsim.model/1"
 _CONFIG_FIELDS = ("mode", "eval_mode", "backward_weights", "learn_input_range", "seed", "noise", "noise_grad",
-                  "adc_backward", "adc_sigma_lsb", "smoothing_noise")
+                  "adc_backward", "adc_sigma_lsb", "smoothing_noise", "smoothing_curvature")
 
 
 def _config_value(cfg: AnalogConfig, field: str) -> Any:

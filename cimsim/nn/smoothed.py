@@ -32,10 +32,16 @@ With ``smoothing_noise=True`` the chip's programming noise is folded in:
 Training: each forward draws one ``w_hat`` (from the layer's ``torch.Generator``), so the loss is
 an unbiased estimate of ``L_s(w)``; the gradient goes straight to ``w``
 (``w + (w_hat - w).detach()``): ``dL/dw_hat`` at the sample. Its expectation is
-``E[grad L(w_hat)]``, which for a quadratic equals ``grad L(w)``; it leaves out the curvature
-term of ``grad L_s``, ``1/2 H_ii d Var_i / dw_i = 1/2 H_ii (lo_i + hi_i - 2 w_i)``, that pulls
-``w`` to a grid point (LOTION's Gauss-Newton regulariser). :func:`smoothed_quadratic_grad` has
-that term for a known diagonal curvature (tests); the training mode does not estimate ``H``.
+``E[grad L(w_hat)]``, which for a quadratic equals ``grad L(w)``; alone it leaves out the
+curvature term of ``grad L_s``, ``1/2 H_ii d Var_i / dw_i = 1/2 H_ii (lo_i + hi_i - 2 w_i)``,
+that pulls ``w`` to a grid point (LOTION's Gauss-Newton regulariser
+``1/2 sum_i H_ii Var_i(w)``). With ``smoothing_curvature="fisher"`` the backward adds it
+(:class:`Curvature`), ``H_ii`` estimated as Adam estimates its second moment: an exponential
+average (``beta = 0.999``, bias-corrected) of the squared gradient ``(dL/dw_hat_i)^2``, a
+diagonal Gauss-Newton / empirical-Fisher proxy (exact ``H`` only for the quadratic tests, which
+pass ``H`` itself). The term counts the rounding variance only (not the folded programming noise,
+whose sigma depends on ``w_hat``), and is 0 where the mapping clips ``w`` to ``+-s``.
+:func:`smoothed_quadratic_grad` is the closed form for a known diagonal.
 """
 
 from __future__ import annotations
@@ -46,7 +52,10 @@ import torch
 from .noise_injection import _mapping_scale, programming_noise_std
 
 __all__ = ["grid_step", "randomized_round", "rounding_variance", "cell", "smoothed_matrix",
-           "smoothed_quadratic_grad"]
+           "smoothed_quadratic_grad", "Curvature", "variance_slope"]
+
+#: decay of the squared-gradient average that estimates the curvature (Adam's beta2)
+FISHER_BETA = 0.999
 
 
 def grid_step(weight: torch.Tensor, profile) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
@@ -106,20 +115,61 @@ def smoothed_quadratic_grad(grad_l: torch.Tensor, h_diag: torch.Tensor, w: torch
     return grad_l + 0.5 * h_diag * (lo + hi - 2.0 * w)
 
 
-def smoothed_matrix(weight: torch.Tensor, profile, generator: torch.Generator, noise: bool = True) -> torch.Tensor:
+def variance_slope(w: torch.Tensor, step: torch.Tensor, offset: torch.Tensor | float, s: torch.Tensor) -> torch.Tensor:
+    """``d Var[RR(w)] / dw = lo + hi - 2 w`` on the grid, 0 where the mapping clips ``w`` to ``+-s``."""
+    wc = torch.minimum(torch.maximum(w, -s), s)
+    lo, hi = cell(wc, step, offset)
+    return torch.where((w > -s) & (w < s), lo + hi - 2.0 * w, torch.zeros_like(w))
+
+
+class Curvature(torch.autograd.Function):
+    """Value ``w_hat``; gradient to ``W``: ``g + 1/2 h * slope`` with ``g = dL/dw_hat`` and
+    ``slope`` from :func:`variance_slope`: the gradient of LOTION's ``1/2 sum_i h_i Var_i(W)``
+    added to the straight-through one. ``state``: ``{"h": tensor}`` holds a fixed curvature
+    (tests: the Hessian diagonal), or ``{"avg": tensor, "t": int}`` the running average of ``g^2``
+    (updated here, before use, and bias-corrected as Adam's second moment)."""
+
+    @staticmethod
+    def forward(ctx, weight, w_hat, slope, state):
+        ctx.slope, ctx.state = slope, state
+        return w_hat.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        st = ctx.state
+        with torch.no_grad():
+            if "h" in st:
+                h = st["h"]
+            else:
+                st["t"] += 1
+                st["avg"].mul_(FISHER_BETA).addcmul_(g, g, value=1.0 - FISHER_BETA)
+                h = st["avg"] / (1.0 - FISHER_BETA ** st["t"])
+            return g + 0.5 * h * ctx.slope, None, None, None
+
+
+def smoothed_matrix(weight: torch.Tensor, profile, generator: torch.Generator, noise: bool = True,
+                    curvature: dict | None = None) -> torch.Tensor:
     """One draw of ``w_hat = RR(clip(W, -s, s)) + shift (+ sigma_prog eps)`` for a matrix ``[out, in]``,
-    returned as ``W + (w_hat - W).detach()`` (gradient straight to ``W``). Draws ``u`` then
-    ``eps`` (the latter only when ``noise`` and the profile has programming noise) from
-    ``generator`` on the CPU."""
+    returned as ``W + (w_hat - W).detach()`` (gradient straight to ``W``), or, with a
+    ``curvature`` state (:class:`Curvature`), with LOTION's curvature term added to that gradient.
+    Draws ``u`` then ``eps`` (the latter only when ``noise`` and the profile has programming
+    noise) from ``generator`` on the CPU (the curvature draws nothing)."""
     w = weight.detach()
     g = grid_step(w, profile)
+    slope = None
     if g is None:
         w_hat = w
     else:
         step, offset, s, shift = g
         u = torch.rand(w.shape, generator=generator, dtype=w.dtype).to(w.device)
         w_hat = randomized_round(torch.minimum(torch.maximum(w, -s), s), step, u, offset) + shift
+        if curvature is not None:
+            slope = variance_slope(w, step, offset, s)
     if noise and profile.programming.noise.kind != "none":
         eps = torch.randn(w.shape, generator=generator, dtype=w.dtype).to(w.device)
         w_hat = w_hat + programming_noise_std(w_hat, profile) * eps
+    if slope is not None and curvature is not None:
+        if "h" not in curvature and "avg" not in curvature:
+            curvature.update(avg=torch.zeros_like(w), t=0)
+        return Curvature.apply(weight, w_hat, slope, curvature)
     return weight + (w_hat - w)

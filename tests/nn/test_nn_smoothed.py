@@ -182,3 +182,58 @@ def test_smoothed_mode_on_other_layers():
     assert torch.isfinite(lstm.weight_ih_l0.grad).all()
     with pytest.raises(ParameterError, match="does not support mode='smoothed'"):
         AnalogConvTranspose2d(4, 6, 3, profile=prof, mode="smoothed")(torch.randn(1, 4, 5, 5))
+
+
+def test_curvature_term_gives_the_smoothed_loss_gradient_on_a_quadratic():
+    """With the Hessian diagonal as the curvature (Curvature state {"h": diag H}), the mean of
+    the per-draw gradients is grad L_s = H (w - a) + 1/2 H_ii (lo + hi - 2 w) (the closed form,
+    smoothed_quadratic_grad) within 5 SE, not the straight H (w - a)."""
+    from cimsim.nn.smoothed import Curvature, variance_slope
+
+    w0, n = torch.tensor([0.3, 0.8], dtype=D), 40_000
+    step, s = torch.tensor(1.0, dtype=D), torch.tensor(10.0, dtype=D)
+    slope = variance_slope(w0, step, 0.0, s)
+    grads = []
+    for w_hat in _rr(w0, 1.0, n, 7):
+        w = w0.clone().requires_grad_()
+        wh = Curvature.apply(w, w_hat, slope, {"h": torch.diagonal(H2)})
+        (0.5 * (wh - A2) @ H2 @ (wh - A2)).backward()
+        grads.append(w.grad)
+    g = torch.stack(grads)
+    se = g.std(0) / np.sqrt(n)
+    full = smoothed_quadratic_grad(H2 @ (w0 - A2), torch.diagonal(H2), w0, 1.0)
+    assert torch.all((g.mean(0) - full).abs() < 5 * se)
+    assert torch.all((g.mean(0) - H2 @ (w0 - A2)).abs() > 10 * se)
+
+
+def test_fisher_curvature_in_the_layer():
+    """smoothing_curvature="fisher": the same draws as "none" (the curvature draws nothing), and on
+    the first step dL/dW = g + 1/2 g^2 (lo + hi - 2 W) (the bias-corrected average of g^2 is g^2),
+    0 where the mapping clips W; the average persists and is bias-corrected on the next step."""
+    from cimsim.nn.smoothed import FISHER_BETA, variance_slope
+
+    prof = load_profile("pcm", overrides={"conductance.n_levels": 8})
+    kw = dict(profile=prof, mode="smoothed", smoothing_noise=False, seed=1, dtype=D)
+    plain = AnalogLinear(12, 5, **kw)
+    lotion = AnalogLinear(12, 5, smoothing_curvature="fisher", **kw)
+    with torch.no_grad():
+        lotion.weight.copy_(plain.weight)
+        lotion.bias.copy_(plain.bias)
+    x = torch.randn(7, 12, dtype=D, generator=torch.Generator().manual_seed(2))
+    for layer in (plain, lotion):
+        layer(x).square().sum().backward()
+    w = plain.weight.detach()
+    step, off, s, _ = grid_step(w, prof)
+    g = plain.weight.grad
+    want = g + 0.5 * g * g * variance_slope(w, step, off, s)
+    torch.testing.assert_close(lotion.weight.grad, want)
+    assert not torch.equal(lotion.weight.grad, g)
+    # second step, same weights: h = (beta (1 - beta) g1^2 + (1 - beta) g2^2) / (1 - beta^2)
+    for layer in (plain, lotion):
+        layer.weight.grad = None
+        layer(2 * x).square().sum().backward()
+    g2 = plain.weight.grad
+    h = (FISHER_BETA * (1 - FISHER_BETA) * g * g + (1 - FISHER_BETA) * g2 * g2) / (1 - FISHER_BETA**2)
+    torch.testing.assert_close(lotion.weight.grad, g2 + 0.5 * h * variance_slope(w, step, off, s))
+    with pytest.raises(Exception, match="smoothing_curvature must be 'none' or 'fisher'"):
+        AnalogLinear(12, 5, smoothing_curvature="adam", **kw)
