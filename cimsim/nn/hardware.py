@@ -100,9 +100,13 @@ def adc_input_lsb(state: DriftedState, x: np.ndarray, x_q: np.ndarray | None) ->
     xn = xs / rb[:, None]
     g = ps.grid
     u = np.empty((xs.shape[0], g.n_in_tiles, g.n_out))
+    xt = torch.from_numpy(xn)
     for k in range(g.n_in_tiles):
         k0, k1 = g.in_slice(k)
-        u[:, k, :] = (xn[:, k0:k1] @ state.block(state.w, k).astype(np.float64).T) * coef[k] + off[k]
+        # torch's GEMM, not numpy's: OpenBLAS's own threads would compete with torch's for the
+        # cores (5x slower training steps on 2 cores), and its rounding follows its thread count
+        wk = torch.from_numpy(state.block(state.w, k).astype(np.float64))
+        u[:, k, :] = (xt[:, k0:k1] @ wk.T).numpy() * coef[k] + off[k]
     return u
 
 
