@@ -24,24 +24,10 @@ import time
 
 import numba
 import torch
-import torch.nn.functional as F
 
 import cimsim
 from cimsim.data import digits
-from cimsim.models import mlp
-
-
-def trained_mlp(data) -> torch.nn.Module:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        net = mlp(64, (256, 256), 10)
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    for _ in range(150):
-        loss = F.cross_entropy(net(data.x_train), data.y_train)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return net.eval()
+from bench_drift import trained_mlp  # the same float-trained digits MLP (benchmarks/ is on sys.path)
 
 
 def main() -> None:
@@ -53,7 +39,7 @@ def main() -> None:
 
     ds = digits(seed=0)
     spec = dict(
-        model=trained_mlp(ds), data=(ds.x_test, ds.y_test), profile="pcm", times_s="1s,1d,1y", repeats=args.repeats, seed=0,
+        model=trained_mlp(ds).eval(), data=(ds.x_test, ds.y_test), profile="pcm", times_s="1s,1d,1y", repeats=args.repeats, seed=0,
         axes={"adc.bits": [4, 6, 8], "tile": {128: {"tile.rows": 128, "tile.cols": 128}, 256: {"tile.rows": 256, "tile.cols": 256}},
               "compensation": ["none", "global"]},
     )

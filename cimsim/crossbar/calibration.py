@@ -34,8 +34,7 @@ def _column_sums(ds: DriftedState, xk: np.ndarray, k: int, arrs) -> np.ndarray:
 
     def mm(a: np.ndarray, w: np.ndarray) -> np.ndarray:
         # torch's GEMM, as the MVM's: numpy's float32 matmul (OpenBLAS sgemm) rounds differently
-        # with its thread count (OMP_NUM_THREADS=1 vs 2 gave other bounds), which would make a
-        # calibrated chip depend on the machine's threads
+        # with its thread count, which would make a calibrated chip depend on the machine's threads
         # (np.array: writable copies; the state's arrays are read-only, which torch warns about)
         return (torch.from_numpy(np.array(a, order="C")) @ torch.from_numpy(np.array(w, order="C")).T).numpy()
 

@@ -398,11 +398,17 @@ def plot_reports(
     metric = reports[0].metric if reports else "score"
     ax.set_ylabel(f"{metric} (%)" if pct else metric)
     ax.set_title(title or "score vs time (band: 95 % CI; dashed: digital reference)", fontsize=9)
+    return finish_figure(fig, ax, path)
+
+
+def finish_figure(fig, ax, path: str | Path | None):
+    """Grid, legend and tight layout; with ``path``, the figure written atomically (format from
+    the suffix, PNG by default) and closed. Returns ``fig``."""
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     if path is not None:
         fmt = Path(path).suffix[1:] or "png"
         atomic_save(path, lambda f: fig.savefig(f, format=fmt, dpi=120))
-        plt.close(fig)
+        _plt().close(fig)
     return fig

@@ -104,7 +104,7 @@ def adc_input_lsb(state: DriftedState, x: np.ndarray, x_q: np.ndarray | None) ->
     for k in range(g.n_in_tiles):
         k0, k1 = g.in_slice(k)
         # torch's GEMM, not numpy's: OpenBLAS's own threads would compete with torch's for the
-        # cores (5x slower training steps on 2 cores), and its rounding follows its thread count
+        # cores, and its float32 rounding follows its thread count
         wk = torch.from_numpy(state.block(state.w, k).astype(np.float64))
         u[:, k, :] = (xt[:, k0:k1] @ wk.T).numpy() * coef[k] + off[k]
     return u

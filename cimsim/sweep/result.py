@@ -25,7 +25,7 @@ import numpy as np
 
 from .._io import atomic_save, atomic_write_text
 from ..errors import ParameterError
-from ..evaluation.report import DriftReport, plot_reports
+from ..evaluation.report import DriftReport, finish_figure, plot_reports
 from ..times import format_time, parse_times
 from .spec import Config
 
@@ -214,11 +214,4 @@ class SweepResult:
         metric = self.reports[0].metric
         ax.set_ylabel(f"{metric} (%)" if pct else metric)
         ax.set_title(f"{metric} vs {axis} at t = {format_time(t)} (error bars: 95 % CI)", fontsize=9)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        if path is not None:
-            fmt = Path(path).suffix[1:] or "png"
-            atomic_save(path, lambda f: fig.savefig(f, format=fmt, dpi=120))
-            plt.close(fig)
-        return fig
+        return finish_figure(fig, ax, path)
