@@ -1,0 +1,129 @@
+"""Where the time of a hardware-mode training step goes (issue 17's profile), next to a float step.
+
+Run by hand (never by pytest):  .venv/bin/python benchmarks/profile_step.py [--steps 200] [--optim sgd|adam]
+
+Digits MLP 64-256-256-10, batch 64, pcm profile, as in ``bench_train.py``.  First the wall time per
+step of plain float torch and of hardware mode (no profiler, best of rounds, the two taking turns).
+Then one cProfile run of hardware-mode steps, its functions' own time (tottime) summed into
+categories: random normals, the device laws (numpy), the programming / drift kernels, the MVM's
+GEMMs, its converter kernels, torch's autograd engine (the backward GEMMs and masks), the optimizer,
+and the rest (Python set-up and glue: seeds and generators, plans, checks, array and tensor
+plumbing).  cProfile inflates the Python-heavy parts (every call pays its hook), so the shares
+over-state the glue; the wall-time ratio is the figure, the shares say where to look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from cimsim.data import digits  # noqa: E402
+from cimsim.models import mlp  # noqa: E402
+from cimsim.nn import convert  # noqa: E402
+from cimsim.profiles.loader import load_profile  # noqa: E402
+
+#: (category, test on (file, function name)) in order; the first that matches takes the function
+CATEGORIES = [
+    ("random normals (sampling, ziggurat, Philox)",
+     lambda f, n: any(k in f for k in ("kernels/sampling", "kernels/ziggurat", "kernels/philox"))),
+    ("device laws (numpy passes)",
+     lambda f, n: "profiles/functions" in f or (("devices/drift" in f or "devices/programming" in f)
+                                                and not n.endswith("plan"))
+     or n in ("<method 'clip' of 'numpy.ndarray' objects>", "_clip")),
+    ("programming / drift kernels", lambda f, n: "kernels/programming" in f or "kernels/drift" in f),
+    ("MVM GEMMs (torch)", lambda f, n: n in ("<built-in method torch.bmm>", "<built-in method torch.matmul>")),
+    ("converter kernels (DAC, ADC, abs-max)", lambda f, n: "kernels/converters" in f),
+    ("autograd engine (backward GEMMs, masks)",
+     lambda f, n: "run_backward" in n or "nn/ste.py" in f),
+    ("optimizer", lambda f, n: "torch/optim" in f),
+]
+
+
+def build(mode: str):
+    torch.manual_seed(0)
+    model = mlp(64, (256, 256), 10)
+    if mode != "float":
+        model = convert(model, load_profile("pcm"), mode=mode, seed=0, inplace=True)
+    return model
+
+
+def make_opt(model, kind: str):
+    if kind == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=0.05)
+    return torch.optim.Adam(model.parameters(), lr=1e-3)
+
+
+def steps(model, opt, x, y, n: int, g: torch.Generator) -> None:
+    for _ in range(n):
+        idx = torch.randint(0, len(x), (64,), generator=g)
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def categorise(stats: pstats.Stats) -> dict[str, float]:
+    out = {name: 0.0 for name, _ in CATEGORIES}
+    out["Python set-up and glue (the rest)"] = 0.0
+    for (file, _line, func), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        f = file.replace("\\", "/")
+        for name, test in CATEGORIES:
+            if test(f, func):
+                out[name] += tt
+                break
+        else:
+            out["Python set-up and glue (the rest)"] += tt
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--optim", choices=("sgd", "adam"), default="sgd")
+    a = ap.parse_args()
+    d = digits(seed=0)
+    x, y = d.x_train, d.y_train
+    runs = {}
+    for mode in ("float", "hardware"):
+        m = build(mode)
+        o = make_opt(m, a.optim)
+        g = torch.Generator().manual_seed(0)
+        steps(m, o, x, y, 20, g)  # warm-up (Numba compile, caches)
+        runs[mode] = (m, o, g, [])
+    for _ in range(a.rounds):
+        for m, o, g, ts in runs.values():
+            t0 = time.perf_counter()
+            steps(m, o, x, y, a.steps // a.rounds, g)
+            ts.append((time.perf_counter() - t0) / (a.steps // a.rounds))
+    fl, hw = min(runs["float"][3]), min(runs["hardware"][3])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}; digits MLP 64-256-256-10, batch 64, {a.optim}\n")
+    print(f"float step {fl * 1e3:.3f} ms; hardware step {hw * 1e3:.3f} ms = {hw / fl:.2f}x float (best of {a.rounds} rounds)\n")
+    m, o, g, _ = runs["hardware"]
+    pr = cProfile.Profile()
+    pr.enable()
+    t0 = time.perf_counter()
+    steps(m, o, x, y, a.steps, g)
+    wall = (time.perf_counter() - t0) / a.steps
+    pr.disable()
+    cats = categorise(pstats.Stats(pr))
+    total = sum(cats.values())
+    print(f"cProfile of {a.steps} hardware steps ({wall * 1e3:.3f} ms per step under the profiler)\n")
+    print("| category | ms / step (profiled) | share |")
+    print("|---|---|---|")
+    for name, t in sorted(cats.items(), key=lambda kv: -kv[1]):
+        print(f"| {name} | {t / a.steps * 1e3:.3f} | {t / total:.0%} |")
+
+
+if __name__ == "__main__":
+    main()
