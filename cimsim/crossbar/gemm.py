@@ -139,8 +139,8 @@ class TorchGemm:
                 v16 = torch.from_numpy(scratch("var", (g, batch, n_out), np.int16)).view(torch.bfloat16)
                 vt = v16
             elif self.var is VarianceGemm.BF16_AS_FP32:
+                # the fp32 result goes to the ADC kernel as bits, which rounds it to bfloat16 itself
                 x2t = x2t.to(torch.bfloat16).to(torch.float32)
-                v16 = torch.from_numpy(scratch("var", (g, batch, n_out), np.int16)).view(torch.bfloat16)
                 vt = torch.from_numpy(scratch("var32", (g, batch, n_out), np.float32))
             else:
                 vt = torch.from_numpy(scratch("var", (g, batch, n_out), xin.dtype))
@@ -158,8 +158,8 @@ class TorchGemm:
         gemm_tiles(x2t, stream.v, vt, k0, k1)
         if self.var is VarianceGemm.FLOAT:
             return vt[:n].numpy(), _E16
-        if self.var is VarianceGemm.BF16_AS_FP32:
-            v16[:n].copy_(vt[:n])  # round to nearest even, as the bf16 GEMM's output
+        if self.var is VarianceGemm.BF16_AS_FP32:  # float32 bits, rounded to bfloat16 by the ADC kernel
+            return e3, vt[:n].numpy().view(np.uint32)
         return e3, v16[:n].view(torch.int16).numpy().view(np.uint16)
 
     def ref_variance(self, x2: np.ndarray, op) -> np.ndarray:

@@ -112,8 +112,10 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, adc, a
 
     ``adc``: the plan (equations: :class:`~cimsim.peripherals.AdcPlan`).  part ``[G, B, O]``
     partial sums (normalised units) of the group's tiles; per-read variance ``var [G, B, O]``
-    (float) or ``var16 [G, B, O]`` (bfloat16 bit patterns, uint16; the value is the float32 with
-    these as its upper 16 bits), or both empty without per-read noise; ``z_read`` / ``z_conv
+    (float) or ``var16 [G, B, O]`` (bfloat16 bit patterns, uint16: the value is the float32 with
+    these as its upper 16 bits; or float32 bit patterns, uint32, which the kernel first rounds
+    to the nearest bfloat16, ties to even, as torch's float32 -> bfloat16 cast does), or both
+    empty without per-read noise; ``z_read`` / ``z_conv
     [G, B, O]`` standard normals (empty when unused); index k of these is the global tile
     k0 + k.  ``coef [6, T, O]`` float64 per tile column (all T tiles), from the ADC full scale
     ``bound``, gain error ``gain``, offset ``offset`` (LSB), column weight scale ``colscale``
@@ -133,6 +135,7 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, adc, a
     n_t, n_b, n_out = part.shape
     has_var = var.shape[0] > 0
     has_v16 = var16.shape[0] > 0
+    v16_wide = var16.itemsize == 4
     ideal = adc.ideal
     levels = adc.levels
     nl_code = adc.nl_code
@@ -152,8 +155,13 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, adc, a
             kk = k0 + k
             if has_v16:
                 h = var16[k, b]
-                for o in range(n_out):
-                    vbits[o] = np.uint32(h[o]) << np.uint32(16)
+                if v16_wide:  # float32 bits: rounded to nearest even bfloat16 here, as torch's cast
+                    for o in range(n_out):
+                        u = np.uint32(h[o])
+                        vbits[o] = (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+                else:
+                    for o in range(n_out):
+                        vbits[o] = np.uint32(h[o]) << np.uint32(16)
             if linear:
                 # the common case in one loop per row: same arithmetic as the general path below.
                 # Saturation is OR-ed in unconditionally (s |= |w| > L): a conditional store

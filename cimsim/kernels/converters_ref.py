@@ -42,6 +42,13 @@ def dac_convert(x, bound, dac, z, x_norm, x_q, clip, want_masks):
         clip[...] = c
 
 
+def bf16_upper(u: np.ndarray) -> np.ndarray:
+    """float32 bit patterns (uint32) rounded to the nearest bfloat16 (ties to even), as uint32
+    float32 bit patterns with the low 16 bits clear."""
+    u = u.astype(np.uint32)
+    return (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+
+
 def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, adc, acc, y, sat, want_sat, finish):
     n_t = part.shape[0]
     levels, nl_code, nl_spec, inl, noise_lsb = adc.levels, adc.nl_code, adc.nl_spec, adc.inl, adc.noise_lsb
@@ -51,7 +58,7 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, adc, a
     for k in range(n_t):
         val = part[k].astype(np.float64)
         if var16.shape[0] > 0:
-            vv = (var16[k].astype(np.uint32) << np.uint32(16)).view(np.float32)
+            vv = (bf16_upper(var16[k]) if var16.itemsize == 4 else var16[k].astype(np.uint32) << np.uint32(16)).view(np.float32)
             val = val + np.sqrt(np.maximum(vv, np.float32(0.0))).astype(np.float64) * z_read[k].astype(np.float64)
         elif var.shape[0] > 0:
             val = val + np.sqrt(np.maximum(var[k].astype(np.float64), 0.0)) * z_read[k].astype(np.float64)

@@ -65,6 +65,34 @@ def test_adc_tiles_numba_vs_reference(dtype, rtol, nl, levels, noise, inl, var):
             assert outs[0][1][0, 0, 0]
 
 
+@pytest.mark.parametrize("K", [NB, RF], ids=["numba", "reference"])
+def test_adc_tiles_rounds_float32_variance_bits_as_torch(K):
+    """float32 variance bits (uint32) are rounded to bfloat16 in the kernel exactly as torch's cast
+    (ties to even, carries into the exponent): the same outputs as the cast's bfloat16 bits."""
+    rng = np.random.default_rng(11)
+    part = (rng.standard_normal((3, 9, 40)) * 2).astype(np.float32)
+    v = rng.uniform(0, 0.5, part.shape).astype(np.float32)
+    bits = v.view(np.uint32)
+    bits[0, :, :8] = (bits[0, :, :8] & np.uint32(0xFFFF0000)) | np.uint32(0x8000)  # exact ties, both parities
+    bits[1, :, :4] = np.uint32(0x3F7FFFFF)  # rounds up into the exponent
+    v[2, :, :3] = 0.0
+    z1 = rng.standard_normal(part.shape).astype(np.float32)
+    z2 = np.zeros((0, 0, 0), np.float32)
+    coef = _coef(rng.uniform(1, 3, (3, 40)), np.zeros((3, 40)), np.zeros((3, 40)), np.ones((3, 40)), 127)
+    rs = np.ones(9)
+    cast = torch.from_numpy(v).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    assert not np.array_equal(cast.astype(np.uint32) << np.uint32(16), bits)  # the rounding matters here
+    outs = []
+    for v16 in (cast, bits):
+        y = np.zeros((9, 40), np.float32)
+        sat = np.zeros((9, 3, 40), bool)
+        K.adc_tiles(part, np.zeros((0, 0, 0), np.float32), v16, z1, z2, coef, 0, rs, 1.0, _adc(127, (0, [0.0]), [], 0.0),
+                    np.zeros((9, 40)), y, sat, True, True)
+        outs.append((y, sat))
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+
+
 # one tile converted on its own (the per-tile ADC the fused kernel replaced), as the oracle
 def _per_tile_adc(part, var, z_read, z_conv, bound, gain, offset, colscale, rowscale, sign,
                   levels, nl_code, nl_spec, inl, noise_lsb, y, sat, want_sat):
