@@ -1,5 +1,5 @@
-"""One small thread pool for work split into fixed pieces (raw random words, row chunks), and
-the thread count cimsim uses.
+"""One small thread pool for work split into fixed pieces (raw random words, row chunks), the
+thread count cimsim uses, and the process's heap.
 
 The pieces are fixed by the data's shape, never by the number of threads, and every piece
 writes its own slice of the output; so results are identical with one thread or many.  Numba
@@ -12,6 +12,10 @@ CPUs this process may use. The piece pool has that many workers (at most 16); a 
 kernel runs on that many of Numba's threads (:func:`follow_threads`; one thread: its serial
 copy) and afterwards gives torch back its own thread count, which Numba's OpenMP layer, sharing
 libgomp with torch, would otherwise change on launch (``torch.set_num_threads(1)`` became 2).
+
+Memory: :func:`scratch` keeps per-thread work arrays; :func:`steady_heap` (run at import) fixes
+glibc's malloc thresholds so that per-step arrays are reused instead of faulted in afresh, and
+:func:`release_free_heap` hands the free heap back after a large layer's backward.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any, Callable, Iterable, TypeVar
 import numpy as np
 
 __all__ = ["follow_threads", "get_num_threads", "in_pool", "map_pieces", "n_elements", "n_workers",
-           "release_free_heap", "scratch", "set_num_threads"]
+           "release_free_heap", "scratch", "set_num_threads", "steady_heap", "HEAP_STEADY"]
 
 T = TypeVar("T")
 _POOL: ThreadPoolExecutor | None = None
@@ -156,7 +160,51 @@ def n_elements(shape) -> int:
     return int(shape) if isinstance(shape, (int, np.integer)) else math.prod(int(v) for v in shape)
 
 
-_TRIM: list = []  # [malloc_trim or None], resolved on first use
+_LIBC: list = []  # [the C library (ctypes) or None], resolved on first use
+
+
+def _libc_fn(name: str, argtypes: list, restype):
+    """Function ``name`` of the C library (ctypes), or None where there is none (not glibc)."""
+    if not _LIBC:
+        lib = None
+        try:
+            path = ctypes.util.find_library("c")
+            lib = ctypes.CDLL(path) if path else None
+        except OSError:
+            lib = None
+        _LIBC.append(lib)
+    fn = getattr(_LIBC[0], name, None) if _LIBC[0] is not None else None
+    if fn is not None:
+        fn.argtypes, fn.restype = argtypes, restype
+    return fn
+
+
+#: glibc ``mallopt`` parameters and the values :func:`steady_heap` sets
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+HEAP_MMAP_THRESHOLD = 32 << 20
+HEAP_TRIM_THRESHOLD = 256 << 20
+#: glibc's own environment settings: when any is set, the user's choice stands
+MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
+
+
+def steady_heap() -> bool:
+    """Fix glibc's malloc thresholds (called once, when cimsim is imported): blocks below 32 MiB
+    come from the heap, and free heap pages are handed back to the OS only above 256 MiB (or by
+    :func:`release_free_heap`).  Returns whether the thresholds were set.
+
+    glibc's defaults adapt to the sizes freed so far: a process that frees chunks of a few
+    hundred KiB can settle where every such array is mapped afresh, or the heap's top is handed
+    back on each free, so the next step's arrays fault their pages in again (on a VM the host's
+    first touch of a page is slow too).  A training step programs a chip of that size per layer,
+    and its speed then depended on which sizes the process met first.  Nothing is set when the
+    environment sets one of glibc's own ``MALLOC_*_`` thresholds, or without glibc's ``mallopt``.
+    """
+    if any(k in os.environ for k in MALLOC_ENV):
+        return False
+    fn = _libc_fn("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
+    if fn is None:
+        return False
+    return bool(fn(M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD)) and bool(fn(M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD))
 
 
 def release_free_heap() -> None:
@@ -169,16 +217,10 @@ def release_free_heap() -> None:
     it, plus refilling the scratch buffers on the next forward); it changes no value, only what
     the process holds.
     """
-    if not _TRIM:
-        fn = None
-        try:
-            name = ctypes.util.find_library("c")
-            fn = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
-        except OSError:
-            fn = None
-        if fn is not None:
-            fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
-        _TRIM.append(fn)
     _TLS.__dict__.pop("bufs", None)  # this thread's scratch buffers go too (refilled on next use)
-    if _TRIM[0] is not None:
-        _TRIM[0](0)
+    fn = _libc_fn("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
+    if fn is not None:
+        fn(0)
+
+
+HEAP_STEADY = steady_heap()
