@@ -1,6 +1,6 @@
 """Where the time of a hardware-mode training step goes (issue 17's profile), next to a float step.
 
-Run by hand (never by pytest):  .venv/bin/python benchmarks/profile_step.py [--steps 200] [--optim sgd|adam]
+Run by hand (never by pytest):  .venv/bin/python benchmarks/profile_step.py [--steps 200] [--optim sgd|adam] [--mvm]
 
 Digits MLP 64-256-256-10, batch 64, pcm profile, as in ``bench_train.py``.  First the wall time per
 step of plain float torch and of hardware mode (no profiler, best of rounds, the two taking turns).
@@ -10,6 +10,11 @@ GEMMs, its converter kernels, torch's autograd engine (the backward GEMMs and ma
 and the rest (Python set-up and glue: seeds and generators, plans, checks, array and tensor
 plumbing).  cProfile inflates the Python-heavy parts (every call pays its hook), so the shares
 over-state the glue; the wall-time ratio is the figure, the shares say where to look.
+
+``--mvm``: instead, the parts of a tiled MVM 1024 x 1024, batch 256 (pcm, 256 x 256 tiles, drifted
+to 1 h) against torch's one GEMM, median of repeats: the tiles' signal GEMM (one bmm), the
+variance GEMM of the exact per-read noise, its normals (one per tile output), the converters,
+and the whole ``tile_mvm`` without and with per-read noise: the floor each part sets.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
@@ -85,12 +91,65 @@ def categorise(stats: pstats.Stats) -> dict[str, float]:
     return out
 
 
+def _median_ms(fn, repeats: int = 30) -> float:
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts)) * 1e3
+
+
+def mvm_parts() -> None:
+    from cimsim.crossbar import program_matrix, tile_mvm
+    from cimsim.crossbar.mvm import mvm_plan
+    from cimsim.kernels import NUMBA
+    from cimsim.kernels.sampling import normals
+
+    n, batch, rows = 1024, 256, 256
+    rng = np.random.default_rng(0)
+    W = (rng.standard_normal((n, n)) / np.sqrt(n)).astype(np.float32)
+    x = rng.standard_normal((batch, n)).astype(np.float32)
+    xt, wt = torch.from_numpy(x), torch.from_numpy(W)
+    t_ref = _median_ms(lambda: torch.matmul(xt, wt.T))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}; MVM {n}x{n}, batch {batch}, pcm, tiles {rows}x{rows}\n")
+    print("| part | ms | x torch GEMM |")
+    print("|---|---|---|")
+    print(f"| torch GEMM x @ W^T | {t_ref:.2f} | 1.00 |")
+    prof = load_profile("pcm", overrides={"read_noise.per_read_sigma_rel": 0.02})
+    ds = program_matrix(W, prof, rng=1).drift(3600.0, 2)
+    pl = mvm_plan(ds, NUMBA)
+    xv = xt.as_strided((n // rows, batch, rows), (rows, n, 1))
+    out = torch.empty(n // rows, batch, n)
+    w_full, v_full = pl.streams[0].w[0], pl.streams[0].v[0]
+    x2 = torch.square(xv)
+    z = np.empty((n // rows, batch, n), np.float32)
+    g = np.random.default_rng(3)
+    parts = [
+        ("signal GEMM per tile (one bmm)", lambda: torch.bmm(xv, w_full.transpose(1, 2), out=out)),
+        ("variance GEMM per tile (one bmm)", lambda: torch.bmm(x2, v_full.transpose(1, 2), out=out)),
+        ("per-read normals, one per tile output", lambda: normals(g, z.shape, np.float32, out=z)),
+        ("tile_mvm, no per-read noise", lambda: tile_mvm(x, st_off, rng=g)),
+        ("tile_mvm, exact per-read noise", lambda: tile_mvm(x, ds, rng=g)),
+    ]
+    st_off = program_matrix(W, load_profile("pcm"), rng=1).drift(3600.0, 2)
+    for name, fn in parts:
+        t = _median_ms(fn)
+        print(f"| {name} | {t:.2f} | {t / t_ref:.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--optim", choices=("sgd", "adam"), default="sgd")
+    ap.add_argument("--mvm", action="store_true", help="the parts of a tiled MVM instead")
     a = ap.parse_args()
+    if a.mvm:
+        mvm_parts()
+        return
     d = digits(seed=0)
     x, y = d.x_train, d.y_train
     runs = {}
