@@ -99,7 +99,6 @@ class TorchGemm:
     """torch GEMMs on zero-copy tensors: per stream ``(full [nfull, O, rows], last [O, rk] | None)``."""
 
     def __init__(self, ds: DriftedState, var: VarianceGemm):
-        self.ds = ds
         self.var = var
         self.grid = ds.state.grid
 
@@ -170,12 +169,11 @@ class NumpyGemm:
     """numpy matmuls over per-tile ``[O, rk]`` blocks (the reference engine's products)."""
 
     def __init__(self, ds: DriftedState, var: VarianceGemm):
-        self.ds = ds
         self.var = var
         self.grid = ds.state.grid
 
     def operand(self, flat: np.ndarray, variance: bool):
-        blocks = [self.ds.block(flat, k) for k in range(self.grid.n_in_tiles)]
+        blocks = [DriftedState.block_of(self.grid, flat, k) for k in range(self.grid.n_in_tiles)]
         return [bf16_round(b) for b in blocks] if variance and self.var is VarianceGemm.BF16_AS_FP32 else blocks
 
     def ref_operand(self, block: np.ndarray):
