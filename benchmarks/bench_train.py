@@ -25,6 +25,7 @@ Run by hand (never by pytest):  .venv/bin/python benchmarks/bench_train.py [--qu
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -332,7 +333,16 @@ def mem_child(mode: str, n_steps: int, sizes=LARGE, batch: int = 256) -> None:
         for i in range(n_steps):
             sl = slice(i * batch, (i + 1) * batch)
             step(model, opt, x[sl], y[sl])
-    print(json.dumps({"mode": mode, "maxrss_kb": peak_rss_kb()}))
+    print(json.dumps({"mode": mode, "maxrss_kb": peak_rss_kb(), "chips_alive": chips_alive()}))
+
+
+def chips_alive() -> int:
+    """DriftedStates still alive (after a garbage collection): 0 after training steps, whose
+    forwards program a fresh chip each; more means chips are kept and memory grows with the steps."""
+    from cimsim.crossbar import DriftedState
+
+    gc.collect()
+    return sum(isinstance(o, DriftedState) for o in gc.get_objects())
 
 
 def peak_rss_kb() -> int:
@@ -353,14 +363,16 @@ def peak_rss_kb() -> int:
 
 
 def bench_memory(n_steps: int, spec: str, env_extra: dict | None = None):
-    out = {}
+    """Peak MiB per mode (one process each) and the DriftedStates alive after the steps."""
+    out, alive = {}, {}
     env = dict(os.environ, **(env_extra or {}))
     for mode in ("static", "kernels") + MODES:
         res = subprocess.run([sys.executable, __file__, "--mem-child", mode, "--steps", str(n_steps),
                               "--mem-sizes", spec],
                              capture_output=True, text=True, check=True, env=env)
-        out[mode] = json.loads(res.stdout.strip().splitlines()[-1])["maxrss_kb"] / 1024.0
-    return out
+        rec = json.loads(res.stdout.strip().splitlines()[-1])
+        out[mode], alive[mode] = rec["maxrss_kb"] / 1024.0, rec["chips_alive"]
+    return out, alive
 
 
 def main():
@@ -455,11 +467,11 @@ def saved_for_backward_mib(mode: str, sizes=LARGE, batch: int = 256) -> float:
 
 def memory_part(spec: str):
     sizes = parse_sizes(spec)
-    mem = bench_memory(3, spec)
+    mem, alive = bench_memory(3, spec)
     # glibc keeps freed blocks below its (dynamic, up to 32 MiB) mmap threshold in the heap, which
     # inflates peak RSS of every mode; the same children with a fixed 1 MiB threshold show the
     # allocator-independent part
-    mem_mmap = bench_memory(3, spec, {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)})
+    mem_mmap, _ = bench_memory(3, spec, {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)})
     saved = {mode: saved_for_backward_mib(mode, sizes) for mode in MODES}
     print(f"Saved for backward (autograd graph, Parameters excluded), MLP {spec}, batch 256\n")
     print("| mode | MiB | x noise_injection |")
@@ -467,15 +479,17 @@ def memory_part(spec: str):
     for mode in MODES:
         print(f"| {mode} | {saved[mode]:.1f} | {saved[mode] / saved['noise_injection']:.2f} |")
     print(f"\nPeak memory, MLP {spec}, batch 256, 3 Adam steps, one process per mode (peak RSS, VmHWM)\n")
-    print("| mode | peak MiB | above static MiB | peak x noise_injection | above-static x noise_injection |")
-    print("|---|---|---|---|---|")
+    print("| mode | peak MiB | above static MiB | peak x noise_injection | above-static x noise_injection "
+          "| chips alive after |")
+    print("|---|---|---|---|---|---|")
     st, ni = mem["static"], mem["noise_injection"]
     for mode in MODES:
         m = mem[mode]
-        print(f"| {mode} | {m:.0f} | {m - st:.0f} | {m / ni:.2f} | {(m - st) / max(ni - st, 1e-9):.2f} |")
-    print(f"| static (model + grads + Adam state, no forward) | {st:.0f} | 0 | | |")
+        print(f"| {mode} | {m:.0f} | {m - st:.0f} | {m / ni:.2f} | {(m - st) / max(ni - st, 1e-9):.2f} "
+              f"| {alive[mode]} |")
+    print(f"| static (model + grads + Adam state, no forward) | {st:.0f} | 0 | | | |")
     print(f"| static + Numba's runtime and the kernels (one hardware step of an 8-8-2 MLP first) | "
-          f"{mem['kernels']:.0f} | {mem['kernels'] - st:.0f} | | |\n")
+          f"{mem['kernels']:.0f} | {mem['kernels'] - st:.0f} | | | |\n")
     print(f"The same (MLP {spec}) with glibc's mmap threshold fixed at 1 MiB (MALLOC_MMAP_THRESHOLD_=1048576)\n")
     print("| mode | peak MiB | above static MiB | above-static x noise_injection |")
     print("|---|---|---|---|")
