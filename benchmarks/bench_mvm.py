@@ -16,6 +16,7 @@ import time
 import numpy as np
 import torch
 
+from bench_train import machine_line  # the CPU and thread counts (benchmarks/ is on sys.path)
 from cimsim.crossbar import program_drifted, program_matrix, tile_mvm
 from cimsim.crossbar import mvm
 from cimsim.crossbar.parasitics import tile_transfer
@@ -67,6 +68,7 @@ def main() -> None:
     ap.add_argument("--no-program", action="store_true", help="skip the program_matrix/drift timing at 4096")
     ap.add_argument("--no-wires", action="store_true", help="skip the word/bit-line IR-drop tile solves")
     a = ap.parse_args()
+    print(machine_line())
     print(f"torch threads {torch.get_num_threads()}; batch {a.batch}; median of {a.repeats}; "
           "'x torch CPU' = ratio of CPU time (all threads), robust when the machine is shared")
     print("'x torch paired' = median over repeats of the ratio of back-to-back calls")

@@ -2,18 +2,21 @@
 
 Run by hand (never by pytest):  .venv/bin/python benchmarks/bench_train.py [--quick]
 
-1. Digits MLP 64-256-256-10 (embedded data, batch 64, Adam): seconds per epoch for plain float
+1. Digits MLP 64-256-256-10 (embedded data, batch 64, one table per optimizer: plain SGD, lr
+   0.05, no momentum, as in the aihwkit comparison, and Adam): seconds per epoch for plain float
    torch, and the converted model in ``ideal``, ``noise_injection`` and ``hardware`` modes on the
-   ``pcm`` profile; ratio to the float epoch.  Target: hardware <= 1.5x float.
-2. Large MLP 1024-4096-4096-10 (synthetic data, batch 256, a few batches): seconds per batch and
-   ratio to float.
+   ``pcm`` profile; ratio to the float epoch.  Target (issue 17): hardware <= 3.0x float with SGD.
+2. Large MLP 1024-4096-4096-10 (synthetic data, batch 256, a few batches, SGD and Adam): seconds
+   per batch and ratio to float.  Target (issue 17): hardware <= 1.5x float with Adam.
 3. Set-up of one hardware-mode training forward of the digits MLP (batch 64): the time spent
    building what a forward needs besides its kernels (seeds and generators, programming / drift
    plans and laws, converter plans, the MVM plan, checks, scratch buffers), per piece, against
    the whole forward.
-4. Peak memory of the large-MLP training (VmHWM / ru_maxrss), each mode in its own process; also the
-   part above a process that only holds the model, its gradients and the Adam state (no forward).
-   Target: hardware <= 0.65x noise_injection.
+4. Peak memory of Adam training (VmHWM / ru_maxrss) of the large MLP and of 1024-1024-1024-10
+   (``--mem-sizes``), batch 256, each mode in its own process; also the part above a process that
+   only holds the model, its gradients and the Adam state (no forward), and the same process after
+   one hardware step of a tiny MLP (Numba's runtime and cimsim's kernels loaded: a fixed cost,
+   whatever the model's size).  Target (issue 17): hardware's peak <= noise_injection's.
 5. The training methods of ``examples/compare_training.py`` (issue 18) on its harsh chip (pcm, 8
    levels, 4-bit ADC of full scale 2 with 0.5 LSB noise), digits MLP: seconds per epoch, ratio to
    the float epoch and to hardware mode's (``--only methods``).
@@ -22,8 +25,10 @@ Run by hand (never by pytest):  .venv/bin/python benchmarks/bench_train.py [--qu
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import platform
 import resource
 import statistics
 import subprocess
@@ -44,6 +49,57 @@ from cimsim.profiles.loader import load_profile  # noqa: E402
 
 MODES = ("float", "ideal", "noise_injection", "hardware")
 LARGE = (1024, (4096, 4096), 10)
+#: the MLPs whose training peak memory is measured (``--mem-sizes``): the large one and 1024-wide layers
+MEM_SIZES = ("1024-4096-4096-10", "1024-1024-1024-10")
+#: optimizers of the timing tables and their learning rates (digits, large MLP): plain SGD as in
+#: the aihwkit comparison (no momentum), and Adam
+OPTIMIZERS = {"sgd": (0.05, 0.01), "adam": (1e-3, 1e-4)}
+
+
+def make_opt(name: str, params, lr: float):
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr)
+
+
+def parse_sizes(spec: str):
+    """``"1024-4096-4096-10"`` -> ``(1024, (4096, 4096), 10)``."""
+    n = [int(v) for v in spec.split("-")]
+    return n[0], tuple(n[1:-1]), n[-1]
+
+
+def cpu_model() -> str:
+    """The CPU's model name, family / model numbers and widest vector extensions (``/proc/cpuinfo``;
+    elsewhere ``platform.processor()``): virtual machines often report only a brand."""
+    info: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if not line.strip():
+                    break  # the first CPU's block
+                k, _, v = line.partition(":")
+                info[k.strip()] = v.strip()
+    except OSError:
+        pass
+    if "model name" not in info:
+        return platform.processor() or "unknown"
+    flags = set(info.get("flags", "").split())
+    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return (f"{info['model name']} (family {info.get('cpu family', '?')}, model {info.get('model', '?')}; "
+            f"{' '.join(simd) or 'no AVX2'})")
+
+
+def machine_line() -> str:
+    """torch version, the CPU (model, torch's capability, usable cores) and the thread counts."""
+    import numba
+
+    from cimsim._threads import get_num_threads
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (f"torch {torch.__version__}; CPU {cpu_model()}, torch capability "
+            f"{torch.backends.cpu.get_cpu_capability()}, {cores} usable cores; threads: torch "
+            f"{torch.get_num_threads()}, cimsim {get_num_threads()}, numba {numba.get_num_threads()}, "
+            f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
 #: the training methods of examples/compare_training.py: convert() settings (None: plain float torch)
 METHODS: dict[str, dict | None] = {
     "float": None,
@@ -81,25 +137,29 @@ def epoch(model, opt, x, y, batch, g):
         step(model, opt, x[idx], y[idx])
 
 
-def bench_digits(repeats: int):
-    """Epoch times per mode, the modes taking turns within each repeat (round robin), so that
-    this machine's drifting speed hits them alike; also the per-round ratio to float."""
+def bench_digits(repeats: int, optimizers):
+    """Epoch times per optimizer and mode, all taking turns within each repeat (round robin), so
+    that this machine's drifting speed hits them alike; also the per-round ratio to the float
+    epoch of the same optimizer."""
     data = digits(seed=0)
     runs = {}
-    for mode in MODES:
-        model = build(mode, (64, (256, 256), 10))
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        g = torch.Generator().manual_seed(0)
-        epoch(model, opt, data.x_train, data.y_train, 64, g)  # warm-up (Numba compile, allocator)
-        runs[mode] = (model, opt, g, [])
+    for name in optimizers:
+        for mode in MODES:
+            model = build(mode, (64, (256, 256), 10))
+            opt = make_opt(name, model.parameters(), OPTIMIZERS[name][0])
+            g = torch.Generator().manual_seed(0)
+            epoch(model, opt, data.x_train, data.y_train, 64, g)  # warm-up (Numba compile, allocator)
+            runs[name, mode] = (model, opt, g, [])
     for _ in range(repeats):
         for model, opt, g, ts in runs.values():
             t0 = time.perf_counter()
             epoch(model, opt, data.x_train, data.y_train, 64, g)
             ts.append(time.perf_counter() - t0)
-    ref = runs["float"][3]
-    rows = {mode: (min(ts), statistics.median(ts), statistics.median(t / f for t, f in zip(ts, ref)))
-            for mode, (_, _, _, ts) in runs.items()}
+    rows = {}
+    for (name, mode), (_, _, _, ts) in runs.items():
+        ref = runs[name, "float"][3]
+        rows.setdefault(name, {})[mode] = (min(ts), statistics.median(ts),
+                                           statistics.median(t / f for t, f in zip(ts, ref)))
     return rows, len(data.x_train)
 
 
@@ -136,25 +196,32 @@ def methods_part(args):
     print()
 
 
-def large_data(n, batch, seed=0):
+def large_data(n, batch, seed=0, sizes=LARGE):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(n * batch, LARGE[0], generator=g), torch.randint(0, LARGE[2], (n * batch,), generator=g)
+    return torch.randn(n * batch, sizes[0], generator=g), torch.randint(0, sizes[2], (n * batch,), generator=g)
 
 
-def bench_large(n_batches: int, batch: int = 256):
+def bench_large(n_batches: int, optimizers, batch: int = 256):
+    """Seconds per batch per optimizer and mode; the optimizers' models of one mode take turns
+    batch by batch (one mode's models at a time: they are large)."""
     x, y = large_data(n_batches + 1, batch)
-    rows = {}
+    rows: dict[str, dict] = {name: {} for name in optimizers}
     for mode in MODES:
-        model = build(mode, LARGE)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-        step(model, opt, x[:batch], y[:batch])  # warm-up
-        ts = []
+        runs = {}
+        for name in optimizers:
+            model = build(mode, LARGE)
+            opt = make_opt(name, model.parameters(), OPTIMIZERS[name][1])
+            step(model, opt, x[:batch], y[:batch])  # warm-up
+            runs[name] = (model, opt, [])
         for i in range(1, n_batches + 1):
             sl = slice(i * batch, (i + 1) * batch)
-            t0 = time.perf_counter()
-            step(model, opt, x[sl], y[sl])
-            ts.append(time.perf_counter() - t0)
-        rows[mode] = min(ts), statistics.median(ts)
+            for model, opt, ts in runs.values():
+                t0 = time.perf_counter()
+                step(model, opt, x[sl], y[sl])
+                ts.append(time.perf_counter() - t0)
+        for name, (_, _, ts) in runs.items():
+            rows[name][mode] = min(ts), statistics.median(ts)
+        del runs
     return rows
 
 
@@ -247,22 +314,35 @@ def bench_setup(n: int, repeats: int):
     return wall, setup, timed_wall, per
 
 
-def mem_child(mode: str, n_steps: int, batch: int = 256) -> None:
-    """Runs in its own process: peak RSS of ``n_steps`` large-MLP training steps in ``mode``."""
-    x, y = large_data(n_steps, batch)
-    if mode == "static":  # weights + grads + Adam state, no forward at all
-        model = build("float", LARGE)
+def mem_child(mode: str, n_steps: int, sizes=LARGE, batch: int = 256) -> None:
+    """Runs in its own process: peak RSS of ``n_steps`` Adam training steps of the MLP ``sizes`` in ``mode``."""
+    x, y = large_data(n_steps, batch, sizes=sizes)
+    if mode == "kernels":  # Numba's runtime and cimsim's kernels loaded: one hardware step of an 8-8-2 MLP
+        tiny = build("hardware", (8, (8,), 2))
+        F.cross_entropy(tiny(torch.randn(4, 8)), torch.zeros(4, dtype=torch.long)).backward()
+        del tiny
+    if mode in ("static", "kernels"):  # weights + grads + Adam state, no forward at all
+        model = build("float", sizes)
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
         for p in model.parameters():
             p.grad = torch.zeros_like(p)
         opt.step()
     else:
-        model = build(mode, LARGE)
+        model = build(mode, sizes)
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
         for i in range(n_steps):
             sl = slice(i * batch, (i + 1) * batch)
             step(model, opt, x[sl], y[sl])
-    print(json.dumps({"mode": mode, "maxrss_kb": peak_rss_kb()}))
+    print(json.dumps({"mode": mode, "maxrss_kb": peak_rss_kb(), "chips_alive": chips_alive()}))
+
+
+def chips_alive() -> int:
+    """DriftedStates still alive (after a garbage collection): 0 after training steps, whose
+    forwards program a fresh chip each; more means chips are kept and memory grows with the steps."""
+    from cimsim.crossbar import DriftedState
+
+    gc.collect()
+    return sum(isinstance(o, DriftedState) for o in gc.get_objects())
 
 
 def peak_rss_kb() -> int:
@@ -282,30 +362,37 @@ def peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def bench_memory(n_steps: int, env_extra: dict | None = None):
-    out = {}
+def bench_memory(n_steps: int, spec: str, env_extra: dict | None = None):
+    """Peak MiB per mode (one process each) and the DriftedStates alive after the steps."""
+    out, alive = {}, {}
     env = dict(os.environ, **(env_extra or {}))
-    for mode in ("static",) + MODES:
-        res = subprocess.run([sys.executable, __file__, "--mem-child", mode, "--steps", str(n_steps)],
+    for mode in ("static", "kernels") + MODES:
+        res = subprocess.run([sys.executable, __file__, "--mem-child", mode, "--steps", str(n_steps),
+                              "--mem-sizes", spec],
                              capture_output=True, text=True, check=True, env=env)
-        out[mode] = json.loads(res.stdout.strip().splitlines()[-1])["maxrss_kb"] / 1024.0
-    return out
+        rec = json.loads(res.stdout.strip().splitlines()[-1])
+        out[mode], alive[mode] = rec["maxrss_kb"] / 1024.0, rec["chips_alive"]
+    return out, alive
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--only", choices=("digits", "setup", "large", "memory", "methods"), help="run one part only")
-    ap.add_argument("--mem-child", choices=("static",) + MODES, help=argparse.SUPPRESS)
+    ap.add_argument("--mem-child", choices=("static", "kernels") + MODES, help=argparse.SUPPRESS)
     ap.add_argument("--steps", type=int, default=3, help=argparse.SUPPRESS)
+    ap.add_argument("--optimizers", nargs="+", choices=tuple(OPTIMIZERS), default=list(OPTIMIZERS),
+                    help="optimizers of the digits and large-MLP tables (default: both)")
+    ap.add_argument("--mem-sizes", nargs="+", default=list(MEM_SIZES),
+                    help="MLPs of the memory part, as in-hidden...-out (default: %(default)s)")
     args = ap.parse_args()
     if args.mem_child:
-        mem_child(args.mem_child, args.steps)
+        mem_child(args.mem_child, args.steps, parse_sizes(args.mem_sizes[0]))
         return
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, profile pcm\n")
+    print(f"{machine_line()}; profile pcm\n")
     if args.only in (None, "memory"):  # first, while this process is small
-        memory_part()
+        for spec in args.mem_sizes:
+            memory_part(spec)
     if args.only in (None, "digits"):
         digits_part(args)
     if args.only in (None, "setup"):
@@ -316,15 +403,21 @@ def main():
         methods_part(args)
 
 
+def opt_label(name: str, lr: float) -> str:
+    return f"plain SGD (lr {lr:g}, no momentum)" if name == "sgd" else f"Adam (lr {lr:g})"
+
+
 def digits_part(args):
-    rows, n = bench_digits(3 if args.quick else 9)
-    print(f"Digits MLP 64-256-256-10, {n} training samples, batch 64, Adam (best / median of repeats;\n"
-          "the modes take turns; 'x float paired' = median over rounds of epoch / float epoch of that round)\n")
-    print("| mode | s / epoch (best) | s / epoch (median) | x float (best) | x float paired |")
-    print("|---|---|---|---|---|")
-    for mode, (best, med, paired) in rows.items():
-        print(f"| {mode} | {best:.4f} | {med:.4f} | {best / rows['float'][0]:.2f} | {paired:.2f} |")
-    print()
+    tables, n = bench_digits(3 if args.quick else 9, args.optimizers)
+    for name, rows in tables.items():
+        print(f"Digits MLP 64-256-256-10, {n} training samples, batch 64, {opt_label(name, OPTIMIZERS[name][0])} "
+              "(best / median of repeats;\nall modes and optimizers take turns; 'x float paired' = median over rounds "
+              "of epoch / float epoch of that round)\n")
+        print("| mode | s / epoch (best) | s / epoch (median) | x float (best) | x float paired |")
+        print("|---|---|---|---|---|")
+        for mode, (best, med, paired) in rows.items():
+            print(f"| {mode} | {best:.4f} | {med:.4f} | {best / rows['float'][0]:.2f} | {paired:.2f} |")
+        print()
 
 
 def setup_part(args):
@@ -342,18 +435,21 @@ def setup_part(args):
 
 def large_part(args):
     nb = 2 if args.quick else 4
-    rows = bench_large(nb)
-    print(f"Large MLP 1024-4096-4096-10, synthetic data, batch 256, {nb} timed batches (best / median)\n")
-    print("| mode | s / batch (best) | s / batch (median) | x float |")
-    print("|---|---|---|---|")
-    for mode, (best, med) in rows.items():
-        print(f"| {mode} | {best:.3f} | {med:.3f} | {best / rows['float'][0]:.2f} |")
+    tables = bench_large(nb, args.optimizers)
+    for name, rows in tables.items():
+        print(f"Large MLP 1024-4096-4096-10, synthetic data, batch 256, {opt_label(name, OPTIMIZERS[name][1])}, "
+              f"{nb} timed batches (best / median)\n")
+        print("| mode | s / batch (best) | s / batch (median) | x float |")
+        print("|---|---|---|---|")
+        for mode, (best, med) in rows.items():
+            print(f"| {mode} | {best:.3f} | {med:.3f} | {best / rows['float'][0]:.2f} |")
+        print()
 
 
-def saved_for_backward_mib(mode: str, batch: int = 256) -> float:
+def saved_for_backward_mib(mode: str, sizes=LARGE, batch: int = 256) -> float:
     """MiB of tensors autograd keeps from the forward to the backward (Parameters not counted)."""
-    model = build(mode, LARGE)
-    x, y = large_data(1, batch)
+    model = build(mode, sizes)
+    x, y = large_data(1, batch, sizes=sizes)
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     seen: dict[int, int] = {}
 
@@ -369,34 +465,40 @@ def saved_for_backward_mib(mode: str, batch: int = 256) -> float:
     return sum(seen.values()) / 2**20
 
 
-def memory_part():
-    mem = bench_memory(3)
+def memory_part(spec: str):
+    sizes = parse_sizes(spec)
+    mem, alive = bench_memory(3, spec)
     # glibc keeps freed blocks below its (dynamic, up to 32 MiB) mmap threshold in the heap, which
     # inflates peak RSS of every mode; the same children with a fixed 1 MiB threshold show the
     # allocator-independent part
-    mem_mmap = bench_memory(3, {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)})
-    saved = {mode: saved_for_backward_mib(mode) for mode in MODES}
-    print("Saved for backward (autograd graph, Parameters excluded), large MLP, batch 256\n")
+    mem_mmap, _ = bench_memory(3, spec, {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)})
+    saved = {mode: saved_for_backward_mib(mode, sizes) for mode in MODES}
+    print(f"Saved for backward (autograd graph, Parameters excluded), MLP {spec}, batch 256\n")
     print("| mode | MiB | x noise_injection |")
     print("|---|---|---|")
     for mode in MODES:
         print(f"| {mode} | {saved[mode]:.1f} | {saved[mode] / saved['noise_injection']:.2f} |")
-    print("\nPeak memory, large MLP, 3 training steps, one process per mode (peak RSS, VmHWM)\n")
-    print("| mode | peak MiB | above static MiB | peak x noise_injection | above-static x noise_injection |")
-    print("|---|---|---|---|---|")
+    print(f"\nPeak memory, MLP {spec}, batch 256, 3 Adam steps, one process per mode (peak RSS, VmHWM)\n")
+    print("| mode | peak MiB | above static MiB | peak x noise_injection | above-static x noise_injection "
+          "| chips alive after |")
+    print("|---|---|---|---|---|---|")
     st, ni = mem["static"], mem["noise_injection"]
     for mode in MODES:
         m = mem[mode]
-        print(f"| {mode} | {m:.0f} | {m - st:.0f} | {m / ni:.2f} | {(m - st) / max(ni - st, 1e-9):.2f} |")
-    print(f"| static (model + grads + Adam state, no forward) | {st:.0f} | 0 | | |\n")
-    print("The same with glibc's mmap threshold fixed at 1 MiB (MALLOC_MMAP_THRESHOLD_=1048576)\n")
+        print(f"| {mode} | {m:.0f} | {m - st:.0f} | {m / ni:.2f} | {(m - st) / max(ni - st, 1e-9):.2f} "
+              f"| {alive[mode]} |")
+    print(f"| static (model + grads + Adam state, no forward) | {st:.0f} | 0 | | | |")
+    print(f"| static + Numba's runtime and the kernels (one hardware step of an 8-8-2 MLP first) | "
+          f"{mem['kernels']:.0f} | {mem['kernels'] - st:.0f} | | | |\n")
+    print(f"The same (MLP {spec}) with glibc's mmap threshold fixed at 1 MiB (MALLOC_MMAP_THRESHOLD_=1048576)\n")
     print("| mode | peak MiB | above static MiB | above-static x noise_injection |")
     print("|---|---|---|---|")
     st, ni = mem_mmap["static"], mem_mmap["noise_injection"]
     for mode in MODES:
         m = mem_mmap[mode]
         print(f"| {mode} | {m:.0f} | {m - st:.0f} | {(m - st) / max(ni - st, 1e-9):.2f} |")
-    print(f"| static | {st:.0f} | 0 | |\n")
+    print(f"| static | {st:.0f} | 0 | |")
+    print(f"| static + kernels | {mem_mmap['kernels']:.0f} | {mem_mmap['kernels'] - st:.0f} | |\n")
 
 
 if __name__ == "__main__":

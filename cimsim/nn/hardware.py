@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,16 @@ def adc_input_lsb(state: DriftedState, x: np.ndarray, x_q: np.ndarray | None) ->
     ``u = (1 + gain) L / bound * (x_q / row_bound)[:, I_k] @ W_k^T + offset``, ``W_k`` the drifted
     normalised block of tile ``k``, ``row_bound`` the DAC's fixed bound or ``max_j |x_bj|``
     (dynamic range). The ADC's nonlinearity and the I-V's higher terms are left out (linear model)."""
+    g = state.state.grid
+    u = np.empty((x.shape[0], g.n_in_tiles, g.n_out))
+    for k, uk in adc_input_tiles(state, x, x_q):
+        u[:, k, :] = uk
+    return u
+
+
+def adc_input_tiles(state: DriftedState, x: np.ndarray, x_q: np.ndarray | None) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`adc_input_lsb` one input tile at a time: yields ``(k, u[:, k, :])`` (float64
+    ``[B, out]``), so that a caller that reduces each tile at once never holds ``[B, T, out]``."""
     ps = state.state
     bits = ps.profile.adc.bits
     if bits is None:
@@ -99,15 +110,13 @@ def adc_input_lsb(state: DriftedState, x: np.ndarray, x_q: np.ndarray | None) ->
         rb = np.full(xs.shape[0], fixed)
     xn = xs / rb[:, None]
     g = ps.grid
-    u = np.empty((xs.shape[0], g.n_in_tiles, g.n_out))
     xt = torch.from_numpy(xn)
     for k in range(g.n_in_tiles):
         k0, k1 = g.in_slice(k)
         # torch's GEMM, not numpy's: OpenBLAS's own threads would compete with torch's for the
         # cores, and its float32 rounding follows its thread count
         wk = torch.from_numpy(state.block(state.w, k).astype(np.float64))
-        u[:, k, :] = (xt[:, k0:k1] @ wk.T).numpy() * coef[k] + off[k]
-    return u
+        yield k, (xt[:, k0:k1] @ wk.T).numpy() * coef[k] + off[k]
 
 
 def hardware_mvm(
@@ -191,9 +200,14 @@ def _hardware_mvm(x, weight, profile, seed, state, rng, t_s, masks, backward_wei
     slope = None
     if expected:
         sigma = float(profile.adc.noise_lsb) if adc_sigma_lsb is None else float(adc_sigma_lsb)
-        u = adc_input_lsb(state, xn, None if x_q is None else m.x_q)
         levels = (1 << (int(profile.adc.bits or 1) - 1)) - 1  # the config checked adc.bits is set
-        slope = expected_adc_slope(torch.from_numpy(u).to(x.dtype), levels, sigma).to(x.device)
+        # tile by tile: the slope's temporaries (2 * ceil(6 sigma) + 3 thresholds per element)
+        # and u in float64 then never exist for all T tiles at once; each element's value is the same
+        g = state.state.grid
+        slope = torch.empty((xn.shape[0], g.n_in_tiles, g.n_out), dtype=x.dtype)
+        for k, uk in adc_input_tiles(state, xn, None if x_q is None else m.x_q):
+            slope[:, k, :] = expected_adc_slope(torch.from_numpy(uk).to(x.dtype), levels, sigma)
+        slope = slope.to(x.device)
     return HardwareResult(
         _to_torch(y, x).to(x.dtype),
         x_q,
