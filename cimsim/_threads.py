@@ -1,5 +1,5 @@
-"""One small thread pool for work split into fixed pieces (raw random words, row chunks), the
-thread count cimsim uses, and the process's heap.
+"""One small thread pool for work split into fixed pieces (row chunks), the thread count cimsim
+uses, and the process's heap.
 
 The pieces are fixed by the data's shape, never by the number of threads, and every piece
 writes its own slice of the output; so results are identical with one thread or many.  Numba

@@ -9,6 +9,12 @@ drifted blocks at two read times, ``tile_mvm`` outputs and masks on the drifted 
 MLP (weights and gradients after an Adam step).  Run it before and after a change that must not
 change bits, on one machine (other CPU generations round BLAS differently), and compare.
 Only public names are used, so the same script runs on both sides of a renovation.
+
+Reference hashes since the Philox normals (issue 17, the one change allowed to move bits),
+on an AVX2 EPYC (other CPUs round BLAS differently: compare on one machine):
+chips 61186a38832e5f8d0f07f68cfaf72d2205b59e898d38098d33ccfae3e39b6582,
+training 811aa2c3ae3a950506df261a40d80a249e01d907914466821f367c8363e8623d
+(before it: chips a25619f1...5962, training 6f14036d...fc47).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@
 stage              jitted (Numba)          twin (numpy)
 =================  ======================  =================================================
 random normals     :mod:`.ziggurat`        :mod:`.ziggurat_ref`
+Philox4x32-10      :mod:`.philox`          :mod:`.philox_ref`
 programming        :mod:`.programming`     :mod:`.programming_ref`
 drift              :mod:`.drift`           :mod:`.drift_ref`
 converters         :mod:`.converters`      :mod:`.converters_ref`
@@ -12,7 +13,7 @@ converters         :mod:`.converters`      :mod:`.converters_ref`
 An :class:`Engine` holds one full set (``NUMBA`` or ``REFERENCE``); the crossbar layer takes
 one with :func:`engine` and never asks which it got.  Kernels with a parallel build carry their
 single-threaded copy in a :class:`Parallel` (pick one with ``.sized(n)``).  :mod:`.sampling` is
-the wrapper that draws the random words from the caller's Generator for the ziggurat.
+the wrapper that keys the ziggurat's Philox stream with two words of the caller's Generator.
 """
 
 from __future__ import annotations
@@ -57,8 +58,7 @@ class Engine:
 
     name: str
     torch_gemm: bool
-    zig_fast: Parallel
-    zig_slow: Callable
+    zig_normals: Parallel
     map_targets: Callable
     program_targets: Callable
     program_devices: Callable
@@ -72,8 +72,8 @@ class Engine:
 def _engine(name: str, torch_gemm: bool, zig, prog, dr, conv) -> Engine:
     par = {n: Parallel(follow_threads(getattr(m, n)) if hasattr(getattr(m, n), "py_func") else getattr(m, n),
                        getattr(m, n + "_serial"))
-           for m, n in ((zig, "zig_fast"), (conv, "dac_convert"), (conv, "adc_tiles"), (conv, "row_absmax_bits"))}
-    return Engine(name=name, torch_gemm=torch_gemm, zig_slow=zig.zig_slow, map_targets=prog.map_targets,
+           for m, n in ((zig, "zig_normals"), (conv, "dac_convert"), (conv, "adc_tiles"), (conv, "row_absmax_bits"))}
+    return Engine(name=name, torch_gemm=torch_gemm, map_targets=prog.map_targets,
                   program_targets=prog.program_targets, program_devices=prog.program_devices,
                   drift_to_blocks=dr.drift_to_blocks, bit_line_transfer=dr.bit_line_transfer, **par)
 

@@ -1,166 +1,256 @@
-"""Ziggurat normals over the caller's raw random words (the fast path in parallel, the rest in order).
+"""Ziggurat normals over Philox4x32-10: normal i is a pure function of (key, stream, i).
 
 Jitted kernels; their plain-numpy twins, same names and signatures, are in
 :mod:`cimsim.kernels.ziggurat_ref`.
+
+The ziggurat of Marsaglia & Tsang (2000) with 256 layers (the algorithm of numpy's own
+``standard_normal``).  Key (k0, k1) and stream (c2, c3) come from two 64-bit words
+(:func:`~cimsim.kernels.philox.philox_key`).  Units, the ziggurat's random integers:
+
+* float32: unit i = lane l of Philox((j_lo, j_hi, c2, c3)), l = floor(i / 64) mod 4,
+  j = 64 floor(i / 256) + i mod 64 (groups of 64 counters give 256 units, lane by lane, so
+  the generator's loop stores contiguously and vectorises): 8 bits layer, 1 bit sign, 23 bits
+  mantissa (numpy's float32 ziggurat);
+* float64: unit i = lanes 2l + (2l + 1) << 32 of that counter, l = floor(i / 64) mod 2,
+  j = 64 floor(i / 128) + i mod 64: 8 bits layer, 1 bit sign, 52 bits mantissa.
+
+About 98.5 % of units pass the fast test.  A failed unit i finishes the exact wedge/tail tests
+with further words of its own: attempt a = 0, 1, ... takes two 64-bit words (A, B) = (lanes
+0 + 1 << 32, lanes 2 + 3 << 32) of Philox((i_lo, i_hi | 2^31, c2 ^ a, c3)), a counter space
+apart from the units' (their c1 = j_hi < 2^31, as j <= i / 2).  So every output depends on its
+index alone: the bulk kernel and the per-index helpers (:func:`normal32_at`,
+:func:`normal64_at`) give the same bits, whatever the block size, thread count or draw length.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
 from ._jit import serial_copy
+from .philox import philox4x32, philox_key
 
-__all__ = ['zig_fast', 'zig_slow', 'zig_fast_serial']
+__all__ = ["ZIGGURAT_R", "ZIG", "zig_normals", "zig_normals_serial", "normal32_at", "normal64_at", "BLOCK"]
+
+#: Right edge of the base layer of the 256-layer ziggurat (as numpy's ``ziggurat_nor_r``).
+ZIGGURAT_R = 3.6541528853610088
+_LAYERS = 256
+#: outputs per parallel block (a multiple of 256, whole counter groups; the bits never depend on it)
+BLOCK = 8192
+_G = 64  # counters per group
 
 
+class _Tables(NamedTuple):
+    ki: np.ndarray  # uint64: mantissa bound of the fast path per layer
+    wi: np.ndarray  # float64: layer width / 2^bits
+    fi: np.ndarray  # float64: density exp(-x_i^2/2) at the layer edge (fi[0] = 1)
+    ks: np.ndarray  # [512]: ki twice (fast-path table indexed by layer + 256 sign), in the units' dtype
+    ws: np.ndarray  # float64 [512]: wi, then -wi (the sign folded in)
+
+
+def _tables(bits: int) -> _Tables:
+    """Ziggurat tables for ``bits``-bit mantissas (Marsaglia & Tsang 2000, section 3).
+
+    Layers of equal area v = r f(r) + int_r^inf f, f(x) = exp(-x^2/2): x_255 = r,
+    x_{i-1} = sqrt(-2 ln(v / x_i + f(x_i))); the base layer 0 has virtual width q = v / f(r)
+    (its part beyond r stands for the tail).  ki[i] = floor(x_{i-1}/x_i 2^bits) (ki[0] from r/q,
+    ki[1] = 0), wi[i] = x_i / 2^bits, fi[i] = f(x_i), fi[0] = 1.
+    """
+    r = ZIGGURAT_R
+    f = lambda x: math.exp(-0.5 * x * x)  # noqa: E731
+    v = r * f(r) + math.sqrt(math.pi / 2) * math.erfc(r / math.sqrt(2))
+    x = [0.0] * _LAYERS
+    x[_LAYERS - 1] = r
+    for i in range(_LAYERS - 1, 1, -1):
+        x[i - 1] = math.sqrt(-2.0 * math.log(v / x[i] + f(x[i])))
+    assert abs(v / x[1] + f(x[1]) - 1.0) < 1e-9, "ziggurat layers do not close at the top"
+    q = v / f(r)
+    m = float(2**bits)
+    ki = np.zeros(_LAYERS, np.uint64)
+    wi = np.zeros(_LAYERS)
+    fi = np.zeros(_LAYERS)
+    ki[0] = int(r / q * m)
+    wi[0] = q / m
+    fi[0] = 1.0
+    for i in range(1, _LAYERS):
+        ki[i] = 0 if i == 1 else int(x[i - 1] / x[i] * m)
+        wi[i] = x[i] / m
+        fi[i] = f(x[i])
+    # the fast path compares the table with units of the same width (uint32 for 23 bits)
+    ks = np.concatenate([ki, ki]).astype(np.uint32 if bits <= 23 else np.uint64)
+    return _Tables(ki, wi, fi, ks, np.concatenate([wi, -wi]))
+
+
+#: tables for float32 (True: 23-bit mantissas) and float64 (False: 52 bits)
+ZIG = {True: _tables(23), False: _tables(52)}
+# module globals: Numba freezes them into the compiled code as constants
+_KS32, _WS32, _KI32, _WI32 = ZIG[True].ks, ZIG[True].ws, ZIG[True].ki, ZIG[True].wi
+_KS64, _WS64, _KI64, _WI64 = ZIG[False].ks, ZIG[False].ws, ZIG[False].ki, ZIG[False].wi
+_FI = ZIG[True].fi
+
+_LO = np.uint64(0xFFFFFFFF)
+_32 = np.uint64(32)
 _MASK23 = np.uint64(0x7FFFFF)
-
-
 _MASK52 = np.uint64(0xFFFFFFFFFFFFF)
-
-
+_SLOW = np.uint64(1 << 31)  # c1 bit of the slow path's counter space
 _TWO_M53 = 1.1102230246251565e-16  # 2**-53
 
 
 @njit(cache=True, inline="always")
-def _zig_split(r, half):
-    """(layer, sign, |mantissa|) of a unit: 8 bits layer, 1 bit sign, 23 (half) or 52 bits."""
-    idx = np.int64(r & np.uint64(0xFF))
+def _slow_words(k0, k1, c2, c3, i, a):
+    """(A, B): the two 64-bit words of attempt ``a`` of the slow path of normal ``i``."""
+    l0, l1, l2, l3 = philox4x32(i & _LO, (i >> _32) | _SLOW, c2 ^ a, c3, k0, k1)
+    return l0 | (l1 << _32), l2 | (l3 << _32)
+
+
+@njit(cache=True, nogil=True)
+def _finish(k0, k1, c2, c3, i, unit, half):
+    """Normal i whose unit failed the fast test: the wedge / tail tests (Marsaglia & Tsang 2000).
+
+    Unit (layer idx, sign s, mantissa m); attempt a = 0, 1, ... draws (A, B) =
+    :func:`_slow_words`; u = (A >> 11) 2^-53, u2 likewise from B.  Layer 0
+    (tail): xx = -ln(1 - u)/r, yy = -ln(1 - u2); accept z = r + xx if 2 yy > xx^2, else the next
+    attempt.  Layer idx > 0 (wedge): accept x = m wi[idx] if fi[idx] + u (fi[idx-1] - fi[idx]) <
+    exp(-x^2/2), else B (its low 32 bits for float32) is a new unit: accepted if it passes the
+    fast test, else its wedge / tail tests take the next attempt.  Returns the signed float64.
+    """
+    idx = np.int64(unit & np.uint64(0xFF))
+    s = (unit >> np.uint64(8)) & np.uint64(1)
+    m = (unit >> np.uint64(9)) & (_MASK23 if half else _MASK52)
+    a = np.uint64(0)
+    while True:
+        wa, wb = _slow_words(k0, k1, c2, c3, i, a)
+        a += np.uint64(1)
+        if idx == 0:
+            u1 = np.float64(wa >> np.uint64(11)) * _TWO_M53
+            u2 = np.float64(wb >> np.uint64(11)) * _TWO_M53
+            xx = -math.log1p(-u1) / ZIGGURAT_R
+            yy = -math.log1p(-u2)
+            if yy + yy > xx * xx:
+                z = ZIGGURAT_R + xx
+                return -z if s else z
+        else:
+            u = np.float64(wa >> np.uint64(11)) * _TWO_M53
+            x = np.float64(m) * (_WI32[idx] if half else _WI64[idx])
+            if _FI[idx] + u * (_FI[idx - 1] - _FI[idx]) < math.exp(-0.5 * x * x):
+                return -x if s else x
+            r = wb & _LO if half else wb
+            idx = np.int64(r & np.uint64(0xFF))
+            s = (r >> np.uint64(8)) & np.uint64(1)
+            m = (r >> np.uint64(9)) & (_MASK23 if half else _MASK52)
+            if m < (_KI32[idx] if half else _KI64[idx]):
+                x = np.float64(m) * (_WI32[idx] if half else _WI64[idx])
+                return -x if s else x
+
+
+@njit(cache=True, inline="always")
+def _counter(i, half):
+    """(j, l): the Philox counter (low 64 bits) and lane (float32) or lane pair (float64) of unit i."""
     if half:
-        return idx, np.int64((r >> np.uint64(8)) & np.uint64(1)), (r >> np.uint64(9)) & _MASK23
-    return idx, np.int64((r >> np.uint64(8)) & np.uint64(1)), (r >> np.uint64(9)) & _MASK52
+        return ((i >> np.uint64(8)) << np.uint64(6)) | (i & np.uint64(63)), (i >> np.uint64(6)) & np.uint64(3)
+    return ((i >> np.uint64(7)) << np.uint64(6)) | (i & np.uint64(63)), (i >> np.uint64(6)) & np.uint64(1)
+
+
+@njit(cache=True, inline="always")
+def normal32_at(k0, k1, c2, c3, i):
+    """float32 standard normal number ``i`` of the stream (k0, k1, c2, c3) (the same bits as
+    element i of :func:`zig_normals`); for kernels that draw their normals inline."""
+    i = np.uint64(i)
+    j, lane = _counter(i, True)
+    l0, l1, l2, l3 = philox4x32(j & _LO, j >> _32, c2, c3, k0, k1)
+    r = l0 if lane == 0 else (l1 if lane == 1 else (l2 if lane == 2 else l3))
+    jj = r & np.uint64(0x1FF)
+    m = r >> np.uint64(9)
+    if m < _KS32[jj]:
+        return np.float32(np.float64(m) * _WS32[jj])
+    return np.float32(_finish(k0, k1, c2, c3, i, r, True))
+
+
+@njit(cache=True, inline="always")
+def normal64_at(k0, k1, c2, c3, i):
+    """float64 twin of :func:`normal32_at`."""
+    i = np.uint64(i)
+    j, pair = _counter(i, False)
+    l0, l1, l2, l3 = philox4x32(j & _LO, j >> _32, c2, c3, k0, k1)
+    r = (l0 | (l1 << _32)) if pair == 0 else (l2 | (l3 << _32))
+    jj = r & np.uint64(0x1FF)
+    m = (r >> np.uint64(9)) & _MASK52
+    if m < _KS64[jj]:
+        return np.float64(m) * _WS64[jj]
+    return _finish(k0, k1, c2, c3, i, r, False)
 
 
 @njit(cache=True, nogil=True)
-def _zig_units(units, jmask, shift, mmask, ks, ws, out, fail_idx, fail_unit, b, k0):
-    """Fast path over one block: ``units`` (uint32 halves or uint64 words; the masks, shift and
-    ks in the units' dtype) and ``out`` are the block's slices, ``k0`` its first output index;
-    returns the block's failure count."""
-    # pass 1, branch-free (it vectorises): the sign is folded into the 512-entry tables (index =
-    # the unit's low 9 bits) and a failure (~1.5 %) is marked NaN.  Whole slices, not a k0..k1
-    # range of the full arrays, and ks in the units' dtype: both keep the loop vectorised
-    for k in range(units.shape[0]):
+def _block32(k0, k1, c2, c3, out, i0):
+    """float32 normals i0 .. i0 + out.size - 1 (i0 a multiple of 256) into ``out``."""
+    n = out.shape[0]
+    units = np.empty(-(-n // (4 * _G)) * 4 * _G, np.uint32)
+    for q in range(units.shape[0] // (4 * _G)):  # whole groups: _G counters, their lanes apart
+        b = q * 4 * _G
+        j0 = np.uint64((i0 + b) >> 2)
+        for g in range(_G):
+            j = j0 + np.uint64(g)
+            l0, l1, l2, l3 = philox4x32(j & _LO, j >> _32, c2, c3, k0, k1)
+            units[b + g] = l0
+            units[b + _G + g] = l1
+            units[b + 2 * _G + g] = l2
+            units[b + 3 * _G + g] = l3
+    # the fast test, branch-free (it vectorises where gathers pay); failures marked NaN
+    for k in range(n):
         r = units[k]
-        j = r & jmask
-        m = (r >> shift) & mmask
-        x = np.float64(m) * ws[j]
-        out[k] = x if m < ks[j] else np.nan
-    # pass 2: list the failures in order (kept apart from pass 1, whose loop would not vectorise
-    # with the branch and the append in it; same bits)
-    cap = fail_idx.shape[1]
-    c = 0
-    for k in range(units.shape[0]):
+        jj = r & np.uint32(0x1FF)
+        m = r >> np.uint32(9)
+        x = np.float64(m) * _WS32[jj]
+        out[k] = x if m < _KS32[jj] else np.nan
+    for k in range(n):
         if out[k] != out[k]:
-            if c < cap:
-                fail_idx[b, c] = k0 + k
-                fail_unit[b, c] = units[k]
-            c += 1
-    return c
+            out[k] = _finish(k0, k1, c2, c3, np.uint64(i0 + k), np.uint64(units[k]), True)
 
 
 @njit(cache=True, nogil=True)
-def _zig_block(words, half, ks, ws, out, fail_idx, fail_unit, fail_cnt, b, bs):
-    """Fast path of one block of outputs (see :func:`zig_fast`)."""
-    k0 = b * bs
-    k1 = min(out.shape[0], (b + 1) * bs)
-    if half:  # unit k = the k-th 32-bit half, low half first (a little-endian view)
-        fail_cnt[b] = _zig_units(words.view(np.uint32)[k0:k1], np.uint32(0x1FF), np.uint32(9), np.uint32(0x7FFFFF),
-                                 ks, ws, out[k0:k1], fail_idx, fail_unit, b, k0)
-    else:
-        fail_cnt[b] = _zig_units(words[k0:k1], np.uint64(0x1FF), np.uint64(9), _MASK52, ks, ws, out[k0:k1],
-                                 fail_idx, fail_unit, b, k0)
+def _block64(k0, k1, c2, c3, out, i0):
+    """float64 normals i0 .. i0 + out.size - 1 (i0 a multiple of 128) into ``out``."""
+    n = out.shape[0]
+    units = np.empty(-(-n // (2 * _G)) * 2 * _G, np.uint64)
+    for q in range(units.shape[0] // (2 * _G)):
+        b = q * 2 * _G
+        j0 = np.uint64((i0 + b) >> 1)
+        for g in range(_G):
+            j = j0 + np.uint64(g)
+            l0, l1, l2, l3 = philox4x32(j & _LO, j >> _32, c2, c3, k0, k1)
+            units[b + g] = l0 | (l1 << _32)
+            units[b + _G + g] = l2 | (l3 << _32)
+    for k in range(n):
+        r = units[k]
+        jj = r & np.uint64(0x1FF)
+        m = (r >> np.uint64(9)) & _MASK52
+        x = np.float64(m) * _WS64[jj]
+        out[k] = x if m < _KS64[jj] else np.nan
+    for k in range(n):
+        if out[k] != out[k]:
+            out[k] = _finish(k0, k1, c2, c3, np.uint64(i0 + k), units[k], False)
 
 
 @njit(cache=True, parallel=True)
-def zig_fast(words, half, ks, ws, out, fail_idx, fail_unit, fail_cnt):
-    """Ziggurat fast path (Marsaglia & Tsang 2000, 256 layers, as numpy's ``standard_normal``).
-
-    Unit k of the caller's random bits (the k-th 32-bit half, low half first, when ``half``, else
-    the k-th word) -> layer i (bits 0-7), sign s (bit 8), mantissa m (the bits above, 23 or 52);
-    ks / ws are the signed tables of 512 entries, j = i + 256 s: ks[j] = ki[i], ws[j] =
-    (-1)^s wi[i].  x = m ws[j]; if m < ks[j] (x inside the part of layer i that lies under the
-    density, ~98.5 %) out[k] = x.  Otherwise out[k] = NaN and k is listed for :func:`zig_slow`
-    (the wedge / tail test that needs more bits): block b = outputs [b B, (b+1) B), B =
-    out.size / n_blocks rounded up, writes its failures in order to fail_idx[b, :] and
-    their count to fail_cnt[b] (a count above the row length means the list overflowed; the
-    caller then scans the block).
-    """
-    nb = fail_cnt.shape[0]
-    bs = (out.shape[0] + nb - 1) // nb
+def zig_normals(words, half, out):
+    """Standard normals out[i] = normal i of the stream keyed by ``words`` (two uint64s, see
+    :func:`~cimsim.kernels.philox.philox_key`): float32 units when ``half``, float64 otherwise
+    (the module docstring has the map).  Blocks of :data:`BLOCK` outputs run in parallel; each
+    output depends on its index alone."""
+    k0, k1, c2, c3 = philox_key(words[0], words[1])
+    n = out.shape[0]
+    nb = (n + BLOCK - 1) // BLOCK
     for b in prange(nb):
-        _zig_block(words, half, ks, ws, out, fail_idx, fail_unit, fail_cnt, b, bs)
-
-
-@njit(cache=True, nogil=True)
-def zig_slow(units, half, ki, wi, fi, r_tail, out, fails, extra, state):
-    """Finish the units :func:`zig_fast` could not, exactly as the ziggurat does, in list order.
-
-    For unit k = fails[j] (its bits units[j]: layer i, mantissa m): layer 0 -> tail: repeat
-    xx = -ln(1 - u1)/r, yy = -ln(1 - u2) until 2 yy > xx^2, z = r + xx; layer i > 0 -> wedge:
-    accept x = m wi[i] if fi[i] + u (fi[i-1] - fi[i]) < exp(-x^2/2), else restart with a new
-    unit (fast test, then wedge/tail again).  Uniforms u = (word >> 11) 2^-53 and new units come
-    from ``extra`` in order.  Resumable: ``state`` = [j, phase, layer, sign, mantissa] (phase 0
-    start unit j, 1 wedge, 2 tail, 3 restart); returns the number of ``extra`` words used and
-    stops early, state saved, when ``extra`` runs out (the caller draws more and calls again).
-    """
-    j = state[0]
-    phase = state[1]
-    idx = state[2]
-    s = state[3]
-    m = np.uint64(state[4])
-    pos = 0
-    ne = extra.shape[0]
-    nf = fails.shape[0]
-    while j < nf:
-        if phase == 0:
-            idx, s, m = _zig_split(units[j], half)
-            phase = 2 if idx == 0 else 1
-            continue
-        need = 2 if phase == 2 else 1
-        if pos + need > ne:
-            break
-        if phase == 3:
-            w = extra[pos]
-            pos += 1
-            idx, s, m = _zig_split(w & np.uint64(0xFFFFFFFF) if half else w, half)
-            if m < ki[idx]:
-                x = np.float64(m) * wi[idx]
-                out[fails[j]] = -x if s else x
-                j += 1
-                phase = 0
-            else:
-                phase = 2 if idx == 0 else 1
-        elif phase == 1:
-            u = np.float64(extra[pos] >> np.uint64(11)) * _TWO_M53
-            pos += 1
-            x = np.float64(m) * wi[idx]
-            if fi[idx] + u * (fi[idx - 1] - fi[idx]) < math.exp(-0.5 * x * x):
-                out[fails[j]] = -x if s else x
-                j += 1
-                phase = 0
-            else:
-                phase = 3
+        i0 = b * BLOCK
+        i1 = min(n, i0 + BLOCK)
+        if half:
+            _block32(k0, k1, c2, c3, out[i0:i1], i0)
         else:
-            u1 = np.float64(extra[pos] >> np.uint64(11)) * _TWO_M53
-            u2 = np.float64(extra[pos + 1] >> np.uint64(11)) * _TWO_M53
-            pos += 2
-            xx = -math.log1p(-u1) / r_tail
-            yy = -math.log1p(-u2)
-            if yy + yy > xx * xx:
-                z = r_tail + xx
-                out[fails[j]] = -z if s else z
-                j += 1
-                phase = 0
-    state[0] = j
-    state[1] = phase
-    state[2] = idx
-    state[3] = s
-    state[4] = np.int64(m)
-    return pos
+            _block64(k0, k1, c2, c3, out[i0:i1], i0)
 
 
-# single-threaded copies (see :func:`cimsim.kernels._jit.serial_copy`)
-zig_fast_serial = serial_copy(zig_fast)
+# single-threaded copy (see :func:`cimsim.kernels._jit.serial_copy`)
+zig_normals_serial = serial_copy(zig_normals)

@@ -1,4 +1,9 @@
-"""Plain-numpy twins of :mod:`cimsim.kernels.ziggurat`: same names, same signatures, same outputs."""
+"""Plain-numpy twins of :mod:`cimsim.kernels.ziggurat`: same names, same signatures, same outputs.
+
+Philox runs on uint64 arrays (:mod:`cimsim.kernels.philox_ref`); the slow path advances all
+pending failures one attempt at a time, its ``exp``/``log1p`` through :mod:`math` (the libm the
+jitted kernel calls, so the accept/reject decisions and tail values match bit for bit).
+"""
 
 from __future__ import annotations
 
@@ -6,92 +11,88 @@ import math
 
 import numpy as np
 
-__all__ = ['zig_fast', 'zig_slow', 'zig_fast_serial']
+from .philox_ref import philox4x32, philox_key
+from .ziggurat import BLOCK, ZIG, ZIGGURAT_R
+
+__all__ = ["zig_normals", "zig_normals_serial", "normal32_at", "normal64_at", "BLOCK"]
+
+_LO = np.uint64(0xFFFFFFFF)
+_32 = np.uint64(32)
+_SLOW = np.uint64(1 << 31)
 
 
-def _units(words, n, half):
+def _mask(half):
+    return np.uint64(0x7FFFFF) if half else np.uint64(0xFFFFFFFFFFFFF)
+
+
+def _units(k0, k1, c2, c3, i, half):
+    i = np.asarray(i, dtype=np.uint64)
+    q = i >> np.uint64(8 if half else 7)  # the group of 64 counters
+    j = (q << np.uint64(6)) | (i & np.uint64(63))
+    lane = ((i >> np.uint64(6)) & np.uint64(3 if half else 1)).astype(np.int64)
+    lanes = np.stack(philox4x32(j & _LO, j >> _32, c2, c3, k0, k1))
     if half:
-        u = np.empty(2 * words.shape[0], np.uint64)
-        u[0::2] = words & np.uint64(0xFFFFFFFF)
-        u[1::2] = words >> np.uint64(32)
-        return u[:n]
-    return words[:n]
+        return np.take_along_axis(lanes, lane[None], 0)[0]
+    return np.where(lane == 1, lanes[2] | (lanes[3] << _32), lanes[0] | (lanes[1] << _32))
 
 
 def _split(r, half):
-    r = np.asarray(r, dtype=np.uint64)
-    idx = (r & np.uint64(0xFF)).astype(np.int64)
-    s = ((r >> np.uint64(8)) & np.uint64(1)).astype(bool)
-    m = (r >> np.uint64(9)) & (np.uint64(0x7FFFFF) if half else np.uint64(0xFFFFFFFFFFFFF))
-    return idx, s, m
+    return (r & np.uint64(0xFF)).astype(np.int64), ((r >> np.uint64(8)) & np.uint64(1)).astype(bool), \
+        (r >> np.uint64(9)) & _mask(half)
 
 
-def zig_fast(words, half, ks, ws, out, fail_idx, fail_unit, fail_cnt):
-    n = out.shape[0]
-    nb = fail_cnt.shape[0]
-    cap = fail_idx.shape[1]
-    bs = -(-n // nb) if nb else 0
-    units = _units(words, n, half)
-    j = (units & np.uint64(0x1FF)).astype(np.int64)
-    m = (units >> np.uint64(9)) & (np.uint64(0x7FFFFF) if half else np.uint64(0xFFFFFFFFFFFFF))
-    ok = m < ks[j]
-    out[:] = np.where(ok, m.astype(np.float64) * ws[j], np.nan)
-    for b in range(nb):
-        f = np.flatnonzero(~ok[b * bs : (b + 1) * bs]) + b * bs
-        fail_cnt[b] = f.size
-        fail_idx[b, : min(cap, f.size)] = f[:cap]
-        fail_unit[b, : min(cap, f.size)] = units[f[:cap]]
+def _normals(k0, k1, c2, c3, i, half):
+    t = ZIG[half]
+    r = _units(k0, k1, c2, c3, i, half)
+    jj = (r & np.uint64(0x1FF)).astype(np.int64)
+    m = (r >> np.uint64(9)) & _mask(half)
+    ok = m < t.ks[jj].astype(np.uint64)
+    z = np.where(ok, m.astype(np.float64) * t.ws[jj], np.nan)
+    pend = np.flatnonzero(~ok)
+    idx, s, m = _split(r[pend], half)
+    ii = np.asarray(i, dtype=np.uint64)[pend]
+    a = np.uint64(0)
+    while pend.size:
+        l0, l1, l2, l3 = philox4x32(ii & _LO, (ii >> _32) | _SLOW, c2 ^ a, c3, k0, k1)
+        a += np.uint64(1)
+        wa = l0 | (l1 << _32)
+        wb = l2 | (l3 << _32)
+        val = np.full(pend.size, np.nan)
+        tail = idx == 0
+        u1 = (wa >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        u2 = (wb >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        xx = np.array([-math.log1p(-u) for u in u1[tail]]) / ZIGGURAT_R
+        yy = np.array([-math.log1p(-u) for u in u2[tail]])
+        acc = yy + yy > xx * xx
+        val[np.flatnonzero(tail)[acc]] = ZIGGURAT_R + xx[acc]
+        w = np.flatnonzero(~tail)
+        x = m[w].astype(np.float64) * t.wi[idx[w]]
+        f = t.fi[idx[w]] + u1[w] * (t.fi[idx[w] - 1] - t.fi[idx[w]])
+        acc = f < np.array([math.exp(-0.5 * v * v) for v in x])
+        val[w[acc]] = x[acc]
+        rej = w[~acc]  # wedge rejected: B is a new unit
+        nr = wb[rej] & _LO if half else wb[rej]
+        idx[rej], s[rej], m[rej] = _split(nr, half)
+        fast = m[rej] < t.ki[idx[rej]]
+        val[rej[fast]] = m[rej[fast]].astype(np.float64) * t.wi[idx[rej[fast]]]
+        done = ~np.isnan(val)
+        z[pend[done]] = np.where(s[done], -val[done], val[done])
+        keep = ~done
+        pend, ii, idx, s, m = pend[keep], ii[keep], idx[keep], s[keep], m[keep]
+    return z
 
 
-def zig_slow(units, half, ki, wi, fi, r_tail, out, fails, extra, state):
-    j, phase, idx, s, m = (int(v) for v in state)
-    pos = 0
-    ne, nf = extra.shape[0], fails.shape[0]
-
-    def split(r):
-        return r & 0xFF, (r >> 8) & 1, (r >> 9) & (0x7FFFFF if half else 0xFFFFFFFFFFFFF)
-
-    def uni(w):
-        return float(int(w) >> 11) * 2.0**-53
-
-    while j < nf:
-        if phase == 0:
-            idx, s, m = split(int(units[j]))
-            phase = 2 if idx == 0 else 1
-            continue
-        need = 2 if phase == 2 else 1
-        if pos + need > ne:
-            break
-        if phase == 3:
-            w = int(extra[pos])
-            pos += 1
-            idx, s, m = split(w & 0xFFFFFFFF if half else w)
-            if m < int(ki[idx]):
-                x = float(m) * wi[idx]
-                out[fails[j]] = -x if s else x
-                j, phase = j + 1, 0
-            else:
-                phase = 2 if idx == 0 else 1
-        elif phase == 1:
-            u = uni(extra[pos])
-            pos += 1
-            x = float(m) * wi[idx]
-            if fi[idx] + u * (fi[idx - 1] - fi[idx]) < math.exp(-0.5 * x * x):
-                out[fails[j]] = -x if s else x
-                j, phase = j + 1, 0
-            else:
-                phase = 3
-        else:
-            u1, u2 = uni(extra[pos]), uni(extra[pos + 1])
-            pos += 2
-            xx = -math.log1p(-u1) / r_tail
-            yy = -math.log1p(-u2)
-            if yy + yy > xx * xx:
-                z = r_tail + xx
-                out[fails[j]] = -z if s else z
-                j, phase = j + 1, 0
-    state[:] = [j, phase, idx, s, m]
-    return pos
+def normal32_at(k0, k1, c2, c3, i):
+    return _normals(k0, k1, c2, c3, i, True).astype(np.float32)
 
 
-zig_fast_serial = zig_fast
+def normal64_at(k0, k1, c2, c3, i):
+    return _normals(k0, k1, c2, c3, i, False)
+
+
+def zig_normals(words, half, out):
+    k0, k1, c2, c3 = philox_key(words[0], words[1])
+    out[:] = _normals(k0, k1, c2, c3, np.arange(out.shape[0], dtype=np.uint64), half)
+
+
+zig_normals_serial = zig_normals

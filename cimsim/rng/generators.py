@@ -1,7 +1,10 @@
 """Generators: a seed or Generator in, a Generator out.
 
 Every random draw in cimsim comes from a ``numpy.random.Generator`` (or a ``torch.Generator``)
-handed in by the caller; nothing uses global random state and no Numba kernel draws numbers.
+handed in by the caller; nothing uses global random state.  Normal arrays are keyed by two raw
+words of that Generator: the Numba kernels then compute the counter-based Philox4x32-10 stream
+of that key (:mod:`cimsim.kernels.sampling`), a pure function of the key and the index, so no
+kernel holds a generator state of its own and the bits never depend on the thread count.
 """
 
 from __future__ import annotations

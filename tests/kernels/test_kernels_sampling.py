@@ -1,20 +1,29 @@
-"""Random draws: seed-determined, exactly standard normal to within sample-size tolerances."""
+"""Random draws: keyed by two words of the seeded Generator, a pure function of (key, index),
+exactly standard normal and independent across streams to within sample-size tolerances."""
 
 import math
 
-import numba
 import numpy as np
 import pytest
 
-from cimsim.kernels.sampling import normals, uniforms
-from cimsim.kernels.sampling import ZIGGURAT_R, raw_words
+import cimsim
+from cimsim.kernels import NUMBA
+from cimsim.kernels.sampling import ZIGGURAT_R, normals, uniforms
+
+DTYPES = [np.float32, np.float64]
 
 
 def _phi(x):
     return 0.5 * (1.0 + np.vectorize(math.erf)(np.asarray(x) / math.sqrt(2.0)))
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def _corr(a, b):
+    a = a.astype(np.float64) - a.mean()
+    b = b.astype(np.float64) - b.mean()
+    return float((a * b).sum() / math.sqrt((a * a).sum() * (b * b).sum()))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_normals_distribution(dtype):
     """Moments, binned CDF (chi-square) and the tail mass beyond the ziggurat's r, vs N(0, 1)."""
     n = 2_000_000
@@ -34,45 +43,78 @@ def test_normals_distribution(dtype):
     assert abs(k - n * p_tail) < 5 * math.sqrt(n * p_tail)
 
 
+def test_normals_take_two_words_of_the_generator():
+    """Each call advances the Generator by exactly two raw words, whatever its size."""
+    for n in (0, 1, 5, 300_000):
+        g, ref = np.random.default_rng(2), np.random.default_rng(2)
+        normals(g, n)
+        ref.bit_generator.random_raw(2)
+        assert g.bit_generator.state == ref.bit_generator.state
+
+
 def test_normals_seeded_and_thread_independent():
     a = normals(np.random.default_rng(3), (700, 1000))
     b = normals(np.random.default_rng(3), (700, 1000))
     np.testing.assert_array_equal(a, b)
-    old = numba.get_num_threads()
+    old = cimsim.get_num_threads()
     try:
-        numba.set_num_threads(1)
-        c = normals(np.random.default_rng(3), (700, 1000))
+        for t in (1, 2):
+            cimsim.set_num_threads(t)
+            np.testing.assert_array_equal(a, normals(np.random.default_rng(3), (700, 1000)))
+            for dtype in DTYPES:  # the parallel build itself, on t threads, and its serial copy
+                w = np.random.default_rng(3).bit_generator.random_raw(2)
+                p, s = np.empty(300_001, dtype), np.empty(300_001, dtype)
+                NUMBA.zig_normals.parallel(w, dtype == np.float32, p)
+                NUMBA.zig_normals.serial(w, dtype == np.float32, s)
+                np.testing.assert_array_equal(p, s)
     finally:
-        numba.set_num_threads(old)
-    np.testing.assert_array_equal(a, c)
+        cimsim.set_num_threads(old)
     assert normals(np.random.default_rng(3), 0).shape == (0,)
     assert not np.array_equal(a, normals(np.random.default_rng(4), (700, 1000)))
 
 
-def test_raw_words_is_the_generators_own_stream():
-    """The threaded draw equals one random_raw call and leaves the same generator state."""
-    for n in (5, 1 << 19, (1 << 19) + 12345):
-        g1, g2 = np.random.default_rng(9), np.random.default_rng(9)
-        np.testing.assert_array_equal(raw_words(g1, n), g2.bit_generator.random_raw(n))
-        assert g1.bit_generator.state == g2.bit_generator.state
-        assert g1.random() == g2.random()
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_normals_prefix(dtype):
+    """Normal i depends on (the two words, i) alone: a shorter draw with the same words is the
+    start of a longer one (across counter groups and parallel blocks), whatever the shape."""
+    big = normals(np.random.default_rng(6), 100_000, dtype)
+    for m in (1, 3, 63, 64, 65, 255, 256, 257, 8191, 8192, 8193, 20_000, 99_999):
+        np.testing.assert_array_equal(normals(np.random.default_rng(6), m, dtype), big[:m])
+    np.testing.assert_array_equal(normals(np.random.default_rng(6), (400, 250), dtype).ravel(), big)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_streams_are_independent(dtype):
+    """Correlations of z and of |z| at equal indices below 5/sqrt(n): two calls on one Generator
+    (consecutive keys), two blocks of one call, and the lanes of one Philox output."""
+    n = 1 << 20
+    g = np.random.default_rng(11)
+    z1 = normals(g, n, dtype)
+    z2 = normals(g, n, dtype)
+    half = n // 2
+    lanes = 4 if dtype == np.float32 else 2  # unit i and i + 64 share a Philox counter (same group)
+    grp = normals(np.random.default_rng(12), n, dtype).reshape(-1, lanes, 64)
+    pairs = [(z1, z2), (z1[:half], z1[half:])] + [(grp[:, 0].ravel(), grp[:, k].ravel()) for k in range(1, lanes)]
+    for a, b in pairs:
+        tol = 5 / math.sqrt(a.size)
+        assert abs(_corr(a, b)) < tol
+        assert abs(_corr(np.abs(a), np.abs(b))) < tol
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adjacent_pairs_fill_the_quadrants_evenly(dtype):
+    """(z[2t], z[2t+1]) fall in the four sign quadrants with probability 1/4 each (chi-square, 3 dof)."""
+    n = 1 << 20
+    z = normals(np.random.default_rng(13), n, dtype).reshape(-1, 2)
+    q = np.bincount((z[:, 0] > 0) * 2 + (z[:, 1] > 0), minlength=4)
+    e = z.shape[0] / 4
+    chi2 = float(((q - e) ** 2 / e).sum())
+    assert chi2 < 3 + 5 * math.sqrt(2 * 3)
 
 
 def test_uniforms():
     u = uniforms(np.random.default_rng(1), 1000)
     assert u.min() >= 0 and u.max() < 1
-
-
-def test_failure_list_overflow_gives_the_same_bits(monkeypatch):
-    """Blocks whose failure list overflows are scanned instead: same normals, bit for bit."""
-    import cimsim.kernels.sampling as R
-
-    for dtype in (np.float32, np.float64):
-        a = normals(np.random.default_rng(8), 100_000, dtype)
-        with monkeypatch.context() as mp:
-            mp.setattr(R, "_CAP", 3)
-            b = normals(np.random.default_rng(8), 100_000, dtype)
-        np.testing.assert_array_equal(a, b)
 
 
 def test_normals_into_out_and_bad_out():

@@ -14,7 +14,7 @@ from numba import njit
 from cimsim.kernels import NUMBA as NB
 from cimsim.kernels._jit import serial_copy
 
-PAIRS = ("zig_fast", "dac_convert", "adc_tiles", "row_absmax_bits")
+PAIRS = ("zig_normals", "dac_convert", "adc_tiles", "row_absmax_bits")
 
 KERNEL = '''
 import numpy as np

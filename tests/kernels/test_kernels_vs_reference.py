@@ -39,38 +39,78 @@ def test_every_kernel_has_a_twin_and_fastmath_is_safe():
         assert not getattr(NB, name).serial.targetoptions.get("fastmath")
 
 
+#: Random123's known answers for Philox4x32-10 (kat_vectors: counter[4], key[2] -> output[4])
+PHILOX_KAT = [
+    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
+     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+]
+
+
+def test_philox_known_answers():
+    from cimsim.kernels import philox, philox_ref
+
+    for ctr, key, want in PHILOX_KAT:
+        got = philox.philox4x32(*(np.uint64(v) for v in ctr + key))
+        assert [int(v) for v in got] == list(want)
+        ref = philox_ref.philox4x32(*(np.array([v, v], np.uint64) for v in ctr), *key)
+        assert [int(v[1]) for v in ref] == list(want)
+
+
 @pytest.mark.parametrize("half", [True, False])
 def test_ziggurat_kernels(half):
-    """Fast path and slow path (wedge, tail, restart, resumption) bit-equal to the numpy twins."""
-    from cimsim.kernels.sampling import _ZIG, ZIGGURAT_R
+    """Parallel kernel, serial copy and numpy twin bit-equal, over enough normals that the
+    wedge and tail paths run thousands / dozens of times."""
+    from cimsim.kernels.ziggurat import ZIG, ZIGGURAT_R
+    from cimsim.kernels.ziggurat_ref import _units
 
-    t = _ZIG[half]
-    n = 100_003
-    words = np.random.default_rng(0).bit_generator.random_raw(n)
-    extra = np.random.default_rng(1).bit_generator.random_raw(4 * n)
-    res = []
-    for K in (NB, RF):
-        out = np.empty(n)
-        nb = -(-n // 8192)
-        fi = np.empty((nb, 1024), np.int64)
-        fu = np.empty((nb, 1024), np.uint64)
-        fc = np.empty(nb, np.int64)
-        K.zig_fast(words, half, t.ks, t.ws, out, fi, fu, fc)
-        fails = np.concatenate([fi[b, : fc[b]] for b in range(nb)])
-        units = np.concatenate([fu[b, : fc[b]] for b in range(nb)])
-        assert np.isnan(out).sum() == fails.size > 0
-        state = np.zeros(5, np.int64)
-        used = 0
-        while state[0] < fails.size:  # feed the slow path a few words at a time: exercises resumption
-            used += K.zig_slow(units, half, t.ki, t.wi, t.fi, ZIGGURAT_R, out, fails, extra[used : used + 7], state)
-        assert not np.isnan(out).any()
-        res.append(out)
-        serial = np.empty(n)
-        NB.zig_fast.serial(words, half, t.ks, t.ws, serial, fi, fu, fc)
-        np.testing.assert_array_equal(np.isnan(serial), np.isin(np.arange(n), fails))
-    np.testing.assert_array_equal(res[0], res[1])
-    # units beyond r come only from the tail path: check it was taken and gave |z| > r
-    assert (np.abs(res[0]) > ZIGGURAT_R).sum() > 0
+    n = 400_003
+    dt = np.float32 if half else np.float64
+    words = np.random.default_rng(0).bit_generator.random_raw(2)
+    outs = []
+    for f in (NB.zig_normals.parallel, NB.zig_normals.serial, RF.zig_normals):
+        out = np.empty(n, dt)
+        f(words, half, out)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
+    # the slow path ran: units that fail the fast test, and values beyond r (tail path only)
+    r = _units(words[0] & 0xFFFFFFFF, words[0] >> np.uint64(32), words[1] & 0xFFFFFFFF, words[1] >> np.uint64(32),
+               np.arange(n, dtype=np.uint64), half)
+    m = (r >> np.uint64(9)) & (np.uint64(0x7FFFFF) if half else np.uint64(0xFFFFFFFFFFFFF))
+    assert (m >= ZIG[half].ks[(r & np.uint64(0x1FF)).astype(np.int64)]).sum() > 3000
+    assert (np.abs(outs[0]) > ZIGGURAT_R).sum() > 30
+
+
+@pytest.mark.parametrize("half", [True, False])
+def test_inline_normals_equal_the_bulk_draw(half):
+    """normal32_at / normal64_at (jitted, in any order) and their twins give the bulk kernel's bits."""
+    from numba import njit
+
+    from cimsim.kernels import ziggurat, ziggurat_ref
+    from cimsim.kernels.philox import philox_key
+
+    at = ziggurat.normal32_at if half else ziggurat.normal64_at
+
+    @njit
+    def draw(words, idx, out):
+        k0, k1, c2, c3 = philox_key(words[0], words[1])
+        for t in range(idx.shape[0]):
+            out[t] = at(k0, k1, c2, c3, idx[t])
+
+    n = 200_000
+    dt = np.float32 if half else np.float64
+    words = np.random.default_rng(7).bit_generator.random_raw(2)
+    bulk = np.empty(n, dt)
+    NB.zig_normals(words, half, bulk)
+    idx = np.random.default_rng(8).permutation(n)
+    got = np.empty(n, dt)
+    draw(words, idx, got)
+    np.testing.assert_array_equal(got, bulk[idx])
+    key = [int(v) for v in (words[0] & 0xFFFFFFFF, words[0] >> np.uint64(32), words[1] & 0xFFFFFFFF, words[1] >> np.uint64(32))]
+    twin = (ziggurat_ref.normal32_at if half else ziggurat_ref.normal64_at)(*key, idx[:5000].astype(np.uint64))
+    np.testing.assert_array_equal(twin, bulk[idx[:5000]])
 
 
 @pytest.mark.parametrize("shape", SHAPES)
