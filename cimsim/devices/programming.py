@@ -46,7 +46,6 @@ from ..profiles.schema import (
     ProgNoiseNone,
     ProgNoiseRelative,
 )
-from ..profiles.functions import LogLinearFn, log_floored
 from .cache import PlanCache
 
 __all__ = [
@@ -177,15 +176,6 @@ class ProgrammingLaws:
         np.clip(sig, 0.0, np.inf, out=sig)  # max(sigma, 0) as one fast clip pass
         sig *= self.plan.prog_param
         return sig
-
-    def nu(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(mu_nu(x_T), sigma_nu(x_T)); two log-linear laws with one floor share ln(max(x, floor))
-        (the same values as evaluating each, one log pass fewer)."""
-        mu, sd = self._mu, self._sd
-        if isinstance(mu, LogLinearFn) and isinstance(sd, LogLinearFn) and mu.x_floor == sd.x_floor:
-            lnx = log_floored(x, mu.x_floor)
-            return mu.from_log(lnx, out=np.empty_like(lnx)), sd.from_log(lnx)
-        return self.nu_mean(x), self.nu_std(x)
 
     def nu_mean(self, x: np.ndarray) -> np.ndarray:
         """mu_nu(x_T), the mean drift exponent."""

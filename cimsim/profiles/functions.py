@@ -37,7 +37,6 @@ __all__ = [
     "SaturatingExpFn",
     "TableFn",
     "PiecewiseFn",
-    "log_floored",
 ]
 
 
@@ -93,12 +92,6 @@ def _floored(x, floor: float) -> np.ndarray:
     return np.clip(x, floor, np.inf, dtype=dt, out=np.empty(x.shape, dt))
 
 
-def log_floored(x, floor: float) -> np.ndarray:
-    """A new array ln(max(x, floor)) of x's evaluation dtype."""
-    y = _floored(x, floor)
-    return np.log(y, out=y)
-
-
 class _Clipped(_Strict):
     min: Coef | None = Field(None, description="lower clip bound of the result (null: none)")
     max: Coef | None = Field(None, description="upper clip bound of the result (null: none)")
@@ -145,14 +138,9 @@ class LogLinearFn(_Clipped):
     x_floor: Floor = Field(1e-6, description="x is floored here before the log")
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
-        return self.from_log(log_floored(x, self.x_floor), out=None)
-
-    def from_log(self, lnx: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """The law from ``lnx = ln(max(x, x_floor))`` (:func:`log_floored`): into ``out``, or in
-        place in ``lnx`` when ``out`` is None.  Two laws of one x with the same floor share one log."""
-        y = lnx if out is None else np.multiply(lnx, self.slope, out=out)
-        if out is None:
-            y *= self.slope
+        y = _floored(x, self.x_floor)
+        np.log(y, out=y)
+        y *= self.slope
         y += self.intercept
         return _clip(y, self.min, self.max)
 
