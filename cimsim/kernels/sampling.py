@@ -24,6 +24,7 @@ from .ziggurat import ZIGGURAT_R
 
 __all__ = ["normals", "uniforms", "stream_words", "ZIGGURAT_R"]
 
+
 def stream_words(rng: np.random.Generator) -> np.ndarray:
     """The two raw 64-bit words (uint64) that key one Philox stream: ``rng``'s next two."""
     return rng.bit_generator.random_raw(2)
