@@ -268,7 +268,7 @@ def _program_parts(job: _Job, gen: np.random.Generator, parts: list[tuple[np.nda
             K.program_targets(targets, piece(u_round, i0, i1), piece(z_var, i0, i1), piece(u_fault, i0, i1), plan,
                               t[i0:i1], e8 if dev.fault is None else dev.fault.reshape(-1))
     x = job.laws.x(t, dt)
-    sig, mu, sd = job.laws.sigma_us(x), job.laws.nu_mean(x), job.laws.nu_std(x)
+    sig, mu, sd = job.laws.all(x)
     for (i0, i1), (_, dev) in zip(bounds, parts):
         K.program_devices(t[i0:i1], e8 if dev.fault is None else dev.fault.reshape(-1), piece(z_prog, i0, i1),
                           piece(z_nu, i0, i1), piece(sig, i0, i1), piece(mu, i0, i1), piece(sd, i0, i1), plan,

@@ -46,6 +46,7 @@ from ..profiles.schema import (
     ProgNoiseNone,
     ProgNoiseRelative,
 )
+from ..profiles.functions import Logs
 from .cache import PlanCache
 
 __all__ = [
@@ -168,22 +169,27 @@ class ProgrammingLaws:
         """x_T = G_T / g_max in ``dtype``."""
         return np.divide(t, self.plan.g_max_us, dtype=dtype)
 
-    def sigma_us(self, x: np.ndarray) -> np.ndarray:
+    def all(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(sigma_prog, mu_nu, sigma_nu) of one x_T: the laws share their ln(max(x, floor)) per floor."""
+        logs: Logs = {}
+        return self.sigma_us(x, logs), self.nu_mean(x, logs), self.nu_std(x, logs)
+
+    def sigma_us(self, x: np.ndarray, logs: Logs | None = None) -> np.ndarray:
         """sigma_prog(x_T) = max(sigma(x_T), 0) g_max/g_ref, µS (NOISE_FUNCTION)."""
         if self._sigma is None:
             return np.zeros(0, x.dtype)
-        sig = self._sigma.evaluate(x)
+        sig = self._sigma.evaluate(x, logs)
         np.clip(sig, 0.0, np.inf, out=sig)  # max(sigma, 0) as one fast clip pass
         sig *= self.plan.prog_param
         return sig
 
-    def nu_mean(self, x: np.ndarray) -> np.ndarray:
+    def nu_mean(self, x: np.ndarray, logs: Logs | None = None) -> np.ndarray:
         """mu_nu(x_T), the mean drift exponent."""
-        return self._mu.evaluate(x) if self._mu is not None else np.zeros(0, x.dtype)
+        return self._mu.evaluate(x, logs) if self._mu is not None else np.zeros(0, x.dtype)
 
-    def nu_std(self, x: np.ndarray) -> np.ndarray:
+    def nu_std(self, x: np.ndarray, logs: Logs | None = None) -> np.ndarray:
         """sigma_nu(x_T), the device-to-device spread of the drift exponent."""
-        return self._sd.evaluate(x) if self._sd is not None else np.zeros(0, x.dtype)
+        return self._sd.evaluate(x, logs) if self._sd is not None else np.zeros(0, x.dtype)
 
 
 def programming_laws(profile: DeviceProfile, plan: ProgrammingPlan) -> ProgrammingLaws:

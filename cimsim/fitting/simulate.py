@@ -84,7 +84,7 @@ def simulate_measurements(
     K.program_targets(target, u_round, z_var, u_fault, plan, t_dev, fault)
     x = laws.x(t_dev, np.float64)
     g_p, nu = np.empty(n), np.zeros(n)
-    K.program_devices(t_dev, fault, z_prog, z_nu, laws.sigma_us(x), laws.nu_mean(x), laws.nu_std(x), plan, g_p,
+    K.program_devices(t_dev, fault, z_prog, z_nu, *laws.all(x), plan, g_p,
                       nu if plan.has_drift else e)
 
     g = np.empty((n, times.size, n_reads))

@@ -37,6 +37,7 @@ __all__ = [
     "SaturatingExpFn",
     "TableFn",
     "PiecewiseFn",
+    "Logs",
 ]
 
 
@@ -92,6 +93,23 @@ def _floored(x, floor: float) -> np.ndarray:
     return np.clip(x, floor, np.inf, dtype=dt, out=np.empty(x.shape, dt))
 
 
+#: ``logs`` of ``evaluate``: ln(max(x, floor)) of one x array per floor, filled by the first law
+#: that needs it and read by the others evaluated on the same x (they never write to it)
+Logs = dict
+
+
+def _log_floored(x, floor: float, logs: Logs | None) -> np.ndarray:
+    """ln(max(x, floor)) in x's evaluation dtype: from ``logs`` when a law of the same x computed
+    it already (then shared: read-only), else a new array (kept in ``logs`` when given)."""
+    if logs is not None and floor in logs:
+        return logs[floor]
+    y = _floored(x, floor)
+    np.log(y, out=y)
+    if logs is not None:
+        logs[floor] = y
+    return y
+
+
 class _Clipped(_Strict):
     min: Coef | None = Field(None, description="lower clip bound of the result (null: none)")
     max: Coef | None = Field(None, description="upper clip bound of the result (null: none)")
@@ -109,7 +127,7 @@ class ConstantFn(_Strict):
     kind: Literal["constant"] = "constant"
     value: Coef = Field(description="the constant value")
 
-    def evaluate(self, x: np.ndarray) -> np.ndarray:
+    def evaluate(self, x: np.ndarray, logs: Logs | None = None) -> np.ndarray:
         x = np.asarray(x)
         return np.full(x.shape, self.value, dtype=_ftype(x))
 
@@ -120,7 +138,7 @@ class PolynomialFn(_Clipped):
     kind: Literal["polynomial"] = "polynomial"
     coeffs: list[Coef] = Field(min_length=1, max_length=16, description="c0, c1, c2, ... (increasing powers of x)")
 
-    def evaluate(self, x: np.ndarray) -> np.ndarray:
+    def evaluate(self, x: np.ndarray, logs: Logs | None = None) -> np.ndarray:
         x = _as_eval(x)
         y = np.full(x.shape, self.coeffs[-1], dtype=x.dtype)
         for c in reversed(self.coeffs[:-1]):  # Horner, in place: y = y * x + c
@@ -137,10 +155,9 @@ class LogLinearFn(_Clipped):
     intercept: Coef = Field(description="value at x = 1")
     x_floor: Floor = Field(1e-6, description="x is floored here before the log")
 
-    def evaluate(self, x: np.ndarray) -> np.ndarray:
-        y = _floored(x, self.x_floor)
-        np.log(y, out=y)
-        y *= self.slope
+    def evaluate(self, x: np.ndarray, logs: Logs | None = None) -> np.ndarray:
+        lnx = _log_floored(x, self.x_floor, logs)
+        y = np.multiply(lnx, self.slope, out=None if logs is not None else lnx)
         y += self.intercept
         return _clip(y, self.min, self.max)
 
@@ -158,10 +175,9 @@ class PowerFn(_Clipped):
     exponent: Annotated[float, Field(ge=-EXPONENT_MAX, le=EXPONENT_MAX, allow_inf_nan=False)] = Field(description="power of x")
     x_floor: Floor = Field(1e-3, description="x is floored here before the power")
 
-    def evaluate(self, x: np.ndarray) -> np.ndarray:
-        y = _floored(x, self.x_floor)
-        np.log(y, out=y)
-        y *= self.exponent
+    def evaluate(self, x: np.ndarray, logs: Logs | None = None) -> np.ndarray:
+        lnx = _log_floored(x, self.x_floor, logs)
+        y = np.multiply(lnx, self.exponent, out=None if logs is not None else lnx)
         np.exp(y, out=y)
         y *= self.coeff
         return _clip(y, self.min, self.max)
@@ -180,7 +196,7 @@ class SaturatingExpFn(_Clipped):
         description="x over which 1 - exp(-x / x_scale) rises"
     )
 
-    def evaluate(self, x: np.ndarray) -> np.ndarray:
+    def evaluate(self, x: np.ndarray, logs: Logs | None = None) -> np.ndarray:
         x = _as_eval(x)
         y = np.multiply(x, -1.0 / self.x_scale, out=np.empty(x.shape, x.dtype))
         np.expm1(y, out=y)
@@ -205,7 +221,7 @@ class TableFn(_Strict):
             raise ValueError(f"x: must be strictly increasing (got x[{i - 1}]={self.x[i - 1]}, x[{i}]={self.x[i]})")
         return self
 
-    def evaluate(self, x: np.ndarray) -> np.ndarray:
+    def evaluate(self, x: np.ndarray, logs: Logs | None = None) -> np.ndarray:
         x = np.asarray(x)
         return np.interp(x, self.x, self.y).astype(_ftype(x), copy=False)
 
@@ -223,9 +239,9 @@ class PiecewiseFn(_Strict):
     below: _Leaf = Field(description="function used for x < threshold")
     above: _Leaf = Field(description="function used for x >= threshold")
 
-    def evaluate(self, x: np.ndarray) -> np.ndarray:
+    def evaluate(self, x: np.ndarray, logs: Logs | None = None) -> np.ndarray:
         x = _as_eval(x)
-        return np.where(x < self.threshold, self.below.evaluate(x), self.above.evaluate(x))
+        return np.where(x < self.threshold, self.below.evaluate(x, logs), self.above.evaluate(x, logs))
 
 
 def _number_is_constant(value: object) -> object:

@@ -108,3 +108,27 @@ def test_float32_input_is_evaluated_in_float32_within_its_precision(fn) -> None:
     assert y64.dtype == np.float64
     np.testing.assert_allclose(y32, y64, rtol=8 * np.finfo(np.float32).eps, atol=1e-12)
     assert fn.evaluate([0.1, 0.2]).dtype == np.float64 and np.shape(fn.evaluate(0.25)) == ()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_laws_of_one_x_share_their_log_per_floor(dtype):
+    """With one ``logs`` dict, laws of the same x compute ln(max(x, floor)) once per floor, leave it
+    as it was, and give the same bits as each law alone (piecewise pieces included)."""
+    x = np.random.default_rng(3).uniform(0, 1.5, 10_001).astype(dtype)
+    laws = [
+        LogLinearFn(slope=-0.0155, intercept=0.0244, min=0.049, max=0.1),
+        LogLinearFn(slope=-0.0125, intercept=-0.0059, min=0.008, max=0.045),
+        PowerFn(coeff=0.0088, exponent=-0.65, max=0.2, x_floor=1e-6),
+        PowerFn(coeff=0.5, exponent=0.3, x_floor=1e-3),
+        PolynomialFn(coeffs=[0.26, 1.97, -1.17]),
+        PiecewiseFn(threshold=0.5, below=LogLinearFn(slope=1.0, intercept=0.0), above=PowerFn(coeff=1.0, exponent=2.0)),
+    ]
+    logs: dict = {}
+    shared = [law.evaluate(x, logs) for law in laws]
+    assert sorted(logs) == [1e-6, 1e-3]
+    for floor, lnx in logs.items():
+        np.testing.assert_array_equal(lnx, np.log(np.maximum(x, dtype(floor))))
+        assert lnx.dtype == dtype
+    for law, y in zip(laws, shared):
+        np.testing.assert_array_equal(y, law.evaluate(x))
+        assert not any(np.shares_memory(y, lnx) for lnx in logs.values())
