@@ -7,9 +7,22 @@ Per input tile k of a conversion stream (normalised units, x = x_norm or a bit p
 
 For float32 chips the variance product runs in bfloat16: operands and result rounded to
 bfloat16 (round to nearest even), fp32 accumulation, so sigma is within a relative 1.5 2^-8 of
-the exact value; float64 chips compute it in float64.  Which engine (:class:`TorchGemm` for the
-Numba kernel set, :class:`NumpyGemm` for the reference) and which :class:`VarianceGemm` are
-chosen once, by :func:`make_gemm`, when the MVM plan of a drifted state is built.
+the exact value; float64 chips compute it in float64.
+
+With ``read_noise.per_read_variance: column_mean`` (an explicit approximation; exact is the
+default) there is no variance GEMM: each tile column's devices are taken at their mean variance,
+
+    var_k[b, o] ~= s_k[b] vbar_k[o],   s_k[b] = sum_{i in k} x[b, i]^2,   vbar_k[o] = mean_{i in k} V_k[o, i]
+
+(:func:`row_energy`, :func:`column_means`: float64 sums rounded to the chip's dtype, one product
+in it; both engines share them, so their variances agree bit for bit).  It is exact when a
+column's variances are equal (or its inputs' squares are); otherwise it keeps the expectation over
+a random order of the rows and errs per output by the spread of V along the column, weighted by
+x^2 (docs/physics.md gives the measured error).
+
+Which engine (:class:`TorchGemm` for the Numba kernel set, :class:`NumpyGemm` for the reference)
+and which :class:`VarianceGemm` are chosen once, by :func:`make_gemm`, when the MVM plan of a
+drifted state is built.
 """
 
 from __future__ import annotations
@@ -24,7 +37,7 @@ from .._threads import scratch
 from .snapshot import DriftedState
 
 __all__ = ["BF16_GEMM", "VarianceGemm", "TorchGemm", "NumpyGemm", "make_gemm", "bf16_bits", "bf16_round",
-           "gemm_tiles"]
+           "gemm_tiles", "row_energy", "column_means"]
 
 
 def _cpu_has_bf16_gemm() -> bool:
@@ -53,6 +66,22 @@ class VarianceGemm(enum.Enum):
     FLOAT = "in the chip's dtype (float64 chips)"
     BF16 = "bfloat16 tensors, fp32 accumulation (CPUs with bf16 instructions)"
     BF16_AS_FP32 = "fp32 GEMM of bfloat16-rounded operands, result rounded to bfloat16"
+    COLUMN_MEAN = "no GEMM: each tile column's mean variance times the tile's sum of x^2 (per_read_variance: column_mean)"
+
+
+def column_means(grid, flat: np.ndarray) -> np.ndarray:
+    """``vbar [T, O]``: per input tile k, each column's mean of the flat per-tile array ``flat``
+    (the devices' per-read variances) over the tile's rows, summed in float64, in its dtype."""
+    return np.stack([DriftedState.block_of(grid, flat, k).mean(axis=1, dtype=np.float64)
+                     for k in range(grid.n_in_tiles)]).astype(flat.dtype)
+
+
+def row_energy(grid, x: np.ndarray) -> np.ndarray:
+    """``s [T, B]``: per input tile k, the sum of x[b, i]^2 over the tile's inputs i, summed in
+    float64, in x's dtype."""
+    xd = x.astype(np.float64)
+    starts = [grid.in_slice(k)[0] for k in range(grid.n_in_tiles)]
+    return np.ascontiguousarray(np.add.reduceat(xd * xd, starts, axis=1).T, dtype=x.dtype)
 
 
 def bf16_bits(a: np.ndarray) -> np.ndarray:
@@ -104,6 +133,8 @@ class TorchGemm:
 
     def operand(self, flat: np.ndarray, variance: bool):
         grid = self.grid
+        if variance and self.var is VarianceGemm.COLUMN_MEAN:
+            return torch.from_numpy(column_means(grid, flat))
         n_out, rows = grid.n_out, grid.rows
         nfull = grid.n_in // rows
         with warnings.catch_warnings():
@@ -131,7 +162,10 @@ class TorchGemm:
         xt = torch.from_numpy(xin)
         ivt = [None if a is None else torch.from_numpy(a) for a in xiv]
         x2t = vt = v16 = None
-        if self.var is not VarianceGemm.NONE:
+        if self.var is VarianceGemm.COLUMN_MEAN:
+            x2t = torch.from_numpy(row_energy(self.grid, xin))
+            vt = torch.from_numpy(scratch("var", (g, batch, n_out), xin.dtype))
+        elif self.var is not VarianceGemm.NONE:
             x2t = torch.square(xt)
             if self.var is VarianceGemm.BF16:
                 x2t = x2t.to(torch.bfloat16)
@@ -154,6 +188,9 @@ class TorchGemm:
             gemm_tiles(ivt[j], ob, pt, k0, k1, accumulate=True)
         if self.var is VarianceGemm.NONE:
             return e3, _E16
+        if self.var is VarianceGemm.COLUMN_MEAN:  # x2t: s [T, B]; stream.v: vbar [T, O]
+            torch.mul(x2t[k0:k1, :, None], stream.v[k0:k1, None, :], out=vt[:n])
+            return vt[:n].numpy(), _E16
         gemm_tiles(x2t, stream.v, vt, k0, k1)
         if self.var is VarianceGemm.FLOAT:
             return vt[:n].numpy(), _E16
@@ -173,6 +210,8 @@ class NumpyGemm:
         self.grid = ds.state.grid
 
     def operand(self, flat: np.ndarray, variance: bool):
+        if variance and self.var is VarianceGemm.COLUMN_MEAN:
+            return column_means(self.grid, flat)
         blocks = [DriftedState.block_of(self.grid, flat, k) for k in range(self.grid.n_in_tiles)]
         return [bf16_round(b) for b in blocks] if variance and self.var is VarianceGemm.BF16_AS_FP32 else blocks
 
@@ -181,7 +220,10 @@ class NumpyGemm:
 
     def plane(self, xin: np.ndarray, xiv, part: np.ndarray):
         x2 = vref = None
-        if self.var is not VarianceGemm.NONE:
+        if self.var is VarianceGemm.COLUMN_MEAN:
+            x2 = row_energy(self.grid, xin)
+            vref = np.empty(part.shape, xin.dtype)
+        elif self.var is not VarianceGemm.NONE:
             x2 = xin * xin
             if self.var is VarianceGemm.BF16_AS_FP32:
                 x2 = bf16_round(x2)
@@ -196,13 +238,15 @@ class NumpyGemm:
             np.matmul(xin[:, i0:i1], stream.w[k].T, out=part[k - k0])
             for j, ob in stream.iv:
                 part[k - k0] += np.matmul(xiv[j][:, i0:i1], ob[k].T)
-            if self.var is not VarianceGemm.NONE:
+            if self.var is VarianceGemm.COLUMN_MEAN:
+                np.multiply(x2[k][:, None], stream.v[k][None, :], out=vref[k - k0])
+            elif self.var is not VarianceGemm.NONE:
                 np.matmul(x2[:, i0:i1], stream.v[k].T, out=vref[k - k0])
         n = k1 - k0
         e3 = _E3[part.dtype]
         if self.var is VarianceGemm.NONE:
             return e3, _E16
-        if self.var is VarianceGemm.FLOAT:
+        if self.var in (VarianceGemm.FLOAT, VarianceGemm.COLUMN_MEAN):
             return vref[:n], _E16
         return e3, vref[:n].view(np.uint32)  # float32 bits, rounded to bfloat16 by the ADC kernel
 
@@ -212,9 +256,12 @@ class NumpyGemm:
 
 def make_gemm(ds: DriftedState, torch_gemm: bool):
     """The GEMM engine of a drifted state: torch or numpy (the kernel set's ``torch_gemm``), and
-    the variance product's :class:`VarianceGemm` from the chip's dtype and the CPU's bf16 support."""
+    the variance product's :class:`VarianceGemm` from the profile's ``per_read_variance``, the
+    chip's dtype and the CPU's bf16 support."""
     if ds.v is None:
         var = VarianceGemm.NONE
+    elif getattr(ds.state.profile.read_noise, "per_read_variance", "exact") == "column_mean":
+        var = VarianceGemm.COLUMN_MEAN
     elif ds.state.dtype != np.float32:
         var = VarianceGemm.FLOAT
     elif torch_gemm and BF16_GEMM:

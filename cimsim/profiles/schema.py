@@ -345,6 +345,21 @@ class ReadNoiseNone(_Strict):
     kind: Literal["none"] = Field("none", description="reads are exact")
 
 
+PerReadVariance = Literal["exact", "column_mean"]
+
+
+def _per_read_variance_field() -> Any:
+    """The ``per_read_variance`` field of the read-noise kinds that have per-read noise."""
+    return Field(
+        "exact",
+        description=(
+            "how an MVM forms a column's per-read variance over a tile's rows i: exact = sum_i x_i^2 sigma_i^2 (a second "
+            "GEMM); column_mean = (sum_i x_i^2) mean_i sigma_i^2, each tile column's devices taken at their mean variance "
+            "(no second GEMM; exact when a column's sigma_i are equal; its measured error: docs/physics.md, section 5)"
+        ),
+    )
+
+
 class ReadNoiseGaussian(_Strict):
     kind: Literal["gaussian"] = Field(
         description=(
@@ -360,6 +375,7 @@ class ReadNoiseGaussian(_Strict):
             "conductance.g_max_us on x in [0, 1]; null = none"
         ),
     )
+    per_read_variance: PerReadVariance = _per_read_variance_field()
 
     @model_validator(mode="after")
     def _law(self) -> "ReadNoiseGaussian":
@@ -379,6 +395,7 @@ class ReadNoiseOneOverF(_Strict):
     q_s: XFunction = Field(description="Q_s(x), dimensionless amplitude, in [0, 10] on x in [0, 1]")
     t_read_s: Seconds = Field(description="duration of one read, seconds, in [1e-12, 4.35e17]")
     per_read_sigma_rel: RelSpread = Field(0.0, description="additional white noise drawn for every read, relative to G(t), at most 1")
+    per_read_variance: PerReadVariance = _per_read_variance_field()
 
     @model_validator(mode="after")
     def _nonneg(self) -> "ReadNoiseOneOverF":
