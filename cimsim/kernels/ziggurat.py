@@ -28,7 +28,9 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from ._jit import serial_copy
 from .philox import philox4x32, philox_key
@@ -47,7 +49,7 @@ class _Tables(NamedTuple):
     ki: np.ndarray  # uint64: mantissa bound of the fast path per layer
     wi: np.ndarray  # float64: layer width / 2^bits
     fi: np.ndarray  # float64: density exp(-x_i^2/2) at the layer edge (fi[0] = 1)
-    ks: np.ndarray  # [512]: ki twice (fast-path table indexed by layer + 256 sign), in the units' dtype
+    ks: np.ndarray  # [512]: ki twice (fast-path table indexed by layer + 256 sign): int32 (23 bits), int64 (52)
     ws: np.ndarray  # float64 [512]: wi, then -wi (the sign folded in)
 
 
@@ -79,8 +81,9 @@ def _tables(bits: int) -> _Tables:
         ki[i] = 0 if i == 1 else int(x[i - 1] / x[i] * m)
         wi[i] = x[i] / m
         fi[i] = f(x[i])
-    # the fast path compares the table with units of the same width (uint32 for 23 bits)
-    ks = np.concatenate([ki, ki]).astype(np.uint32 if bits <= 23 else np.uint64)
+    # the fast path compares mantissas with the table in integers of the units' width, signed
+    # (AVX2 compares signed integers only; every value is below 2^52)
+    ks = np.concatenate([ki, ki]).astype(np.int32 if bits <= 23 else np.int64)
     return _Tables(ki, wi, fi, ks, np.concatenate([wi, -wi]))
 
 
@@ -97,6 +100,25 @@ _MASK23 = np.uint64(0x7FFFFF)
 _MASK52 = np.uint64(0xFFFFFFFFFFFFF)
 _SLOW = np.uint64(1 << 31)  # c1 bit of the slow path's counter space
 _TWO_M53 = 1.1102230246251565e-16  # 2**-53
+_EXP52 = np.uint64(0x4330000000000000)  # the bits of 2^52
+_TWO52 = 4503599627370496.0
+
+
+@intrinsic
+def _bits_to_float64(typingctx, bits):
+    """The float64 whose IEEE bits are the uint64 ``bits`` (an LLVM bitcast)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.uint64), codegen
+
+
+@njit(cache=True, inline="always")
+def _exact_float64(m):
+    """float64(m) for a uint64 m < 2^52, exactly: 2^52 + m is the double with bits m | bits(2^52).
+
+    The same value as ``np.float64(m)``, in integer and float operations that vectorise on AVX2,
+    which has no 64-bit integer to double conversion."""
+    return _bits_to_float64(m | _EXP52) - _TWO52  # type: ignore[call-arg]  # typed by Numba, not Python
 
 
 @njit(cache=True, inline="always")
@@ -106,9 +128,40 @@ def _slow_words(k0, k1, c2, c3, i, a):
     return l0 | (l1 << _32), l2 | (l3 << _32)
 
 
+@njit(cache=True, inline="always")
+def _attempt(wa, wb, unit, half):
+    """One attempt of the wedge / tail tests on ``unit`` with the words (A, B) = (wa, wb):
+    (accepted, the signed value if accepted, the unit of the next attempt).  See :func:`_finish`."""
+    idx = np.int64(unit & np.uint64(0xFF))
+    s = (unit >> np.uint64(8)) & np.uint64(1)
+    m = (unit >> np.uint64(9)) & (_MASK23 if half else _MASK52)
+    if idx == 0:
+        u1 = np.float64(wa >> np.uint64(11)) * _TWO_M53
+        u2 = np.float64(wb >> np.uint64(11)) * _TWO_M53
+        xx = -math.log1p(-u1) / ZIGGURAT_R
+        yy = -math.log1p(-u2)
+        if yy + yy > xx * xx:
+            z = ZIGGURAT_R + xx
+            return True, -z if s else z, unit
+        return False, 0.0, unit
+    u = np.float64(wa >> np.uint64(11)) * _TWO_M53
+    x = np.float64(m) * (_WI32[idx] if half else _WI64[idx])
+    if _FI[idx] + u * (_FI[idx - 1] - _FI[idx]) < math.exp(-0.5 * x * x):
+        return True, -x if s else x, unit
+    r = wb & _LO if half else wb
+    idx = np.int64(r & np.uint64(0xFF))
+    s = (r >> np.uint64(8)) & np.uint64(1)
+    m = (r >> np.uint64(9)) & (_MASK23 if half else _MASK52)
+    if m < (_KI32[idx] if half else _KI64[idx]):
+        x = np.float64(m) * (_WI32[idx] if half else _WI64[idx])
+        return True, -x if s else x, r
+    return False, 0.0, r
+
+
 @njit(cache=True, nogil=True)
-def _finish(k0, k1, c2, c3, i, unit, half):
-    """Normal i whose unit failed the fast test: the wedge / tail tests (Marsaglia & Tsang 2000).
+def _finish(k0, k1, c2, c3, i, unit, half, a):
+    """Normal i whose unit failed the fast test: the wedge / tail tests (Marsaglia & Tsang 2000),
+    from attempt ``a`` on (0 for the definition; 1 after a first attempt that rejected).
 
     Unit (layer idx, sign s, mantissa m); attempt a = 0, 1, ... draws (A, B) =
     :func:`_slow_words`; u = (A >> 11) 2^-53, u2 likewise from B.  Layer 0
@@ -117,33 +170,12 @@ def _finish(k0, k1, c2, c3, i, unit, half):
     exp(-x^2/2), else B (its low 32 bits for float32) is a new unit: accepted if it passes the
     fast test, else its wedge / tail tests take the next attempt.  Returns the signed float64.
     """
-    idx = np.int64(unit & np.uint64(0xFF))
-    s = (unit >> np.uint64(8)) & np.uint64(1)
-    m = (unit >> np.uint64(9)) & (_MASK23 if half else _MASK52)
-    a = np.uint64(0)
     while True:
         wa, wb = _slow_words(k0, k1, c2, c3, i, a)
         a += np.uint64(1)
-        if idx == 0:
-            u1 = np.float64(wa >> np.uint64(11)) * _TWO_M53
-            u2 = np.float64(wb >> np.uint64(11)) * _TWO_M53
-            xx = -math.log1p(-u1) / ZIGGURAT_R
-            yy = -math.log1p(-u2)
-            if yy + yy > xx * xx:
-                z = ZIGGURAT_R + xx
-                return -z if s else z
-        else:
-            u = np.float64(wa >> np.uint64(11)) * _TWO_M53
-            x = np.float64(m) * (_WI32[idx] if half else _WI64[idx])
-            if _FI[idx] + u * (_FI[idx - 1] - _FI[idx]) < math.exp(-0.5 * x * x):
-                return -x if s else x
-            r = wb & _LO if half else wb
-            idx = np.int64(r & np.uint64(0xFF))
-            s = (r >> np.uint64(8)) & np.uint64(1)
-            m = (r >> np.uint64(9)) & (_MASK23 if half else _MASK52)
-            if m < (_KI32[idx] if half else _KI64[idx]):
-                x = np.float64(m) * (_WI32[idx] if half else _WI64[idx])
-                return -x if s else x
+        ok, z, unit = _attempt(wa, wb, unit, half)
+        if ok:
+            return z
 
 
 @njit(cache=True, inline="always")
@@ -163,10 +195,10 @@ def normal32_at(k0, k1, c2, c3, i):
     l0, l1, l2, l3 = philox4x32(j & _LO, j >> _32, c2, c3, k0, k1)
     r = l0 if lane == 0 else (l1 if lane == 1 else (l2 if lane == 2 else l3))
     jj = r & np.uint64(0x1FF)
-    m = r >> np.uint64(9)
+    m = np.int64(r >> np.uint64(9))
     if m < _KS32[jj]:
         return np.float32(np.float64(m) * _WS32[jj])
-    return np.float32(_finish(k0, k1, c2, c3, i, r, True))
+    return np.float32(_finish(k0, k1, c2, c3, i, r, True, np.uint64(0)))
 
 
 @njit(cache=True, inline="always")
@@ -177,10 +209,41 @@ def normal64_at(k0, k1, c2, c3, i):
     l0, l1, l2, l3 = philox4x32(j & _LO, j >> _32, c2, c3, k0, k1)
     r = (l0 | (l1 << _32)) if pair == 0 else (l2 | (l3 << _32))
     jj = r & np.uint64(0x1FF)
-    m = (r >> np.uint64(9)) & _MASK52
+    m = np.int64((r >> np.uint64(9)) & _MASK52)
     if m < _KS64[jj]:
         return np.float64(m) * _WS64[jj]
-    return _finish(k0, k1, c2, c3, i, r, False)
+    return _finish(k0, k1, c2, c3, i, r, False, np.uint64(0))
+
+
+@njit(cache=True, nogil=True)
+def _slow_path(k0, k1, c2, c3, out, i0, units, fail, half):
+    """out[k] = normal i0 + k for every k with fail[k] set (its unit, units[k], failed the fast
+    test); the same values as :func:`_finish` from attempt 0, taken in three steps.
+
+    The failures' offsets are gathered eight flags (one uint64 of ``fail``) at a time, most
+    words being zero; the words of their first attempt are drawn in one loop over independent
+    counters (it vectorises as the units' loop does, where one :func:`_finish` call per failure
+    waits on a scalar Philox); each then takes its first attempt, and only the failures that
+    reject it go on through :func:`_finish` from attempt 1.
+    """
+    words = fail.view(np.uint64)
+    ks = np.empty(fail.shape[0], np.int64)
+    c = 0
+    for w in range(words.shape[0]):
+        if words[w]:
+            for k in range(8 * w, 8 * w + 8):
+                ks[c] = k  # kept only where fail[k] is set (branch-free)
+                c += fail[k]
+    wa = np.empty(c, np.uint64)
+    wb = np.empty(c, np.uint64)
+    for t in range(c):
+        wa[t], wb[t] = _slow_words(k0, k1, c2, c3, np.uint64(i0 + ks[t]), np.uint64(0))
+    for t in range(c):
+        k = ks[t]
+        ok, z, unit = _attempt(wa[t], wb[t], np.uint64(units[k]), half)
+        if not ok:
+            z = _finish(k0, k1, c2, c3, np.uint64(i0 + k), unit, half, np.uint64(1))
+        out[k] = z
 
 
 @njit(cache=True, nogil=True)
@@ -198,16 +261,16 @@ def _block32(k0, k1, c2, c3, out, i0):
             units[b + _G + g] = l1
             units[b + 2 * _G + g] = l2
             units[b + 3 * _G + g] = l3
-    # the fast test, branch-free (it vectorises where gathers pay); failures marked NaN
+    # the fast test, branch-free in int32 (it vectorises); failures flagged for the slow path
+    fail = np.empty(units.shape[0], np.uint8)
     for k in range(n):
         r = units[k]
         jj = r & np.uint32(0x1FF)
-        m = r >> np.uint32(9)
-        x = np.float64(m) * _WS32[jj]
-        out[k] = x if m < _KS32[jj] else np.nan
-    for k in range(n):
-        if out[k] != out[k]:
-            out[k] = _finish(k0, k1, c2, c3, np.uint64(i0 + k), np.uint64(units[k]), True)
+        m = np.int32(r >> np.uint32(9))
+        out[k] = np.float64(m) * _WS32[jj]
+        fail[k] = m >= _KS32[jj]
+    fail[n:] = 0
+    _slow_path(k0, k1, c2, c3, out, i0, units, fail, True)
 
 
 @njit(cache=True, nogil=True)
@@ -223,15 +286,15 @@ def _block64(k0, k1, c2, c3, out, i0):
             l0, l1, l2, l3 = philox4x32(j & _LO, j >> _32, c2, c3, k0, k1)
             units[b + g] = l0 | (l1 << _32)
             units[b + _G + g] = l2 | (l3 << _32)
+    fail = np.empty(units.shape[0], np.uint8)
     for k in range(n):
         r = units[k]
         jj = r & np.uint64(0x1FF)
         m = (r >> np.uint64(9)) & _MASK52
-        x = np.float64(m) * _WS64[jj]
-        out[k] = x if m < _KS64[jj] else np.nan
-    for k in range(n):
-        if out[k] != out[k]:
-            out[k] = _finish(k0, k1, c2, c3, np.uint64(i0 + k), units[k], False)
+        out[k] = _exact_float64(m) * _WS64[jj]
+        fail[k] = np.int64(m) >= _KS64[jj]
+    fail[n:] = 0
+    _slow_path(k0, k1, c2, c3, out, i0, units, fail, False)
 
 
 @njit(cache=True, parallel=True)
