@@ -128,40 +128,9 @@ def _slow_words(k0, k1, c2, c3, i, a):
     return l0 | (l1 << _32), l2 | (l3 << _32)
 
 
-@njit(cache=True, inline="always")
-def _attempt(wa, wb, unit, half):
-    """One attempt of the wedge / tail tests on ``unit`` with the words (A, B) = (wa, wb):
-    (accepted, the signed value if accepted, the unit of the next attempt).  See :func:`_finish`."""
-    idx = np.int64(unit & np.uint64(0xFF))
-    s = (unit >> np.uint64(8)) & np.uint64(1)
-    m = (unit >> np.uint64(9)) & (_MASK23 if half else _MASK52)
-    if idx == 0:
-        u1 = np.float64(wa >> np.uint64(11)) * _TWO_M53
-        u2 = np.float64(wb >> np.uint64(11)) * _TWO_M53
-        xx = -math.log1p(-u1) / ZIGGURAT_R
-        yy = -math.log1p(-u2)
-        if yy + yy > xx * xx:
-            z = ZIGGURAT_R + xx
-            return True, -z if s else z, unit
-        return False, 0.0, unit
-    u = np.float64(wa >> np.uint64(11)) * _TWO_M53
-    x = np.float64(m) * (_WI32[idx] if half else _WI64[idx])
-    if _FI[idx] + u * (_FI[idx - 1] - _FI[idx]) < math.exp(-0.5 * x * x):
-        return True, -x if s else x, unit
-    r = wb & _LO if half else wb
-    idx = np.int64(r & np.uint64(0xFF))
-    s = (r >> np.uint64(8)) & np.uint64(1)
-    m = (r >> np.uint64(9)) & (_MASK23 if half else _MASK52)
-    if m < (_KI32[idx] if half else _KI64[idx]):
-        x = np.float64(m) * (_WI32[idx] if half else _WI64[idx])
-        return True, -x if s else x, r
-    return False, 0.0, r
-
-
 @njit(cache=True, nogil=True)
-def _finish(k0, k1, c2, c3, i, unit, half, a):
-    """Normal i whose unit failed the fast test: the wedge / tail tests (Marsaglia & Tsang 2000),
-    from attempt ``a`` on (0 for the definition; 1 after a first attempt that rejected).
+def _finish(k0, k1, c2, c3, i, unit, half):
+    """Normal i whose unit failed the fast test: the wedge / tail tests (Marsaglia & Tsang 2000).
 
     Unit (layer idx, sign s, mantissa m); attempt a = 0, 1, ... draws (A, B) =
     :func:`_slow_words`; u = (A >> 11) 2^-53, u2 likewise from B.  Layer 0
@@ -170,12 +139,33 @@ def _finish(k0, k1, c2, c3, i, unit, half, a):
     exp(-x^2/2), else B (its low 32 bits for float32) is a new unit: accepted if it passes the
     fast test, else its wedge / tail tests take the next attempt.  Returns the signed float64.
     """
+    idx = np.int64(unit & np.uint64(0xFF))
+    s = (unit >> np.uint64(8)) & np.uint64(1)
+    m = (unit >> np.uint64(9)) & (_MASK23 if half else _MASK52)
+    a = np.uint64(0)
     while True:
         wa, wb = _slow_words(k0, k1, c2, c3, i, a)
         a += np.uint64(1)
-        ok, z, unit = _attempt(wa, wb, unit, half)
-        if ok:
-            return z
+        if idx == 0:
+            u1 = np.float64(wa >> np.uint64(11)) * _TWO_M53
+            u2 = np.float64(wb >> np.uint64(11)) * _TWO_M53
+            xx = -math.log1p(-u1) / ZIGGURAT_R
+            yy = -math.log1p(-u2)
+            if yy + yy > xx * xx:
+                z = ZIGGURAT_R + xx
+                return -z if s else z
+        else:
+            u = np.float64(wa >> np.uint64(11)) * _TWO_M53
+            x = np.float64(m) * (_WI32[idx] if half else _WI64[idx])
+            if _FI[idx] + u * (_FI[idx - 1] - _FI[idx]) < math.exp(-0.5 * x * x):
+                return -x if s else x
+            r = wb & _LO if half else wb
+            idx = np.int64(r & np.uint64(0xFF))
+            s = (r >> np.uint64(8)) & np.uint64(1)
+            m = (r >> np.uint64(9)) & (_MASK23 if half else _MASK52)
+            if m < (_KI32[idx] if half else _KI64[idx]):
+                x = np.float64(m) * (_WI32[idx] if half else _WI64[idx])
+                return -x if s else x
 
 
 @njit(cache=True, inline="always")
@@ -198,7 +188,7 @@ def normal32_at(k0, k1, c2, c3, i):
     m = np.int64(r >> np.uint64(9))
     if m < _KS32[jj]:
         return np.float32(np.float64(m) * _WS32[jj])
-    return np.float32(_finish(k0, k1, c2, c3, i, r, True, np.uint64(0)))
+    return np.float32(_finish(k0, k1, c2, c3, i, r, True))
 
 
 @njit(cache=True, inline="always")
@@ -212,19 +202,20 @@ def normal64_at(k0, k1, c2, c3, i):
     m = np.int64((r >> np.uint64(9)) & _MASK52)
     if m < _KS64[jj]:
         return np.float64(m) * _WS64[jj]
-    return _finish(k0, k1, c2, c3, i, r, False, np.uint64(0))
+    return _finish(k0, k1, c2, c3, i, r, False)
 
 
 @njit(cache=True, nogil=True)
 def _slow_path(k0, k1, c2, c3, out, i0, units, fail, half):
     """out[k] = normal i0 + k for every k with fail[k] set (its unit, units[k], failed the fast
-    test); the same values as :func:`_finish` from attempt 0, taken in three steps.
+    test): the values of :func:`_finish`, most of them without its branches.
 
     The failures' offsets are gathered eight flags (one uint64 of ``fail``) at a time, most
-    words being zero; the words of their first attempt are drawn in one loop over independent
-    counters (it vectorises as the units' loop does, where one :func:`_finish` call per failure
-    waits on a scalar Philox); each then takes its first attempt, and only the failures that
-    reject it go on through :func:`_finish` from attempt 1.
+    words being zero; the words (A, B) of their first attempt are drawn in one loop over
+    independent counters (it vectorises as the units' loop does).  Most failures then end in
+    that attempt in one of two ways, both computed for every failure and selected without a
+    branch: the wedge accepts x, or it rejects and B's unit passes the fast test.  The rest (the
+    tail layer, or a second rejection; a few percent of failures) take :func:`_finish`.
     """
     words = fail.view(np.uint64)
     ks = np.empty(fail.shape[0], np.int64)
@@ -238,12 +229,27 @@ def _slow_path(k0, k1, c2, c3, out, i0, units, fail, half):
     wb = np.empty(c, np.uint64)
     for t in range(c):
         wa[t], wb[t] = _slow_words(k0, k1, c2, c3, np.uint64(i0 + ks[t]), np.uint64(0))
+    mask = _MASK23 if half else _MASK52
+    # The call to _finish keeps this loop scalar, so that exp is libm's scalar exp (a loop that
+    # vectorised could take a vector library's exp, whose bits differ).
     for t in range(c):
         k = ks[t]
-        ok, z, unit = _attempt(wa[t], wb[t], np.uint64(units[k]), half)
-        if not ok:
-            z = _finish(k0, k1, c2, c3, np.uint64(i0 + k), unit, half, np.uint64(1))
-        out[k] = z
+        unit = np.uint64(units[k])
+        idx = np.int64(unit & np.uint64(0xFF))  # idx = 0 (tail): fi[-1] is fi[255], and unused
+        x = np.float64((unit >> np.uint64(9)) & mask) * (_WI32[idx] if half else _WI64[idx])
+        u = np.float64(wa[t] >> np.uint64(11)) * _TWO_M53
+        wedge = _FI[idx] + u * (_FI[idx - 1] - _FI[idx]) < math.exp(-0.5 * x * x)
+        r = wb[t] & _LO if half else wb[t]
+        idx2 = np.int64(r & np.uint64(0xFF))
+        m2 = (r >> np.uint64(9)) & mask
+        x2 = np.float64(m2) * (_WI32[idx2] if half else _WI64[idx2])
+        fast2 = m2 < (_KI32[idx2] if half else _KI64[idx2])
+        z = x if wedge else x2
+        neg = (unit if wedge else r) & np.uint64(0x100)
+        if idx == 0 or not (wedge or fast2):
+            out[k] = _finish(k0, k1, c2, c3, np.uint64(i0 + k), unit, half)
+        else:
+            out[k] = -z if neg else z
 
 
 @njit(cache=True, nogil=True)
