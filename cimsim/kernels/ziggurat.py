@@ -102,6 +102,7 @@ _SLOW = np.uint64(1 << 31)  # c1 bit of the slow path's counter space
 _TWO_M53 = 1.1102230246251565e-16  # 2**-53
 _EXP52 = np.uint64(0x4330000000000000)  # the bits of 2^52
 _TWO52 = 4503599627370496.0
+_SIGN = np.array([1.0, -1.0])
 
 
 @intrinsic
@@ -230,6 +231,7 @@ def _slow_path(k0, k1, c2, c3, out, i0, units, fail, half):
     for t in range(c):
         wa[t], wb[t] = _slow_words(k0, k1, c2, c3, np.uint64(i0 + ks[t]), np.uint64(0))
     mask = _MASK23 if half else _MASK52
+    pair = np.empty(2)
     # The call to _finish keeps this loop scalar, so that exp is libm's scalar exp (a loop that
     # vectorised could take a vector library's exp, whose bits differ).
     for t in range(c):
@@ -244,12 +246,15 @@ def _slow_path(k0, k1, c2, c3, out, i0, units, fail, half):
         m2 = (r >> np.uint64(9)) & mask
         x2 = np.float64(m2) * (_WI32[idx2] if half else _WI64[idx2])
         fast2 = m2 < (_KI32[idx2] if half else _KI64[idx2])
-        z = x if wedge else x2
-        neg = (unit if wedge else r) & np.uint64(0x100)
-        if idx == 0 or not (wedge or fast2):
-            out[k] = _finish(k0, k1, c2, c3, np.uint64(i0 + k), unit, half)
-        else:
-            out[k] = -z if neg else z
+        # selected through memory: x86 has no branch-free scalar select of doubles, and a branch
+        # on the wedge test or the sign would mispredict half the time (a product with -1.0
+        # negates exactly)
+        pair[0] = x2
+        pair[1] = x
+        z = pair[np.int64(wedge)] * _SIGN[((unit if wedge else r) >> np.uint64(8)) & np.uint64(1)]
+        if idx == 0 or not (wedge | fast2):
+            z = _finish(k0, k1, c2, c3, np.uint64(i0 + k), unit, half)
+        out[k] = z
 
 
 @njit(cache=True, nogil=True)
