@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
+from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
 from ._jit import serial_copy
@@ -211,8 +212,8 @@ def _slow_path(k0, k1, c2, c3, out, i0, units, fail, half):
     """out[k] = normal i0 + k for every k with fail[k] set (its unit, units[k], failed the fast
     test): the values of :func:`_finish`, most of them without its branches.
 
-    The failures' offsets are gathered eight flags (one uint64 of ``fail``) at a time, most
-    words being zero; the words (A, B) of their first attempt are drawn in one loop over
+    The failures' offsets are read off eight flags (one uint64 of ``fail``) at a time, most
+    words being zero, a set flag's offset from its bit; the words (A, B) of their first attempt are drawn in one loop over
     independent counters (it vectorises as the units' loop does).  Most failures then end in
     that attempt in one of two ways, both computed for every failure and selected without a
     branch: the wedge accepts x, or it rejects and B's unit passes the fast test.  The rest (the
@@ -222,10 +223,11 @@ def _slow_path(k0, k1, c2, c3, out, i0, units, fail, half):
     ks = np.empty(fail.shape[0], np.int64)
     c = 0
     for w in range(words.shape[0]):
-        if words[w]:
-            for k in range(8 * w, 8 * w + 8):
-                ks[c] = k  # kept only where fail[k] is set (branch-free)
-                c += fail[k]
+        f = words[w]
+        while f:  # each set flag is one bit, the lowest of its byte
+            ks[c] = 8 * w + np.int64(trailing_zeros(f) >> np.uint64(3))  # type: ignore[call-arg]
+            c += 1
+            f &= f - np.uint64(1)
     wa = np.empty(c, np.uint64)
     wb = np.empty(c, np.uint64)
     for t in range(c):
