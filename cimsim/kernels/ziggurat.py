@@ -17,9 +17,11 @@ The ziggurat of Marsaglia & Tsang (2000) with 256 layers (the algorithm of numpy
 About 98.5 % of units pass the fast test.  A failed unit i finishes the exact wedge/tail tests
 with further words of its own: attempt a = 0, 1, ... takes two 64-bit words (A, B) = (lanes
 0 + 1 << 32, lanes 2 + 3 << 32) of Philox((i_lo, i_hi | 2^31, c2 ^ a, c3)), a counter space
-apart from the units' (their c1 = j_hi < 2^31, as j <= i / 2).  So every output depends on its
-index alone: the bulk kernel and the per-index helpers (:func:`normal32_at`,
-:func:`normal64_at`) give the same bits, whatever the block size, thread count or draw length.
+apart from the units' (their c1 = j_hi < 2^31, as j <= i / 2); :func:`_finish` is the
+definition (the bulk kernel takes the first attempt of a block's failures together,
+:func:`_slow_path`, with the same values).  So every output depends on its index alone: the
+bulk kernel and the per-index helpers (:func:`normal32_at`, :func:`normal64_at`) give the same
+bits, whatever the block size, thread count or draw length.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ _SLOW = np.uint64(1 << 31)  # c1 bit of the slow path's counter space
 _TWO_M53 = 1.1102230246251565e-16  # 2**-53
 _EXP52 = np.uint64(0x4330000000000000)  # the bits of 2^52
 _TWO52 = 4503599627370496.0
-_SIGN = np.array([1.0, -1.0])
+_SIGN = np.array([1.0, -1.0])  # by the sign bit
 
 
 @intrinsic
@@ -213,11 +215,12 @@ def _slow_path(k0, k1, c2, c3, out, i0, units, fail, half):
     test): the values of :func:`_finish`, most of them without its branches.
 
     The failures' offsets are read off eight flags (one uint64 of ``fail``) at a time, most
-    words being zero, a set flag's offset from its bit; the words (A, B) of their first attempt are drawn in one loop over
-    independent counters (it vectorises as the units' loop does).  Most failures then end in
-    that attempt in one of two ways, both computed for every failure and selected without a
-    branch: the wedge accepts x, or it rejects and B's unit passes the fast test.  The rest (the
-    tail layer, or a second rejection; a few percent of failures) take :func:`_finish`.
+    words being zero, each set flag's offset from its bit.  The words (A, B) of their first
+    attempt are drawn in one loop over independent counters (it vectorises as the units' loop
+    does).  Most failures then end in that attempt in one of two ways, both computed for every
+    failure and selected without a branch: the wedge accepts x, or it rejects and B's unit
+    passes the fast test.  The rest (the tail layer, or a second rejection; a few percent of
+    failures) take :func:`_finish`.
     """
     words = fail.view(np.uint64)
     ks = np.empty(fail.shape[0], np.int64)
@@ -234,8 +237,8 @@ def _slow_path(k0, k1, c2, c3, out, i0, units, fail, half):
         wa[t], wb[t] = _slow_words(k0, k1, c2, c3, np.uint64(i0 + ks[t]), np.uint64(0))
     mask = _MASK23 if half else _MASK52
     pair = np.empty(2)
-    # The call to _finish keeps this loop scalar, so that exp is libm's scalar exp (a loop that
-    # vectorised could take a vector library's exp, whose bits differ).
+    # _finish (a call, or its while loop if inlined) keeps this loop from vectorising, so that
+    # exp is libm's scalar exp, as in _finish and the twin (a vector library's exp has other bits).
     for t in range(c):
         k = ks[t]
         unit = np.uint64(units[k])
