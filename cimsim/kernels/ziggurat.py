@@ -30,10 +30,8 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
-from numba.extending import intrinsic
 
 from ._jit import serial_copy
 from .philox import philox4x32, philox_key
@@ -108,21 +106,13 @@ _TWO52 = 4503599627370496.0
 _SIGN = np.array([1.0, -1.0])  # by the sign bit
 
 
-@intrinsic
-def _bits_to_float64(typingctx, bits):
-    """The float64 whose IEEE bits are the uint64 ``bits`` (an LLVM bitcast)."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-    return types.float64(types.uint64), codegen
-
-
 @njit(cache=True, inline="always")
 def _exact_float64(m):
     """float64(m) for a uint64 m < 2^52, exactly: 2^52 + m is the double with bits m | bits(2^52).
 
     The same value as ``np.float64(m)``, in integer and float operations that vectorise on AVX2,
     which has no 64-bit integer to double conversion."""
-    return _bits_to_float64(m | _EXP52) - _TWO52  # type: ignore[call-arg]  # typed by Numba, not Python
+    return np.uint64(m | _EXP52).view(np.float64) - _TWO52
 
 
 @njit(cache=True, inline="always")
