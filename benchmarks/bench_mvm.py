@@ -21,6 +21,7 @@ from bench_train import machine_line  # the CPU and thread counts (benchmarks/ i
 from cimsim.crossbar import program_drifted, program_matrix, tile_mvm
 from cimsim.crossbar import mvm
 from cimsim.crossbar.parasitics import tile_transfer
+from cimsim.kernels import NUMBA
 from cimsim.profiles.loader import load_profile
 
 
@@ -53,6 +54,19 @@ def paired_ratio(f_ref, f_sim, repeats: int) -> float:
         f_sim()
         r.append((time.perf_counter() - t1) / (t1 - t0))
     return float(np.median(r))
+
+
+def normals_line(repeats: int) -> str:
+    """ns per normal of the ziggurat kernel (Philox units), 4M draws of each dtype, on cimsim's
+    threads and on one (the serial copy)."""
+    words = np.random.default_rng(0).bit_generator.random_raw(2)
+    parts = []
+    for dt in (np.float32, np.float64):
+        out = np.empty(1 << 22, dt)
+        for label, f in (("threads", NUMBA.zig_normals.parallel), ("1 thread", NUMBA.zig_normals.serial)):
+            ms = best_ms(lambda: f(words, dt == np.float32, out), repeats)
+            parts.append(f"{np.dtype(dt).name} {label} {1e6 * ms / out.size:.2f}")
+    return "ziggurat normals, ns/normal (median, 4M): " + ", ".join(parts)
 
 
 #: a cubic device I-V (a2 = 0: one more GEMM per conversion stream): I = G V (1 + 2.5 V^2), read at 0.2 V
@@ -105,6 +119,7 @@ def main() -> None:
     print("'x torch paired' = median over repeats of the ratio of back-to-back calls")
     print(f"CPU: torch capability {torch.backends.cpu.get_cpu_capability()}; per-read variance GEMM "
           f"{'in bfloat16 (the CPU has bf16 instructions)' if mvm.BF16_GEMM else 'in fp32 on bfloat16-rounded values'}")
+    print(normals_line(a.repeats))
     hdr = (f"{'N':>5} {'noise':>9} {'torch ms':>9} {'cimsim ms':>10} {'x torch':>8} {'x torch CPU':>11} "
            f"{'x torch paired':>14} {'numpy ms':>9} {'numpy/cimsim':>12}")
     print(hdr)

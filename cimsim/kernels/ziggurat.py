@@ -17,9 +17,11 @@ The ziggurat of Marsaglia & Tsang (2000) with 256 layers (the algorithm of numpy
 About 98.5 % of units pass the fast test.  A failed unit i finishes the exact wedge/tail tests
 with further words of its own: attempt a = 0, 1, ... takes two 64-bit words (A, B) = (lanes
 0 + 1 << 32, lanes 2 + 3 << 32) of Philox((i_lo, i_hi | 2^31, c2 ^ a, c3)), a counter space
-apart from the units' (their c1 = j_hi < 2^31, as j <= i / 2).  So every output depends on its
-index alone: the bulk kernel and the per-index helpers (:func:`normal32_at`,
-:func:`normal64_at`) give the same bits, whatever the block size, thread count or draw length.
+apart from the units' (their c1 = j_hi < 2^31, as j <= i / 2); :func:`_finish` is the
+definition (the bulk kernel takes the first attempt of a block's failures together,
+:func:`_slow_path`, with the same values).  So every output depends on its index alone: the
+bulk kernel and the per-index helpers (:func:`normal32_at`, :func:`normal64_at`) give the same
+bits, whatever the block size, thread count or draw length.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ._jit import serial_copy
 from .philox import philox4x32, philox_key
@@ -47,7 +50,7 @@ class _Tables(NamedTuple):
     ki: np.ndarray  # uint64: mantissa bound of the fast path per layer
     wi: np.ndarray  # float64: layer width / 2^bits
     fi: np.ndarray  # float64: density exp(-x_i^2/2) at the layer edge (fi[0] = 1)
-    ks: np.ndarray  # [512]: ki twice (fast-path table indexed by layer + 256 sign), in the units' dtype
+    ks: np.ndarray  # [512]: ki twice (fast-path table indexed by layer + 256 sign): int32 (23 bits), int64 (52)
     ws: np.ndarray  # float64 [512]: wi, then -wi (the sign folded in)
 
 
@@ -79,8 +82,9 @@ def _tables(bits: int) -> _Tables:
         ki[i] = 0 if i == 1 else int(x[i - 1] / x[i] * m)
         wi[i] = x[i] / m
         fi[i] = f(x[i])
-    # the fast path compares the table with units of the same width (uint32 for 23 bits)
-    ks = np.concatenate([ki, ki]).astype(np.uint32 if bits <= 23 else np.uint64)
+    # the fast path compares mantissas with the table in integers of the units' width, signed
+    # (AVX2 compares signed integers only; every value is below 2^52)
+    ks = np.concatenate([ki, ki]).astype(np.int32 if bits <= 23 else np.int64)
     return _Tables(ki, wi, fi, ks, np.concatenate([wi, -wi]))
 
 
@@ -97,6 +101,18 @@ _MASK23 = np.uint64(0x7FFFFF)
 _MASK52 = np.uint64(0xFFFFFFFFFFFFF)
 _SLOW = np.uint64(1 << 31)  # c1 bit of the slow path's counter space
 _TWO_M53 = 1.1102230246251565e-16  # 2**-53
+_EXP52 = np.uint64(0x4330000000000000)  # the bits of 2^52
+_TWO52 = 4503599627370496.0
+_SIGN = np.array([1.0, -1.0])  # by the sign bit
+
+
+@njit(cache=True, inline="always")
+def _exact_float64(m):
+    """float64(m) for a uint64 m < 2^52, exactly: 2^52 + m is the double with bits m | bits(2^52).
+
+    The same value as ``np.float64(m)``, in integer and float operations that vectorise on AVX2,
+    which has no 64-bit integer to double conversion."""
+    return np.uint64(m | _EXP52).view(np.float64) - _TWO52
 
 
 @njit(cache=True, inline="always")
@@ -163,7 +179,7 @@ def normal32_at(k0, k1, c2, c3, i):
     l0, l1, l2, l3 = philox4x32(j & _LO, j >> _32, c2, c3, k0, k1)
     r = l0 if lane == 0 else (l1 if lane == 1 else (l2 if lane == 2 else l3))
     jj = r & np.uint64(0x1FF)
-    m = r >> np.uint64(9)
+    m = np.int64(r >> np.uint64(9))
     if m < _KS32[jj]:
         return np.float32(np.float64(m) * _WS32[jj])
     return np.float32(_finish(k0, k1, c2, c3, i, r, True))
@@ -177,10 +193,63 @@ def normal64_at(k0, k1, c2, c3, i):
     l0, l1, l2, l3 = philox4x32(j & _LO, j >> _32, c2, c3, k0, k1)
     r = (l0 | (l1 << _32)) if pair == 0 else (l2 | (l3 << _32))
     jj = r & np.uint64(0x1FF)
-    m = (r >> np.uint64(9)) & _MASK52
+    m = np.int64((r >> np.uint64(9)) & _MASK52)
     if m < _KS64[jj]:
         return np.float64(m) * _WS64[jj]
     return _finish(k0, k1, c2, c3, i, r, False)
+
+
+@njit(cache=True, nogil=True)
+def _slow_path(k0, k1, c2, c3, out, i0, units, fail, half):
+    """out[k] = normal i0 + k for every k with fail[k] set (its unit, units[k], failed the fast
+    test): the values of :func:`_finish`, most of them without its branches.
+
+    The failures' offsets are read off eight flags (one uint64 of ``fail``) at a time, most
+    words being zero, each set flag's offset from its bit.  The words (A, B) of their first
+    attempt are drawn in one loop over independent counters (it vectorises as the units' loop
+    does).  Most failures then end in that attempt in one of two ways, both computed for every
+    failure and selected without a branch: the wedge accepts x, or it rejects and B's unit
+    passes the fast test.  The rest (the tail layer, or a second rejection; a few percent of
+    failures) take :func:`_finish`.
+    """
+    words = fail.view(np.uint64)
+    ks = np.empty(fail.shape[0], np.int64)
+    c = 0
+    for w in range(words.shape[0]):
+        f = words[w]
+        while f:  # each set flag is one bit, the lowest of its byte
+            ks[c] = 8 * w + np.int64(trailing_zeros(f) >> np.uint64(3))  # type: ignore[call-arg]
+            c += 1
+            f &= f - np.uint64(1)
+    wa = np.empty(c, np.uint64)
+    wb = np.empty(c, np.uint64)
+    for t in range(c):
+        wa[t], wb[t] = _slow_words(k0, k1, c2, c3, np.uint64(i0 + ks[t]), np.uint64(0))
+    mask = _MASK23 if half else _MASK52
+    pair = np.empty(2)
+    # _finish (a call, or its while loop if inlined) keeps this loop from vectorising, so that
+    # exp is libm's scalar exp, as in _finish and the twin (a vector library's exp has other bits).
+    for t in range(c):
+        k = ks[t]
+        unit = np.uint64(units[k])
+        idx = np.int64(unit & np.uint64(0xFF))  # idx = 0 (tail): fi[-1] is fi[255], and unused
+        x = np.float64((unit >> np.uint64(9)) & mask) * (_WI32[idx] if half else _WI64[idx])
+        u = np.float64(wa[t] >> np.uint64(11)) * _TWO_M53
+        wedge = _FI[idx] + u * (_FI[idx - 1] - _FI[idx]) < math.exp(-0.5 * x * x)
+        r = wb[t] & _LO if half else wb[t]
+        idx2 = np.int64(r & np.uint64(0xFF))
+        m2 = (r >> np.uint64(9)) & mask
+        x2 = np.float64(m2) * (_WI32[idx2] if half else _WI64[idx2])
+        fast2 = m2 < (_KI32[idx2] if half else _KI64[idx2])
+        # selected through memory: x86 has no branch-free scalar select of doubles, and a branch
+        # on the wedge test or the sign would mispredict half the time (a product with -1.0
+        # negates exactly)
+        pair[0] = x2
+        pair[1] = x
+        z = pair[np.int64(wedge)] * _SIGN[((unit if wedge else r) >> np.uint64(8)) & np.uint64(1)]
+        if idx == 0 or not (wedge | fast2):
+            z = _finish(k0, k1, c2, c3, np.uint64(i0 + k), unit, half)
+        out[k] = z
 
 
 @njit(cache=True, nogil=True)
@@ -198,16 +267,16 @@ def _block32(k0, k1, c2, c3, out, i0):
             units[b + _G + g] = l1
             units[b + 2 * _G + g] = l2
             units[b + 3 * _G + g] = l3
-    # the fast test, branch-free (it vectorises where gathers pay); failures marked NaN
+    # the fast test, branch-free in int32 (it vectorises); failures flagged for the slow path
+    fail = np.empty(units.shape[0], np.uint8)
     for k in range(n):
         r = units[k]
         jj = r & np.uint32(0x1FF)
-        m = r >> np.uint32(9)
-        x = np.float64(m) * _WS32[jj]
-        out[k] = x if m < _KS32[jj] else np.nan
-    for k in range(n):
-        if out[k] != out[k]:
-            out[k] = _finish(k0, k1, c2, c3, np.uint64(i0 + k), np.uint64(units[k]), True)
+        m = np.int32(r >> np.uint32(9))
+        out[k] = np.float64(m) * _WS32[jj]
+        fail[k] = m >= _KS32[jj]
+    fail[n:] = 0
+    _slow_path(k0, k1, c2, c3, out, i0, units, fail, True)
 
 
 @njit(cache=True, nogil=True)
@@ -223,15 +292,15 @@ def _block64(k0, k1, c2, c3, out, i0):
             l0, l1, l2, l3 = philox4x32(j & _LO, j >> _32, c2, c3, k0, k1)
             units[b + g] = l0 | (l1 << _32)
             units[b + _G + g] = l2 | (l3 << _32)
+    fail = np.empty(units.shape[0], np.uint8)
     for k in range(n):
         r = units[k]
         jj = r & np.uint64(0x1FF)
         m = (r >> np.uint64(9)) & _MASK52
-        x = np.float64(m) * _WS64[jj]
-        out[k] = x if m < _KS64[jj] else np.nan
-    for k in range(n):
-        if out[k] != out[k]:
-            out[k] = _finish(k0, k1, c2, c3, np.uint64(i0 + k), units[k], False)
+        out[k] = _exact_float64(m) * _WS64[jj]
+        fail[k] = np.int64(m) >= _KS64[jj]
+    fail[n:] = 0
+    _slow_path(k0, k1, c2, c3, out, i0, units, fail, False)
 
 
 @njit(cache=True, parallel=True)

@@ -113,6 +113,45 @@ def test_inline_normals_equal_the_bulk_draw(half):
     np.testing.assert_array_equal(twin, bulk[idx[:5000]])
 
 
+@pytest.mark.parametrize("half", [True, False])
+def test_batched_slow_path_is_finish(half):
+    """The bulk kernel's batched slow path gives _finish's value (the definition) for every
+    flagged unit and leaves the others alone; on units that all fail the fast test (random
+    layers, every fourth the tail), so that its rare cases (the tail, a wedge rejection whose
+    new unit fails again) come by the hundreds, not by the dozen as in a natural draw."""
+    from numba import njit
+
+    from cimsim.kernels import ziggurat as Z
+
+    n = 1 << 16
+    bits = 23 if half else 52
+    rng = np.random.default_rng(3)
+    layer = rng.integers(0, 256, n)
+    layer[::4] = 0
+    ki = Z.ZIG[half].ki[layer].astype(np.float64)
+    m = (ki + rng.random(n) * (2.0**bits - ki)).astype(np.uint64)  # ki <= m < 2^bits: fails
+    units = np.uint64(layer) | (rng.integers(0, 2, n, dtype=np.uint64) << np.uint64(8)) | (m << np.uint64(9))
+    units = units.astype(np.uint32) if half else units
+    fail = (rng.random(n) < 0.9).astype(np.uint8)
+    key = tuple(np.uint64(v) for v in rng.integers(0, 2**32, 4, dtype=np.uint64))
+    i0 = 5 * Z.BLOCK
+    dt = np.float32 if half else np.float64
+    got = np.full(n, 7.0, dt)
+    Z._slow_path(*key, got, i0, units, fail, half)
+
+    @njit
+    def finish_each(k0, k1, c2, c3, i0, units, out):
+        for k in range(units.shape[0]):
+            out[k] = Z._finish(k0, k1, c2, c3, np.uint64(i0 + k), np.uint64(units[k]), half)
+
+    want = np.empty(n, dt)
+    finish_each(*key, i0, units, want)
+    flagged = fail.astype(bool)
+    np.testing.assert_array_equal(got[flagged], want[flagged])
+    assert (got[~flagged] == 7.0).all()
+    assert (np.abs(got[flagged]) > Z.ZIGGURAT_R).sum() > 5000  # tail values
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype,rtol", DTYPES)
 @pytest.mark.parametrize("differential", [True, False])
