@@ -57,6 +57,8 @@ __all__ = ["Task", "Missing", "pack", "run_tasks", "run_payload", "local_executo
 _CACHE_MAX = 16
 #: how long a Dask client with no workers waits for the first one (a cluster still starting)
 WAIT_FOR_WORKERS_S = 300.0
+#: times a Dask job whose scattered inputs were lost with a worker is run again before the sweep stops
+MAX_RESUBMITS = 3
 
 
 @dataclass(frozen=True)
@@ -189,10 +191,35 @@ def _run_dask(client: Any, blobs: dict[str, bytes], tasks: list[Task], collect: 
         client.submit(_run_task, t.model, handles[t.model], t.env, handles[t.env], t.compensation, t.job, pid, pure=False): t
         for t in tasks
     }
-    n_copies = len(handles) * len(client.scheduler_info().get("workers", {}))
+    n_workers = len(client.scheduler_info().get("workers", {}))
+    n_copies = len(handles) * n_workers
+    resubmitted: dict[int, int] = {}
+    done = as_completed(list(futures))
     try:
-        for fut in as_completed(list(futures)):
-            collect(futures[fut], fut.result())
+        for fut in done:
+            task = futures.pop(fut)
+            if fut.cancelled():
+                # a worker died holding the only copy of a scattered blob this job needs (seen
+                # after a broadcast too, on a 2-worker LocalCluster in CI): the scheduler forgets
+                # the blob and cancels its dependents. Scatter the lost blobs again and re-run
+                # the job (its result does not depend on where or how often it runs)
+                n = resubmitted[id(task)] = resubmitted.get(id(task), 0) + 1
+                if n > MAX_RESUBMITS:
+                    raise WorkerError(
+                        f"a drift job was cancelled {n} times, its model or data lost with the workers that held them; "
+                        f"check that the Dask workers stay up (memory limits, preemption), then run again. "
+                        f"Finished points are kept when out= is given"
+                    )
+                for k in (task.model, task.env):
+                    if handles[k].status != "finished" or n > 1:
+                        handles[k] = client.scatter(blobs[k], broadcast=True, hash=False)
+                        n_copies += n_workers
+                again = client.submit(_run_task, task.model, handles[task.model], task.env, handles[task.env],
+                                      task.compensation, task.job, pid, pure=False)
+                futures[again] = task
+                done.add(again)
+                continue
+            collect(task, fut.result())
     except KilledWorker as exc:
         raise WorkerError(
             f"a drift job killed Dask workers too often ({exc}); the scheduler stops re-running a task after "

@@ -64,6 +64,38 @@ def test_a_worker_killed_mid_sweep_changes_no_bit(net, data, serial, dask_client
     assert victim not in dask_client.run(os.getpid).values()
 
 
+def test_blobs_lost_with_a_worker_are_scattered_again(net, data, serial, dask_client, monkeypatch):
+    """Every blob's only copy on one worker, killed after the first result: the jobs that needed
+    them are cancelled by the scheduler, scattered and run again, and the scores keep every bit."""
+    pids = dask_client.run(os.getpid)
+    victim_addr, victim = sorted(pids.items(), key=lambda kv: kv[1])[0]
+    scatter = dask_client.scatter
+    first: set[bytes] = set()
+
+    def scatter_to_victim(data, **kw):  # the first copy of each blob on the victim alone
+        if data in first:
+            return scatter(data, **kw)
+        first.add(data)
+        return scatter(data, workers=[victim_addr], broadcast=False, hash=False)
+
+    monkeypatch.setattr(dask_client, "scatter", scatter_to_victim)
+    killed: list[int] = []
+
+    def kill_once(done: int, total: int) -> None:
+        if not killed:
+            os.kill(victim, signal.SIGKILL)
+            killed.append(done)
+
+    res = cimsim.sweep(model=net, data=data, executor=dask_client, progress=kill_once, **GRID)
+    assert killed and killed[0] < 48
+    assert res.meta["points_computed"] == 48
+    assert res.meta["blob_copies_sent"] > 3 * 2  # the first scatter's copies and the second's
+    assert res.scores.tobytes() == serial.scores.tobytes()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(dask_client.run(os.getpid)) < 2:  # the nanny's fresh worker
+        time.sleep(0.5)
+
+
 _CLIENT = """
 import json, sys, time
 import distributed, torch, cimsim
