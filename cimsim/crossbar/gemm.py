@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from .._threads import scratch
+from ..kernels.converters_ref import bf16_upper
 from .snapshot import DriftedState
 
 __all__ = ["BF16_GEMM", "VarianceGemm", "TorchGemm", "NumpyGemm", "make_gemm", "bf16_bits", "bf16_round",
@@ -84,15 +85,20 @@ def row_energy(grid, x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.add.reduceat(xd * xd, starts, axis=1).T, dtype=x.dtype)
 
 
+def _bf16_upper(a: np.ndarray) -> np.ndarray:
+    """float32 ``a``'s bits rounded to the nearest bfloat16, ties to even (as torch's cast), low
+    16 bits clear (one rounding for the engines and the ADC twin)."""
+    return bf16_upper(np.ascontiguousarray(a, dtype=np.float32).view(np.uint32))
+
+
 def bf16_bits(a: np.ndarray) -> np.ndarray:
     """bfloat16 bit patterns (uint16) of float32 ``a``, round to nearest even (as torch's cast)."""
-    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
-    return ((u + (np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1)))) >> np.uint32(16)).astype(np.uint16)
+    return (_bf16_upper(a) >> np.uint32(16)).astype(np.uint16)
 
 
 def bf16_round(a: np.ndarray) -> np.ndarray:
     """float32 ``a`` rounded to the nearest bfloat16 (returned as float32)."""
-    return (bf16_bits(a).astype(np.uint32) << np.uint32(16)).view(np.float32)
+    return _bf16_upper(a).view(np.float32)
 
 
 def gemm_tiles(xt: torch.Tensor, ops, out: torch.Tensor, k0: int = 0, k1: int | None = None,
@@ -220,13 +226,11 @@ class NumpyGemm:
 
     def plane(self, xin: np.ndarray, xiv, part: np.ndarray):
         x2 = vref = None
-        if self.var is VarianceGemm.COLUMN_MEAN:
-            x2 = row_energy(self.grid, xin)
-            vref = np.empty(part.shape, xin.dtype)
-        elif self.var is not VarianceGemm.NONE:
-            x2 = xin * xin
-            if self.var is VarianceGemm.BF16_AS_FP32:
-                x2 = bf16_round(x2)
+        if self.var is not VarianceGemm.NONE:
+            if self.var is VarianceGemm.COLUMN_MEAN:
+                x2 = row_energy(self.grid, xin)
+            else:
+                x2 = bf16_round(xin * xin) if self.var is VarianceGemm.BF16_AS_FP32 else xin * xin
             vref = np.empty(part.shape, xin.dtype)
         return (xin, xiv, x2, vref, part)
 

@@ -187,10 +187,12 @@ def _run_dask(client: Any, blobs: dict[str, bytes], tasks: list[Task], collect: 
     needed = sorted({t.model for t in tasks} | {t.env for t in tasks})
     handles = {k: client.scatter(blobs[k], broadcast=True, hash=False) for k in needed}
     pid = os.getpid()
-    futures = {
-        client.submit(_run_task, t.model, handles[t.model], t.env, handles[t.env], t.compensation, t.job, pid, pure=False): t
-        for t in tasks
-    }
+
+    def submit(t: Task) -> Any:
+        return client.submit(_run_task, t.model, handles[t.model], t.env, handles[t.env], t.compensation, t.job, pid,
+                             pure=False)
+
+    futures = {submit(t): t for t in tasks}
     n_workers = len(client.scheduler_info().get("workers", {}))
     n_copies = len(handles) * n_workers
     resubmitted: dict[int, int] = {}
@@ -199,8 +201,8 @@ def _run_dask(client: Any, blobs: dict[str, bytes], tasks: list[Task], collect: 
         for fut in done:
             task = futures.pop(fut)
             if fut.cancelled():
-                # a worker died holding the only copy of a scattered blob this job needs (seen
-                # after a broadcast too, on a 2-worker LocalCluster in CI): the scheduler forgets
+                # a worker died holding the only copy of a scattered blob this job needs (a
+                # broadcast does not make sure another worker holds one): the scheduler forgets
                 # the blob and cancels its dependents. Scatter the lost blobs again and re-run
                 # the job (its result does not depend on where or how often it runs)
                 n = resubmitted[id(task)] = resubmitted.get(id(task), 0) + 1
@@ -214,8 +216,7 @@ def _run_dask(client: Any, blobs: dict[str, bytes], tasks: list[Task], collect: 
                     if handles[k].status != "finished" or n > 1:
                         handles[k] = client.scatter(blobs[k], broadcast=True, hash=False)
                         n_copies += n_workers
-                again = client.submit(_run_task, task.model, handles[task.model], task.env, handles[task.env],
-                                      task.compensation, task.job, pid, pure=False)
+                again = submit(task)
                 futures[again] = task
                 done.add(again)
                 continue

@@ -272,11 +272,14 @@ def test_per_read_output_variance_float32_and_float64(dtype, bf16_gemm, monkeypa
     assert np.all(np.abs(ratio - 1) < tol), ratio
 
 
+@pytest.mark.parametrize("variance", ["exact", "column_mean"])
 @pytest.mark.parametrize("sub", ["analog", "digital"])
-def test_torch_and_numba_threads_bitwise(sub):
-    """Same seed -> same bits with 1 and all torch/numba threads (bf16 variance GEMM, ragged tile)."""
+def test_torch_and_numba_threads_bitwise(sub, variance):
+    """Same seed -> same bits with 1 and all torch/numba threads (bf16 variance GEMM or its
+    column_mean approximation, ragged tile)."""
     prof = load_profile("pcm", overrides={"read_noise.per_read_sigma_rel": 0.02, "mapping.subtraction": sub,
-                                          "adc.noise_lsb": 0.2, "tile.rows": 128})
+                                          "adc.noise_lsb": 0.2, "tile.rows": 128,
+                                          "read_noise.per_read_variance": variance})
     rng = np.random.default_rng(5)
     W = (rng.standard_normal((300, 600)) / 25).astype(np.float32)
     x = rng.standard_normal((64, 600)).astype(np.float32)
@@ -292,6 +295,7 @@ def test_torch_and_numba_threads_bitwise(sub):
         numba.set_num_threads(nn)
     np.testing.assert_array_equal(y_all, y_one)
     np.testing.assert_array_equal(tile_mvm(x, ds, rng=7), y_all)
+    assert not np.array_equal(y_all, tile_mvm(x, ds, rng=8))  # the noise is there
 
 
 @pytest.mark.parametrize("ov", [{}, {"mapping.kind": "single_reference", "tile.cols": 64},

@@ -122,29 +122,6 @@ def test_column_mean_is_opt_in():
     assert mvm_plan(ds, engine("numba")).gemm.var in (VarianceGemm.BF16, VarianceGemm.BF16_AS_FP32)
 
 
-def test_column_mean_same_bits_whatever_the_thread_count():
-    import numba
-    import torch
-
-    prof = load_profile("pcm", overrides={"read_noise.per_read_sigma_rel": 0.02, "tile.rows": 128,
-                                          "read_noise.per_read_variance": "column_mean"})
-    rng = np.random.default_rng(5)
-    W = (rng.standard_normal((300, 600)) / 25).astype(np.float32)
-    x = rng.standard_normal((64, 600)).astype(np.float32)
-    ds = program_matrix(W, prof, rng=1).drift(3600.0, 2)
-    y_all = tile_mvm(x, ds, rng=7)
-    nt, nn = torch.get_num_threads(), numba.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        numba.set_num_threads(1)
-        y_one = tile_mvm(x, ds, rng=7)
-    finally:
-        torch.set_num_threads(nt)
-        numba.set_num_threads(nn)
-    np.testing.assert_array_equal(y_all, y_one)
-    assert not np.array_equal(y_all, tile_mvm(x, ds, rng=8))  # the noise is there
-
-
 _CUBIC = {"kind": "polynomial", "v_read_v": 0.2, "a2_per_v": {"kind": "constant", "value": 0.0},
           "a3_per_v2": {"kind": "constant", "value": 2.5}}
 
