@@ -200,18 +200,21 @@ def _run_dask(client: Any, blobs: dict[str, bytes], tasks: list[Task], collect: 
     try:
         for fut in done:
             task = futures.pop(fut)
-            if fut.cancelled():
+            try:
+                res = fut.result()
+            except cf.CancelledError as exc:
                 # a worker died holding the only copy of a scattered blob this job needs (a
                 # broadcast does not make sure another worker holds one): the scheduler forgets
                 # the blob and cancels its dependents. Scatter the lost blobs again and re-run
-                # the job (its result does not depend on where or how often it runs)
+                # the job (its result does not depend on where or how often it runs). A job
+                # can also finish first and lose its result with that worker before it is read
                 n = resubmitted[id(task)] = resubmitted.get(id(task), 0) + 1
                 if n > MAX_RESUBMITS:
                     raise WorkerError(
                         f"a drift job was cancelled {n} times, its model or data lost with the workers that held them; "
                         f"check that the Dask workers stay up (memory limits, preemption), then run again. "
                         f"Finished points are kept when out= is given"
-                    )
+                    ) from exc
                 for k in (task.model, task.env):
                     if handles[k].status != "finished" or n > 1:
                         handles[k] = client.scatter(blobs[k], broadcast=True, hash=False)
@@ -220,7 +223,7 @@ def _run_dask(client: Any, blobs: dict[str, bytes], tasks: list[Task], collect: 
                 futures[again] = task
                 done.add(again)
                 continue
-            collect(task, fut.result())
+            collect(task, res)
     except KilledWorker as exc:
         raise WorkerError(
             f"a drift job killed Dask workers too often ({exc}); the scheduler stops re-running a task after "
