@@ -107,7 +107,11 @@ class _DieInWorker:
             import resource
 
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file from the SIGSEGV
-            Path(self.stamp).write_text(repr(time.time()))
+            # written whole, then renamed: both workers die this way, and the test may read the
+            # stamp while the other one writes it
+            tmp = Path(f"{self.stamp}.{os.getpid()}")
+            tmp.write_text(repr(time.time()))
+            os.replace(tmp, self.stamp)
             os.kill(os.getpid(), self.sig)
         return accuracy(outputs, targets)
 
