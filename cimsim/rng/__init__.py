@@ -2,7 +2,8 @@
 
 Every draw comes from a ``numpy.random.Generator`` (or a ``torch.Generator``) handed in by the
 caller; nothing uses global random state and no Numba kernel draws numbers.
-:mod:`.generators` turns seeds into generators, :mod:`.seeds` holds every seed derivation.
+:mod:`.generators` turns seeds into generators, :mod:`.seeds` holds every seed derivation,
+:mod:`.seedseq` computes numpy's ``SeedSequence`` hash compiled (the same Generators, faster).
 """
 
 from .generators import SeedLike, as_generator, child_generators, torch_generator

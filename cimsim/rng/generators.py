@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
+from .seedseq import fast_generator
 
 __all__ = ["SeedLike", "as_generator", "child_generators", "torch_generator"]
 
@@ -40,10 +41,11 @@ def child_generators(rng: np.random.Generator, n: int) -> list[np.random.Generat
     """``n`` independent generators for the fixed pieces of one large draw (row chunks).
 
     Takes two raw words from ``rng`` (its only draw) and seeds child c with the SeedSequence of
-    (word0, word1, c): the pieces can then be drawn in any order, on any number of threads.
+    (word0, word1, c) (:func:`~.seedseq.fast_generator`: numpy's ``SeedSequence`` hash, compiled):
+    the pieces can then be drawn in any order, on any number of threads.
     """
     w0, w1 = (int(v) for v in rng.bit_generator.random_raw(2))
-    return [np.random.Generator(np.random.PCG64(np.random.SeedSequence([w0, w1, c]))) for c in range(int(n))]
+    return [fast_generator((w0, w1, c)) for c in range(int(n))]
 
 
 def torch_generator(seed: int) -> torch.Generator:

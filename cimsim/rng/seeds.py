@@ -17,7 +17,7 @@ import struct
 import numpy as np
 
 from ..errors import ParameterError
-from .generators import as_generator
+from .seedseq import fast_generator
 
 __all__ = [
     "SEED_HIGH",
@@ -55,8 +55,8 @@ def split_seed(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     Training-mode forwards and deployed chips both derive their draws through this function, so
     a training forward with seed s equals the chip programmed with seed s, bit for bit.
     """
-    prog, read = np.random.SeedSequence(int(seed)).spawn(2)
-    return as_generator(prog), as_generator(read)
+    # the generators of SeedSequence(seed).spawn(2)'s two children, built without numpy's Python-level hash
+    return fast_generator((int(seed),), (0,)), fast_generator((int(seed),), (1,))
 
 
 def spawn_seeds(seed: int, n: int) -> list[np.random.SeedSequence]:
