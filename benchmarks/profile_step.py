@@ -1,6 +1,6 @@
 """Where the time of a hardware-mode training step goes (issue 17's profile), next to a float step.
 
-Run by hand (never by pytest):  .venv/bin/python benchmarks/profile_step.py [--steps 200] [--optim sgd|adam] [--mvm]
+Run by hand (never by pytest):  .venv/bin/python benchmarks/profile_step.py [--steps 200] [--optim sgd|adam] [--mvm | --parts]
 
 Digits MLP 64-256-256-10, batch 64, pcm profile, as in ``bench_train.py``.  First the wall time per
 step of plain float torch and of hardware mode (no profiler, best of rounds, the two taking turns).
@@ -10,6 +10,13 @@ GEMMs, its converter kernels, torch's autograd engine (the backward GEMMs and ma
 and the rest (Python set-up and glue: seeds and generators, plans, checks, array and tensor
 plumbing).  cProfile inflates the Python-heavy parts (every call pays its hook), so the shares
 over-state the glue; the wall-time ratio is the figure, the shares say where to look.
+
+``--parts``: instead, no profiler: the wall time of the step's compute parts measured inside the
+running step (each part's outermost call timed with perf_counter, best of 5 rounds of 100 steps):
+the device laws (numpy), the normals, the programming / drift kernels, the tile GEMMs, the DAC and
+ADC stages, then the backward + optimizer, and what remains of the forward (set-up, checks, seeds,
+plans, tensors).  The compute parts plus the backward and optimizer, over a float step, are the
+floor that removing every bit of set-up would leave.
 
 ``--mvm``: instead, the parts of a tiled MVM 1024 x 1024, batch 256 (pcm, 256 x 256 tiles, drifted
 to 1 h) against torch's one GEMM, median of repeats: the tiles' signal GEMM (one bmm), the
@@ -140,13 +147,103 @@ def mvm_parts() -> None:
         print(f"| {name} | {t:.2f} | {t / t_ref:.2f} |")
 
 
+def _timed(parts: dict[str, float], depth: list[int], label: str, fn):
+    """``fn`` whose outermost calls add their wall time to ``parts[label]``."""
+
+    def wrapper(*args, **kwargs):
+        if depth[0]:
+            return fn(*args, **kwargs)
+        depth[0] += 1
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            parts[label] = parts.get(label, 0.0) + time.perf_counter() - t0
+            depth[0] -= 1
+
+    return wrapper
+
+
+def step_parts(optim: str) -> None:
+    import cimsim.crossbar.adc_stage as adc_stage
+    import cimsim.crossbar.dac_stage as dac_stage
+    import cimsim.crossbar.drift as drift
+    import cimsim.crossbar.gemm as gemm
+    import cimsim.crossbar.mvm as mvm
+    import cimsim.crossbar.program as program
+    from cimsim.devices.drift import DriftLaws
+    from cimsim.devices.programming import ProgrammingLaws
+    from cimsim.kernels import NUMBA
+
+    parts: dict[str, float] = {}
+    depth = [0]
+    for mod in (program, drift, dac_stage, adc_stage):  # every module that draws normals
+        mod.normals = _timed(parts, depth, "normals (Philox ziggurat)", mod.normals)
+    for cls, names in ((ProgrammingLaws, ("x", "all")), (DriftLaws, ("q_s", "read_sigma2", "drift_factor"))):
+        for n in names:
+            setattr(cls, n, _timed(parts, depth, "device laws (numpy passes)", getattr(cls, n)))
+    for n in ("map_targets", "program_targets", "program_devices", "drift_to_blocks"):
+        object.__setattr__(NUMBA, n, _timed(parts, depth, "programming / drift kernels", getattr(NUMBA, n)))
+    gemm.gemm_tiles = _timed(parts, depth, "tile GEMMs (torch)", gemm.gemm_tiles)
+    mvm.dac_stage = _timed(parts, depth, "DAC stage", mvm.dac_stage)
+    mvm.convert_group = _timed(parts, depth, "ADC stage", mvm.convert_group)
+    d = digits(seed=0)
+    x, y = d.x_train, d.y_train
+    hw, fl = build("hardware"), build("float")
+    ho, fo = make_opt(hw, optim), make_opt(fl, optim)
+    hg, fg = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    steps(hw, ho, x, y, 30, hg)
+    steps(fl, fo, x, y, 30, fg)
+    best: dict | None = None
+    n = 100
+    for _ in range(5):
+        t0 = time.perf_counter()
+        steps(fl, fo, x, y, n, fg)
+        t_float = (time.perf_counter() - t0) / n
+        parts.clear()
+        fwd = bwd = 0.0
+        for _ in range(n):
+            idx = torch.randint(0, len(x), (64,), generator=hg)
+            t0 = time.perf_counter()
+            loss = F.cross_entropy(hw(x[idx]), y[idx])
+            t1 = time.perf_counter()
+            ho.zero_grad(set_to_none=True)
+            loss.backward()
+            ho.step()
+            t2 = time.perf_counter()
+            fwd, bwd = fwd + t1 - t0, bwd + t2 - t1
+        if best is None or fwd + bwd < best["fwd"] + best["bwd"]:
+            best = dict(float=t_float, fwd=fwd / n, bwd=bwd / n, parts={k: v / n for k, v in parts.items()})
+    assert best is not None
+    tot = best["fwd"] + best["bwd"]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}; digits MLP 64-256-256-10, batch 64, {optim}\n")
+    print(f"float step {best['float'] * 1e3:.3f} ms; hardware step {tot * 1e3:.3f} ms = {tot / best['float']:.2f}x "
+          f"(best of 5 rounds of {n} steps, parts timed inside the step)\n")
+    print("| part of the hardware step | ms / step | x float step |")
+    print("|---|---|---|")
+    compute = 0.0
+    for name, t in sorted(best["parts"].items(), key=lambda kv: -kv[1]):
+        print(f"| {name} | {t * 1e3:.3f} | {t / best['float']:.2f} |")
+        compute += t
+    print(f"| backward + optimizer | {best['bwd'] * 1e3:.3f} | {best['bwd'] / best['float']:.2f} |")
+    rest = best["fwd"] - compute
+    print(f"| rest of the forward (set-up, checks, seeds, plans, tensors) | {rest * 1e3:.3f} | {rest / best['float']:.2f} |")
+    floor = compute + best["bwd"]
+    print(f"\nfloor with no set-up at all (compute parts + backward + optimizer): {floor / best['float']:.2f}x float")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--optim", choices=("sgd", "adam"), default="sgd")
     ap.add_argument("--mvm", action="store_true", help="the parts of a tiled MVM instead")
+    ap.add_argument("--parts", action="store_true", help="the compute parts of a step, timed inside it, instead")
     a = ap.parse_args()
+    if a.parts:
+        step_parts(a.optim)
+        return
     if a.mvm:
         mvm_parts()
         return
