@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
+from cimsim.errors import ParameterError
 from cimsim.rng import child_generators, split_seed
 from cimsim.rng.seedseq import SeedWords, fast_generator, seed_state, uint32_words
 
@@ -81,3 +82,12 @@ def test_split_seed_and_child_generators_are_numpys(seed):
         want = np.random.Generator(np.random.PCG64(np.random.SeedSequence([w0, w1, c])))
         assert g.bit_generator.state == want.bit_generator.state
     assert parent_a.bit_generator.state == parent_b.bit_generator.state  # two words taken, as before
+
+
+def test_a_negative_seed_is_a_named_error():
+    with pytest.raises(ValueError):
+        np.random.SeedSequence(-1)  # numpy refuses it ...
+    with pytest.raises(ParameterError, match=r"non-negative.*got -1.*\[0, 2\^63 - 1\]"):
+        split_seed(-1)  # ... and so does the compiled hash, with the value and the range
+    with pytest.raises(ParameterError, match="got -5"):
+        fast_generator((3, -5))

@@ -18,6 +18,8 @@ import numpy as np
 from numba import njit
 from numpy.random.bit_generator import ISpawnableSeedSequence
 
+from ..errors import ParameterError
+
 __all__ = ["POOL_SIZE", "SeedWords", "fast_generator", "seed_state", "uint32_words"]
 
 #: numpy's default pool size (words), the only one cimsim uses
@@ -76,10 +78,13 @@ def _state_words(entropy, n_words64):
 
 
 def uint32_words(values: Sequence[int]) -> list[int]:
-    """The 32-bit words numpy makes of non-negative ints (each little-end first; 0 is one word)."""
+    """The 32-bit words numpy makes of non-negative ints (each little-end first; 0 is one word);
+    a negative one raises ParameterError, as numpy refuses it too."""
     out: list[int] = []
     for v in values:
         v = int(v)
+        if v < 0:
+            raise ParameterError(f"seeds must be non-negative integers (got {v}); pass a seed in [0, 2^63 - 1]")
         if v == 0:
             out.append(0)
         while v > 0:
