@@ -1,5 +1,6 @@
 """numpy's ``SeedSequence`` hash, compiled: the Generators cimsim derives per chip and row chunk
-without the ~20 µs that building a ``SeedSequence`` and seeding ``PCG64`` from it cost in Python.
+(several per layer and training step) without building a ``SeedSequence`` in Python, which is
+most of what seeding a ``PCG64`` costs.
 
 ``numpy.random.SeedSequence(entropy, spawn_key)`` mixes the entropy's 32-bit words into a pool
 of four words and hashes the pool into the state a ``PCG64`` is seeded with (the algorithm of
@@ -137,6 +138,6 @@ class SeedWords(ISpawnableSeedSequence):
 
 
 def fast_generator(entropy: Sequence[int], spawn_key: Sequence[int] = ()) -> np.random.Generator:
-    """``Generator(PCG64(SeedSequence(entropy, spawn_key=spawn_key)))``, bit for bit, about ten times faster."""
+    """``Generator(PCG64(SeedSequence(entropy, spawn_key=spawn_key)))``, bit for bit."""
     # numpy takes any ISeedSequence here; its stubs name SeedSequence only
     return np.random.Generator(np.random.PCG64(SeedWords(entropy, spawn_key)))  # type: ignore[arg-type]
