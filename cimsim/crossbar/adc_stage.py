@@ -54,13 +54,18 @@ def adc_coefficients(state: ProgrammedState, adc: AdcPlan, c: int) -> np.ndarray
     """``coef [6, T, O]`` float64 of conversion stream c (see the module docstring)."""
     bounds = np.asarray(state.adc_bounds(), dtype=np.float64)
     L = float(adc.levels)
-    colscale = np.asarray(state.scales, dtype=np.float64)
-    gain1 = 1.0 + np.asarray(state.adc_gain[c], dtype=np.float64)
-    off = np.asarray(state.adc_offset_lsb[c], dtype=np.float64)
-    sc = bounds * colscale
-    zero = np.zeros_like(bounds)
-    return np.stack([zero if adc.ideal else gain1 * L / bounds, off, zero if adc.ideal else sc / L,
-                     1.0 / bounds, gain1, sc])
+    coef = np.empty((6,) + bounds.shape)
+    gain1, sc = coef[4], coef[5]
+    np.add(1.0, state.adc_gain[c], out=gain1, dtype=np.float64)
+    np.multiply(bounds, state.scales, out=sc, dtype=np.float64)
+    if adc.ideal:
+        coef[0] = coef[2] = 0.0
+    else:
+        np.divide(np.multiply(gain1, L, out=coef[0]), bounds, out=coef[0])
+        np.divide(sc, L, out=coef[2])
+    coef[1] = state.adc_offset_lsb[c]
+    np.divide(1.0, bounds, out=coef[3])
+    return coef
 
 
 def add_reference_noise(part: np.ndarray, x_norm: np.ndarray, k: int, ref_ops, gemm, cols: int, rng, K) -> None:

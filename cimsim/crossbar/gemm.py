@@ -130,6 +130,28 @@ _E3 = {np.dtype(np.float32): np.zeros((0, 0, 0), np.float32), np.dtype(np.float6
 _E16 = np.zeros((0, 0, 0), np.uint16)
 
 
+#: torch warns that a read-only numpy array is not writable on the process's first one only
+#: (TORCH_WARN_ONCE); after :func:`_operand_tensor` has caught that warning, it skips the filters
+_READ_ONLY_WARNED = [False]
+
+
+def _operand_tensor(a: np.ndarray, var: VarianceGemm) -> torch.Tensor:
+    """``a`` (a read-only block of a drifted state: the GEMMs only read it) as a tensor, in
+    bfloat16 (``BF16``) or rounded to bfloat16 (``BF16_AS_FP32``) when it is a variance operand."""
+    if a.flags.writeable or _READ_ONLY_WARNED[0]:
+        t = torch.from_numpy(a)
+    else:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+            t = torch.from_numpy(a)
+        _READ_ONLY_WARNED[0] = True
+    if var is VarianceGemm.BF16:
+        return t.to(torch.bfloat16)
+    if var is VarianceGemm.BF16_AS_FP32:
+        return t.to(torch.bfloat16).to(torch.float32)
+    return t
+
+
 class TorchGemm:
     """torch GEMMs on zero-copy tensors: per stream ``(full [nfull, O, rows], last [O, rk] | None)``."""
 
@@ -143,20 +165,14 @@ class TorchGemm:
             return torch.from_numpy(column_means(grid, flat))
         n_out, rows = grid.n_out, grid.rows
         nfull = grid.n_in // rows
-        with warnings.catch_warnings():
-            # torch warns on read-only numpy views; the GEMMs only read them
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
-            t = torch.from_numpy(flat)
-        if variance and self.var is VarianceGemm.BF16:
-            t = t.to(torch.bfloat16)
-        elif variance and self.var is VarianceGemm.BF16_AS_FP32:
-            t = t.to(torch.bfloat16).to(torch.float32)
-        full = t[: nfull * n_out * rows].view(nfull, n_out, rows) if nfull else None
+        var = self.var if variance else VarianceGemm.NONE
+        # numpy cuts the blocks (cheaper than slicing tensors), torch views them
+        full = _operand_tensor(flat[: nfull * n_out * rows].reshape(nfull, n_out, rows), var) if nfull else None
         last = None
         if nfull < grid.n_in_tiles:
             k0, k1 = grid.in_slice(nfull)
             off = grid.block_offset(nfull)
-            last = t[off : off + n_out * (k1 - k0)].view(n_out, k1 - k0)
+            last = _operand_tensor(flat[off : off + n_out * (k1 - k0)].reshape(n_out, k1 - k0), var)
         return full, last
 
     def ref_operand(self, block: np.ndarray):

@@ -20,6 +20,9 @@ __all__ = ["as_array", "check_w", "check_x", "prepare_x", "FLOAT_BITS"]
 FLOAT_BITS = {np.dtype(np.float32): (np.uint32, np.uint32(0x7FFFFFFF), np.uint32(0x7F800000)),
               np.dtype(np.float64): (np.uint64, np.uint64(0x7FFFFFFFFFFFFFFF), np.uint64(0x7FF0000000000000))}
 
+#: dtype kinds of real numeric arrays (np.floating, np.signedinteger, np.unsignedinteger)
+_REAL_KINDS = "fiu"
+
 
 def as_array(a, what: str) -> np.ndarray:
     """``a`` as a numpy array; a torch tensor is detached and moved to the CPU first (the chip
@@ -43,7 +46,7 @@ def check_w(W) -> np.ndarray:
         raise ShapeError(f"W must be 2-D [out, in] (got shape {W.shape})")
     if W.shape[0] == 0 or W.shape[1] == 0:
         raise ShapeError(f"W must have out >= 1 and in >= 1 (got shape {W.shape})")
-    if not (np.issubdtype(W.dtype, np.floating) or np.issubdtype(W.dtype, np.integer)):
+    if W.dtype.kind not in _REAL_KINDS:
         raise ParameterError(f"W must be a real numeric array (got dtype {W.dtype})")
     dt = np.float64 if W.dtype == np.float64 else np.float32
     W = np.ascontiguousarray(W, dtype=dt)
@@ -62,7 +65,7 @@ def check_w(W) -> np.ndarray:
 def check_x(x, n_in: int, w_shape) -> tuple[np.ndarray, bool]:
     """``x`` as ``[batch, n_in]`` and whether it was 1-D; raises a named error for a bad one."""
     x = as_array(x, "x")
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+    if x.dtype.kind not in _REAL_KINDS:
         raise ParameterError(f"x must be a real numeric array (got dtype {x.dtype})")
     if x.ndim not in (1, 2) or x.shape[-1] != n_in:
         raise ShapeError(

@@ -232,7 +232,7 @@ def tile_mvm(x, state, *, t_s: float | None = None, rng: SeedLike, compensation=
         raise ParameterError(f"state must be a ProgrammedState or DriftedState (got {type(state).__name__})")
     st = state if ds is None else ds.state
     x2, squeeze, rowmax = prepare_x(x, st.dtype, st.shape[1], st.weight_shape, K)
-    out_dtype = x2.dtype if np.issubdtype(x2.dtype, np.floating) else st.dtype
+    out_dtype = x2.dtype if x2.dtype.kind == "f" else st.dtype
     xc = np.ascontiguousarray(x2, dtype=st.dtype)
     if ds is None:
         ds = drift_state(st, t, rng, K, noiseless=False)

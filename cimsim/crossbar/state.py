@@ -6,6 +6,7 @@ calibration code this class calls."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -77,7 +78,7 @@ class ProgrammedState:
         of them per output with bit slicing (``mapping.weight_slices``), else the same."""
         return (self.shape[0] // self.profile.mapping.weight_slices, self.shape[1])
 
-    @property
+    @functools.cached_property
     def grid(self) -> TileGrid:
         t = self.profile.tile
         return TileGrid(self.shape[0], self.shape[1], t.rows, t.cols)

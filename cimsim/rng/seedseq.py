@@ -86,9 +86,9 @@ def uint32_words(values: Sequence[int]) -> list[int]:
         v = int(v)
         if v < 0:
             raise ParameterError(f"seeds must be non-negative integers (got {v}); pass a seed in [0, 2^63 - 1]")
-        if v == 0:
-            out.append(0)
-        while v > 0:
+        out.append(v & 0xFFFFFFFF)  # 0 too is one word
+        v >>= 32
+        while v:
             out.append(v & 0xFFFFFFFF)
             v >>= 32
     return out
