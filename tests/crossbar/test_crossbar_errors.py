@@ -1,6 +1,7 @@
 """Bad input raises a named error that says what is allowed."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -131,3 +132,18 @@ def test_tensors_with_grad_meta_and_complex():
         tile_mvm(torch.ones(2, 6, device="meta"), st, t_s=0.0, rng=1)
     with pytest.raises(ParameterError, match=r"x must be a real numeric array \(got dtype complex64\)"):
         tile_mvm(torch.ones(2, 6, dtype=torch.complex64), st, t_s=0.0, rng=1)
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "bool", "timedelta64[s]", "datetime64[s]", "U3", "object"])
+def test_arrays_that_are_not_real_numbers_are_refused_by_name(dtype):
+    """W and x must be real numbers (float, signed or unsigned int); numpy counts timedelta64 as
+    an integer type, which is no weight or input either."""
+    p = load_profile("pcm")
+    st = program_matrix(np.ones((4, 6), np.float32), p, rng=0)
+    bad = np.zeros((4, 6)).astype(dtype)
+    with pytest.raises(ParameterError, match=rf"W must be a real numeric array \(got dtype {re.escape(str(bad.dtype))}\)"):
+        program_matrix(bad, p, rng=0)
+    with pytest.raises(ParameterError, match=rf"x must be a real numeric array \(got dtype {re.escape(str(bad.dtype))}\)"):
+        tile_mvm(bad[:2], st, t_s=0.0, rng=1)
+    for ok in ("float16", "int8", "uint16", "int64"):  # real numbers stay accepted
+        assert tile_mvm(np.ones((2, 6), dtype=ok), st, t_s=0.0, rng=1).shape == (2, 4)
