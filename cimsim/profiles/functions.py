@@ -140,10 +140,15 @@ class PolynomialFn(_Clipped):
 
     def evaluate(self, x: np.ndarray, logs: Logs | None = None) -> np.ndarray:
         x = _as_eval(x)
-        y = np.full(x.shape, self.coeffs[-1], dtype=x.dtype)
-        for c in reversed(self.coeffs[:-1]):  # Horner, in place: y = y * x + c
+        c = self.coeffs
+        if len(c) == 1:
+            return _clip(np.full(x.shape, c[0], dtype=x.dtype), self.min, self.max)
+        # Horner, in place: y = c_n x, then y = (y + c_k) x for k = n - 1 .. 1, then y + c_0
+        y = np.multiply(x, c[-1], out=np.empty(x.shape, x.dtype))
+        for ck in reversed(c[1:-1]):
+            y += ck
             y *= x
-            y += c
+        y += c[0]
         return _clip(y, self.min, self.max)
 
 
