@@ -157,3 +157,29 @@ def test_bit_sliced_pcm_slices_drift_on_their_own():
     assert st.nu_pos.shape == (8, 30)
     w0, w1 = st.effective_weights(0, 0), st.effective_weights(3.15e7, 0)
     assert np.all(np.abs(w1) <= np.abs(w0) + 1e-6) and np.abs(w1).sum() < 0.8 * np.abs(w0).sum()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(7, 300), (300, 513), (33, 17), (64, 64)])
+def test_per_column_scales_are_each_tile_columns_max_abs(shape, dtype):
+    """weight_scales (per_column): s[k, o] = max_{i in tile k} |W[o, i]| exactly (1 for an all-zero
+    column), whatever the tile count and the ragged last tile; NaN/Inf rows give 1 and Inf."""
+    from cimsim.crossbar.mapping import weight_scales
+    from cimsim.crossbar.tiling import TileGrid
+
+    prof = load_profile("ideal", overrides={"tile.rows": 64, "tile.cols": 32, "mapping.scaling": "per_column"})
+    rng = np.random.default_rng(3)
+    W = rng.standard_normal(shape).astype(dtype)
+    W[0] = 0.0
+    W[1, ::2] = -0.0
+    W[2 % shape[0], -1] = -np.inf
+    W[3 % shape[0], 0] = np.nan
+    grid = TileGrid(shape[0], shape[1], 64, 32)
+    s = weight_scales(W, prof.mapping, grid)
+    ref = np.empty((grid.n_in_tiles, shape[0]))
+    for k in range(grid.n_in_tiles):
+        k0, k1 = grid.in_slice(k)
+        with np.errstate(invalid="ignore"):
+            ref[k] = np.max(np.abs(W[:, k0:k1]), axis=1)
+    ref[~(ref > 0)] = 1.0
+    assert s.dtype == np.float64 and s.tobytes() == ref.tobytes()

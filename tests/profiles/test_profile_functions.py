@@ -31,6 +31,22 @@ def test_polynomial_horner_and_clip() -> None:
     np.testing.assert_allclose(f.evaluate(X), np.clip(1 - 2 * X + 3 * X**2, 0.5, 2.0))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_polynomial_is_horner_in_the_input_dtype_bit_for_bit(n, dtype) -> None:
+    """The documented order, y = (((c_n x + c_(n-1)) x + ...) x + c_0), each step rounded to the
+    input's dtype: what the saved reference hashes (scripts/bits_hash.py) assume."""
+    rng = np.random.default_rng(n)
+    coeffs = list(rng.standard_normal(n))
+    x = rng.uniform(-2, 2, 5000).astype(dtype)
+    y = np.full(x.shape, coeffs[-1], dtype=dtype)
+    for c in reversed(coeffs[:-1]):
+        y = (y * x + dtype(c)).astype(dtype)
+    got = PolynomialFn(coeffs=coeffs).evaluate(x)
+    assert got.dtype == dtype and got.tobytes() == y.tobytes()
+    assert PolynomialFn(coeffs=coeffs).evaluate(dtype(0.5)).shape == ()
+
+
 def test_log_linear_floor_and_clip() -> None:
     f = LogLinearFn(slope=-0.0155, intercept=0.0244, x_floor=1e-6)
     np.testing.assert_allclose(f.evaluate(X), -0.0155 * np.log(np.maximum(X, 1e-6)) + 0.0244)
