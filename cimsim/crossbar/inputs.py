@@ -54,7 +54,7 @@ def check_w(W) -> np.ndarray:
     # largest bit patterns, and only then is the offending entry located
     ut, mask, inf_bits = FLOAT_BITS[W.dtype]
     mb = np.empty(W.shape[0], ut)
-    NUMBA.row_absmax_bits.sized(W.size)(W.view(ut), mask, mb)
+    NUMBA.row_absmax_bits.sized(W.size)(W.view(ut), mask, W.shape[1], mb[:, None])
     if mb.max() >= inf_bits:
         bad = ~np.isfinite(W)
         i = tuple(int(v) for v in np.argwhere(bad)[0])
@@ -88,7 +88,7 @@ def prepare_x(x, dtype: np.dtype, n_in: int, w_shape, K):
         x2, squeeze = (x[None, :], True) if x.ndim == 1 else (x, False)
         ut, mask, inf_bits = FLOAT_BITS[x.dtype]
         mb = np.empty(x2.shape[0], ut)
-        K.row_absmax_bits.sized(x2.size)(x2.view(ut), mask, mb)
+        K.row_absmax_bits.sized(x2.size)(x2.view(ut), mask, max(1, x2.shape[1]), mb[:, None])
         if mb.size and mb.max() >= inf_bits:
             check_x(x, n_in, w_shape)  # raises NonFiniteError
         return x2, squeeze, mb.view(x.dtype)

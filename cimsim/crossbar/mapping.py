@@ -21,12 +21,6 @@ __all__ = ["weight_scales"]
 
 
 def _stat(a: np.ndarray, pct: float | None, axis) -> np.ndarray:
-    if pct is None and axis == 1 and a.dtype in FLOAT_BITS:
-        # max |a| per row as one integer pass over the bits (exact; see inputs.FLOAT_BITS)
-        ut, mask, _ = FLOAT_BITS[a.dtype]
-        mb = np.empty(a.shape[0], ut)
-        NUMBA.row_absmax_bits.sized(a.size)(a.view(ut), mask, mb)
-        return mb.view(a.dtype)
     a = np.abs(a)
     if pct is None:
         return np.max(a, axis=axis)
@@ -39,6 +33,14 @@ def weight_scales(W: np.ndarray, mapping: Mapping, grid: TileGrid) -> np.ndarray
     s = np.empty((grid.n_in_tiles, grid.n_out), dtype=np.float64)
     if mapping.scaling == "per_layer":
         s[...] = _stat(W, pct, None) if W.size else 1.0
+    elif mapping.scaling == "per_column" and pct is None and W.dtype in FLOAT_BITS and W.size:
+        # max |W| of every tile column in one integer pass over W's bits (exact, see
+        # inputs.FLOAT_BITS; NaN/Inf stay NaN/Inf as with np.max)
+        ut, mask, _ = FLOAT_BITS[W.dtype]
+        Wc = np.ascontiguousarray(W)
+        mb = np.empty((grid.n_out, grid.n_in_tiles), ut)
+        NUMBA.row_absmax_bits.sized(W.size)(Wc.view(ut), mask, grid.rows, mb)
+        s[...] = mb.view(W.dtype).T
     else:
         for k in range(grid.n_in_tiles):
             k0, k1 = grid.in_slice(k)

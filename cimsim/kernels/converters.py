@@ -235,21 +235,27 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, adc, a
 
 
 @njit(cache=True, parallel=MVM_PARALLEL)
-def row_absmax_bits(xbits, mask, out):
-    """out[b] = max_j (xbits[b, j] & mask): the bit pattern of max_j |x[b, j]| (exact).
+def row_absmax_bits(xbits, mask, seg, out):
+    """out[b, k] = max_j (xbits[b, j] & mask) over row b's segment k (k seg <= j < (k + 1) seg):
+    the bit pattern of max |x[b, j]| over it (exact).
 
-    xbits is a float array viewed as unsigned integers of its width (uint32 for float32, uint64
-    for float64) and mask clears the sign bit: |x| ordered as floats equals its bits ordered as
-    integers, and NaN/Inf have the largest patterns (>= the bits of +Inf), so one integer max per
-    row gives both the DAC's dynamic bound and the finiteness check.
+    xbits is a C-contiguous float array viewed as unsigned integers of its width (uint32 for
+    float32, uint64 for float64) and mask clears the sign bit: |x| ordered as floats equals its
+    bits ordered as integers, and NaN/Inf have the largest patterns (>= the bits of +Inf), so
+    one integer max per segment gives the DAC's dynamic bound and the finiteness check
+    (``seg`` = the row length, ``out [B, 1]``) or the weight scale of each tile column
+    (``seg`` = the tile's rows, ``out [out, n_in_tiles]``).
     """
     n_b, n = xbits.shape
+    n_k = out.shape[1]
     for b in prange(n_b):
         row = xbits[b]
-        m = mask ^ mask
-        for j in range(n):
-            m = max(m, row[j] & mask)
-        out[b] = m
+        for k in range(n_k):
+            r = row[k * seg : min((k + 1) * seg, n)]
+            m = mask ^ mask
+            for j in range(r.shape[0]):
+                m = max(m, r[j] & mask)
+            out[b, k] = m
 
 
 # single-threaded copies (see :func:`cimsim.kernels._jit.serial_copy`)

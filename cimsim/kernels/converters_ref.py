@@ -82,8 +82,9 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, adc, a
         y[...] = (y.astype(np.float64) + acc * (rowscale.astype(np.float64) * sign)[:, None]).astype(y.dtype)
 
 
-def row_absmax_bits(xbits, mask, out):
-    out[...] = (xbits & mask).max(axis=1, initial=0)
+def row_absmax_bits(xbits, mask, seg, out):
+    for k in range(out.shape[1]):
+        out[:, k] = (xbits[:, k * seg : (k + 1) * seg] & mask).max(axis=1, initial=0)
 
 
 dac_convert_serial = dac_convert

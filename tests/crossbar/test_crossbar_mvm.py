@@ -325,10 +325,18 @@ def test_row_absmax_bits_and_nonfinite_inputs(dtype, ut, mask):
     outs = []
     for K in (NB, RF):
         o = np.empty(37, ut)
-        K.row_absmax_bits(x.view(ut), ut(mask), o)
+        K.row_absmax_bits(x.view(ut), ut(mask), 300, o[:, None])
         outs.append(o.view(dtype))
     np.testing.assert_array_equal(outs[0], np.abs(x).max(axis=1))
     np.testing.assert_array_equal(outs[1], np.abs(x).max(axis=1))
+    # segments (the weight scale of each tile column): 300 = 2 x 128 + a ragged 44
+    segs = []
+    for K in (NB, RF):
+        o = np.empty((37, 3), ut)
+        K.row_absmax_bits(x.view(ut), ut(mask), 128, o)
+        segs.append(o.view(dtype))
+    ref = np.stack([np.abs(x[:, k0:k0 + 128]).max(axis=1) for k0 in (0, 128, 256)], axis=1)
+    assert segs[0].tobytes() == ref.tobytes() and segs[1].tobytes() == ref.tobytes()
     prof = load_profile("pcm")
     st = program_matrix(np.ones((5, 300), dtype), prof, rng=0)
     for bad in (np.nan, np.inf, -np.inf):
@@ -382,9 +390,9 @@ def test_serial_kernel_copies_give_the_parallel_bits():
     assert adc[0][1].any()
     for u, v in zip(*adc):
         np.testing.assert_array_equal(u, v)
-    mb = [np.empty(40, np.uint32) for _ in range(2)]
-    NB.row_absmax_bits(x.view(np.uint32), np.uint32(0x7FFFFFFF), mb[0])
-    NB.row_absmax_bits.serial(x.view(np.uint32), np.uint32(0x7FFFFFFF), mb[1])
+    mb = [np.empty((40, 3), np.uint32) for _ in range(2)]
+    NB.row_absmax_bits(x.view(np.uint32), np.uint32(0x7FFFFFFF), 128, mb[0])
+    NB.row_absmax_bits.serial(x.view(np.uint32), np.uint32(0x7FFFFFFF), 128, mb[1])
     np.testing.assert_array_equal(mb[0], mb[1])
     # the pick: small work or a pool thread -> serial copy; large work on the caller -> parallel
     import cimsim
