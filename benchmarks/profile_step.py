@@ -1,6 +1,6 @@
 """Where the time of a hardware-mode training step goes (issue 17's profile), next to a float step.
 
-Run by hand (never by pytest):  .venv/bin/python benchmarks/profile_step.py [--steps 200] [--optim sgd|adam] [--mvm | --parts]
+Run by hand (never by pytest):  .venv/bin/python benchmarks/profile_step.py [--steps 200] [--optim sgd|adam] [--mvm | --parts | --program]
 
 Digits MLP 64-256-256-10, batch 64, pcm profile, as in ``bench_train.py``.  First the wall time per
 step of plain float torch and of hardware mode (no profiler, best of rounds, the two taking turns).
@@ -18,6 +18,12 @@ ADC stages, then the backward + optimizer, and what remains of the forward (set-
 plans, tensors).  The compute parts plus the backward and optimizer, over a float step, are the
 floor that removing every bit of set-up would leave.
 
+``--program``: instead, programming a 4096 x 4096 layer at t_s = 0 as a training forward does
+(``program_drifted``), on 1 and 2 threads: wall time per device and each part's thread time
+(normals, device laws, kernels, weight scales, the check of W), then the programming time this
+rate gives the large MLP 1024-4096-4096-10 per step against a float Adam step of it timed in the
+same run: the floor of its hardware/float ratio before any MVM overhead.
+
 ``--mvm``: instead, the parts of a tiled MVM 1024 x 1024, batch 256 (pcm, 256 x 256 tiles, drifted
 to 1 h) against torch's one GEMM, median of repeats: the tiles' signal GEMM (one bmm), the
 variance GEMM of the exact per-read noise, its normals (one per tile output), the converters,
@@ -30,6 +36,7 @@ import argparse
 import cProfile
 import pstats
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -147,19 +154,31 @@ def mvm_parts() -> None:
         print(f"| {name} | {t:.2f} | {t / t_ref:.2f} |")
 
 
-def _timed(parts: dict[str, float], depth: list[int], label: str, fn):
-    """``fn`` whose outermost calls add their wall time to ``parts[label]``."""
+class _Depth(threading.local):
+    """How deep the calling thread is in timed calls (per thread: the pool's chunks run side by side)."""
+
+    n = 0
+
+
+_LOCK = threading.Lock()
+
+
+def _timed(parts: dict[str, float], depth: _Depth, label: str, fn):
+    """``fn`` whose outermost calls (per thread) add their wall time to ``parts[label]``: on the
+    piece pool the parts are summed over the threads (thread time, not wall time)."""
 
     def wrapper(*args, **kwargs):
-        if depth[0]:
+        if depth.n:
             return fn(*args, **kwargs)
-        depth[0] += 1
+        depth.n += 1
         t0 = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
-            parts[label] = parts.get(label, 0.0) + time.perf_counter() - t0
-            depth[0] -= 1
+            dt = time.perf_counter() - t0
+            with _LOCK:
+                parts[label] = parts.get(label, 0.0) + dt
+            depth.n -= 1
 
     return wrapper
 
@@ -176,7 +195,7 @@ def step_parts(optim: str) -> None:
     from cimsim.kernels import NUMBA
 
     parts: dict[str, float] = {}
-    depth = [0]
+    depth = _Depth()
     for mod in (program, drift, dac_stage, adc_stage):  # every module that draws normals
         mod.normals = _timed(parts, depth, "normals (Philox ziggurat)", mod.normals)
     for cls, names in ((ProgrammingLaws, ("x", "all")), (DriftLaws, ("q_s", "read_sigma2", "drift_factor"))):
@@ -233,6 +252,78 @@ def step_parts(optim: str) -> None:
     print(f"\nfloor with no set-up at all (compute parts + backward + optimizer): {floor / best['float']:.2f}x float")
 
 
+def program_parts() -> None:
+    """``--program``: programming a 4096 x 4096 layer at t_s = 0 (``program_drifted``, what every
+    hardware-mode training forward does), per device, on 1 and 2 threads, by part; then what it
+    sets for the large MLP 1024-4096-4096-10 against a float Adam step timed in the same run."""
+    import cimsim
+    import cimsim.crossbar.drift as drift
+    import cimsim.crossbar.program as program
+    from cimsim.devices.drift import DriftLaws
+    from cimsim.devices.programming import ProgrammingLaws
+    from cimsim.kernels import NUMBA
+    from cimsim.rng import split_seed
+
+    parts: dict[str, float] = {}
+    depth = _Depth()
+    for mod in (program, drift):
+        mod.normals = _timed(parts, depth, "normals (programming and 1/f, Philox ziggurat)", mod.normals)
+    for cls, names in ((ProgrammingLaws, ("x", "all")), (DriftLaws, ("q_s", "read_sigma2", "drift_factor"))):
+        for n in names:
+            setattr(cls, n, _timed(parts, depth, "device laws (numpy passes: sigma_prog, Q_s)", getattr(cls, n)))
+    for n in ("map_targets", "program_targets", "program_devices", "drift_to_blocks"):
+        object.__setattr__(NUMBA, n, _timed(parts, depth, "programming / drift kernels", getattr(NUMBA, n)))
+    program.weight_scales = _timed(parts, depth, "weight scales", program.weight_scales)
+    program.check_w = _timed(parts, depth, "check of W (finite)", program.check_w)
+    prof = load_profile("pcm")
+    W = (np.random.default_rng(0).standard_normal((4096, 4096)) * 0.02).astype(np.float32)
+    devices = 2 * W.size
+    large = 2 * (1024 * 4096 + 4096 * 4096 + 4096 * 10)
+    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}; program_drifted of a "
+          f"4096x4096 pcm layer at t_s = 0 ({devices / 1e6:.1f} M devices), best of 4\n")
+    walls = {}
+    for threads in (1, 2):
+        cimsim.set_num_threads(threads)
+        best: tuple[float, dict] | None = None
+        for r in range(4):
+            parts.clear()
+            prog, read = split_seed(r)
+            t0 = time.perf_counter()
+            program.program_drifted(W, prof, rng=prog, t_s=0.0, read_rng=read)
+            t = time.perf_counter() - t0
+            if best is None or t < best[0]:
+                best = (t, dict(parts))
+        assert best is not None
+        t, pp = best
+        walls[threads] = t
+        print(f"{threads} thread(s): {t * 1e3:.0f} ms wall = {t / devices * 1e9:.2f} ns per device\n")
+        print("| part | thread-ms | ns per device (thread time) |")
+        print("|---|---|---|")
+        for name, v in sorted(pp.items(), key=lambda kv: -kv[1]):
+            print(f"| {name} | {v * 1e3:.1f} | {v / devices * 1e9:.2f} |")
+        rest = t * threads - sum(pp.values())
+        print(f"| rest (Python, allocation; idle threads on 2) | {rest * 1e3:.1f} | {rest / devices * 1e9:.2f} |\n")
+    cimsim.set_num_threads(None)
+    torch.manual_seed(0)
+    model = mlp(1024, (4096, 4096), 10)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    xb, yb = torch.randn(256, 1024, generator=g), torch.randint(0, 10, (256,), generator=g)
+    ts = []
+    for _ in range(4):
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ts.append(time.perf_counter() - t0)
+    t_float = min(ts[1:])
+    t_prog = walls[2] / devices * large
+    print(f"large MLP 1024-4096-4096-10: {large / 1e6:.1f} M devices; programming them at this rate on 2 threads "
+          f"{t_prog * 1e3:.0f} ms per step; float Adam step (batch 256) {t_float * 1e3:.0f} ms\n"
+          f"floor of a hardware step from programming alone (no MVM overhead): {(t_float + t_prog) / t_float:.2f}x float")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=200)
@@ -240,9 +331,13 @@ def main() -> None:
     ap.add_argument("--optim", choices=("sgd", "adam"), default="sgd")
     ap.add_argument("--mvm", action="store_true", help="the parts of a tiled MVM instead")
     ap.add_argument("--parts", action="store_true", help="the compute parts of a step, timed inside it, instead")
+    ap.add_argument("--program", action="store_true", help="the parts of programming a 4096x4096 layer, instead")
     a = ap.parse_args()
     if a.parts:
         step_parts(a.optim)
+        return
+    if a.program:
+        program_parts()
         return
     if a.mvm:
         mvm_parts()
