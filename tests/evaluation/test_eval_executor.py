@@ -16,11 +16,11 @@ KW = dict(times_s=TIMES, repeats=3, seed=5, progress=False)
 
 
 @pytest.fixture(scope="module")
-def dask_client():
+def dask_client(local_cluster):
     """A real Dask cluster on this machine: 2 worker processes, localhost only, no dashboard."""
-    distributed = pytest.importorskip("distributed")  # the cimsim[dask] extra (installed in CI)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  host="127.0.0.1") as cluster, distributed.Client(cluster) as client:
+    import distributed
+
+    with local_cluster(2) as cluster, distributed.Client(cluster) as client:
         yield client
 
 

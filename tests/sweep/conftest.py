@@ -37,9 +37,9 @@ def data(digits_ds):
 
 
 @pytest.fixture(scope="module")
-def dask_client():
+def dask_client(local_cluster):
     """A LocalCluster of 2 worker processes (nannies restart a killed one), no dashboard, localhost only."""
-    distributed = pytest.importorskip("distributed")  # the cimsim[dask] extra (in dev, so CI has it)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  host="127.0.0.1") as cluster, distributed.Client(cluster) as client:
+    import distributed
+
+    with local_cluster(2) as cluster, distributed.Client(cluster) as client:
         yield client

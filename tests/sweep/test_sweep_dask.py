@@ -149,14 +149,13 @@ def test_a_grown_grid_computes_only_the_new_points(net, data, serial, dask_clien
     assert grown.scores.tobytes() == serial.scores.tobytes()
 
 
-def test_a_cluster_without_workers_is_an_error_not_a_hang(net, data, monkeypatch):
+def test_a_cluster_without_workers_is_an_error_not_a_hang(net, data, monkeypatch, local_cluster):
     import distributed
 
     from cimsim.errors import WorkerError
     from cimsim.evaluation import executor as ex_mod
 
     monkeypatch.setattr(ex_mod, "WAIT_FOR_WORKERS_S", 1.0)
-    with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=None, host="127.0.0.1") as cluster, \
-            distributed.Client(cluster) as client:
+    with local_cluster(0) as cluster, distributed.Client(cluster) as client:
         with pytest.raises(WorkerError, match="no Dask worker joined the scheduler tcp://127.0.0.1.*within 1 s"):
             cimsim.sweep(model=net, data=data, executor=client, **dict(GRID, repeats=1))
