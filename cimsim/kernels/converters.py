@@ -105,6 +105,23 @@ def dac_convert(x, bound, dac, z, x_norm, x_q, clip, want_masks):
                 clip[b, j] = c
 
 
+@njit(cache=True, inline="always")
+def _convert_linear(val, c0, c1, c2, L, a, s, want_sat):
+    """One row of a tile through the linear ADC plan: w = val c0 + c1 (float64), s |= |w| > L
+    (when ``want_sat``), a += clip(rint(w), -L, L) c2.  ``val`` is the float64 row with per-read
+    noise, or the partial sums themselves without it (no copy).  Saturation is OR-ed in
+    unconditionally: a conditional store stops the loop from vectorising."""
+    n = a.shape[0]
+    if want_sat:
+        for o in range(n):
+            wo = np.float64(val[o]) * c0[o] + c1[o]
+            s[o] = s[o] | (abs(wo) > L)
+            a[o] += min(max(np.rint(wo), -L), L) * c2[o]
+    else:
+        for o in range(n):
+            a[o] += min(max(np.rint(np.float64(val[o]) * c0[o] + c1[o]), -L), L) * c2[o]
+
+
 @njit(cache=True, parallel=MVM_PARALLEL)
 def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, adc, acc, y, sat, want_sat, finish):
     """ADC conversion of a group of G input tiles k0 .. k0 + G - 1 of one conversion stream,
@@ -163,9 +180,8 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, adc, a
                     for o in range(n_out):
                         vbits[o] = np.uint32(h[o]) << np.uint32(16)
             if linear:
-                # the common case in one loop per row: same arithmetic as the general path below.
-                # Saturation is OR-ed in unconditionally (s |= |w| > L): a conditional store
-                # here stops the loop from vectorising
+                # the common case in one loop per row (:func:`_convert_linear`): same arithmetic
+                # as the general path below
                 p = part[k, b]
                 c0 = coef[0, kk]
                 c1 = coef[1, kk]
@@ -175,22 +191,15 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, adc, a
                     zr = z_read[k, b]
                     for o in range(n_out):
                         w[o] = np.float64(p[o]) + np.float64(np.sqrt(max(vf[o], np.float32(0.0)))) * np.float64(zr[o])
+                    _convert_linear(w, c0, c1, c2, L, a, s, want_sat)
                 elif has_var:
                     zr = z_read[k, b]
                     vr = var[k, b]
                     for o in range(n_out):
                         w[o] = np.float64(p[o]) + math.sqrt(max(np.float64(vr[o]), 0.0)) * np.float64(zr[o])
-                else:
-                    for o in range(n_out):
-                        w[o] = np.float64(p[o])
-                if want_sat:
-                    for o in range(n_out):
-                        wo = w[o] * c0[o] + c1[o]
-                        s[o] = s[o] | (abs(wo) > L)
-                        a[o] += min(max(np.rint(wo), -L), L) * c2[o]
-                else:
-                    for o in range(n_out):
-                        a[o] += min(max(np.rint(w[o] * c0[o] + c1[o]), -L), L) * c2[o]
+                    _convert_linear(w, c0, c1, c2, L, a, s, want_sat)
+                else:  # no per-read noise: straight from the partial sums
+                    _convert_linear(p, c0, c1, c2, L, a, s, want_sat)
                 continue
             if has_v16:
                 for o in range(n_out):
