@@ -122,6 +122,24 @@ def _convert_linear(val, c0, c1, c2, L, a, s, want_sat):
             a[o] += min(max(np.rint(np.float64(val[o]) * c0[o] + c1[o]), -L), L) * c2[o]
 
 
+@njit(cache=True, inline="always")
+def _convert_linear_noisy(p, v, zr, wide, c0, c1, c2, L, a, s, want_sat):
+    """:func:`_convert_linear` of a row with its per-read noise added in the same loop:
+    val = p + sqrt(v) zr, the square root in float64 (``wide``: a float variance) or in float32
+    (the bfloat16 variance, as float32 ``v``)."""
+    n = a.shape[0]
+    if want_sat:
+        for o in range(n):
+            sd = math.sqrt(max(np.float64(v[o]), 0.0)) if wide else np.float64(np.sqrt(max(v[o], np.float32(0.0))))
+            wo = (np.float64(p[o]) + sd * np.float64(zr[o])) * c0[o] + c1[o]
+            s[o] = s[o] | (abs(wo) > L)
+            a[o] += min(max(np.rint(wo), -L), L) * c2[o]
+    else:
+        for o in range(n):
+            sd = math.sqrt(max(np.float64(v[o]), 0.0)) if wide else np.float64(np.sqrt(max(v[o], np.float32(0.0))))
+            a[o] += min(max(np.rint((np.float64(p[o]) + sd * np.float64(zr[o])) * c0[o] + c1[o]), -L), L) * c2[o]
+
+
 @njit(cache=True, parallel=MVM_PARALLEL)
 def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, adc, acc, y, sat, want_sat, finish):
     """ADC conversion of a group of G input tiles k0 .. k0 + G - 1 of one conversion stream,
@@ -188,16 +206,9 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, adc, a
                 c2 = coef[2, kk]
                 s = sat[b, kk] if want_sat else sat_row0
                 if has_v16:
-                    zr = z_read[k, b]
-                    for o in range(n_out):
-                        w[o] = np.float64(p[o]) + np.float64(np.sqrt(max(vf[o], np.float32(0.0)))) * np.float64(zr[o])
-                    _convert_linear(w, c0, c1, c2, L, a, s, want_sat)
+                    _convert_linear_noisy(p, vf, z_read[k, b], False, c0, c1, c2, L, a, s, want_sat)
                 elif has_var:
-                    zr = z_read[k, b]
-                    vr = var[k, b]
-                    for o in range(n_out):
-                        w[o] = np.float64(p[o]) + math.sqrt(max(np.float64(vr[o]), 0.0)) * np.float64(zr[o])
-                    _convert_linear(w, c0, c1, c2, L, a, s, want_sat)
+                    _convert_linear_noisy(p, var[k, b], z_read[k, b], True, c0, c1, c2, L, a, s, want_sat)
                 else:  # no per-read noise: straight from the partial sums
                     _convert_linear(p, c0, c1, c2, L, a, s, want_sat)
                 continue
