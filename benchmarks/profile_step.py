@@ -183,6 +183,22 @@ def _timed(parts: dict[str, float], depth: _Depth, label: str, fn):
     return wrapper
 
 
+def _time_device_parts(parts: dict[str, float], depth: _Depth, normal_modules) -> None:
+    """Time, into ``parts``, the device work of programming and drift: the normals drawn by
+    ``normal_modules``, the device laws (numpy passes) and the programming / drift kernels."""
+    from cimsim.devices.drift import DriftLaws
+    from cimsim.devices.programming import ProgrammingLaws
+    from cimsim.kernels import NUMBA
+
+    for mod in normal_modules:
+        mod.normals = _timed(parts, depth, "normals (Philox ziggurat)", mod.normals)
+    for cls, names in ((ProgrammingLaws, ("x", "all")), (DriftLaws, ("q_s", "read_sigma2", "drift_factor"))):
+        for n in names:
+            setattr(cls, n, _timed(parts, depth, "device laws (numpy passes)", getattr(cls, n)))
+    for n in ("map_targets", "program_targets", "program_devices", "drift_to_blocks"):
+        object.__setattr__(NUMBA, n, _timed(parts, depth, "programming / drift kernels", getattr(NUMBA, n)))
+
+
 def step_parts(optim: str) -> None:
     import cimsim.crossbar.adc_stage as adc_stage
     import cimsim.crossbar.dac_stage as dac_stage
@@ -190,19 +206,10 @@ def step_parts(optim: str) -> None:
     import cimsim.crossbar.gemm as gemm
     import cimsim.crossbar.mvm as mvm
     import cimsim.crossbar.program as program
-    from cimsim.devices.drift import DriftLaws
-    from cimsim.devices.programming import ProgrammingLaws
-    from cimsim.kernels import NUMBA
 
     parts: dict[str, float] = {}
     depth = _Depth()
-    for mod in (program, drift, dac_stage, adc_stage):  # every module that draws normals
-        mod.normals = _timed(parts, depth, "normals (Philox ziggurat)", mod.normals)
-    for cls, names in ((ProgrammingLaws, ("x", "all")), (DriftLaws, ("q_s", "read_sigma2", "drift_factor"))):
-        for n in names:
-            setattr(cls, n, _timed(parts, depth, "device laws (numpy passes)", getattr(cls, n)))
-    for n in ("map_targets", "program_targets", "program_devices", "drift_to_blocks"):
-        object.__setattr__(NUMBA, n, _timed(parts, depth, "programming / drift kernels", getattr(NUMBA, n)))
+    _time_device_parts(parts, depth, (program, drift, dac_stage, adc_stage))  # every module that draws normals
     gemm.gemm_tiles = _timed(parts, depth, "tile GEMMs (torch)", gemm.gemm_tiles)
     mvm.dac_stage = _timed(parts, depth, "DAC stage", mvm.dac_stage)
     mvm.convert_group = _timed(parts, depth, "ADC stage", mvm.convert_group)
@@ -259,20 +266,11 @@ def program_parts() -> None:
     import cimsim
     import cimsim.crossbar.drift as drift
     import cimsim.crossbar.program as program
-    from cimsim.devices.drift import DriftLaws
-    from cimsim.devices.programming import ProgrammingLaws
-    from cimsim.kernels import NUMBA
     from cimsim.rng import split_seed
 
     parts: dict[str, float] = {}
     depth = _Depth()
-    for mod in (program, drift):
-        mod.normals = _timed(parts, depth, "normals (programming and 1/f, Philox ziggurat)", mod.normals)
-    for cls, names in ((ProgrammingLaws, ("x", "all")), (DriftLaws, ("q_s", "read_sigma2", "drift_factor"))):
-        for n in names:
-            setattr(cls, n, _timed(parts, depth, "device laws (numpy passes: sigma_prog, Q_s)", getattr(cls, n)))
-    for n in ("map_targets", "program_targets", "program_devices", "drift_to_blocks"):
-        object.__setattr__(NUMBA, n, _timed(parts, depth, "programming / drift kernels", getattr(NUMBA, n)))
+    _time_device_parts(parts, depth, (program, drift))  # the programming and 1/f normals
     program.weight_scales = _timed(parts, depth, "weight scales", program.weight_scales)
     program.check_w = _timed(parts, depth, "check of W (finite)", program.check_w)
     prof = load_profile("pcm")

@@ -126,7 +126,8 @@ def _convert_linear(val, c0, c1, c2, L, a, s, want_sat):
 def _convert_linear_noisy(p, v, zr, wide, c0, c1, c2, L, a, s, want_sat):
     """:func:`_convert_linear` of a row with its per-read noise added in the same loop:
     val = p + sqrt(v) zr, the square root in float64 (``wide``: a float variance) or in float32
-    (the bfloat16 variance, as float32 ``v``)."""
+    (the bfloat16 variance, as float32 ``v``).  Apart from it, not one function with a noise
+    flag: a branch inside the loop stops it from vectorising."""
     n = a.shape[0]
     if want_sat:
         for o in range(n):
