@@ -25,9 +25,12 @@ rate gives the large MLP 1024-4096-4096-10 per step against a float Adam step of
 same run: the floor of its hardware/float ratio before any MVM overhead.
 
 ``--mvm``: instead, the parts of a tiled MVM 1024 x 1024, batch 256 (pcm, 256 x 256 tiles, drifted
-to 1 h) against torch's one GEMM, median of repeats: the tiles' signal GEMM (one bmm), the
-variance GEMM of the exact per-read noise, its normals (one per tile output), the converters,
-and the whole ``tile_mvm`` without and with per-read noise: the floor each part sets.
+to 1 h) against torch's one GEMM: the tiles' signal GEMM (one bmm), the variance GEMM of the exact
+per-read noise, its normals (one per tile output), and the whole ``tile_mvm`` without and with
+per-read noise.  Each round calls torch's GEMM and then every part once, so each part's ratio is
+the median over rounds of its time over the GEMM's of the same round (paired: this VM's speed
+drifts within a minute).  Then the floors they set: the two GEMMs and the normals, and what the
+MVM without per-read noise spends beyond its GEMM (the converters, the DAC stage, the input checks).
 """
 
 from __future__ import annotations
@@ -105,17 +108,7 @@ def categorise(stats: pstats.Stats) -> dict[str, float]:
     return out
 
 
-def _median_ms(fn, repeats: int = 30) -> float:
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts)) * 1e3
-
-
-def mvm_parts() -> None:
+def mvm_parts(rounds: int = 40) -> None:
     from cimsim.crossbar import program_matrix, tile_mvm
     from cimsim.crossbar.mvm import mvm_plan
     from cimsim.kernels import NUMBA
@@ -126,14 +119,9 @@ def mvm_parts() -> None:
     W = (rng.standard_normal((n, n)) / np.sqrt(n)).astype(np.float32)
     x = rng.standard_normal((batch, n)).astype(np.float32)
     xt, wt = torch.from_numpy(x), torch.from_numpy(W)
-    t_ref = _median_ms(lambda: torch.matmul(xt, wt.T))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}; MVM {n}x{n}, batch {batch}, pcm, tiles {rows}x{rows}\n")
-    print("| part | ms | x torch GEMM |")
-    print("|---|---|---|")
-    print(f"| torch GEMM x @ W^T | {t_ref:.2f} | 1.00 |")
     prof = load_profile("pcm", overrides={"read_noise.per_read_sigma_rel": 0.02})
     ds = program_matrix(W, prof, rng=1).drift(3600.0, 2)
+    st_off = program_matrix(W, load_profile("pcm"), rng=1).drift(3600.0, 2)
     pl = mvm_plan(ds, NUMBA)
     xv = xt.as_strided((n // rows, batch, rows), (rows, n, 1))
     out = torch.empty(n // rows, batch, n)
@@ -141,17 +129,37 @@ def mvm_parts() -> None:
     x2 = torch.square(xv)
     z = np.empty((n // rows, batch, n), np.float32)
     g = np.random.default_rng(3)
-    parts = [
-        ("signal GEMM per tile (one bmm)", lambda: torch.bmm(xv, w_full.transpose(1, 2), out=out)),
-        ("variance GEMM per tile (one bmm)", lambda: torch.bmm(x2, v_full.transpose(1, 2), out=out)),
-        ("per-read normals, one per tile output", lambda: normals(g, z.shape, np.float32, out=z)),
-        ("tile_mvm, no per-read noise", lambda: tile_mvm(x, st_off, rng=g)),
-        ("tile_mvm, exact per-read noise", lambda: tile_mvm(x, ds, rng=g)),
-    ]
-    st_off = program_matrix(W, load_profile("pcm"), rng=1).drift(3600.0, 2)
-    for name, fn in parts:
-        t = _median_ms(fn)
-        print(f"| {name} | {t:.2f} | {t / t_ref:.2f} |")
+    parts = {
+        "torch GEMM x @ W^T": lambda: torch.matmul(xt, wt.T),
+        "signal GEMM per tile (one bmm)": lambda: torch.bmm(xv, w_full.transpose(1, 2), out=out),
+        "variance GEMM per tile (one bmm)": lambda: torch.bmm(x2, v_full.transpose(1, 2), out=out),
+        "per-read normals, one per tile output": lambda: normals(g, z.shape, np.float32, out=z),
+        "tile_mvm, no per-read noise": lambda: tile_mvm(x, st_off, rng=g),
+        "tile_mvm, exact per-read noise": lambda: tile_mvm(x, ds, rng=g),
+    }
+    for fn in parts.values():  # compile, fill the scratch buffers
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in parts}
+    for _ in range(rounds):
+        for name, fn in parts.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    ref = np.array(times["torch GEMM x @ W^T"])
+    ratio = {name: float(np.median(np.array(ts) / ref)) for name, ts in times.items()}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}; MVM {n}x{n}, batch {batch}, pcm, tiles {rows}x{rows}; "
+          f"{rounds} rounds, each part paired with torch's GEMM of its round\n")
+    print("| part | ms (median) | x torch GEMM (paired) |")
+    print("|---|---|---|")
+    for name, ts in times.items():
+        print(f"| {name} | {np.median(ts) * 1e3:.2f} | {ratio[name]:.2f} |")
+    gemms = ratio["signal GEMM per tile (one bmm)"] + ratio["variance GEMM per tile (one bmm)"]
+    draws = ratio["per-read normals, one per tile output"]
+    rest = ratio["tile_mvm, no per-read noise"] - ratio["signal GEMM per tile (one bmm)"]
+    print(f"\nfloors (x torch GEMM): the two GEMMs {gemms:.2f}, with the normals {gemms + draws:.2f}; "
+          f"the MVM without per-read noise beyond its GEMM (converters, DAC stage, input checks) {rest:.2f}, "
+          f"so the exact per-read MVM's parts sum to {gemms + draws + rest:.2f}")
 
 
 class _Depth(threading.local):
