@@ -107,10 +107,10 @@ def dac_convert(x, bound, dac, z, x_norm, x_q, clip, want_masks):
 
 @njit(cache=True, inline="always")
 def _convert_linear(val, c0, c1, c2, L, a, s, want_sat):
-    """One row of a tile through the linear ADC plan: w = val c0 + c1 (float64), s |= |w| > L
-    (when ``want_sat``), a += clip(rint(w), -L, L) c2.  ``val`` is the float64 row with per-read
-    noise, or the partial sums themselves without it (no copy).  Saturation is OR-ed in
-    unconditionally: a conditional store stops the loop from vectorising."""
+    """One row of a tile through the linear ADC plan, without per-read noise: w = val c0 + c1
+    (float64, ``val`` the row's partial sums, read in place), s |= |w| > L (when ``want_sat``),
+    a += clip(rint(w), -L, L) c2.  Saturation is OR-ed in unconditionally: a conditional store
+    stops the loop from vectorising."""
     n = a.shape[0]
     if want_sat:
         for o in range(n):
@@ -199,8 +199,8 @@ def adc_tiles(part, var, var16, z_read, z_conv, coef, k0, rowscale, sign, adc, a
                     for o in range(n_out):
                         vbits[o] = np.uint32(h[o]) << np.uint32(16)
             if linear:
-                # the common case in one loop per row (:func:`_convert_linear`): same arithmetic
-                # as the general path below
+                # the common case in one loop per row (:func:`_convert_linear`, with per-read
+                # noise :func:`_convert_linear_noisy`): same arithmetic as the general path below
                 p = part[k, b]
                 c0 = coef[0, kk]
                 c1 = coef[1, kk]
